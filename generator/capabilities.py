@@ -1,0 +1,143 @@
+"""Engine knowledge as data: one feature × engine table, read by the compiler (to refuse what an
+engine cannot do) and by ``cachewright capabilities`` / ``compare`` (to show it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import CapabilityError
+from .model import Policy
+
+Level = Literal["native", "module", "unsupported"]
+ENGINES = ("nginx", "varnish")
+
+
+@dataclass(frozen=True)
+class Support:
+    level: Level
+    how: str
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A policy feature, where it lives in the policy, and how each engine provides it."""
+
+    id: str
+    title: str
+    path: str
+    used: Callable[[Policy], bool]
+    nginx: Support
+    varnish: Support
+    alternative: str = ""
+
+    def on(self, engine: str) -> Support:
+        return self.nginx if engine == "nginx" else self.varnish
+
+
+def _purge(kind: str) -> Callable[[Policy], bool]:
+    return lambda p: p.purge is not None and kind in p.purge.kinds
+
+
+def _any_rule(pred: Callable[..., bool]) -> Callable[[Policy], bool]:
+    return lambda p: any(pred(r) for r in p.rules)
+
+
+N, M, U = "native", "module", "unsupported"
+TABLE: tuple[Feature, ...] = (
+    Feature("origin.servers", "several origin servers, round-robin", "origin.url",
+            lambda p: len(p.origin.servers) > 1,
+            Support(N, "upstream block"), Support(M, "vmod directors (bundled)")),
+    Feature("origin.probe", "active health probe", "origin.probe",
+            lambda p: p.origin.probe is not None,
+            Support(U, "active checks are NGINX Plus only; passive max_fails is always on"),
+            Support(N, "backend .probe"),
+            "remove origin.probe (nginx still marks failing servers down passively)"),
+    Feature("tls", "HTTPS termination", "listen.https", lambda p: p.listen.https is not None,
+            Support(N, "ssl server block"), Support(M, "Hitch in front, PROXY v2")),
+    Feature("tls.http2", "HTTP/2 via ALPN", "listen.https.http2",
+            lambda p: p.listen.https is not None and p.listen.https.http2,
+            Support(N, "listen ... http2"), Support(M, "Hitch ALPN + feature=+http2")),
+    Feature("tls.hsts", "HSTS on HTTPS responses", "listen.https.hsts",
+            lambda p: p.listen.https is not None and p.listen.https.hsts is not None,
+            Support(N, "add_header in the ssl server"), Support(N, "vcl_deliver, https only")),
+    Feature("query.ignore", "ignored query parameters", "cache.query.ignore",
+            lambda p: bool(p.cache.query.ignore),
+            Support(N, "map regex passes (8 occurrences; more: 400)"), Support(N, "regsuball")),
+    Feature("query.sort", "sorted query parameters", "cache.query.sort",
+            lambda p: p.cache.query.sort,
+            Support(U, "no sort in nginx core (needs njs)"), Support(N, "std.querysort"),
+            "set cache.query.sort: false"),
+    Feature("stale.while_revalidate", "stale-while-revalidate", "cache.stale.while_revalidate",
+            lambda p: p.cache.stale.while_revalidate > 0,
+            Support(N, "proxy_cache_use_stale updating + background_update"),
+            Support(N, "beresp.grace")),
+    Feature("stale.if_error", "stale-if-error", "cache.stale.if_error",
+            lambda p: p.cache.stale.if_error > 0,
+            Support(N, "proxy_cache_use_stale error timeout http_5xx"),
+            Support(N, "beresp.keep + stale on error")),
+    Feature("collapse_requests", "request collapsing", "cache.collapse_requests",
+            lambda p: p.cache.collapse_requests,
+            Support(N, "proxy_cache_lock"), Support(N, "waiting list")),
+    Feature("vary", "Vary by request headers", "rules[].vary", _any_rule(lambda r: r.vary),
+            Support(N, "headers in proxy_cache_key"), Support(N, "beresp.http.Vary")),
+    Feature("key.cookies", "cookies in the cache key", "rules[].key.cookies",
+            _any_rule(lambda r: r.key.cookies),
+            Support(N, "map on $http_cookie"), Support(M, "vmod cookie (bundled)")),
+    Feature("purge.url", "purge one URL", "purge.kinds", _purge("url"),
+            Support(M, "ngx_cache_purge (libnginx-mod-http-cache-purge)"),
+            Support(N, "return (purge)")),
+    Feature("purge.pattern", "purge by URL prefix (ban)", "purge.kinds", _purge("pattern"),
+            Support(U, "ngx_cache_purge 2.3 has no wildcard purge"), Support(N, "ban()"),
+            "purge each URL (purge.kinds: [url])"),
+    Feature("purge.tag", "purge by tag (surrogate keys)", "purge.kinds", _purge("tag"),
+            Support(U, "no tag index in nginx's cache"),
+            Support(M, "vmod xkey (varnish-modules)"),
+            "purge each URL (purge.kinds: [url])"),
+    Feature("purge.all", "purge everything", "purge.kinds", _purge("all"),
+            Support(U, "ngx_cache_purge 2.3 has no purge_all"), Support(N, "ban()"),
+            "restart nginx with an empty cache directory"),
+    Feature("purge.soft", "soft purge (keep as stale)", "purge.soft",
+            lambda p: p.purge is not None and p.purge.soft,
+            Support(U, "no soft purge in ngx_cache_purge"),
+            Support(M, "vmod purge (bundled) / xkey.softpurge"),
+            "set purge.soft: false"),
+    Feature("cache_status", "RFC 9211 Cache-Status header", "headers.cache_status",
+            lambda p: p.headers.cache_status,
+            Support(N, "add_header from $upstream_cache_status"), Support(N, "vcl_deliver")),
+)
+FEATURES = {f.id: f for f in TABLE}
+
+
+def used_features(policy: Policy) -> list[Feature]:
+    """The features ``policy`` uses, in table order."""
+    return [f for f in TABLE if f.used(policy)]
+
+
+def missing(policy: Policy, engine: str) -> list[Feature]:
+    """Used features ``engine`` cannot provide (whether or not the policy accepts that)."""
+    return [f for f in used_features(policy) if f.on(engine).level == "unsupported"]
+
+
+def check(policy: Policy, engine: str) -> list[str]:
+    """Raise CapabilityError for unsupported features not accepted by the policy; else warnings."""
+    accepted = set(policy.accepted_missing(engine))
+    errors, warnings = [], []
+    for feature in missing(policy, engine):
+        where = f"{policy.where(feature.path.replace('[]', ''))}: {feature.path}"
+        what = f"{feature.title} ({feature.id}) is unsupported on {engine}: {feature.on(engine).how}"
+        if feature.id in accepted:
+            warnings.append(f"{where}: warning: {what}; accepted by accept_missing.{engine}")
+        else:
+            errors.append(f"{where}: {what} (alternative: {feature.alternative}; or compile with "
+                          f"--target {_other(engine)}; or accept it with accept_missing: "
+                          f"{{{engine}: [{feature.id}]}})")
+    if errors:
+        raise CapabilityError("\n".join(errors))
+    return warnings
+
+
+def _other(engine: str) -> str:
+    return "varnish" if engine == "nginx" else "nginx"

@@ -1,0 +1,277 @@
+"""The policy language v1, declared once: read by ``load``, published by ``cachewright schema``,
+and rendered into ``docs/policy.md``. Each field says how it maps onto each engine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
+
+HEADER_NAME = Str(r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
+COOKIE_NAME = Str(r"[A-Za-z0-9!#%&*+.^_|~-]+", "a cookie name (letters, digits, !#%&*+.^_|~-)", 128)
+HOSTNAME = r"(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST = Str(HOSTNAME, "a lowercase host name such as shop.example.com or *.example.com", 253)
+PLAIN_HOST = Str(HOSTNAME.replace(r"(?:\*\.)?", ""), "a lowercase host name or IPv4 address", 253)
+# Raw request-target path characters (RFC 3986 pchar and '/'); '%' only as a %XX escape.
+PATH = r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*"
+PATH_HINT = "a path starting with /, percent-encoded where needed (e.g. /static/, /my%20files/)"
+RULE_NAME = r"[a-z][a-z0-9_-]{0,62}"
+NAME = Str(RULE_NAME, "lowercase letters, digits, '-' and '_', starting with a letter", 63)
+ENGINES = ("nginx", "varnish")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _check_regex(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f'"{value[:60]}" is not a valid regular expression ({exc})'
+    if '"}' in value:
+        return 'a regular expression may not contain \'"}\' (write the quote as \\x22)'
+    if re.search(r"\(\?P?<\w+>|\(\?P=|\\[1-9]|\\[gk]", value):
+        return "named groups and back-references are not supported (use (?:...))"
+    return None
+
+
+def _check_cidr(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        return f'"{value}" is not an address or network ({exc}; e.g. 127.0.0.1/32, 10.0.0.0/8)'
+    return None
+
+
+def _check_origin_url(value: str) -> str | None:
+    match = re.fullmatch(r"http://([a-z0-9.-]+)(?::(\d{1,5}))?/?", value)
+    if not match or not re.fullmatch(HOSTNAME.replace(r"(?:\*\.)?", ""), match.group(1)):
+        return f'"{value}" is not an origin URL (expected http://host[:port], e.g. http://app:8000)'
+    if match.group(2) and not 0 < int(match.group(2)) < 65536:
+        return f'"{value}" has an invalid port (1-65535)'
+    return None
+
+
+REGEX = Str(None, "a regular expression (PCRE subset: no named groups, no back-references)", 1024,
+            _check_regex)
+DURATION = Duration()
+PORT = Int(1, 65535)
+ADDRESS = Str(r"[0-9.]+|\[[0-9a-fA-F:]+\]", "an IPv4 address or [IPv6] address", 64,
+              lambda v: None if _ip_ok(v.strip("[]")) else f'"{v}" is not an IP address')
+
+
+def _ip_ok(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+PROBE = Obj("probe", {
+    "path": Field(Str(PATH, PATH_HINT), "Path requested by the health probe.", "/",
+                  nginx="unsupported (active checks are NGINX Plus only); passive max_fails is always on",
+                  varnish="`.probe` `.url`"),
+    "interval": Field(DURATION, "Time between probes.", 5, varnish="`.interval`"),
+    "timeout": Field(DURATION, "Probe timeout.", 2, varnish="`.timeout`"),
+    "window": Field(Int(1, 64), "Number of recent probes considered.", 5, varnish="`.window`"),
+    "threshold": Field(Int(1, 64), "Probes in the window that must succeed.", 3,
+                       varnish="`.threshold`"),
+    "expected_status": Field(Int(100, 599), "Status that counts as healthy.", 200,
+                             varnish="`.expected_response`"),
+}, "Active health probe of every origin server.")
+
+ORIGIN = Obj("origin", {
+    "url": Field(ListOf(Str(None, "an origin URL such as http://app:8000", 300, _check_origin_url),
+                        min_items=1, one_or_many=True),
+                 "One origin URL or a list of them (`http://host[:port]`); requests are balanced "
+                 "round-robin.", example="http://app:8000",
+                 nginx="`upstream` block, one `server` each, `max_fails=3 fail_timeout=10s`",
+                 varnish="one `backend` each, `directors.round_robin()` when more than one"),
+    "host_header": Field(HOST, "Host header sent to the origin; default: the client's Host.",
+                         None, nullable=True, example="shop.example.com",
+                         nginx="`proxy_set_header Host`", varnish="`bereq.http.Host`"),
+    "probe": Field(PROBE, "Active health probe (Varnish only; see the capability matrix).", None,
+                   nullable=True),
+    "connect_timeout": Field(DURATION, "Time allowed to connect to the origin.", 5,
+                             nginx="`proxy_connect_timeout`", varnish="`.connect_timeout`"),
+    "read_timeout": Field(DURATION, "Time allowed between bytes from the origin.", 30,
+                          nginx="`proxy_read_timeout`",
+                          varnish="`.first_byte_timeout`, `.between_bytes_timeout`"),
+}, "Where cache misses go.")
+
+HSTS = Obj("hsts", {
+    "max_age": Field(DURATION, "max-age of Strict-Transport-Security.", 31536000),
+    "include_subdomains": Field(Bool(), "Add includeSubDomains.", False),
+    "preload": Field(Bool(), "Add preload.", False),
+}, "HTTP Strict Transport Security, sent on HTTPS responses only.")
+
+HTTP = Obj("http listener", {
+    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0"),
+    "port": Field(PORT, "Port to bind.", 80),
+}, "Plain HTTP listener.")
+
+HTTPS = Obj("https listener", {
+    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0"),
+    "port": Field(PORT, "Port to bind.", 443),
+    "certificate": Field(Str(r"[A-Za-z0-9_./-]+", "a file path (letters, digits, _ . / -)", 512),
+                         "PEM certificate chain file.", example="certs/shop.crt",
+                         nginx="`ssl_certificate`", varnish="Hitch `pem-file` `cert`"),
+    "key": Field(Str(r"[A-Za-z0-9_./-]+", "a file path (letters, digits, _ . / -)", 512),
+                 "PEM private key file.", example="certs/shop.key",
+                 nginx="`ssl_certificate_key`", varnish="Hitch `pem-file` `private-key`"),
+    "profile": Field(Enum(("modern", "intermediate", "old")),
+                     "Mozilla server-side TLS profile; protocols, ciphers and curves are always "
+                     "written out.", "intermediate",
+                     nginx="`ssl_protocols`, `ssl_ciphers`, `ssl_ecdh_curve`",
+                     varnish="Hitch `tls-protos`, `ciphers`, `ciphersuites`, `ecdh-curve`"),
+    "redirect_http": Field(Bool(), "Answer plain HTTP with a 301 to HTTPS.", False),
+    "hsts": Field(HSTS, "Strict-Transport-Security on HTTPS responses.", None, nullable=True),
+    "http2": Field(Bool(), "Offer HTTP/2 through ALPN.", False,
+                   nginx="`listen ... http2` (1.22) / `http2 on` (>= 1.25.1)",
+                   varnish="Hitch `alpn-protos`, varnishd `-p feature=+http2`"),
+}, "TLS listener: Nginx terminates TLS itself; Varnish gets Hitch in front (PROXY v2).")
+
+LISTEN = Obj("listen", {
+    "http": Field(HTTP, "Plain HTTP listener.", {"address": "0.0.0.0", "port": 80}, nullable=True),
+    "https": Field(HTTPS, "HTTPS listener.", None, nullable=True),
+    "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", ()),
+}, "Where the cache listens.")
+
+QUERY = Obj("query", {
+    "ignore": Field(ListOf(Str(r"[A-Za-z0-9_.*\[\]-]+", "a parameter name or glob such as utm_*",
+                               128)),
+                    "Query parameters (globs) removed from the key and from what the origin "
+                    "receives.", (), example=["utm_*", "fbclid"],
+                    nginx="bounded regex passes in `map` (8 occurrences; more: 400)",
+                    varnish="`regsuball` on `req.url`"),
+    "sort": Field(Bool(), "Sort query parameters so their order does not matter.", False,
+                  nginx="unsupported", varnish="`std.querysort`"),
+}, "Query-string normalisation.")
+
+STALE = Obj("stale", {
+    "while_revalidate": Field(DURATION, "After expiry, serve stale at once for this long while one "
+                              "background fetch refreshes.", 0,
+                              nginx="`proxy_cache_use_stale updating`, "
+                                    "`proxy_cache_background_update on`",
+                              varnish="`beresp.grace`"),
+    "if_error": Field(DURATION, "Serve stale for this long when the origin fails.", 0,
+                      nginx="`proxy_cache_use_stale error timeout http_5xx`",
+                      varnish="`beresp.keep` + stale delivery on backend error"),
+}, "Serving stale content.")
+
+KEY_PARTS = ("scheme", "host", "path", "query")
+CACHE = Obj("cache", {
+    "size": Field(Size(), "Cache storage size.", 256 * 1024 * 1024,
+                  nginx="`proxy_cache_path ... max_size`", varnish="`-s malloc,SIZE`"),
+    "key": Field(ListOf(Enum(KEY_PARTS), min_items=1), "Request parts in the cache key.",
+                 KEY_PARTS, nginx="`proxy_cache_key`", varnish="`vcl_hash`"),
+    "query": Field(QUERY, "Query-string normalisation.", {"ignore": (), "sort": False}),
+    "origin_headers": Field(Enum(("respect", "override")),
+                            "respect: the origin's Cache-Control/Expires decide and a rule's ttl is "
+                            "the fallback; override: the rule's ttl always (private and no-store "
+                            "are still honoured).", "respect",
+                            nginx="`proxy_ignore_headers Cache-Control Expires X-Accel-Expires`",
+                            varnish="`beresp.ttl` in `vcl_backend_response`"),
+    "default_ttl": Field(DURATION, "TTL for requests no rule matches, when the origin gives none.",
+                         0, nginx="`proxy_cache_valid`", varnish="`beresp.ttl`"),
+    "stale": Field(STALE, "Serving stale content.", {"while_revalidate": 0, "if_error": 0}),
+    "collapse_requests": Field(Bool(), "Send one request to the origin for concurrent misses.",
+                               True, nginx="`proxy_cache_lock on`",
+                               varnish="native (waiting list)"),
+    "status_ttl": Field(MapOf(Int(100, 599), DURATION), "TTL by response status, e.g. {404: 1m}.",
+                        (), example={404: "1m"}, nginx="`proxy_cache_valid CODE TIME`",
+                        varnish="`beresp.ttl` by `beresp.status`"),
+}, "Cache storage and key.")
+
+VALUE_MATCH_FIELDS = {
+    "regex": Field(REGEX, "Regular expression the value must match; omit for 'present'.", None,
+                   nullable=True),
+}
+HEADER_MATCH = Obj("header match", {
+    "name": Field(HEADER_NAME, "Request header name."), **VALUE_MATCH_FIELDS})
+COOKIE_MATCH = Obj("cookie match", {
+    "name": Field(COOKIE_NAME, "Cookie name."), **VALUE_MATCH_FIELDS})
+
+MATCH = Obj("match", {
+    "path_prefix": Field(Str(PATH, PATH_HINT, 1024), "Path starts with this literal.", None,
+                         nullable=True, example="/static/"),
+    "path_regex": Field(REGEX, "Path matches this regular expression (unanchored unless you "
+                        "anchor it).", None, nullable=True, example=r"^/p/[0-9]+$"),
+    "extensions": Field(ListOf(Str(r"[A-Za-z0-9]{1,16}", "a file extension without the dot")),
+                        "Path ends in one of these extensions (case-insensitive).", (),
+                        example=["css", "js"]),
+    "methods": Field(ListOf(Enum(METHODS)), "Request method is one of these.", ()),
+    "host": Field(ListOf(HOST, one_or_many=True), "Host is one of these (exact or *.domain).", (),
+                  example="shop.example.com"),
+    "header": Field(ListOf(HEADER_MATCH, one_or_many=True), "Request header condition(s).", ()),
+    "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True), "Cookie condition(s).", ()),
+}, "Conditions, all of which must hold. Paths are matched on the raw request path.")
+
+EXTRA_KEY = Obj("key", {
+    "headers": Field(ListOf(HEADER_NAME), "Request headers added to the key.", ()),
+    "cookies": Field(ListOf(COOKIE_NAME), "Cookies added to the key (the request then keeps only "
+                     "these cookies).", ()),
+}, "Extra cache-key parts for this rule.")
+
+RULE = Obj("rule", {
+    "name": Field(NAME, "Unique rule name, shown in Cache-Status."),
+    "match": Field(MATCH, "Conditions (all must hold)."),
+    "cache": Field(Bool(), "false: never cache, every request goes to the origin.", True,
+                   nginx="`proxy_cache_bypass`, `proxy_no_cache`", varnish="`return (pass)`"),
+    "ttl": Field(DURATION, "Freshness lifetime (fallback when origin_headers is respect).", None,
+                 nullable=True, example="10m", nginx="`proxy_cache_valid`",
+                 varnish="`beresp.ttl`"),
+    "origin_headers": Field(Enum(("respect", "override")), "Overrides cache.origin_headers.", None,
+                            nullable=True),
+    "strip_cookies": Field(Bool(), "Drop request cookies and response Set-Cookie so the response "
+                           "can be shared.", False,
+                           nginx="`proxy_set_header Cookie \"\"`, `proxy_hide_header Set-Cookie`",
+                           varnish="`unset req.http.Cookie`, `unset beresp.http.Set-Cookie`"),
+    "vary": Field(ListOf(HEADER_NAME), "Request headers the response varies on.", (),
+                  example=["Accept-Language"], nginx="added to `proxy_cache_key`",
+                  varnish="merged into `beresp.http.Vary`"),
+    "key": Field(EXTRA_KEY, "Extra key parts.", {"headers": (), "cookies": ()}),
+    "tags_from_header": Field(HEADER_NAME, "Response header carrying surrogate keys (tags) for "
+                              "tag purges.", None, nullable=True, example="Surrogate-Key",
+                              nginx="unsupported", varnish="copied to `xkey` (vmod xkey)"),
+}, "One rule; rules are tried in order and the first match wins.")
+
+PURGE = Obj("purge", {
+    "allow": Field(ListOf(Str(None, "an address or network such as 127.0.0.1/32", 64, _check_cidr),
+                          min_items=1), "Client addresses allowed to purge.",
+                   example=["127.0.0.1/32"], nginx="`proxy_cache_purge ... from`",
+                   varnish="`acl`"),
+    "kinds": Field(ListOf(Enum(("url", "pattern", "tag", "all")), min_items=1),
+                   "Purge kinds offered: url (PURGE /path), pattern (BAN /prefix), tag "
+                   "(PURGE with Cache-Tags header), all.", ("url",),
+                   nginx="url: ngx_cache_purge module; others unsupported",
+                   varnish="`return (purge)`, `ban()`, `xkey.purge()`"),
+    "soft": Field(Bool(), "Soft purge: mark stale instead of removing (Varnish xkey/purge.soft).",
+                  False, nginx="unsupported", varnish="`purge.soft()` / `xkey.softpurge()`"),
+}, "Invalidation. Without this section purging is off.")
+
+HEADERS = Obj("headers", {
+    "cache_status": Field(Bool(), "RFC 9211 Cache-Status header on every response.", True),
+    "cache_status_name": Field(Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase token"),
+                               "Cache name used in Cache-Status.", "cachewright"),
+}, "Response headers added by the cache.")
+
+FEATURE_NAME = Str(r"[a-z_.]+", "a feature id from `cachewright capabilities`", 64)
+ACCEPT_MISSING = Obj("accept_missing", {
+    engine: Field(ListOf(FEATURE_NAME), f"Features this policy accepts {engine} lacks.", ())
+    for engine in ENGINES
+}, "Explicitly accept that an engine lacks a feature (its checks then report 'unsupported').")
+
+POLICY = Obj("policy", {
+    "version": Field(Int(1, 1), "Policy language version; must be 1."),
+    "name": Field(NAME, "Policy name (used in generated identifiers and headers).", example="shop"),
+    "origin": Field(ORIGIN, "Where cache misses go."),
+    "listen": Field(LISTEN, "Listeners.", {"http": {"address": "0.0.0.0", "port": 80},
+                                            "https": None, "hosts": ()}),
+    "cache": Field(CACHE, "Cache storage, key and defaults.", {}),
+    "rules": Field(ListOf(RULE), "Ordered rules; first match wins.", ()),
+    "purge": Field(PURGE, "Invalidation; off when absent.", None, nullable=True),
+    "headers": Field(HEADERS, "Added response headers.", {}),
+    "accept_missing": Field(ACCEPT_MISSING, "Accepted missing features per engine.", {}),
+}, "A cachewright policy.")

@@ -1,0 +1,281 @@
+"""Load a policy file: YAML with positions → checked, frozen ``Policy``. Every problem is collected
+and reported at once, as ``file:line:col: path: what is wrong (what is expected)``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import capabilities
+from .errors import PolicyError, Problem
+from .language import POLICY
+from .model import (
+    CACHEABLE_METHODS,
+    CachePolicy,
+    ExtraKey,
+    Headers,
+    Hsts,
+    HttpListener,
+    HttpsListener,
+    Listen,
+    Match,
+    Origin,
+    Policy,
+    Probe,
+    Purge,
+    QueryPolicy,
+    Rule,
+    Server,
+    Stale,
+    ValueMatch,
+)
+from .spec import MISSING, Reader
+
+MAX_POLICY_BYTES = 16 * 1024 * 1024
+
+
+def load(path: str | Path) -> Policy:
+    """Read and validate the policy at ``path``; raises PolicyError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError([Problem(str(path), 1, 1, "", f"cannot read policy: {exc.strerror}")]) from None
+    return loads(text, str(path))
+
+
+def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
+    """Validate policy text; ``filename`` is used in messages."""
+    node = _compose(data, filename)
+    reader = Reader(filename)
+    raw = POLICY.read(reader, node, "")
+    if reader.problems or raw is MISSING:
+        raise PolicyError(reader.problems)
+    policy = _build(raw, filename, reader.marks)
+    problems = _cross_checks(policy, reader)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def _compose(data: bytes | str, filename: str) -> yaml.Node:
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([Problem(filename, 1, 1, "", "policy file is larger than 16 MiB")])
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError([Problem(filename, 1, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
+    try:
+        node = yaml.compose(data, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or "invalid YAML"
+        raise PolicyError([Problem(filename, line, col, "", f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([Problem(filename, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    if node is None:
+        raise PolicyError([Problem(filename, 1, 1, "", "the policy is empty (expected a mapping "
+                                   "with version, name, origin, ...)")])
+    return node
+
+
+def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) -> Policy:
+    cache = _cache(raw["cache"])
+    rules = tuple(_rule(i, r, cache) for i, r in enumerate(raw["rules"]))
+    default = Rule("default", len(rules), Match(), True, None, cache.origin_headers, False, (),
+                   ExtraKey(), None)
+    purge = raw["purge"]
+    return Policy(
+        version=raw["version"],
+        name=raw["name"],
+        source=source,
+        origin=_origin(raw["origin"]),
+        listen=_listen(raw["listen"]),
+        cache=cache,
+        rules=rules,
+        default_rule=default,
+        purge=Purge(purge["allow"], purge["kinds"], purge["soft"]) if purge else None,
+        headers=Headers(raw["headers"]["cache_status"], raw["headers"]["cache_status_name"]),
+        accept_missing=tuple((k, v) for k, v in sorted(raw["accept_missing"].items()) if v),
+        marks=dict(marks),
+    )
+
+
+def _origin(raw: dict[str, Any]) -> Origin:
+    servers = []
+    for url in raw["url"]:
+        hostport = url.removeprefix("http://").rstrip("/")
+        host, _, port = hostport.partition(":")
+        servers.append(Server(host, int(port or 80)))
+    probe = Probe(**raw["probe"]) if raw["probe"] else None
+    return Origin(tuple(servers), raw["host_header"], probe, raw["connect_timeout"],
+                  raw["read_timeout"])
+
+
+def _listen(raw: dict[str, Any]) -> Listen:
+    http = HttpListener(**raw["http"]) if raw["http"] else None
+    https = None
+    if raw["https"]:
+        fields = dict(raw["https"])
+        fields["hsts"] = Hsts(**fields["hsts"]) if fields["hsts"] else None
+        https = HttpsListener(**fields)
+    return Listen(http, https, raw["hosts"])
+
+
+def _cache(raw: dict[str, Any]) -> CachePolicy:
+    return CachePolicy(
+        size=raw["size"],
+        key=raw["key"],
+        query=QueryPolicy(raw["query"]["ignore"], raw["query"]["sort"]),
+        origin_headers=raw["origin_headers"],
+        default_ttl=raw["default_ttl"],
+        stale=Stale(raw["stale"]["while_revalidate"], raw["stale"]["if_error"]),
+        collapse_requests=raw["collapse_requests"],
+        status_ttl=raw["status_ttl"],
+    )
+
+
+def _rule(index: int, raw: dict[str, Any], cache: CachePolicy) -> Rule:
+    m = raw["match"]
+    match = Match(
+        path_prefix=m["path_prefix"],
+        path_regex=m["path_regex"],
+        extensions=tuple(e.lower() for e in m["extensions"]),
+        methods=m["methods"],
+        hosts=m["host"],
+        headers=tuple(ValueMatch(h["name"], h["regex"]) for h in m["header"]),
+        cookies=tuple(ValueMatch(c["name"], c["regex"]) for c in m["cookie"]),
+    )
+    return Rule(
+        name=raw["name"],
+        index=index,
+        match=match,
+        cache=raw["cache"],
+        ttl=raw["ttl"],
+        origin_headers=raw["origin_headers"] or cache.origin_headers,
+        strip_cookies=raw["strip_cookies"],
+        vary=raw["vary"],
+        key=ExtraKey(raw["key"]["headers"], raw["key"]["cookies"]),
+        tags_from_header=raw["tags_from_header"],
+    )
+
+
+def _cross_checks(policy: Policy, reader: Reader) -> list[Problem]:
+    """Problems that involve more than one field."""
+    out: list[Problem] = []
+
+    def problem(path: str, message: str) -> None:
+        line, col = reader.position(None, path)
+        out.append(Problem(reader.file, line, col, path, message))
+
+    _check_listen(policy, problem)
+    _check_cache(policy, problem)
+    names: dict[str, int] = {}
+    for rule in policy.rules:
+        _check_rule(policy, rule, names, problem)
+    _check_purge(policy, problem)
+    _check_accept_missing(policy, problem)
+    return out
+
+
+Report = Any  # Callable[[str, str], None]
+
+
+def _check_listen(policy: Policy, problem: Report) -> None:
+    listen = policy.listen
+    if listen.http is None and listen.https is None:
+        problem("listen", "no listener (expected listen.http, listen.https or both)")
+    if listen.https and listen.https.redirect_http and listen.http is None:
+        problem("listen.https.redirect_http", "needs listen.http to redirect from")
+    if listen.http and listen.https and listen.http.port == listen.https.port:
+        problem("listen.https.port", f"{listen.https.port} is also listen.http.port "
+                "(expected two different ports)")
+
+
+def _check_cache(policy: Policy, problem: Report) -> None:
+    if "path" not in policy.cache.key:
+        problem("cache.key", "must include path (expected e.g. [scheme, host, path, query])")
+    ignore = policy.cache.query.ignore
+    if ignore and "query" not in policy.cache.key:
+        problem("cache.query.ignore", "has no effect without 'query' in cache.key")
+
+
+def _check_rule(policy: Policy, rule: Rule, names: dict[str, int], problem: Report) -> None:
+    at = f"rules[{rule.index}]"
+    if rule.name == "default":
+        problem(f"{at}.name", "'default' is reserved for requests no rule matches")
+    elif rule.name in names:
+        problem(f"{at}.name", f"'{rule.name}' is already the name of rules[{names[rule.name]}] "
+                "(expected unique names)")
+    names.setdefault(rule.name, rule.index)
+    if rule.match == Match():
+        problem(f"{at}.match", "has no condition (expected at least one; use path_prefix: / to "
+                "match everything)")
+    _check_contradictions(policy, rule, at, problem)
+    for earlier in policy.rules[: rule.index]:
+        if rule.match != Match() and covers(earlier.match, rule.match):
+            problem(f"{at}.match", f"rule '{rule.name}' can never match: rule '{earlier.name}' "
+                    f"(rules[{earlier.index}]) matches every request it matches (move it before "
+                    f"'{earlier.name}' or narrow '{earlier.name}')")
+            break
+
+
+def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) -> None:
+    if not rule.cache:
+        extras = [name for name, on in (
+            ("ttl", rule.ttl is not None), ("strip_cookies", rule.strip_cookies),
+            ("vary", bool(rule.vary)), ("key", rule.key != ExtraKey()),
+            ("tags_from_header", rule.tags_from_header is not None)) if on]
+        for name in extras:
+            problem(f"{at}.{name}", f"contradicts cache: false (an uncached rule has no {name})")
+        return
+    methods = rule.match.methods
+    if methods and not set(methods) & set(CACHEABLE_METHODS) and rule.ttl is not None:
+        problem(f"{at}.ttl", f"methods {list(methods)} are never cached (only GET and HEAD are); "
+                "remove ttl or set cache: false")
+    if rule.strip_cookies and rule.key.cookies:
+        problem(f"{at}.strip_cookies", "contradicts key.cookies (stripped cookies cannot be in "
+                "the key)")
+    if rule.origin_headers == "override" and not (rule.ttl or policy.cache.default_ttl):
+        problem(f"{at}.origin_headers", "override needs a ttl (expected rules[].ttl or "
+                "cache.default_ttl)")
+
+
+def _check_purge(policy: Policy, problem: Report) -> None:
+    if policy.purge and "tag" in policy.purge.kinds:
+        if not any(r.tags_from_header for r in policy.rules):
+            problem("purge.kinds", "'tag' needs a rule with tags_from_header (expected e.g. "
+                    "tags_from_header: Surrogate-Key)")
+
+
+def _check_accept_missing(policy: Policy, problem: Report) -> None:
+    for engine, features in policy.accept_missing:
+        for i, feature in enumerate(features):
+            if feature not in capabilities.FEATURES:
+                close = [f for f in capabilities.FEATURES if fnmatch.fnmatch(f, f"*{feature}*")]
+                hint = f"did you mean '{close[0]}'?" if close else "see cachewright capabilities"
+                problem(f"accept_missing.{engine}[{i}]", f"unknown feature '{feature}' ({hint})")
+
+
+def covers(a: Match, b: Match) -> bool:
+    """True when every request ``b`` matches is also matched by ``a``."""
+    checks = (
+        a.path_prefix in (None, "/") or (b.path_prefix or "").startswith(str(a.path_prefix)),
+        a.path_regex is None or a.path_regex == b.path_regex,
+        not a.extensions or (bool(b.extensions) and set(b.extensions) <= set(a.extensions)),
+        not a.methods or (bool(b.methods) and set(b.methods) <= set(a.methods)),
+        not a.hosts or (bool(b.hosts) and all(_host_covered(h, a.hosts) for h in b.hosts)),
+        set(a.headers) <= set(b.headers),
+        set(a.cookies) <= set(b.cookies),
+    )
+    return all(checks)
+
+
+def _host_covered(host: str, patterns: tuple[str, ...]) -> bool:
+    return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)

@@ -1,0 +1,32 @@
+"""Lowering a policy's HTTPS listener to Hitch (TLS in front of Varnish, PROXY v2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Policy
+from .tls import PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class HitchModel:
+    frontend: str
+    backend: str
+    certificate: str
+    key: str
+    profile: Profile
+    alpn: str
+
+
+def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> HitchModel:
+    https = policy.listen.https
+    assert https is not None, "hitch is only generated for HTTPS policies"
+    host, _, port = proxy_listen.rpartition(":")
+    return HitchModel(
+        frontend=f"[{https.address.strip('[]')}]:{https.port}",
+        backend=f"[{host}]:{port}",
+        certificate=https.certificate,
+        key=https.key,
+        profile=PROFILES[https.profile],
+        alpn="h2, http/1.1" if https.http2 else "http/1.1",
+    )

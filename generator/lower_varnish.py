@@ -1,0 +1,212 @@
+"""Lowering a policy to the Varnish render model (VCL 4.1, Varnish 7.1+).
+
+* First match wins: one ``if / elsif`` chain in ``vcl_recv`` sets the rule; the rule travels to
+  ``vcl_backend_response`` in the ``X-Cachewright-Rule`` request header (VCL has no per-request
+  variable shared between the client and backend sides).
+* Scheme comes from the listener (``local.socket``: ``http``, or ``https`` for Hitch's PROXY
+  listener), never from a client header. Host is lowercased and its port removed, as nginx's
+  ``$host``.
+* Nothing falls through to the builtin VCL where it differs from the policy's meaning (it pipes
+  unknown methods, and caches by its own cookie and status rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .lower_nginx import DEFAULT_STATUSES
+from .model import SAFE_METHODS, Policy, Rule
+from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_str
+
+
+HFM_TTL = 120
+
+
+@dataclass(frozen=True)
+class Backend:
+    ident: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class VclRule:
+    name: str
+    marker: str
+    condition: str
+    cache: bool
+    pass_auth: bool
+    cookie_mode: str  # strip | keep | bypass
+    keep_cookies: str
+    hash_parts: tuple[str, ...]
+    override: bool
+    ttl: int
+    vary: str
+    tags_header: str | None
+
+
+@dataclass(frozen=True)
+class VarnishModel:
+    name: str
+    imports: tuple[str, ...]
+    backends: tuple[Backend, ...]
+    probe: object
+    connect_timeout: int
+    read_timeout: int
+    host_header: str | None
+    methods_regex: str
+    hosts_regex: str | None
+    purge_allow: tuple[tuple[str, int], ...]
+    purge_kinds: tuple[str, ...]
+    soft_purge: bool
+    query_ignore: str | None
+    query_sort: bool
+    uses_cookies: bool
+    rules: tuple[VclRule, ...]
+    default: VclRule
+    all_rules: tuple[VclRule, ...]
+    key_scheme: bool
+    key_host: bool
+    key_query: bool
+    default_statuses: tuple[int, ...]
+    status_ttl: tuple[tuple[int, int], ...]
+    grace: int
+    stale_if_error: bool
+    hfm_ttl: int
+    cache_status: bool
+    cache_name: str
+    https: bool
+    redirect_port: int | None
+    hsts: str
+    http_listen: str | None
+    proxy_listen: str | None
+    storage: str
+    http2: bool
+
+
+def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
+    """The render model for ``templates/varnish/default.vcl.j2`` and ``varnishd.args.j2``."""
+    cookies = any(r.key.cookies or r.match.cookies for r in policy.rules)
+    tags = policy.purge is not None and "tag" in policy.purge.kinds
+    https = policy.listen.https
+    imports = ["std"]
+    imports += ["directors"] if len(policy.origin.servers) > 1 else []
+    imports += ["cookie"] if cookies else []
+    imports += ["xkey"] if tags else []
+    imports += ["purge"] if policy.purge is not None and policy.purge.soft else []
+    stale = policy.cache.stale
+    return VarnishModel(
+        name=policy.name,
+        imports=tuple(imports),
+        backends=tuple(Backend(f"cw_origin{i}", s.host, s.port)
+                       for i, s in enumerate(policy.origin.servers, 1)),
+        probe=policy.origin.probe,
+        connect_timeout=policy.origin.connect_timeout,
+        read_timeout=policy.origin.read_timeout,
+        host_header=policy.origin.host_header,
+        methods_regex="^(?:" + "|".join(_methods(policy)) + ")$",
+        hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,
+        purge_allow=tuple(_acl(n) for n in policy.purge.allow) if policy.purge else (),
+        purge_kinds=policy.purge.kinds if policy.purge else (),
+        soft_purge=policy.purge is not None and policy.purge.soft,
+        query_ignore=_ignore(policy),
+        query_sort=policy.cache.query.sort,
+        uses_cookies=cookies,
+        rules=tuple(_rule(policy, r) for r in policy.rules),
+        default=_rule(policy, policy.default_rule),
+        all_rules=tuple(_rule(policy, r) for r in (*policy.rules, policy.default_rule)),
+        key_scheme="scheme" in policy.cache.key,
+        key_host="host" in policy.cache.key,
+        key_query="query" in policy.cache.key,
+        default_statuses=tuple(int(s) for s in DEFAULT_STATUSES.split()),
+        status_ttl=policy.cache.status_ttl,
+        grace=max(stale.while_revalidate, stale.if_error),
+        stale_if_error=stale.if_error > 0,
+        hfm_ttl=HFM_TTL,
+        cache_status=policy.headers.cache_status,
+        cache_name=policy.headers.cache_status_name,
+        https=https is not None,
+        redirect_port=https.port if https and https.redirect_http else None,
+        hsts=_hsts(policy),
+        http_listen=(f"{policy.listen.http.address}:{policy.listen.http.port}"
+                     if policy.listen.http else None),
+        proxy_listen=proxy_listen if https else None,
+        storage=f"malloc,{policy.cache.size // (1024 * 1024)}m",
+        http2=https is not None and https.http2,
+    )
+
+
+def _methods(policy: Policy) -> tuple[str, ...]:
+    kinds = policy.purge.kinds if policy.purge else ()
+    extra = (("PURGE",) if {"url", "tag"} & set(kinds) else ())
+    extra += (("BAN",) if {"pattern", "all"} & set(kinds) else ())
+    return SAFE_METHODS + extra
+
+
+def _acl(network: str) -> tuple[str, int]:
+    address, _, bits = network.partition("/")
+    return address, int(bits) if bits else (128 if ":" in address else 32)
+
+
+def _ignore(policy: Policy) -> str | None:
+    ignore = policy.cache.query.ignore
+    if not ignore:
+        return None
+    names = "|".join(glob_regex(g) for g in ignore)
+    return f"(?:^|(?<=&))(?:{names})(?:=[^&]*)?(?:&|$)"
+
+
+def _hsts(policy: Policy) -> str:
+    https = policy.listen.https
+    if https is None or https.hsts is None:
+        return ""
+    value = f"max-age={https.hsts.max_age}"
+    value += "; includeSubDomains" if https.hsts.include_subdomains else ""
+    return value + ("; preload" if https.hsts.preload else "")
+
+
+def _condition(rule: Rule) -> str:
+    m = rule.match
+    parts = []
+    if m.path_prefix:
+        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
+    if m.path_regex is not None:
+        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str(m.path_regex)}")
+    if m.extensions:
+        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str(extensions_regex(m.extensions))}")
+    if m.methods:
+        regex = "^(?:" + "|".join(m.methods) + ")$"
+        parts.append(f"req.http.X-Cachewright-Method ~ {vcl_str(regex)}")
+    if m.hosts:
+        parts.append(f"req.http.host ~ {vcl_str(host_regex(m.hosts))}")
+    for h in m.headers:
+        parts.append(f"req.http.{h.name} ~ {vcl_str(h.regex or '.')}")
+    for c in m.cookies:
+        parts.append(f"cookie.get({vcl_str(c.name)}) ~ {vcl_str(c.regex or '.')}")
+    return " && ".join(f"({p})" for p in parts) or "true"
+
+
+def _rule(policy: Policy, rule: Rule) -> VclRule:
+    marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
+    if rule.name == "default":
+        marker = "rule default (requests no rule matches)"
+    keyed_auth = "authorization" in {h.lower() for h in rule.key.headers}
+    cookie_mode = "strip" if rule.strip_cookies else "keep" if rule.key.cookies else "bypass"
+    hash_parts = tuple(f'"h:{h.lower()}:" + req.http.{h}' for h in rule.key.headers)
+    hash_parts += tuple(f'"c:{c}:" + cookie.get({vcl_str(c)})' for c in rule.key.cookies)
+    return VclRule(
+        name=rule.name,
+        marker=marker,
+        condition=_condition(rule),
+        cache=rule.cache,
+        pass_auth=not keyed_auth,
+        cookie_mode=cookie_mode,
+        keep_cookies=",".join(rule.key.cookies),
+        hash_parts=hash_parts,
+        override=rule.origin_headers == "override",
+        ttl=rule.ttl if rule.ttl is not None else policy.cache.default_ttl,
+        vary=", ".join(rule.vary),
+        tags_header=rule.tags_from_header,
+    )
+
+

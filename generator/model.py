@@ -1,0 +1,185 @@
+"""The validated policy: frozen, typed records. Built once by ``load``; never re-checked after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+OriginHeaders = Literal["respect", "override"]
+TlsProfile = Literal["modern", "intermediate", "old"]
+KeyPart = Literal["scheme", "host", "path", "query"]
+PurgeKind = Literal["url", "pattern", "tag", "all"]
+
+CACHEABLE_METHODS = ("GET", "HEAD")
+SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    interval: int
+    timeout: int
+    window: int
+    threshold: int
+    expected_status: int
+
+
+@dataclass(frozen=True)
+class Origin:
+    servers: tuple[Server, ...]
+    host_header: str | None
+    probe: Probe | None
+    connect_timeout: int
+    read_timeout: int
+
+
+@dataclass(frozen=True)
+class Hsts:
+    max_age: int
+    include_subdomains: bool
+    preload: bool
+
+
+@dataclass(frozen=True)
+class HttpListener:
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HttpsListener:
+    address: str
+    port: int
+    certificate: str
+    key: str
+    profile: TlsProfile
+    redirect_http: bool
+    hsts: Hsts | None
+    http2: bool
+
+
+@dataclass(frozen=True)
+class Listen:
+    http: HttpListener | None
+    https: HttpsListener | None
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueryPolicy:
+    ignore: tuple[str, ...]
+    sort: bool
+
+
+@dataclass(frozen=True)
+class Stale:
+    while_revalidate: int
+    if_error: int
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    size: int
+    key: tuple[KeyPart, ...]
+    query: QueryPolicy
+    origin_headers: OriginHeaders
+    default_ttl: int
+    stale: Stale
+    collapse_requests: bool
+    status_ttl: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class ValueMatch:
+    """A header or cookie condition: ``regex`` None means "present"."""
+
+    name: str
+    regex: str | None
+
+
+@dataclass(frozen=True)
+class Match:
+    path_prefix: str | None = None
+    path_regex: str | None = None
+    extensions: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    headers: tuple[ValueMatch, ...] = ()
+    cookies: tuple[ValueMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExtraKey:
+    headers: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ordered rule. ``index`` is its position (0-based); ``ident`` a generated identifier."""
+
+    name: str
+    index: int
+    match: Match
+    cache: bool
+    ttl: int | None
+    origin_headers: OriginHeaders
+    strip_cookies: bool
+    vary: tuple[str, ...]
+    key: ExtraKey
+    tags_from_header: str | None
+
+    @property
+    def ident(self) -> str:
+        return f"r{self.index + 1}"
+
+
+@dataclass(frozen=True)
+class Purge:
+    allow: tuple[str, ...]
+    kinds: tuple[PurgeKind, ...]
+    soft: bool
+
+
+@dataclass(frozen=True)
+class Headers:
+    cache_status: bool
+    cache_status_name: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: int
+    name: str
+    source: str
+    origin: Origin
+    listen: Listen
+    cache: CachePolicy
+    rules: tuple[Rule, ...]
+    default_rule: Rule
+    purge: Purge | None
+    headers: Headers
+    accept_missing: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    marks: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, path: str) -> str:
+        """``file:line:col`` of ``path`` in the policy source (for messages)."""
+        line, col = self.marks.get(path, (1, 1))
+        return f"{self.source}:{line}:{col}"
+
+    def accepted_missing(self, engine: str) -> tuple[str, ...]:
+        """Features the policy explicitly accepts ``engine`` lacks."""
+        return dict(self.accept_missing).get(engine, ())
+
+    @property
+    def tag_header(self) -> str | None:
+        """The response header that carries surrogate keys, if any rule names one."""
+        names = [r.tags_from_header for r in self.rules if r.tags_from_header]
+        return names[0] if names else None

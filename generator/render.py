@@ -1,0 +1,42 @@
+"""One strictly configured Jinja environment; templates only loop and print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from .quote import nginx_str, vcl_str
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One generated file: its path relative to the output directory, and its text."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("templates", ""),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["nq"] = nginx_str
+    env.filters["vq"] = vcl_str
+    return env
+
+
+def render(template: str, model: Any, source: str) -> str:
+    """Render ``template`` with ``model``; every file starts with a header naming its origin."""
+    header = {"generator": "cachewright", "version": __version__, "source": source}
+    return environment().get_template(template).render(m=model, header=header)

@@ -1,0 +1,137 @@
+"""Check generated files with the real engines: ``nginx -t``, ``varnishd -C``, ``hitch --test``.
+
+An engine's error is shown with its own words, plus the policy rule that produced the line: the
+templates mark each rule's lines with a ``rule NAME (file:line:col)`` comment.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ToolMissing, VerifyError
+from .render import OutputFile
+
+_MARKER = re.compile(r"(?:#|//) cachewright: (rule .*)$")
+_NGINX_LINE = re.compile(r"in (\S+):(\d+)")
+_VCL_LINE = re.compile(r"\('?([^' ]+)'? Line (\d+) Pos \d+\)")
+TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Verified:
+    engine: str
+    version: str
+
+
+def verify(files: Iterable[OutputFile], policy_dir: Path) -> list[Verified]:
+    """Run each engine's own check on ``files``; raise VerifyError with the engine's message."""
+    files = list(files)
+    with tempfile.TemporaryDirectory(prefix="cachewright-verify-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)  # varnishd and nginx drop privileges when run as root
+        for f in files:
+            (root / f.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            (root / f.path).write_text(f.text, encoding="utf-8")
+        done = []
+        names = {f.path for f in files}
+        if "nginx/nginx.conf" in names:
+            done.append(_nginx(root / "nginx", policy_dir))
+        if "varnish/default.vcl" in names:
+            done.append(_varnish(root / "varnish"))
+        if "hitch/hitch.conf" in names:
+            done.append(_hitch(root / "hitch", policy_dir))
+        return done
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which(argv[0]) is None:
+        raise ToolMissing(f"{argv[0]} is not installed (needed to verify; on Debian: apt-get "
+                          f"install {_PACKAGES[argv[0]]})")
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
+                          check=False)
+
+
+_PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge",
+             "varnishd": "varnish varnish-modules", "hitch": "hitch"}
+
+
+def _nginx(prefix: Path, policy_dir: Path) -> Verified:
+    conf = prefix / "nginx.conf"
+    for sub in ("logs", "cache", "tmp"):
+        (prefix / sub).mkdir(exist_ok=True)
+    _provide_certs(conf, prefix, policy_dir, r"^\s*ssl_certificate(?:_key)?\s+\"([^\"]+)\";")
+    result = _run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(conf),
+                   "-e", str(prefix / "logs" / "verify.log")], prefix)
+    if result.returncode != 0:
+        raise VerifyError(_explain("nginx -t", result.stderr, conf, _NGINX_LINE))
+    return Verified("nginx", _first_line(_run(["nginx", "-v"], prefix).stderr))
+
+
+def _varnish(workdir: Path) -> Verified:
+    vcl = workdir / "default.vcl"
+    result = _run(["varnishd", "-C", "-f", str(vcl), "-n", str(workdir / "state")], workdir)
+    if result.returncode != 0:
+        raise VerifyError(_explain("varnishd -C", result.stderr, vcl, _VCL_LINE))
+    return Verified("varnish", _first_line(_run(["varnishd", "-V"], workdir).stderr))
+
+
+def _hitch(workdir: Path, policy_dir: Path) -> Verified:
+    conf = workdir / "hitch.conf"
+    _provide_certs(conf, workdir, policy_dir, r"^\s*(?:cert|private-key)\s*=\s*\"([^\"]+)\"")
+    result = _run(["hitch", "--test", f"--config={conf}"], workdir)
+    if result.returncode != 0:
+        raise VerifyError(f"hitch --test rejected {conf.name}:\n{result.stderr.strip()}")
+    return Verified("hitch", _first_line(_run(["hitch", "--version"], workdir).stdout))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "unknown version"
+
+
+def _provide_certs(conf: Path, root: Path, policy_dir: Path, pattern: str) -> None:
+    """Make the certificate files the config names readable from ``root``: the policy's own when
+    they exist (relative to the policy file), a throw-away pair otherwise (syntax check only)."""
+    paths = re.findall(pattern, conf.read_text(encoding="utf-8"), re.MULTILINE)
+    if not paths:
+        return
+    from .certs import throwaway_pair  # only needed with HTTPS
+
+    cert_pem, key_pem = throwaway_pair()
+    for path in paths:
+        target = Path(path) if Path(path).is_absolute() else root / path
+        if target.exists():
+            continue
+        own = policy_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if own.is_file():
+            shutil.copyfile(own, target)
+        elif not Path(path).is_absolute():
+            target.write_bytes(key_pem if "key" in Path(path).name else cert_pem)
+
+
+def _explain(tool: str, stderr: str, conf: Path, line_re: re.Pattern[str]) -> str:
+    message = f"{tool} rejected the generated {conf.name}:\n{stderr.strip()}"
+    match = line_re.search(stderr)
+    if match and Path(match.group(1)).name == conf.name:
+        line_no = int(match.group(2))
+        lines = conf.read_text(encoding="utf-8").splitlines()
+        rule = _rule_for_line(lines, line_no)
+        bad = lines[line_no - 1].strip() if 0 < line_no <= len(lines) else ""
+        message += f"\n  line {line_no}: {bad}"
+        if rule:
+            message += f"\n  produced by {rule}"
+    return message
+
+
+def _rule_for_line(lines: list[str], line_no: int) -> str | None:
+    for line in reversed(lines[:line_no]):
+        match = _MARKER.search(line)
+        if match:
+            return match.group(1)
+    return None

@@ -1,0 +1,4 @@
+"""python -m harness"""
+from .cli import entry
+
+entry()

@@ -1,0 +1,50 @@
+"""The ``cachewright`` command: a thin dispatcher; one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from generator import __version__
+from generator.errors import CachewrightError
+
+from .commands import capabilities, compile, schema, verify
+
+COMMANDS = (compile, verify, capabilities, schema)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="cachewright",
+        description="Compile one YAML HTTP-caching policy into verified Nginx and Varnish "
+                    "configurations.",
+        epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o build/\n"
+               "  cachewright compile policy.yaml -o build/ --check   # CI drift detection\n"
+               "  cachewright capabilities",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"cachewright {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input, 3 tool missing)."""
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except CachewrightError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

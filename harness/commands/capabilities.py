@@ -1,0 +1,42 @@
+"""``cachewright capabilities``: the feature × engine table (optionally for one policy)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from generator import capabilities
+from generator.load import load
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "capabilities", help="print what each engine supports (native / module / unsupported)",
+        epilog="examples:\n  cachewright capabilities\n"
+               "  cachewright capabilities examples/api/policy.yaml  # only features it uses",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, nargs="?", help="limit the table to this policy's features")
+    p.set_defaults(run=run)
+
+
+def table(features: list[capabilities.Feature]) -> str:
+    rows = [("feature", "nginx", "varnish", "alternative")]
+    for f in features:
+        rows.append((f.id, _cell(f.nginx), _cell(f.varnish), f.alternative or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(r)).rstrip()
+        for r in rows)
+
+
+def _cell(support: capabilities.Support) -> str:
+    return support.level if support.level != "module" else f"module: {support.how}"
+
+
+def run(args: argparse.Namespace) -> int:
+    features = list(capabilities.TABLE)
+    if args.policy is not None:
+        features = capabilities.used_features(load(args.policy))
+    print(table(features))
+    return 0

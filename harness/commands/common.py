@@ -1,0 +1,36 @@
+"""Arguments and steps shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from generator.pipeline import TARGETS, Options
+
+
+def add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=(*TARGETS, "all"), default="all",
+                   help="engine(s) to generate for (default: all)")
+    p.add_argument("--nginx-version", default="1.22.1", metavar="X.Y.Z",
+                   help="nginx version to generate for (default: 1.22.1, Debian 12); "
+                        "from 1.25.1 HTTP/2 is written as 'http2 on'")
+    p.add_argument("--nginx-modules-dir", default="/usr/lib/nginx/modules", metavar="DIR",
+                   help="where nginx's dynamic modules live (default: Debian's)")
+
+
+def targets(args: argparse.Namespace) -> tuple[str, ...]:
+    return TARGETS if args.target == "all" else (args.target,)
+
+
+def options(args: argparse.Namespace) -> Options:
+    try:
+        major, minor, patch = (int(p) for p in args.nginx_version.split("."))
+    except ValueError:
+        print(f"--nginx-version: {args.nginx_version!r} is not X.Y.Z", file=sys.stderr)
+        raise SystemExit(2) from None
+    return Options(nginx_version=(major, minor, patch), nginx_modules_dir=args.nginx_modules_dir)
+
+
+def warn(lines: tuple[str, ...] | list[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)

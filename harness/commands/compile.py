@@ -1,0 +1,58 @@
+"""``cachewright compile``: policy → files, written atomically; ``--check`` for drift."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from generator.load import load
+from generator.output import diff, write_atomically
+from generator.pipeline import compile_policy
+from generator.verify import verify
+
+from . import common
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compile", help="compile a policy into engine configurations",
+        description="Compile POLICY into build/nginx/nginx.conf, build/varnish/default.vcl "
+                    "(+ varnishd.args) and build/hitch/hitch.conf (with HTTPS).",
+        epilog="examples:\n  cachewright compile examples/shop/policy.yaml -o build/\n"
+               "  cachewright compile policy.yaml -o build/ --target varnish --verify\n"
+               "  cachewright compile policy.yaml -o build/ --check  # exit 1 + diff on drift",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, help="policy YAML file")
+    p.add_argument("-o", "--output", type=Path, default=Path("build"),
+                   help="output directory (default: build/)")
+    common.add_target(p)
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 with a unified diff if the files on disk differ")
+    p.add_argument("--verify", action="store_true",
+                   help="check the output with nginx -t / varnishd -C / hitch --test before "
+                        "writing it")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load(args.policy)
+    compiled = compile_policy(policy, common.targets(args), common.options(args))
+    common.warn(compiled.warnings)
+    if args.check:
+        changes = diff(args.output, compiled.files)
+        if changes:
+            sys.stdout.write(changes)
+            print(f"{args.output}: out of date with {args.policy} (run cachewright compile)",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.output}: up to date")
+        return 0
+    if args.verify:
+        for done in verify(compiled.files, args.policy.resolve().parent):
+            print(f"verified with {done.version}")
+    write_atomically(args.output, compiled.files)
+    for f in compiled.files:
+        print(args.output / f.path)
+    return 0

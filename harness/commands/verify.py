@@ -1,0 +1,32 @@
+"""``cachewright verify``: compile in memory and check with the real engines."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from generator.load import load
+from generator.pipeline import compile_policy
+from generator.verify import verify
+
+from . import common
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify", help="check a policy's output with nginx -t, varnishd -C and hitch --test",
+        epilog="example:\n  cachewright verify examples/api/policy.yaml --target varnish",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, help="policy YAML file")
+    common.add_target(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load(args.policy)
+    compiled = compile_policy(policy, common.targets(args), common.options(args))
+    common.warn(compiled.warnings)
+    for done in verify(compiled.files, args.policy.resolve().parent):
+        print(f"ok: {done.engine} accepts the configuration ({done.version})")
+    return 0

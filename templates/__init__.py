@@ -1,0 +1,1 @@
+"""Jinja templates for each engine (package data; rendered by generator.render)."""
