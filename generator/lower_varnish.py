@@ -18,7 +18,6 @@ from .lower_nginx import DEFAULT_STATUSES
 from .model import SAFE_METHODS, Policy, Rule
 from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_str
 
-
 HFM_TTL = 120
 
 

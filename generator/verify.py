@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -29,15 +30,32 @@ class Verified:
     version: str
 
 
-def verify(files: Iterable[OutputFile], policy_dir: Path) -> list[Verified]:
-    """Run each engine's own check on ``files``; raise VerifyError with the engine's message."""
+def unresolvable(hosts: Iterable[str]) -> list[str]:
+    """Origin host names this machine cannot resolve (they may exist only where it is deployed)."""
+    out = []
+    for host in sorted(set(hosts)):
+        try:
+            socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            out.append(host)
+    return out
+
+
+def verify(files: Iterable[OutputFile], policy_dir: Path,
+           stand_ins: Iterable[str] = ()) -> list[Verified]:
+    """Run each engine's own check on ``files``; raise VerifyError with the engine's message.
+
+    Both engines resolve origin host names while loading; names in ``stand_ins`` (unresolvable
+    here) are checked as 127.0.0.1 so the rest of the configuration is still verified.
+    """
     files = list(files)
+    stand_ins = list(stand_ins)
     with tempfile.TemporaryDirectory(prefix="cachewright-verify-") as tmp:
         root = Path(tmp)
         root.chmod(0o755)  # varnishd and nginx drop privileges when run as root
         for f in files:
             (root / f.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            (root / f.path).write_text(f.text, encoding="utf-8")
+            (root / f.path).write_text(_stand_in(f.text, stand_ins), encoding="utf-8")
         done = []
         names = {f.path for f in files}
         if "nginx/nginx.conf" in names:
@@ -47,6 +65,14 @@ def verify(files: Iterable[OutputFile], policy_dir: Path) -> list[Verified]:
         if "hitch/hitch.conf" in names:
             done.append(_hitch(root / "hitch", policy_dir))
         return done
+
+
+def _stand_in(text: str, hosts: list[str]) -> str:
+    for host in hosts:
+        name = re.escape(host)
+        text = re.sub(rf"^(\s*server ){name}(:\d+)", r"\g<1>127.0.0.1\2", text, flags=re.M)
+        text = re.sub(rf'^(\s*\.host = "){name}(";)', r"\g<1>127.0.0.1\2", text, flags=re.M)
+    return text
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

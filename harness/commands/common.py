@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from generator.model import Policy
 from generator.pipeline import TARGETS, Options
+from generator.verify import unresolvable
 
 
 def add_target(p: argparse.ArgumentParser) -> None:
@@ -34,3 +36,12 @@ def options(args: argparse.Namespace) -> Options:
 def warn(lines: tuple[str, ...] | list[str]) -> None:
     for line in lines:
         print(line, file=sys.stderr)
+
+
+def stand_ins(policy: Policy) -> list[str]:
+    """Origin hosts that do not resolve here (verified as 127.0.0.1), each announced."""
+    hosts = unresolvable(s.host for s in policy.origin.servers)
+    for host in hosts:
+        print(f"note: origin host {host!r} does not resolve here; verified with 127.0.0.1 in "
+              "its place", file=sys.stderr)
+    return hosts

@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.output}: up to date")
         return 0
     if args.verify:
-        for done in verify(compiled.files, args.policy.resolve().parent):
+        for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
             print(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:
         print(args.output / f.path)
     return 0
+

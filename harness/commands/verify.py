@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
-    for done in verify(compiled.files, args.policy.resolve().parent):
+    for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
         print(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
+

@@ -1,0 +1,27 @@
+"""Every example's output is accepted by the real engines (nginx -t, varnishd -C, hitch --test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.load import load
+from generator.pipeline import compile_policy
+from generator.verify import unresolvable, verify
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("policy_file", EXAMPLES, ids=lambda p: p.parent.name)
+def test_engines_accept_example(policy_file: Path) -> None:
+    policy = load(policy_file)
+    files = compile_policy(policy).files
+    hosts = unresolvable(s.host for s in policy.origin.servers)
+    done = verify(files, policy_file.parent, hosts)
+    engines = {d.engine for d in done}
+    assert {"nginx", "varnish"} <= engines
+    if policy.listen.https:
+        assert "hitch" in engines

@@ -1,0 +1,133 @@
+"""Loading and validation: the exact messages of the common mistakes, all reported at once."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from generator.errors import PolicyError
+from generator.load import covers, loads
+from generator.model import Match
+
+BASE = """\
+version: 1
+name: shop
+origin: {url: http://app:8000}
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        loads(textwrap.dedent(text), "policy.yaml")
+    return str(info.value).splitlines()
+
+
+def test_minimal_policy_gets_safe_defaults() -> None:
+    policy = loads(BASE, "policy.yaml")
+    assert policy.cache.key == ("scheme", "host", "path", "query")
+    assert policy.cache.origin_headers == "respect"
+    assert policy.purge is None
+    assert policy.listen.http is not None and policy.listen.http.port == 80
+    assert policy.default_rule.name == "default"
+
+
+def test_invalid_yaml_points_at_the_line() -> None:
+    assert problems(BASE + "rules: [\n") == [
+        "policy.yaml:5:1: invalid YAML: expected the node content, but found '<stream end>'"]
+
+
+def test_empty_file() -> None:
+    assert problems("") == ["policy.yaml:1:1: the policy is empty (expected a mapping with version, "
+                            "name, origin, ...)"]
+
+
+def test_unknown_key_suggests_the_closest() -> None:
+    assert problems(BASE + "rules:\n  - name: a\n    match: {path_prefix: /a}\n    tll: 5m\n") == [
+        "policy.yaml:7:5: rules[0].tll: unknown key 'tll' (did you mean 'ttl'?)"]
+
+
+def test_unknown_key_without_close_match_lists_the_keys() -> None:
+    assert problems(BASE + "zzz: 1\n") == [
+        "policy.yaml:4:1: zzz: unknown key 'zzz' (expected one of: version, name, origin, listen, "
+        "cache, rules, purge, headers, accept_missing)"]
+
+
+def test_bad_duration() -> None:
+    assert problems(BASE + "rules:\n  - name: a\n    match: {path_prefix: /a}\n    ttl: 10 minutes\n") == [
+        'policy.yaml:7:10: rules[0].ttl: "10 minutes" is not a duration (examples: 10s, 5m, 1h30m, 30d)']
+
+
+def test_wrong_type() -> None:
+    assert problems(BASE + "cache: {collapse_requests: maybe}\n") == [
+        'policy.yaml:4:28: cache.collapse_requests: "maybe" is not true or false']
+
+
+def test_missing_required_key() -> None:
+    assert problems("version: 1\nname: shop\n") == [
+        "policy.yaml:1:1: (top level): missing required key 'origin'"]
+
+
+def test_every_error_is_reported_at_once_in_file_order() -> None:
+    found = problems(BASE + "cache: {size: huge, default_ttl: soon}\nrules: 3\n")
+    assert [line.split(": ")[1] for line in found] == ["cache.size", "cache.default_ttl", "rules"]
+
+
+def test_shadowed_rule_is_unreachable() -> None:
+    text = BASE + textwrap.dedent("""\
+        rules:
+          - name: static
+            match: {path_prefix: /static/}
+          - name: images
+            match: {path_prefix: /static/img/}
+        """)
+    assert problems(text) == [
+        "policy.yaml:8:5: rules[1].match: rule 'images' can never match: rule 'static' (rules[0]) "
+        "matches every request it matches (move it before 'static' or narrow 'static')"]
+
+
+def test_contradictory_rule() -> None:
+    text = BASE + "rules:\n  - name: a\n    match: {path_prefix: /a}\n    cache: false\n    ttl: 5m\n"
+    assert problems(text) == [
+        "policy.yaml:8:5: rules[0].ttl: contradicts cache: false (an uncached rule has no ttl)"]
+
+
+def test_duplicate_rule_names() -> None:
+    text = BASE + textwrap.dedent("""\
+        rules:
+          - {name: a, match: {path_prefix: /a}}
+          - {name: a, match: {path_prefix: /b}}
+        """)
+    assert problems(text) == [
+        "policy.yaml:6:6: rules[1].name: 'a' is already the name of rules[0] (expected unique names)"]
+
+
+def test_control_characters_are_refused() -> None:
+    found = problems(BASE + 'rules:\n  - name: a\n    match: {path_prefix: "/a\\nb"}\n')
+    assert found == ["policy.yaml:6:26: rules[0].match.path_prefix: control characters (newline, tab, "
+                     "NUL, ...) are not allowed"]
+
+
+def test_tag_purge_needs_a_tag_header() -> None:
+    assert problems(BASE + "purge: {allow: [127.0.0.1/32], kinds: [tag]}\n") == [
+        "policy.yaml:4:32: purge.kinds: 'tag' needs a rule with tags_from_header (expected e.g. "
+        "tags_from_header: Surrogate-Key)"]
+
+
+def test_durations_and_sizes_in_human_units() -> None:
+    policy = loads(BASE + "cache: {size: 64m, default_ttl: 1h30m, stale: {if_error: 1d}}\n")
+    assert policy.cache.size == 64 * 1024 * 1024
+    assert policy.cache.default_ttl == 5400
+    assert policy.cache.stale.if_error == 86400
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    (Match(path_prefix="/"), Match(extensions=("css",)), True),
+    (Match(path_prefix="/a"), Match(path_prefix="/ab"), True),
+    (Match(path_prefix="/ab"), Match(path_prefix="/a"), False),
+    (Match(extensions=("css", "js")), Match(extensions=("css",)), True),
+    (Match(methods=("GET",)), Match(path_prefix="/a"), False),
+    (Match(hosts=("*.example.com",)), Match(hosts=("a.example.com",)), True),
+])
+def test_covers(a: Match, b: Match, expected: bool) -> None:
+    assert covers(a, b) is expected
