@@ -45,7 +45,9 @@ def _any_rule(pred: Callable[..., bool]) -> Callable[[Policy], bool]:
     return lambda p: any(pred(r) for r in p.rules)
 
 
-N, M, U = "native", "module", "unsupported"
+N: Level = "native"
+M: Level = "module"
+U: Level = "unsupported"
 TABLE: tuple[Feature, ...] = (
     Feature("origin.servers", "several origin servers, round-robin", "origin.url",
             lambda p: len(p.origin.servers) > 1,

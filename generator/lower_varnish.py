@@ -137,7 +137,7 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
 
 def _methods(policy: Policy) -> tuple[str, ...]:
     kinds = policy.purge.kinds if policy.purge else ()
-    extra = (("PURGE",) if {"url", "tag"} & set(kinds) else ())
+    extra: tuple[str, ...] = ("PURGE",) if {"url", "tag"} & set(kinds) else ()
     extra += (("BAN",) if {"pattern", "all"} & set(kinds) else ())
     return SAFE_METHODS + extra
 

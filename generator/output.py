@@ -52,7 +52,7 @@ def _swap_in(staging: Path, out_dir: Path, files: list[OutputFile]) -> None:
 
 def diff(out_dir: Path, files: Iterable[OutputFile]) -> str:
     """Unified diff from what is on disk to what would be generated ("" when identical)."""
-    chunks = []
+    chunks: list[str] = []
     for f in files:
         target = out_dir / f.path
         old = target.read_text(encoding="utf-8") if target.is_file() else ""

@@ -134,7 +134,9 @@ _HEX_RE: Final = re.compile(r"[0-9A-Fa-f]+")
 _ETAG_RE: Final = re.compile(r'(?:W/)?"[^"]*"')
 _FORBIDDEN_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Headers that frame the message or identify the response: a rule must not override them.
-_RESERVED_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "connection", "x-response-id"})
+_RESERVED_HEADERS: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "x-response-id"}
+)
 
 Outcome: TypeAlias = Literal["ok", "not_modified", "error", "refused", "closed_mid_body"]
 BodyMode: TypeAlias = Literal["echo", "filler"]
@@ -178,7 +180,11 @@ class Request:
     @property
     def keep_alive(self) -> bool:
         """Whether the client lets the connection stay open after this request."""
-        tokens = {token.strip().lower() for value in self.header_values("Connection") for token in value.split(",")}
+        tokens = {
+            token.strip().lower()
+            for value in self.header_values("Connection")
+            for token in value.split(",")
+        }
         if self.version == "HTTP/1.0":
             return "keep-alive" in tokens
         return "close" not in tokens
@@ -233,7 +239,11 @@ def _values(headers: Headers, name: str) -> list[str]:
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: Headers) -> bytes:
-    codings = [coding.strip().lower() for value in _values(headers, "transfer-encoding") for coding in value.split(",")]
+    codings = [
+        coding.strip().lower()
+        for value in _values(headers, "transfer-encoding")
+        for coding in value.split(",")
+    ]
     lengths = _values(headers, "content-length")
     if codings:
         if lengths or codings[-1] != "chunked":
@@ -267,7 +277,9 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
-async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: tuple[str, int]) -> Request:
+async def read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: tuple[str, int]
+) -> Request:
     """Read one request; raises ``HttpError`` or ``asyncio.IncompleteReadError``."""
     method, target, version, headers = await _read_head(reader)
     expect = [v.lower() for v in _values(headers, "expect")]
@@ -930,7 +942,9 @@ class Origin:
 
     async def start(self) -> None:
         """Bind both listeners; raises ``OSError`` when a port is taken."""
-        self._control_server = await self._listen(self.control_port, self._control_tasks, self.handle_control)
+        self._control_server = await self._listen(
+            self.control_port, self._control_tasks, self.handle_control
+        )
         self.control_port = _bound_port(self._control_server)
         try:
             await self.up()
@@ -960,7 +974,9 @@ class Origin:
             self._data_server = None
         await _cancel_all(self._data_tasks)
 
-    async def _listen(self, port: int, tasks: set[asyncio.Task[object]], handler: RequestHandler) -> asyncio.Server:
+    async def _listen(
+        self, port: int, tasks: set[asyncio.Task[object]], handler: RequestHandler
+    ) -> asyncio.Server:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
@@ -991,7 +1007,9 @@ class Origin:
         seq, response_id = self.state.arrive(request)
         outcome, status = decide(effective, request)
         key = None if rule is None else rule.key
-        self.state.log.append(Recorded(seq, time.time(), response_id, request, key, status, outcome))
+        self.state.log.append(
+            Recorded(seq, time.time(), response_id, request, key, status, outcome)
+        )
         if effective.delay:
             await asyncio.sleep(effective.delay)
         matched = rule is not None

@@ -142,7 +142,9 @@ class SeenRequest:
         return _values(self.headers, name)
 
 
-_SeenValues = tuple[str, str, str, str, str, str, tuple[tuple[str, str], ...], int, str, int, str | None]
+_SeenValues = tuple[
+    str, str, str, str, str, str, tuple[tuple[str, str], ...], int, str, int, str | None
+]
 
 
 def _seen_values(obj: dict[str, object]) -> _SeenValues:

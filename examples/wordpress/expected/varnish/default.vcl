@@ -96,19 +96,16 @@ sub vcl_recv {
     # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
     } elsif ((cookie.get("comment_author_1a2b3c") ~ ".")) {
         set req.http.X-Cachewright-Rule = "comment-author";
-    # cachewright: rule preview (examples/wordpress/policy.yaml:32:5)
-    } elsif ((req.http.X-Cachewright-Path ~ "[?&]preview=true")) {
-        set req.http.X-Cachewright-Rule = "preview";
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:36:5)
+    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
     } elsif ((req.http.X-Cachewright-Path ~ "^/wp-content/uploads/")) {
         set req.http.X-Cachewright-Rule = "uploads";
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:41:5)
+    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
     } elsif ((req.http.X-Cachewright-Path ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
         set req.http.X-Cachewright-Rule = "theme-assets";
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:45:5)
+    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
     } elsif ((req.http.X-Cachewright-Path ~ "/feed/?$")) {
         set req.http.X-Cachewright-Rule = "feeds";
-    # cachewright: rule pages (examples/wordpress/policy.yaml:49:5)
+    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
     } elsif ((req.http.X-Cachewright-Path ~ "^/") && (req.http.X-Cachewright-Method ~ "^(?:GET|HEAD)$")) {
         set req.http.X-Cachewright-Rule = "pages";
     } else {
@@ -138,28 +135,25 @@ sub vcl_recv {
     # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
     } elsif (req.http.X-Cachewright-Rule == "comment-author") {
         set req.http.X-Cachewright-Pass = "1";
-    # cachewright: rule preview (examples/wordpress/policy.yaml:32:5)
-    } elsif (req.http.X-Cachewright-Rule == "preview") {
-        set req.http.X-Cachewright-Pass = "1";
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:36:5)
+    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
     } elsif (req.http.X-Cachewright-Rule == "uploads") {
         if (req.http.Authorization) {
             set req.http.X-Cachewright-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:41:5)
+    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
     } elsif (req.http.X-Cachewright-Rule == "theme-assets") {
         if (req.http.Authorization) {
             set req.http.X-Cachewright-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:45:5)
+    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
     } elsif (req.http.X-Cachewright-Rule == "feeds") {
         if (req.http.Authorization) {
             set req.http.X-Cachewright-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule pages (examples/wordpress/policy.yaml:49:5)
+    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
     } elsif (req.http.X-Cachewright-Rule == "pages") {
         if (req.http.Authorization) {
             set req.http.X-Cachewright-Pass = "1";
