@@ -28,8 +28,8 @@ def _check_regex(value: str) -> str | None:
         re.compile(value)
     except re.error as exc:
         return f'"{value[:60]}" is not a valid regular expression ({exc})'
-    if '"}' in value:
-        return 'a regular expression may not contain \'"}\' (write the quote as \\x22)'
+    if '"}' in value or value.endswith('"'):
+        return 'a regular expression may not contain \'"}\' or end in \'"\' (write the quote as \\x22)'
     if re.search(r"\(\?P?<\w+>|\(\?P=|\\[1-9]|\\[gk]", value):
         return "named groups and back-references are not supported (use (?:...))"
     return None

@@ -24,6 +24,8 @@ from .units import format_duration
 
 QUERY_PASSES = 8
 DEFAULT_STATUSES = "200 203 204 300 301 308"
+# Statuses ever stored (Varnish's RFC 7231 list plus 308); others only through status_ttl.
+CACHEABLE_STATUSES = (200, 203, 204, 300, 301, 302, 307, 308, 404, 410, 414)
 X_ACCEL = "X-Accel-Expires X-Accel-Redirect X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset"
 
 
@@ -64,6 +66,7 @@ class Location:
     no_cache: str
     mode: str
     forward_cookie: str
+    keep_cookies: str | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Tls:
     profile: Profile
     http2_directive: bool
     hsts: str
+    dhparam: str | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class NginxModel:
     background_update: bool
     cache_status: bool
     cache_name: str
+    storable_statuses: str
 
 
 def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> NginxModel:
@@ -137,7 +142,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         cookie_values=tuple(cookies.values()),
         predicates=tuple(predicates.values()),
         selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':$cw_m:$cw_path"',
-        choices=tuple(Choice(_choice_regex(r, predicates), r.ident) for r in policy.rules),
+        choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
         locations=tuple(_location(policy, r, cookies, purge) for r in rules),
         listeners=_listeners(policy, http2_directive),
         redirect=_redirect(policy),
@@ -147,7 +152,13 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         background_update=policy.cache.stale.while_revalidate > 0,
         cache_status=policy.headers.cache_status,
         cache_name=policy.headers.cache_status_name,
+        storable_statuses="|".join(str(s) for s in storable_statuses(policy)),
     )
+
+
+def storable_statuses(policy: Policy) -> tuple[int, ...]:
+    """Statuses that may be stored: the cacheable ones, and any status_ttl lists."""
+    return tuple(sorted(set(CACHEABLE_STATUSES) | {code for code, _ in policy.cache.status_ttl}))
 
 
 def _max_ttl(policy: Policy) -> int:
@@ -198,7 +209,8 @@ def header_var(name: str) -> str:
     return "$http_" + name.lower().replace("-", "_")
 
 
-def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate]) -> str:
+def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
+                  cookies: dict[str, CookieValue]) -> str:
     m = rule.match
     wanted = set()
     if m.hosts:
@@ -206,6 +218,7 @@ def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate]) -> s
     if m.path_regex is not None:
         wanted.add(("$cw_path", m.path_regex))
     wanted |= {(header_var(h.name), h.regex or ".") for h in m.headers}
+    wanted |= {(f"${cookies[c.name].var}", c.regex or ".") for c in m.cookies}
     bits = "".join("1" if key in wanted else "." for key in predicates)
     bits = bits.rstrip(".")
     methods = "(?:" + "|".join(m.methods) + ")" if m.methods else "[A-Z_-]+"
@@ -237,6 +250,8 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge
         no_cache=" ".join([*bypass, "$cw_nostore"]),
         mode=mode if rule.cache else "N",
         forward_cookie=_forward_cookie(rule, cookies),
+        keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
+                      if rule.key.cookies else None),
     )
 
 
@@ -271,7 +286,7 @@ def _forward_cookie(rule: Rule, cookies: dict[str, CookieValue]) -> str:
     if rule.strip_cookies:
         return '""'
     if rule.key.cookies:
-        return '"' + "".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies) + '"'
+        return f"$cw_keep_{rule.ident}"
     return "$http_cookie"
 
 
@@ -309,6 +324,8 @@ def _tls(policy: Policy, http2_directive: bool) -> Tls | None:
         hsts = f"max-age={https.hsts.max_age}"
         hsts += "; includeSubDomains" if https.hsts.include_subdomains else ""
         hsts += "; preload" if https.hsts.preload else ""
-    return Tls(https.certificate, https.key, PROFILES[https.profile],
-               https.http2 and http2_directive, hsts)
+    profile = PROFILES[https.profile]
+    dhe = any(c.startswith("DHE-") for c in profile.ciphers)
+    return Tls(https.certificate, https.key, profile, https.http2 and http2_directive, hsts,
+               "ffdhe2048.pem" if dhe else None)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lower_nginx import DEFAULT_STATUSES
+from .lower_nginx import DEFAULT_STATUSES, storable_statuses
 from .model import SAFE_METHODS, Policy, Rule
 from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_str
 
@@ -69,6 +69,7 @@ class VarnishModel:
     key_query: bool
     default_statuses: tuple[int, ...]
     status_ttl: tuple[tuple[int, int], ...]
+    storable_statuses: tuple[int, ...]
     grace: int
     stale_if_error: bool
     hfm_ttl: int
@@ -119,6 +120,7 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
         key_query="query" in policy.cache.key,
         default_statuses=tuple(int(s) for s in DEFAULT_STATUSES.split()),
         status_ttl=policy.cache.status_ttl,
+        storable_statuses=storable_statuses(policy),
         grace=max(stale.while_revalidate, stale.if_error),
         stale_if_error=stale.if_error > 0,
         hfm_ttl=HFM_TTL,

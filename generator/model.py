@@ -138,7 +138,8 @@ class Rule:
 
     @property
     def ident(self) -> str:
-        return f"r{self.index + 1}"
+        """A generated identifier (never user text): ``r1``, ``r2``, ... and ``default``."""
+        return "default" if self.name == "default" else f"r{self.index + 1}"
 
 
 @dataclass(frozen=True)

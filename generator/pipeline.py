@@ -8,6 +8,7 @@ from . import capabilities, lower_hitch, lower_nginx, lower_varnish
 from .errors import CapabilityError
 from .model import Policy
 from .render import OutputFile, render
+from .tls import FFDHE2048_PEM
 
 TARGETS = ("nginx", "varnish")
 
@@ -50,7 +51,10 @@ def _files(policy: Policy, target: str, options: Options) -> list[OutputFile]:
     source = policy.source
     if target == "nginx":
         model = lower_nginx.lower(policy, options.nginx_version, options.nginx_modules_dir)
-        return [OutputFile("nginx/nginx.conf", render("nginx/nginx.conf.j2", model, source))]
+        out = [OutputFile("nginx/nginx.conf", render("nginx/nginx.conf.j2", model, source))]
+        if model.tls is not None and model.tls.dhparam:
+            out.append(OutputFile(f"nginx/{model.tls.dhparam}", FFDHE2048_PEM))
+        return out
     vcl = lower_varnish.lower(policy)
     out = [
         OutputFile("varnish/default.vcl", render("varnish/default.vcl.j2", vcl, source)),

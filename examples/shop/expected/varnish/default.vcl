@@ -233,13 +233,13 @@ sub vcl_backend_response {
         set beresp.http.X-Cachewright-Override = "";
         set beresp.http.X-Cachewright-Ttl = "60";
     }
-    # Freshness: status_ttl, then (when respecting origin headers) the origin's own, then the
-    # rule's TTL for the default statuses; anything else is not stored.
+    # Freshness: the origin's own (when respecting origin headers), else status_ttl, else the
+    # rule's TTL for the default statuses; statuses that are never stored get none.
     if (beresp.http.X-Cachewright-Override == "" &&
         (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)=" || beresp.http.Expires)) {
         set beresp.http.X-Cachewright-Ttl = "origin";
     }
-    if (beresp.status == 404) {
+    if (beresp.status == 404 && beresp.http.X-Cachewright-Ttl != "origin") {
         set beresp.ttl = 60s;
         set beresp.http.X-Cachewright-Ttl = "status";
     }
@@ -250,12 +250,12 @@ sub vcl_backend_response {
             set beresp.ttl = 0s;
         }
     }
-    if (beresp.status >= 500 && beresp.http.X-Cachewright-Ttl != "status") {
+    if (beresp.status != 200 && beresp.status != 203 && beresp.status != 204 && beresp.status != 300 && beresp.status != 301 && beresp.status != 302 && beresp.status != 307 && beresp.status != 308 && beresp.status != 404 && beresp.status != 410 && beresp.status != 414) {
         set beresp.ttl = 0s;
     }
     if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:private|no-store)(?:[,\s=]|$)" ||
         (beresp.http.X-Cachewright-Override == "" &&
-         beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:no-cache(?:[,\s=]|$)|s-maxage=0+(?:[,\s]|$)|max-age=0+(?:[,\s]|$))") ||
+         beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])no-cache(?:[,\s=]|$)") ||
         beresp.http.Set-Cookie || beresp.http.Vary == "*" || beresp.ttl <= 0s) {
         # Not stored; remembered as hit-for-miss so concurrent requests are not serialised.
         unset beresp.http.X-Cachewright-Override;
