@@ -9,7 +9,7 @@ import re
 
 from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
 
-HEADER_NAME = Str(r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
+HEADER_NAME = Str(r"[A-Za-z][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
 COOKIE_NAME = Str(r"[A-Za-z0-9!#%&*+.^_|~-]+", "a cookie name (letters, digits, !#%&*+.^_|~-)", 128)
 HOSTNAME = r"(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST = Str(HOSTNAME, "a lowercase host name such as shop.example.com or *.example.com", 253)

@@ -36,6 +36,7 @@ from .model import (
 from .spec import MISSING, Reader
 
 MAX_POLICY_BYTES = 16 * 1024 * 1024
+RESERVED_NAMES = ("default", "guard", "purge", "redirect")
 
 
 def load(path: str | Path) -> Policy:
@@ -208,8 +209,9 @@ def _check_cache(policy: Policy, problem: Report) -> None:
 
 def _check_rule(policy: Policy, rule: Rule, names: dict[str, int], problem: Report) -> None:
     at = f"rules[{rule.index}]"
-    if rule.name == "default":
-        problem(f"{at}.name", "'default' is reserved for requests no rule matches")
+    if rule.name in RESERVED_NAMES:
+        problem(f"{at}.name", f"'{rule.name}' is reserved (Cache-Status uses default, guard, purge "
+                "and redirect for responses of no rule)")
     elif rule.name in names:
         problem(f"{at}.name", f"'{rule.name}' is already the name of rules[{names[rule.name]}] "
                 "(expected unique names)")

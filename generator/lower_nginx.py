@@ -67,6 +67,7 @@ class Location:
     mode: str
     forward_cookie: str
     keep_cookies: str | None
+    hide_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,15 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
+        hide_headers=_hide_headers(policy, rule),
     )
+
+
+def _hide_headers(policy: Policy, rule: Rule) -> tuple[str, ...]:
+    """Origin response headers clients never see: Cache-Status is ours, tag headers are consumed
+    by the cache (as on Varnish), Set-Cookie is dropped where cookies are stripped."""
+    tags = sorted({r.tags_from_header for r in policy.rules if r.tags_from_header})
+    return ("Cache-Status", *tags, *(("Set-Cookie",) if rule.strip_cookies else ()))
 
 
 def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue]) -> str:

@@ -40,7 +40,7 @@ class VclRule:
     hash_parts: tuple[str, ...]
     override: bool
     ttl: int
-    vary: str
+    vary_headers: tuple[str, ...]
     tags_header: str | None
 
 
@@ -71,6 +71,9 @@ class VarnishModel:
     status_ttl: tuple[tuple[int, int], ...]
     storable_statuses: tuple[int, ...]
     grace: int
+    while_revalidate: int
+    uncached_rules: str
+    tag_headers: tuple[str, ...]
     stale_if_error: bool
     hfm_ttl: int
     cache_status: bool
@@ -89,7 +92,7 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
     cookies = any(r.key.cookies or r.match.cookies for r in policy.rules)
     tags = policy.purge is not None and "tag" in policy.purge.kinds
     https = policy.listen.https
-    imports = ["std"]
+    imports = ["std", "var"]
     imports += ["directors"] if len(policy.origin.servers) > 1 else []
     imports += ["cookie"] if cookies else []
     imports += ["xkey"] if tags else []
@@ -121,7 +124,10 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
         default_statuses=tuple(int(s) for s in DEFAULT_STATUSES.split()),
         status_ttl=policy.cache.status_ttl,
         storable_statuses=storable_statuses(policy),
-        grace=max(stale.while_revalidate, stale.if_error),
+        grace=stale.while_revalidate + stale.if_error,
+        while_revalidate=stale.while_revalidate,
+        uncached_rules="|".join(r.name for r in policy.rules if not r.cache),
+        tag_headers=tuple(sorted({r.tags_from_header for r in policy.rules if r.tags_from_header})),
         stale_if_error=stale.if_error > 0,
         hfm_ttl=HFM_TTL,
         cache_status=policy.headers.cache_status,
@@ -170,14 +176,14 @@ def _condition(rule: Rule) -> str:
     m = rule.match
     parts = []
     if m.path_prefix:
-        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
+        parts.append(f"req.http.X-Cw-Path ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
     if m.path_regex is not None:
-        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str(m.path_regex)}")
+        parts.append(f"req.http.X-Cw-Path ~ {vcl_str(m.path_regex)}")
     if m.extensions:
-        parts.append(f"req.http.X-Cachewright-Path ~ {vcl_str(extensions_regex(m.extensions))}")
+        parts.append(f"req.http.X-Cw-Path ~ {vcl_str(extensions_regex(m.extensions))}")
     if m.methods:
         regex = "^(?:" + "|".join(m.methods) + ")$"
-        parts.append(f"req.http.X-Cachewright-Method ~ {vcl_str(regex)}")
+        parts.append(f"req.http.X-Cw-Method ~ {vcl_str(regex)}")
     if m.hosts:
         parts.append(f"req.http.host ~ {vcl_str(host_regex(m.hosts))}")
     for h in m.headers:
@@ -206,7 +212,7 @@ def _rule(policy: Policy, rule: Rule) -> VclRule:
         hash_parts=hash_parts,
         override=rule.origin_headers == "override",
         ttl=rule.ttl if rule.ttl is not None else policy.cache.default_ttl,
-        vary=", ".join(rule.vary),
+        vary_headers=rule.vary,
         tags_header=rule.tags_from_header,
     )
 

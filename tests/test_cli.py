@@ -21,7 +21,7 @@ def test_compile_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["compile", str(SHOP), "-o", str(tmp_path / "build")]) == 0
     written = sorted(str(p.relative_to(tmp_path / "build")) for p in (tmp_path / "build").rglob("*")
                      if p.is_file())
-    assert written == ["hitch/hitch.conf", "nginx/nginx.conf", "varnish/default.vcl",
+    assert written == ["hitch/hitch.conf", "nginx/ffdhe2048.pem", "nginx/nginx.conf", "varnish/default.vcl",
                        "varnish/varnishd.args"]
     assert "warning: purge by tag" in capsys.readouterr().err
 
@@ -54,11 +54,11 @@ def test_check_reports_drift_with_a_diff(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["compile", str(SHOP), "-o", str(out)]) == 0
     assert main(["compile", str(SHOP), "-o", str(out), "--check"]) == 0
     vcl = out / "varnish" / "default.vcl"
-    vcl.write_text(vcl.read_text().replace("set beresp.grace = 3600s;", "set beresp.grace = 1s;"))
+    vcl.write_text(vcl.read_text().replace("set beresp.grace = 3630s;", "set beresp.grace = 1s;"))
     capsys.readouterr()
     assert main(["compile", str(SHOP), "-o", str(out), "--check"]) == 1
     diff = capsys.readouterr().out
-    assert "-    set beresp.grace = 1s;" in diff and "+    set beresp.grace = 3600s;" in diff
+    assert "-    set beresp.grace = 1s;" in diff and "+    set beresp.grace = 3630s;" in diff
 
 
 def test_capabilities_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,8 +86,8 @@ def test_verify_maps_an_engine_error_to_the_rule(tmp_path: Path, monkeypatch: py
 
     def broken(template: str, model: object, source: str) -> str:
         text = original(template, model, source)
-        return text.replace("set req.http.X-Cachewright-Rule = \"cart\";",
-                            "set req.http.X-Cachewright-Rule = cart;")
+        return text.replace("set req.http.X-Cw-Rule = \"cart\";",
+                            "set req.http.X-Cw-Rule = cart;")
 
     monkeypatch.setattr("generator.pipeline.render", broken)
     assert main(["verify", str(SHOP), "--target", "varnish"]) == 1
