@@ -32,6 +32,7 @@ class Feature:
     nginx: Support
     varnish: Support
     alternative: str = ""
+    enforced: bool = True  # False: reported (and checked) but never a compile error
 
     def on(self, engine: str) -> Support:
         return self.nginx if engine == "nginx" else self.varnish
@@ -80,6 +81,11 @@ TABLE: tuple[Feature, ...] = (
             lambda p: p.cache.stale.if_error > 0,
             Support(N, "proxy_cache_use_stale error timeout http_5xx"),
             Support(N, "beresp.keep + stale on error")),
+    Feature("stale.window", "stale served only inside the policy's windows",
+            "cache.stale", lambda p: p.cache.stale.while_revalidate + p.cache.stale.if_error > 0,
+            Support(U, "serves stale of any age until evicted (inactive=)"),
+            Support(N, "grace, and vcl_hit ends while_revalidate"),
+            "none: nginx cannot bound stale age", enforced=False),
     Feature("collapse_requests", "request collapsing", "cache.collapse_requests",
             lambda p: p.cache.collapse_requests,
             Support(N, "proxy_cache_lock"), Support(N, "waiting list")),
@@ -120,7 +126,7 @@ def used_features(policy: Policy) -> list[Feature]:
 
 def missing(policy: Policy, engine: str) -> list[Feature]:
     """Used features ``engine`` cannot provide (whether or not the policy accepts that)."""
-    return [f for f in used_features(policy) if f.on(engine).level == "unsupported"]
+    return [f for f in used_features(policy) if f.on(engine).level == "unsupported" and f.enforced]
 
 
 def check(policy: Policy, engine: str) -> list[str]:

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from generator import __version__
 from generator.errors import CachewrightError
 
-from .commands import capabilities, compile, schema, verify
+from .commands import capabilities, compile, schema, serve, test, verify
 
-COMMANDS = (compile, verify, capabilities, schema)
+COMMANDS = (compile, verify, test, serve, capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

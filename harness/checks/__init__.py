@@ -1,0 +1,103 @@
+"""Checks derived from a policy, and running them on every engine of a stack.
+
+Each engine runs its checks in its own thread (the engines are separate processes with separate
+caches, and every check uses fresh paths), so a run takes about as long as its slowest engine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from generator.capabilities import FEATURES
+from generator.model import Policy
+
+from ..api import Stack
+from ..client import Client
+from ..origin_client import OriginClient
+from ..prepare import request_host
+from ..results import CheckResult
+from .base import Check, CheckFailed, CheckSkipped, Ctx
+from .defaults import default_checks
+from .rules import rule_checks
+
+__all__ = ["Check", "Ctx", "derive", "run_checks", "select"]
+
+Progress = Callable[[CheckResult], None]
+
+
+def derive(policy: Policy) -> list[Check]:
+    """Every check the policy implies, rules first."""
+    return [*rule_checks(policy), *default_checks(policy)]
+
+
+def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:
+    """Checks whose id starts with, or whose tags include, one of ``patterns`` (all if none)."""
+    if not patterns:
+        return list(checks)
+    return [c for c in checks if any(c.id.startswith(p) or p in c.tags for p in patterns)]
+
+
+def run_checks(checks: Sequence[Check], stack: Stack, policy: Policy, engines: Sequence[str],
+               progress: Progress | None = None) -> list[CheckResult]:
+    """Run ``checks`` on each engine (engines in parallel); results in engine, check order."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(engines))) as pool:
+        futures = [pool.submit(_run_engine, checks, stack, policy, e, progress) for e in engines]
+        return [r for f in futures for r in f.result()]
+
+
+def _run_engine(checks: Sequence[Check], stack: Stack, policy: Policy, engine: str,
+                progress: Progress | None) -> list[CheckResult]:
+    out = []
+    for check in checks:
+        result = run_one(check, stack, policy, engine)
+        out.append(result)
+        if progress is not None:
+            progress(result)
+    return out
+
+
+def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckResult:
+    """One check on one engine: passed, failed (with what explains it), unsupported or skipped."""
+    if check.feature and FEATURES[check.feature].on(engine).level == "unsupported":
+        how = FEATURES[check.feature].on(engine).how
+        return _result(check, engine, "unsupported", f"{engine}: {how}")
+    origin = OriginClient(stack.origin.control_url) if stack.origin.control_url else None
+    if check.needs_control and origin is None:
+        return _result(check, engine, "skipped", "needs the sample origin (not with --origin)")
+    client = Client(stack.endpoints[engine], request_host(policy), stack.ca_file)
+    ctx = Ctx(engine, policy, stack, client, origin)
+    started = time.monotonic()
+    try:
+        check.run(ctx)
+    except CheckSkipped as exc:
+        return _result(check, engine, "skipped", str(exc), started=started)
+    except CheckFailed as exc:
+        return _result(check, engine, "failed", str(exc), _details(ctx), started)
+    except Exception as exc:  # noqa: BLE001 - any error inside a check is that check's failure
+        return _result(check, engine, "failed", f"{type(exc).__name__}: {exc}", _details(ctx), started)
+    finally:
+        if origin is not None:
+            origin.close()
+    return _result(check, engine, "passed", started=started)
+
+
+def _details(ctx: Ctx) -> tuple[str, ...]:
+    lines = [f"request: {line}" for line in ctx.client.log]
+    if ctx.origin is not None:
+        try:
+            counts = ctx.origin.counts()
+            lines += [f"origin count {path}: {n}" for path, n in sorted(counts.paths.items())
+                      if ctx.run_token in path]
+        except Exception as exc:  # noqa: BLE001 - the origin may be what failed
+            lines.append(f"origin counts unavailable: {exc}")
+    lines += [f"{ctx.engine} log: {line}" for line in ctx.stack.logs(ctx.engine, 15).splitlines()]
+    return tuple(lines)
+
+
+def _result(check: Check, engine: str, outcome: str, message: str = "",
+            details: tuple[str, ...] = (), started: float | None = None) -> CheckResult:
+    duration = time.monotonic() - started if started is not None else 0.0
+    return CheckResult(check.id, check.description, engine, outcome,  # type: ignore[arg-type]
+                       message, details, duration, check.tags)

@@ -1,0 +1,99 @@
+"""What a check is, what it may use, and how it fails.
+
+A check is a small function over a ``Ctx``: it programs the origin, sends requests through one
+engine, and states expectations with ``ctx.expect``. The origin's request counts are the ground
+truth for "was it a hit"; Cache-Status is checked second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.model import Policy
+
+from ..api import Stack
+from ..client import Client, Response
+from ..origin_client import OriginClient
+from ..probe import Request
+
+
+class CheckFailed(Exception):
+    """An expectation did not hold."""
+
+
+class CheckSkipped(Exception):
+    """The check cannot run here (e.g. no origin control port, a window too long to wait for)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One derived check: an id, a one-line description, what it needs, and how it runs."""
+
+    id: str
+    description: str
+    run: Callable[[Ctx], None]
+    tags: tuple[str, ...] = ()
+    feature: str | None = None
+    needs_control: bool = True
+
+
+_TAGS = itertools.count(1)
+
+
+@dataclass
+class Ctx:
+    """Everything a check may use, for one engine of one running stack."""
+
+    engine: str
+    policy: Policy
+    stack: Stack
+    client: Client
+    origin: OriginClient | None
+    run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    notes: list[str] = field(default_factory=list)
+
+    def tag(self) -> str:
+        """A fresh token for paths, so no two checks share a cache entry."""
+        return f"cw{self.run_token}{next(_TAGS)}"
+
+    def control(self) -> OriginClient:
+        if self.origin is None:
+            raise CheckSkipped("needs the sample origin's control port (not with --origin)")
+        return self.origin
+
+    def expect(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise CheckFailed(message)
+
+    def send(self, req: Request, **kw: Any) -> Response:
+        """Send a probe request through this engine."""
+        headers = {n: v for n, v in req.headers if n.lower() != "cookie"}
+        if req.cookie_header:
+            headers["Cookie"] = req.cookie_header
+        headers.update(kw.pop("headers", {}))
+        kw.setdefault("scheme", self.scheme)
+        return self.client.request(kw.pop("method", req.method), req.target, headers,
+                                   host=req.host, **kw)
+
+    @property
+    def scheme(self) -> str:
+        """https when plain HTTP only redirects (or is not served), else http."""
+        listen = self.policy.listen
+        if listen.https and (listen.http is None or listen.https.redirect_http):
+            return "https"
+        return "http"
+
+    def count(self, path: str) -> int:
+        return self.control().count(path)
+
+    def program(self, path: str, **rule: Any) -> None:
+        """Program the origin's answer for ``path`` (status, cache_control, set_cookie, ...)."""
+        self.control().add_rule({"path": path, **rule})  # type: ignore[typeddict-item]
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

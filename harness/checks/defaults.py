@@ -1,0 +1,321 @@
+"""Checks of the safe defaults and of the cache-wide settings: Authorization, cookies, Set-Cookie,
+unsafe methods, forwarding headers, guards, query normalisation, status TTLs, scheme and host
+in the key, stale serving and request collapsing."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
+
+from generator.model import Policy, Rule
+
+from ..prepare import request_host
+from ..probe import probe_for
+from .base import Check, CheckSkipped, Ctx
+from .rules import effective_ttl, expect_stored_ttl, origin_answer, probe
+
+COLLAPSE_REQUESTS = 8
+STALE_WAIT_LIMIT = 6
+
+
+def _cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule | None:
+    """The first cacheable rule a probe can reach (the default rule last). ``plain``: one that
+    neither strips nor keys on cookies; ``respect``: one that respects origin headers."""
+    for rule in (*policy.rules, policy.default_rule):
+        if not rule.cache or (respect and rule.origin_headers != "respect"):
+            continue
+        if plain and (rule.match.cookies or rule.key.cookies or rule.strip_cookies):
+            continue
+        if "authorization" in {h.lower() for h in rule.key.headers}:
+            continue
+        probe = probe_for(policy, rule, tag="cwprobe", host=request_host(policy))
+        if probe is None or probe.method != "GET":
+            continue
+        return rule
+    return None
+
+
+def _rule_or_skip(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule:
+    rule = _cacheable_rule(policy, respect=respect, plain=plain)
+    if rule is None:
+        kind = " that respects origin headers" if respect else ""
+        kind += " that neither strips nor keys on cookies" if plain else ""
+        raise CheckSkipped(f"no reachable cacheable rule{kind} to exercise")
+    return rule
+
+
+def check_authorization(ctx: Ctx) -> None:
+    """Requests with Authorization reach the origin and are not stored for others."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    auth = {"Authorization": "Bearer cw-secret"}
+    ctx.send(req, headers=auth)
+    ctx.send(req, headers=auth)
+    anonymous = ctx.send(req)
+    ctx.expect(ctx.count(req.path) == 3, f"origin saw {ctx.count(req.path)} requests, expected 3 "
+               "(two with Authorization, then an anonymous miss)")
+    ctx.expect(anonymous.cache.outcome == "miss", "a response to an Authorization request was stored")
+
+
+def check_cookie_bypass(ctx: Ctx) -> None:
+    """Requests with cookies bypass rules that neither strip nor key on cookies."""
+    rule = _rule_or_skip(ctx.policy, plain=True)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    with_cookie = replace(req, cookies=(("session", "cw-1"),))
+    ctx.send(with_cookie)
+    ctx.send(with_cookie)
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+
+
+def check_strip_cookies(rule: Rule, ctx: Ctx) -> None:
+    """strip_cookies: the origin sees no Cookie, Set-Cookie is dropped, the response is shared."""
+    req = probe(ctx, rule)
+    ctx.program(req.path, set_cookie=["cw_session=leak"], **origin_answer(ctx.policy, rule))
+    first = ctx.send(replace(req, cookies=(*req.cookies, ("session", "cw-1"))))
+    second = ctx.send(req)
+    seen = ctx.control().requests(path=req.path)[-1].header("cookie")
+    ctx.expect(seen is None, f"origin saw Cookie {seen!r}")
+    ctx.expect(first.header("Set-Cookie") is None, "Set-Cookie reached the client")
+    ctx.expect(second.cache.outcome == "hit" and ctx.count(req.path) == 1,
+               f"second request {second.cache.outcome}, origin count {ctx.count(req.path)}")
+
+
+def check_set_cookie(ctx: Ctx) -> None:
+    """A response with Set-Cookie is not stored (one client's cookie never goes to another)."""
+    rule = _rule_or_skip(ctx.policy, plain=True)
+    req = probe(ctx, rule)
+    ctx.program(req.path, set_cookie=["cw_session=private"], **origin_answer(ctx.policy, rule))
+    ctx.send(req)
+    second = ctx.send(req)
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+    ctx.expect(second.cache.outcome != "hit", "a Set-Cookie response was served from the cache")
+
+
+def check_unsafe_methods(ctx: Ctx) -> None:
+    """POST always reaches the origin; an unknown method gets 501 and never reaches it."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    for _ in range(2):
+        ctx.send(req, method="POST", body=b"x=1")
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} POSTs, expected 2")
+    odd = ctx.send(req, method="FOO")
+    ctx.expect(odd.status in (405, 501), f"method FOO answered {odd.status}, expected 501")
+    ctx.expect(ctx.count(req.path) == 2, "method FOO reached the origin")
+
+
+def check_forwarding_headers(ctx: Ctx) -> None:
+    """Client forwarding/override headers never reach the origin; X-Forwarded-* are the real ones."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+               "X-Original-URL": "/admin", "X-Rewrite-URL": "/admin",
+               "X-HTTP-Method-Override": "DELETE", "X-Forwarded-For": "203.0.113.9"}
+    ctx.send(req, headers=spoofed)
+    seen = ctx.control().requests(path=req.path)[-1]
+    for name in ("X-Forwarded-Host", "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override"):
+        ctx.expect(seen.header(name) is None, f"origin saw client-sent {name}: {seen.header(name)!r}")
+    ctx.expect(seen.header("X-Forwarded-Proto") == ctx.scheme,
+               f"origin saw X-Forwarded-Proto {seen.header('X-Forwarded-Proto')!r}, expected {ctx.scheme}")
+    ctx.expect(seen.header("X-Forwarded-For") == "127.0.0.1",
+               f"origin saw X-Forwarded-For {seen.header('X-Forwarded-For')!r}, expected 127.0.0.1")
+
+
+def check_path_guard(ctx: Ctx) -> None:
+    """Dot segments and encoded unreserved characters are refused (400) before any rule."""
+    for target in ("/a/../account", "/%61ccount", "/a%2fb", "/a\\b"):
+        response = ctx.client.get(target, scheme=ctx.scheme)
+        ctx.expect(response.status == 400, f"{target} answered {response.status}, expected 400")
+
+
+def check_query_ignore(ctx: Ctx) -> None:
+    """Ignored query parameters are out of the key and out of what the origin receives."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    param = ctx.policy.cache.query.ignore[0].replace("*", "x")
+    first = ctx.send(replace(req, query=f"a=1&{param}=one"))
+    second = ctx.send(replace(req, query=f"{param}=two&a=1"))
+    ctx.expect(second.response_id == first.response_id and ctx.count(req.path) == 1,
+               f"requests differing only in {param} were stored separately")
+    target = ctx.control().requests(path=req.path)[-1].target
+    ctx.expect(param not in target, f"origin received the ignored parameter: {target}")
+
+
+def check_query_sort(ctx: Ctx) -> None:
+    """Query parameters in another order share one entry."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.send(replace(req, query="b=2&a=1"))
+    again = ctx.send(replace(req, query="a=1&b=2"))
+    ctx.expect(again.cache.outcome == "hit" and ctx.count(req.path) == 1,
+               "reordered query parameters were stored separately")
+
+
+def check_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
+    """A response with this status is stored for its status_ttl."""
+    rule = _rule_or_skip(ctx.policy, respect=True) if ctx.policy.rules else ctx.policy.default_rule
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=code)
+    ctx.send(req)
+    second = ctx.send(req)
+    ctx.expect(second.status == code, f"status {second.status}, expected {code}")
+    ctx.expect(ctx.count(req.path) == 1, f"origin saw {ctx.count(req.path)} requests, expected 1")
+    expect_stored_ttl(ctx, req.path, ttl)
+
+
+def check_host_in_key(ctx: Ctx) -> None:
+    """The same path on another host is another entry."""
+    hosts = ctx.policy.listen.hosts
+    if hosts and len([h for h in hosts if not h.startswith("*.")]) < 2:
+        raise CheckSkipped("the policy serves one host only")
+    other = next((h for h in hosts[1:] if not h.startswith("*.")), "other.cachewright.test")
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    if rule.match.hosts:
+        raise CheckSkipped(f"rule '{rule.name}' matches on host")
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.send(req)
+    elsewhere = ctx.send(replace(req, host=other))
+    ctx.expect(elsewhere.cache.outcome == "miss" and ctx.count(req.path) == 2,
+               f"{other} was served {req.host}'s entry")
+
+
+def check_scheme_in_key(ctx: Ctx) -> None:
+    """The same URL over http and https are separate entries (no cached redirect loops)."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.send(req, scheme="https")
+    again = ctx.send(req, scheme="https")
+    ctx.expect(again.cache.outcome == "hit", f"https repeat: {again.cache.outcome}, expected hit")
+    if ctx.policy.listen.https and ctx.policy.listen.https.redirect_http:
+        redirect = ctx.send(req, scheme="http")
+        ctx.expect(redirect.status == 301, f"http answered {redirect.status}, expected 301")
+        return
+    plain = ctx.send(req, scheme="http")
+    ctx.expect(plain.cache.outcome == "miss" and ctx.count(req.path) == 2,
+               "http was served the https entry")
+
+
+def check_stale_while_revalidate(ctx: Ctx) -> None:
+    """After expiry, stale is served at once while one background fetch refreshes."""
+    rule = _rule_or_skip(ctx.policy, respect=True)
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.send(req)
+    ctx.sleep(2.2)
+    ctx.program(req.path, status=200, cache_control="max-age=1", delay=1.5)
+    stale = ctx.send(req)
+    ctx.expect(stale.elapsed < 1.0, f"stale answer took {stale.elapsed:.2f}s (waited for the origin)")
+    ctx.expect(stale.cache.outcome == "stale", f"{stale.cache.outcome}, expected stale")
+    ctx.sleep(2.0)
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2 "
+               "(one background refresh)")
+
+
+def check_stale_if_error(ctx: Ctx) -> None:
+    """With the origin failing after expiry, the stale copy is served."""
+    rule = _rule_or_skip(ctx.policy, respect=True)
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=200, cache_control="max-age=1")
+    first = ctx.send(req)
+    ctx.sleep(2.2)
+    ctx.program(req.path, status=500, failure="error")
+    responses = [ctx.send(req) for _ in range(2)]
+    ctx.sleep(0.5)
+    for response in responses:
+        ctx.expect(response.status == 200 and response.response_id == first.response_id,
+                   f"origin failing: {response.status} {response.cache.outcome}, expected the stale copy")
+
+
+def check_stale_window_ends(ctx: Ctx) -> None:
+    """Past while_revalidate + if_error, a failing origin's error is returned, not stale content."""
+    stale = ctx.policy.cache.stale
+    window = stale.while_revalidate + stale.if_error
+    if window > STALE_WAIT_LIMIT:
+        raise CheckSkipped(f"the stale window ({window}s) is too long to wait for")
+    rule = _rule_or_skip(ctx.policy, respect=True)
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.send(req)
+    ctx.sleep(1 + window + 1.5)
+    ctx.program(req.path, status=500, failure="error")
+    late = ctx.send(req)
+    ctx.expect(late.status >= 500, f"{late.status} {late.cache.outcome} after the window, "
+               "expected the origin's error")
+
+
+def check_collapse(ctx: Ctx) -> None:
+    """Concurrent misses for one URL send one request to the origin."""
+    rule = _rule_or_skip(ctx.policy)
+    req = probe(ctx, rule)
+    ctx.program(req.path, delay=1.0, **origin_answer(ctx.policy, rule))
+    with concurrent.futures.ThreadPoolExecutor(COLLAPSE_REQUESTS) as pool:
+        statuses = list(pool.map(lambda _: ctx.send(req).status, range(COLLAPSE_REQUESTS)))
+    ctx.expect(all(s == 200 for s in statuses), f"statuses {statuses}")
+    ctx.expect(ctx.count(req.path) == 1, f"{COLLAPSE_REQUESTS} concurrent misses made "
+               f"{ctx.count(req.path)} origin requests, expected 1")
+
+
+def default_checks(policy: Policy) -> Iterator[Check]:
+    """Checks of the safe defaults and cache-wide settings that apply to ``policy``."""
+    yield Check("defaults.authorization", "requests with Authorization are never answered from "
+                "or stored in the cache", check_authorization, ("defaults", "security"))
+    yield Check("defaults.cookies", "requests with cookies bypass rules that do not strip or key "
+                "on them", check_cookie_bypass, ("defaults", "security"))
+    yield Check("defaults.set-cookie", "responses with Set-Cookie are not stored",
+                check_set_cookie, ("defaults", "security"))
+    yield Check("defaults.methods", "POST reaches the origin; unknown methods get 501",
+                check_unsafe_methods, ("defaults", "security"))
+    yield Check("defaults.forwarding-headers", "client forwarding headers never reach the origin",
+                check_forwarding_headers, ("defaults", "security"))
+    yield Check("defaults.path-guard", "dot segments and encoded characters are refused",
+                check_path_guard, ("defaults", "security"), needs_control=False)
+    for rule in policy.rules:
+        if rule.strip_cookies:
+            yield Check(f"rule.{rule.name}.strip-cookies", f"rule '{rule.name}' strips cookies "
+                        "both ways and shares the response", partial(check_strip_cookies, rule),
+                        ("rules", "cookies"))
+    yield from _cache_checks(policy)
+
+
+def _cache_checks(policy: Policy) -> Iterator[Check]:
+    cache = policy.cache
+    if cache.query.ignore:
+        yield Check("cache.query.ignore", "ignored query parameters are out of the key and the "
+                    "origin request", check_query_ignore, ("key",), "query.ignore")
+    if cache.query.sort:
+        yield Check("cache.query.sort", "query parameter order does not matter",
+                    check_query_sort, ("key",), "query.sort")
+    for code, ttl in cache.status_ttl:
+        yield Check(f"cache.status_ttl.{code}", f"status {code} is stored for {ttl}s",
+                    partial(check_status_ttl, code, ttl), ("ttl",))
+    if "host" in cache.key:
+        yield Check("cache.key.host", "different hosts never share entries", check_host_in_key,
+                    ("key", "security"))
+    if "scheme" in cache.key and policy.listen.https:
+        yield Check("cache.key.scheme", "http and https never share entries",
+                    check_scheme_in_key, ("key", "tls"))
+    if cache.stale.while_revalidate:
+        yield Check("cache.stale.while_revalidate", "stale is served at once while one "
+                    "background fetch refreshes", check_stale_while_revalidate, ("stale",),
+                    "stale.while_revalidate")
+    if cache.stale.if_error:
+        yield Check("cache.stale.if_error", "the stale copy is served while the origin fails",
+                    check_stale_if_error, ("stale",), "stale.if_error")
+    if cache.stale.while_revalidate or cache.stale.if_error:
+        yield Check("cache.stale.window", "stale content is not served past the policy's windows",
+                    check_stale_window_ends, ("stale",), "stale.window")
+    if cache.collapse_requests:
+        yield Check("cache.collapse_requests", f"{COLLAPSE_REQUESTS} concurrent misses make one "
+                    "origin request", check_collapse, ("collapse",), "collapse_requests")
+
+
+__all__ = ["default_checks", "effective_ttl"]

@@ -1,0 +1,204 @@
+"""Checks derived from each rule: cacheable or bypassed, first match wins, TTL proven, key parts,
+Vary, and how origin headers are treated."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
+
+from generator.model import Policy, Rule
+
+from ..prepare import request_host
+from ..probe import Request, overlap_probe, probe_for
+from .base import Check, CheckSkipped, Ctx
+
+SHORT_TTL = 4  # TTLs up to this are proven by waiting; longer ones by the engine's own record
+TTL_TOLERANCE = 3.0
+RECORD_WAIT = 3.0
+
+
+def effective_ttl(policy: Policy, rule: Rule) -> int:
+    return rule.ttl if rule.ttl is not None else policy.cache.default_ttl
+
+
+def stored_when_fresh(policy: Policy, rule: Rule, req: Request) -> bool:
+    """Whether ``req`` may be answered from the cache under ``rule`` (the policy's safe defaults)."""
+    if not rule.cache or req.method not in ("GET", "HEAD"):
+        return False
+    if any(n.lower() == "authorization" for n, _ in req.headers):
+        if "authorization" not in {h.lower() for h in rule.key.headers}:
+            return False
+    if req.cookies and not (rule.strip_cookies or rule.key.cookies):
+        return False
+    return True
+
+
+def origin_answer(policy: Policy, rule: Rule) -> dict[str, object]:
+    """An origin answer the rule will store: the rule's TTL applies unless origin headers are
+    respected and the rule has none, in which case the origin says max-age=60."""
+    if rule.origin_headers == "respect" and not effective_ttl(policy, rule):
+        return {"status": 200, "cache_control": "max-age=60"}
+    return {"status": 200}
+
+
+def probe(ctx: Ctx, rule: Rule) -> Request:
+    req = probe_for(ctx.policy, rule, tag=ctx.tag(), host=request_host(ctx.policy))
+    if req is None:
+        raise CheckSkipped(f"cannot build a request that rule '{rule.name}' matches")
+    return req
+
+
+def check_rule(rule: Rule, ctx: Ctx) -> None:
+    """Cacheable: miss, then hit with one origin request and the same response.
+    Not cacheable: every request reaches the origin."""
+    req = probe(ctx, rule)
+    expect_rule_behaviour(ctx, rule, req)
+
+
+def expect_rule_behaviour(ctx: Ctx, rule: Rule, req: Request) -> None:
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    first, second = ctx.send(req), ctx.send(req)
+    ctx.expect(first.status == 200, f"status {first.status}, expected 200")
+    for response in (first, second):
+        ctx.expect(response.cache.detail == rule.name,
+                   f"Cache-Status names rule {response.cache.detail!r}, expected {rule.name!r}")
+    if stored_when_fresh(ctx.policy, rule, req):
+        ctx.expect(first.cache.outcome == "miss", f"first request: {first.cache.outcome}, expected miss")
+        ctx.expect(second.cache.outcome == "hit", f"second request: {second.cache.outcome}, expected hit")
+        ctx.expect(ctx.count(req.path) == 1, f"origin saw {ctx.count(req.path)} requests, expected 1")
+        ctx.expect(first.response_id == second.response_id, "the hit is not the stored response")
+    else:
+        ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+        ctx.expect(second.cache.outcome == "bypass", f"{second.cache.outcome}, expected bypass")
+
+
+def check_first_match(rule: Rule, later: Rule, ctx: Ctx) -> None:
+    """A request both rules match gets the earlier rule's behaviour."""
+    req = overlap_probe(ctx.policy, rule, later, tag=ctx.tag(), host=request_host(ctx.policy))
+    if req is None:
+        raise CheckSkipped(f"no request matches both '{rule.name}' and '{later.name}'")
+    expect_rule_behaviour(ctx, rule, req)
+
+
+def check_ttl(rule: Rule, ctx: Ctx) -> None:
+    """The stored TTL is the rule's: by waiting when short, by the engine's record otherwise."""
+    ttl = effective_ttl(ctx.policy, rule)
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=200)
+    ctx.send(req)
+    if ttl <= SHORT_TTL and ctx.policy.cache.stale.while_revalidate == 0:
+        ctx.sleep(ttl + 1.5)
+        again = ctx.send(req)
+        ctx.expect(ctx.count(req.path) == 2, f"after {ttl}s the origin saw {ctx.count(req.path)} "
+                   f"requests, expected 2 (expired); last: {again.cache.outcome}")
+        return
+    expect_stored_ttl(ctx, req.path, ttl)
+
+
+def expect_stored_ttl(ctx: Ctx, path: str, ttl: float) -> None:
+    """The engine's own record says ``path`` is stored for ``ttl`` seconds. Engines finish
+    writing after the response is sent, so the record is polled briefly."""
+    deadline = time.monotonic() + RECORD_WAIT
+    stored = ctx.stack.stored(ctx.engine, path)
+    while not stored and time.monotonic() < deadline:
+        ctx.sleep(0.1)
+        stored = ctx.stack.stored(ctx.engine, path)
+    ctx.expect(bool(stored), f"{ctx.engine} has no stored object for {path}")
+    ttls = [round(s.ttl) for s in stored]
+    ctx.expect(any(abs(s.ttl - ttl) <= TTL_TOLERANCE for s in stored),
+               f"{ctx.engine} stored {path} with TTL {ttls}, expected {ttl}s")
+
+
+def check_origin_headers(rule: Rule, ctx: Ctx) -> None:
+    """respect: the origin's max-age wins; override: the rule's TTL wins. private is never stored."""
+    req = probe(ctx, rule)
+    ctx.program(req.path, status=200, cache_control="max-age=77")
+    ctx.send(req)
+    expected = 77 if rule.origin_headers == "respect" else effective_ttl(ctx.policy, rule)
+    expect_stored_ttl(ctx, req.path, expected)
+    private = probe(ctx, rule)
+    ctx.program(private.path, status=200, cache_control="private, max-age=60")
+    ctx.send(private)
+    ctx.send(private)
+    ctx.expect(ctx.count(private.path) == 2, "a 'private' response was stored")
+
+
+def check_vary(rule: Rule, ctx: Ctx) -> None:
+    """Variants by each Vary header are stored separately; a repeated variant is a hit."""
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    header = rule.vary[0]
+    first = ctx.send(req, headers={header: "cw-a"})
+    second = ctx.send(req, headers={header: "cw-b"})
+    third = ctx.send(req, headers={header: "cw-a"})
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2 "
+               "(two variants)")
+    ctx.expect(third.response_id == first.response_id, "third request is not variant a's response")
+    ctx.expect(second.response_id != first.response_id, "variant b was served variant a")
+
+
+def check_key_parts(rule: Rule, ctx: Ctx) -> None:
+    """Extra key headers and cookies split the cache; only keyed cookies reach the origin."""
+    req = probe(ctx, rule)
+    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    a = _keyed(rule, req, "a")
+    ctx.send(a)
+    ctx.send(_keyed(rule, req, "b"))
+    again = ctx.send(a)
+    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+    ctx.expect(again.cache.outcome == "hit", f"same key parts: {again.cache.outcome}, expected hit")
+    if rule.key.cookies:
+        seen = ctx.control().requests(path=req.path)[-1].header("cookie") or ""
+        ctx.expect("cw_other=" not in seen, f"origin saw unkeyed cookies: {seen!r}")
+
+
+def _keyed(rule: Rule, req: Request, value: str) -> Request:
+    headers = tuple((n, v) for n, v in req.headers if n not in rule.key.headers)
+    headers += tuple((h, f"cw-{value}") for h in rule.key.headers)
+    cookies = tuple((n, v) for n, v in req.cookies if n not in rule.key.cookies)
+    cookies += tuple((c, f"cw-{value}") for c in rule.key.cookies)
+    if rule.key.cookies:
+        cookies += (("cw_other", value),)
+    return replace(req, headers=headers, cookies=cookies)
+
+
+def rule_checks(policy: Policy) -> Iterator[Check]:
+    """Every rule's checks, in rule order."""
+    host = request_host(policy)
+    for rule in (*policy.rules, policy.default_rule):
+        sample = probe_for(policy, rule, tag="cwprobe", host=host)
+        if sample is None:
+            continue  # e.g. the default rule when a catch-all rule precedes it
+        name = rule.name
+        kind = "is cached (miss, then hit with one origin request)" if rule.cache else \
+            "is never cached (every request reaches the origin)"
+        yield Check(f"rule.{name}", f"rule '{name}' {kind}", partial(check_rule, rule), ("rules",))
+        later = next((r for r in policy.rules[rule.index + 1:] if overlap_probe(
+            policy, rule, r, tag="x", host=request_host(policy))), None)
+        if later is not None:
+            yield Check(f"rule.{name}.first-match", f"a request matching '{name}' and "
+                        f"'{later.name}' gets '{name}'", partial(check_first_match, rule, later),
+                        ("rules", "order"))
+        if sample.method in ("GET", "HEAD"):
+            yield from _cached_rule_checks(policy, rule)
+
+
+def _cached_rule_checks(policy: Policy, rule: Rule) -> Iterator[Check]:
+    if not rule.cache:
+        return
+    name = rule.name
+    if effective_ttl(policy, rule):
+        yield Check(f"rule.{name}.ttl", f"rule '{name}' stores for {effective_ttl(policy, rule)}s",
+                    partial(check_ttl, rule), ("rules", "ttl"))
+    yield Check(f"rule.{name}.origin-headers", f"rule '{name}' {rule.origin_headers}s origin "
+                "Cache-Control; private is never stored", partial(check_origin_headers, rule),
+                ("rules", "ttl"))
+    if rule.vary:
+        yield Check(f"rule.{name}.vary", f"rule '{name}' stores variants by {', '.join(rule.vary)}",
+                    partial(check_vary, rule), ("rules", "vary"), "vary")
+    if rule.key.headers or rule.key.cookies:
+        yield Check(f"rule.{name}.key", f"rule '{name}' keys on "
+                    f"{', '.join((*rule.key.headers, *rule.key.cookies))}",
+                    partial(check_key_parts, rule), ("rules", "key"))

@@ -1,0 +1,145 @@
+"""``cachewright test``: start the engines in front of the sample origin and prove the policy."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from generator.errors import CachewrightError, ToolMissing
+from generator.load import load
+from generator.model import Policy
+
+from .. import checks, report
+from ..api import ENGINES, Stack
+from ..local import LocalRuntime
+from ..prepare import request_host
+from ..results import CheckResult, RunResult
+from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
+
+BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "test", help="run the engines in front of a sample app and prove the policy",
+        description="Compile POLICY, start the sample origin and the real engines, and run the "
+                    "checks derived from the policy plus its scenarios. Exit 0 only when every "
+                    "selected check passed on every selected engine.",
+        epilog="examples:\n  cachewright test examples/shop/policy.yaml\n"
+               "  cachewright test policy.yaml --engine varnish --junit report.xml\n"
+               "  cachewright test policy.yaml --checks rule. --checks security\n"
+               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, help="policy YAML file")
+    add_run_options(p)
+    p.add_argument("--checks", action="append", default=[], metavar="ID_OR_TAG",
+                   help="run only checks whose id starts with this or that carry this tag "
+                        "(repeatable; e.g. rule.static, security, stale)")
+    p.add_argument("--scenarios", action="append", type=Path, default=None, metavar="FILE",
+                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
+    p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
+    p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    p.set_defaults(run=run)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``test`` and ``serve``: engines, runtime, origin."""
+    p.add_argument("--engine", choices=(*ENGINES, "all"), default="all",
+                   help="engine(s) to run (default: all)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="skip an engine whose binaries are not installed instead of failing")
+    p.add_argument("--runtime", choices=("local",), default="local",
+                   help="where the engines run (default: local processes)")
+    p.add_argument("--origin", metavar="URL",
+                   help="use your running app at URL instead of the sample origin (checks that "
+                        "need the origin's control port are skipped; scenarios still run)")
+
+
+def engines(args: argparse.Namespace) -> tuple[str, ...]:
+    """The engines to run; a missing one is an error unless --skip-missing."""
+    wanted = ENGINES if args.engine == "all" else (args.engine,)
+    present = []
+    for engine in wanted:
+        missing = [b for b in BINARIES[engine] if shutil.which(b) is None]
+        if not missing:
+            present.append(engine)
+        elif args.skip_missing:
+            print(f"skipping {engine}: {', '.join(missing)} not installed", file=sys.stderr)
+        else:
+            raise ToolMissing(f"{engine}: {', '.join(missing)} is not installed (on Debian: "
+                              f"apt-get install {_package(engine)}; or --engine / --skip-missing)")
+    if not present:
+        raise ToolMissing("no engine to run")
+    return tuple(present)
+
+
+def _package(engine: str) -> str:
+    return "nginx-light libnginx-mod-http-cache-purge" if engine == "nginx" else \
+        "varnish varnish-modules hitch"
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load(args.policy)
+    selected = engines(args)
+    scenarios = _scenarios(args)
+    derived = [] if args.no_derived else checks.select(checks.derive(policy), args.checks)
+    started, clock = datetime.now(UTC), time.monotonic()
+    total = len(selected) * (len(derived) + len(scenarios))
+    with report.Progress(sys.stderr, total) as progress, \
+            LocalRuntime().start(policy, selected, args.origin) as stack:
+        results = checks.run_checks(derived, stack, policy, selected, progress.done)
+        results += _run_scenarios(scenarios, stack, policy, selected, progress.done)
+    outcome = RunResult(policy.name, str(args.policy), "local", selected, tuple(results), started,
+                        time.monotonic() - clock)
+    print(report.table(outcome, report.should_color(sys.stdout)))
+    _write(args.json, report.to_json(outcome))
+    _write(args.junit, report.to_junit(outcome))
+    return outcome.exit_code
+
+
+def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
+    if args.no_scenarios:
+        return ()
+    files = args.scenarios or [p for p in [args.policy.parent / "scenarios.yaml"] if p.is_file()]
+    out: list[Scenario] = []
+    for path in files:
+        out.extend(load_scenarios(path))
+    return tuple(out)
+
+
+def _run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
+                   selected: tuple[str, ...], done: Any) -> list[CheckResult]:
+    if not scenarios:
+        return []
+    ctx = StackContext(stack, request_host(policy)) if stack.origin.control_url else None
+
+    def one_engine(engine: str) -> list[CheckResult]:
+        out = []
+        for scenario in scenarios:
+            result = _scenario_result(scenario, ctx, engine)
+            done(result)
+            out.append(result)
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(len(selected)) as pool:
+        return [r for rs in pool.map(one_engine, selected) for r in rs]
+
+
+def _scenario_result(scenario: Scenario, ctx: StackContext | None, engine: str) -> CheckResult:
+    if ctx is None:
+        raise CachewrightError("scenarios need the sample origin's control port")
+    return run_scenario(scenario, ctx, engine)
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")

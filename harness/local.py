@@ -1,0 +1,459 @@
+"""The ``local`` runtime: ``nginx``, ``varnishd`` and ``hitch`` from PATH as child processes on
+free loopback ports, in one temp dir per run, in front of the sample origin.
+
+    with LocalRuntime().start(policy, ("nginx", "varnish")) as stack:
+        stack.endpoints["varnish"].url()          # http://127.0.0.1:41234
+        stack.stored("nginx", "/static/a.css")    # the engine's own record of what it stored
+
+Layout of a run (``cachewright-run-XXXX``, mode 0755 because the engines drop privileges)::
+
+    tls/            ca.pem, server.crt, server.key (when the policy serves HTTPS)
+    nginx/          nginx.conf, ffdhe2048.pem, logs/ (error.log, stderr.log), cache/, tmp/
+    varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n),
+                    hitch.conf (as run), hitch.log, hitch-ocsp/
+
+Every engine process leads its own process group; stopping signals those groups only (SIGTERM,
+then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from generator.model import Policy
+from generator.pipeline import Options, compile_policy
+from generator.render import OutputFile
+
+from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
+from .origin import OriginConfig, OriginServer
+from .prepare import Placement, for_harness
+from .procs import Proc, deferred_signals, free_ports, signals_raise, spawn, stop_all, tail, wait_listening
+from .tlsfiles import TlsFiles, write_tls_files
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+LOG_LINES = 40
+PACKAGES = {
+    "nginx": "nginx-light libnginx-mod-http-cache-purge",
+    "varnishd": "varnish varnish-modules",
+    "varnishlog": "varnish",
+    "hitch": "hitch",
+}
+
+
+def require(binary: str) -> str:
+    """The path of ``binary`` on PATH, or HarnessError naming the Debian package to install."""
+    found = shutil.which(binary)
+    if found is None:
+        raise HarnessError(f"{binary} is not on PATH: the local runtime runs the real engine "
+                           f"(on Debian: apt-get install {PACKAGES[binary]})")
+    return found
+
+
+def _binaries(policy: Policy, engines: tuple[str, ...]) -> list[str]:
+    """The binaries ``engines`` need for ``policy``, in start order."""
+    needed = []
+    for engine in engines:
+        if engine not in ENGINES:
+            raise HarnessError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        needed += ["nginx"] if engine == "nginx" else ["varnishd"]
+        needed += ["hitch"] if engine == "varnish" and policy.listen.https else []
+    return needed
+
+
+# --------------------------------------------------------------------------- the running stack
+
+
+@dataclass
+class EngineRun:
+    """One engine of a run: its directory, its processes, its log files (in start order) and
+    fallback logs shown only when those are empty (nginx prints its errors to both)."""
+
+    name: str
+    directory: Path
+    procs: list[Proc] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+    fallback_logs: list[Path] = field(default_factory=list)
+
+
+class LocalStack:
+    """A ``harness.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
+
+    def __init__(self, run_dir: Path, origin: OriginEndpoint, ca_file: Path | None) -> None:
+        self.run_dir = run_dir
+        self.origin = origin
+        self.ca_file = ca_file
+        self.endpoints: dict[str, Endpoint] = {}
+        self.engines: dict[str, EngineRun] = {}
+
+    def _engine(self, engine: str) -> EngineRun:
+        if engine not in self.engines:
+            raise HarnessError(f"engine {engine!r} is not running in this stack "
+                               f"(running: {', '.join(self.engines) or 'none'})")
+        return self.engines[engine]
+
+    def logs(self, engine: str, lines: int = LOG_LINES) -> str:
+        """The last ``lines`` lines of each of the engine's logs, each under its file name."""
+        run = self._engine(engine)
+        shown = self._tails(run.logs, lines) or self._tails(run.fallback_logs, lines)
+        return shown or f"--- no log output from {engine}"
+
+    def _tails(self, paths: list[Path], lines: int) -> str:
+        parts = []
+        for path in paths:
+            text = tail(path, lines)
+            if text:
+                parts.append(f"--- {path.relative_to(self.run_dir)} (last {lines} lines)\n{text}")
+        return "\n".join(parts)
+
+    def alive(self, engine: str) -> bool:
+        """Whether every process the harness started for ``engine`` is still running."""
+        return all(proc.alive() for proc in self._engine(engine).procs)
+
+    def pids(self, engine: str) -> list[int]:
+        """Every live process of the engine (the leaders the harness started and their children)."""
+        return sorted(pid for proc in self._engine(engine).procs for pid in proc.members())
+
+    def stored(self, engine: str, path: str) -> list[StoredObject]:
+        """The engine's own record of objects stored for request path ``path``: nginx's cache
+        files (TTL = valid_sec - date), Varnish's shared-memory log (the final ``TTL VCL``)."""
+        run = self._engine(engine)
+        if engine == "nginx":
+            return nginx_stored(run.directory / "cache", path)
+        return varnish_stored(run.directory / "state", path)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop every process of every engine (all at once: SIGTERM, wait, SIGKILL)."""
+        stop_all([proc for run in self.engines.values() for proc in run.procs], timeout)
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class LocalRuntime:
+    """Starts stacks of local engine processes (``harness.api.Runtime``, name ``local``)."""
+
+    name = "local"
+
+    def __init__(self, ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT) -> None:
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+
+    def start(self, policy: Policy, engines: tuple[str, ...],
+              origin_url: str | None = None) -> AbstractContextManager[Stack]:
+        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.api.Runtime``."""
+        return self._run(policy, engines, origin_url)
+
+    @contextlib.contextmanager
+    def _run(self, policy: Policy, engines: tuple[str, ...], origin_url: str | None) -> Iterator[LocalStack]:
+        with signals_raise():
+            cleanup = contextlib.ExitStack()
+            try:
+                yield self._launch(cleanup, policy, engines, origin_url)
+            finally:
+                with deferred_signals():
+                    cleanup.close()
+
+    def _launch(self, cleanup: contextlib.ExitStack, policy: Policy, engines: tuple[str, ...],
+                origin_url: str | None) -> LocalStack:
+        """Start everything, registering each undo step on ``cleanup`` as soon as it is needed."""
+        engines = tuple(dict.fromkeys(engines))
+        binaries = {name: require(name) for name in _binaries(policy, engines)}
+        run_dir = _make_run_dir(cleanup)
+        origin, origin_host, origin_port = cleanup.enter_context(_origin(origin_url))
+        tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None
+        stack = LocalStack(run_dir, origin, tls.ca if tls else None)
+        cleanup.callback(stack.stop, self.stop_timeout)
+        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries))
+        waits = [wait for engine in engines for wait in _START[engine](stack, ctx)]
+        _await_listeners(stack, waits, time.monotonic() + self.ready_timeout)
+        return stack
+
+
+def _make_run_dir(cleanup: contextlib.ExitStack) -> Path:
+    """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges)."""
+    with deferred_signals():  # no Ctrl-C between making it and registering its removal
+        run_dir = Path(tempfile.mkdtemp(prefix="cachewright-run-"))
+        cleanup.callback(_remove_tree, run_dir)
+    run_dir.chmod(0o755)
+    return run_dir
+
+
+def _await_listeners(stack: LocalStack, waits: list[_Wait], deadline: float) -> None:
+    """Every awaited listener accepts connections before ``deadline`` (or HarnessError + logs)."""
+    for engine, proc, port in waits:
+        wait_listening(proc, HOST, port, deadline, functools.partial(stack.logs, engine))
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():  # a straggler wrote into it while it was being removed: once more
+        shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def _origin(origin_url: str | None) -> Iterator[tuple[OriginEndpoint, str, int]]:
+    """The sample origin in-process, or the user's at ``origin_url`` (no control port then)."""
+    if origin_url:
+        parts = urlsplit(origin_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise HarnessError(f"origin URL {origin_url!r}: the engines proxy to http://HOST[:PORT]")
+        yield OriginEndpoint(origin_url, ""), parts.hostname, parts.port or 80
+        return
+    with OriginServer(OriginConfig(host=HOST)) as server:
+        yield OriginEndpoint(server.data_url, server.control_url), HOST, server.data_port
+
+
+def _version(argv: list[str]) -> tuple[int, int, int] | None:
+    """``major.minor.patch`` from an engine's version output (either stream)."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    match = re.search(r"(?:nginx/|varnish-)(\d+)\.(\d+)\.(\d+)", result.stdout + result.stderr)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def _options(binaries: dict[str, str]) -> Options:
+    """Compile options for the engine versions installed here (defaults where unknown)."""
+    options = Options()
+    nginx = _version([binaries["nginx"], "-v"]) if "nginx" in binaries else None
+    varnish = _version([binaries["varnishd"], "-V"]) if "varnishd" in binaries else None
+    return Options(nginx_version=nginx or options.nginx_version,
+                   nginx_modules_dir=options.nginx_modules_dir,
+                   varnish_version=varnish or options.varnish_version)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every engine launcher needs to know about the run."""
+
+    policy: Policy
+    binaries: dict[str, str]
+    tls: TlsFiles | None
+    origin_host: str
+    origin_port: int
+    options: Options
+
+    def place(self, http_port: int, https_port: int) -> Placement:
+        cert, key = (str(self.tls.cert), str(self.tls.key)) if self.tls else ("", "")
+        return Placement(HOST, http_port, https_port, self.origin_host, self.origin_port, cert, key)
+
+    def compile(self, engine: str, place: Placement) -> dict[str, OutputFile]:
+        """The engine's files for the adapted policy, by base name."""
+        files = compile_policy(for_harness(self.policy, place), (engine,), self.options).files
+        return {Path(f.path).name: f for f in files}
+
+
+# (engine, leader process, port) that must accept connections before the stack is ready
+_Wait = tuple[str, Proc, int]
+
+
+def _engine_dir(stack: LocalStack, engine: str, *subdirs: str) -> EngineRun:
+    directory = stack.run_dir / engine
+    for sub in ("", *subdirs):
+        (directory / sub).mkdir(mode=0o755, exist_ok=True)
+    run = EngineRun(engine, directory)
+    stack.engines[engine] = run
+    return run
+
+
+def _write(directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def _endpoint(engine: str, policy: Policy, http_port: int, https_port: int) -> Endpoint:
+    return Endpoint(engine, HOST, http_port if policy.listen.http else None,
+                    https_port if policy.listen.https else None)
+
+
+def _listeners(policy: Policy, http_port: int, https_port: int) -> list[int]:
+    return ([http_port] if policy.listen.http else []) + ([https_port] if policy.listen.https else [])
+
+
+def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
+    """nginx in the foreground with the run's prefix; its workers drop to ``nobody`` as root."""
+    run = _engine_dir(stack, "nginx", "logs", "cache", "tmp")
+    http_port, https_port = free_ports(2)
+    for name, out in ctx.compile("nginx", ctx.place(http_port, https_port)).items():
+        _write(run.directory, name, out.text, out.mode)
+    logs = run.directory / "logs"
+    run.logs.append(logs / "error.log")
+    run.fallback_logs.append(logs / "stderr.log")
+    argv = [ctx.binaries["nginx"], "-p", f"{run.directory}/", "-c", str(run.directory / "nginx.conf"),
+            "-e", str(logs / "error.log"), "-g", "daemon off;"]
+    proc = spawn("nginx", argv, logs / "stderr.log", run.directory, run.procs)
+    stack.endpoints["nginx"] = _endpoint("nginx", ctx.policy, http_port, https_port)
+    return [("nginx", proc, port) for port in _listeners(ctx.policy, http_port, https_port)]
+
+
+def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
+    """varnishd in the foreground (``-F``), and hitch in front of its PROXY listener for HTTPS."""
+    run = _engine_dir(stack, "varnish")
+    http_port, https_port, proxy_port, admin_port = free_ports(4)
+    files = ctx.compile("varnish", ctx.place(http_port, https_port))
+    vcl = _write(run.directory, "default.vcl", files["default.vcl"].text)
+    args = varnishd_args(files["varnishd.args"].text, f"{HOST}:{proxy_port}")
+    _write(run.directory, "varnishd.args", "\n".join(args) + "\n")
+    argv = [ctx.binaries["varnishd"], "-F", "-n", str(run.directory / "state"), "-f", str(vcl),
+            "-T", f"{HOST}:{admin_port}", "-j", _jail(), *(a for line in args for a in line.split(" ", 1))]
+    run.logs.append(run.directory / "varnishd.log")
+    varnishd = spawn("varnishd", argv, run.logs[-1], run.directory, run.procs)
+    waits = [("varnish", varnishd, port) for port in _listeners(ctx.policy, http_port, proxy_port)]
+    stack.endpoints["varnish"] = _endpoint("varnish", ctx.policy, http_port, https_port)
+    if "hitch.conf" in files:
+        waits.append(("varnish", _start_hitch(run, ctx, files["hitch.conf"].text, proxy_port), https_port))
+    return waits
+
+
+def _start_hitch(run: EngineRun, ctx: _Context, compiled: str, proxy_port: int) -> Proc:
+    ocsp = run.directory / "hitch-ocsp"
+    ocsp.mkdir(mode=0o755)
+    if os.geteuid() == 0:
+        shutil.chown(ocsp, "_hitch", "_hitch")
+    conf = _write(run.directory, "hitch.conf", hitch_conf(compiled, f"{HOST}:{proxy_port}", ocsp))
+    run.logs.append(run.directory / "hitch.log")
+    return spawn("hitch", [ctx.binaries["hitch"], f"--config={conf}"], run.logs[-1], run.directory, run.procs)
+
+
+_START = {"nginx": _start_nginx, "varnish": _start_varnish}
+
+
+def _jail() -> str:
+    """As root varnishd drops to Debian's ``varnish`` (manager) and ``vcache`` (worker) users."""
+    return "unix,user=varnish,workuser=vcache" if os.geteuid() == 0 else "none"
+
+
+def varnishd_args(compiled: str, proxy_listen: str) -> list[str]:
+    """The compiled ``varnishd.args`` lines (``-a http=...``, ``-s ...``, ``-p ...``) with the
+    PROXY listener moved to ``proxy_listen``; comments dropped."""
+    out = []
+    for line in compiled.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-a https="):
+            line = f"-a https={proxy_listen},PROXY"
+        out.append(line)
+    return out
+
+
+def hitch_conf(compiled: str, proxy_listen: str, ocsp_dir: Path) -> str:
+    """The compiled ``hitch.conf`` pointed at ``proxy_listen``, plus what hitch needs on this
+    machine: an OCSP cache dir, and as root the ``_hitch`` user to drop to."""
+    host, _, port = proxy_listen.rpartition(":")
+    text = re.sub(r'(?m)^backend = ".*"$', f'backend = "[{host}]:{port}"', compiled)
+    text += f'# added by the cachewright local runtime\nocsp-dir = "{ocsp_dir}"\n'
+    if os.geteuid() == 0:
+        text += 'user = "_hitch"\ngroup = "_hitch"\n'
+    return text
+
+
+# --------------------------------------------------------------------------- stored objects
+
+# ngx_http_file_cache_header_t (src/http/ngx_http_cache.h, cache file version 5, nginx >= 1.11.10,
+# LP64): version, valid_sec, updating_sec, error_sec, last_modified, date, crc32, valid_msec,
+# header_start, body_start, etag_len, etag[128], vary_len, vary[128], variant[16]; then
+# "\nKEY: <key>\n" at the struct's padded size, then the response header at header_start.
+_NGINX_HEADER = struct.Struct("=Q5qI3HB128sB128s16s")
+_NGINX_CACHE_VERSION = 5
+_NGINX_KEY_MARK = b"\nKEY: "
+_NGINX_FILE = re.compile(r"[0-9a-f]{32}")
+
+
+def nginx_stored(cache_dir: Path, path: str) -> list[StoredObject]:
+    """Objects in nginx's cache directory whose key's path is ``path`` (with the query when
+    ``path`` has one), TTL = ``valid_sec - date`` from the file header."""
+    found = []
+    for file in sorted(cache_dir.rglob("*")):
+        if _NGINX_FILE.fullmatch(file.name) and file.is_file():
+            stored = read_nginx_cache_file(file)
+            if stored is not None and _key_matches(stored.key, path):
+                found.append(stored)
+    return found
+
+
+def read_nginx_cache_file(file: Path) -> StoredObject | None:
+    """The key and TTL recorded in one nginx cache file (None for another format version)."""
+    with contextlib.suppress(OSError), open(file, "rb") as f:
+        data = f.read(1 << 16)  # header_start is a u_short: the key ends within 64 KiB
+        if len(data) < _NGINX_HEADER.size:
+            return None
+        version, valid_sec, _u, _e, _lm, date, _crc, _ms, header_start, *_ = _NGINX_HEADER.unpack_from(data)
+        mark = data.find(_NGINX_KEY_MARK, _NGINX_HEADER.size, header_start)
+        if version != _NGINX_CACHE_VERSION or mark < 0:
+            return None
+        key = data[mark + len(_NGINX_KEY_MARK):header_start].removesuffix(b"\n")
+        return StoredObject(key.decode("utf-8", "replace"), float(valid_sec - date))
+    return None
+
+
+def _key_matches(key: str, path: str) -> bool:
+    """Whether the request target in ``key`` (first line, after any scheme and host) is ``path``."""
+    first = key.split("\n", 1)[0]
+    rest = first.split("://", 1)[-1]
+    start = rest.find("/")
+    if start < 0:
+        return False
+    target = rest[start:]
+    return target.removesuffix("?") == path if "?" in path else target.split("?", 1)[0] == path
+
+
+_TTL_RECORD = re.compile(r"^-+\s+TTL\s+VCL\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+\d+\s+(\w+)", re.M)
+
+
+def varnish_stored(state_dir: Path, path: str) -> list[StoredObject]:
+    """Objects Varnish stored for ``path``, from the backend transactions in its shared-memory
+    log: the last ``TTL VCL`` record of each fetch (hit-for-miss ones say "uncacheable")."""
+    argv = [require("varnishlog"), "-d", "-n", str(state_dir), "-b", "-g", "vxid",
+            "-i", "BereqURL,BereqHeader,TTL,VCL_return"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise HarnessError(f"varnishlog failed (status {result.returncode}): {result.stderr.strip()}")
+    found = []
+    for block in result.stdout.split("\n\n"):
+        stored = _varnish_fetch(block, path)
+        if stored is not None:
+            found.append(stored)
+    return found
+
+
+def _varnish_fetch(block: str, path: str) -> StoredObject | None:
+    """A stored object from one backend transaction's records, when it fetched ``path``."""
+    url = re.search(r"^-+\s+BereqURL\s+(\S+)", block, re.M)
+    ttls = _TTL_RECORD.findall(block)
+    returns = re.findall(r"^-+\s+VCL_return\s+(\w+)", block, re.M)
+    if url is None or not ttls or (returns and returns[-1] == "abandon"):
+        return None
+    target = url[1]
+    if (target != path) if "?" in path else (target.split("?", 1)[0] != path):
+        return None
+    ttl, grace, _keep, cacheable = ttls[-1]
+    if cacheable != "cacheable":
+        return None
+    return StoredObject(_varnish_key(block, target), float(ttl), float(grace))
+
+
+def _varnish_key(block: str, target: str) -> str:
+    """``scheme://host/target`` as the fetch saw them (Varnish logs no key, only its hash)."""
+    host = re.search(r"^-+\s+BereqHeader\s+host:\s*(\S+)", block, re.M | re.I)
+    proto = re.search(r"^-+\s+BereqHeader\s+X-Forwarded-Proto:\s*(\S+)", block, re.M | re.I)
+    prefix = f"{proto[1]}://" if proto else ""
+    return f"{prefix}{host[1] if host else ''}{target}"

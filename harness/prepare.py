@@ -1,0 +1,43 @@
+"""Adapting a user's policy to a harness run: same rules, the harness's addresses and ports.
+
+Everything that decides caching behaviour is kept; only where things listen, where the origin is
+and which certificate is served change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from generator.model import HttpListener, Listen, Origin, Policy, Server
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a runtime puts one engine: its listen address and ports, the origin, the certificate."""
+
+    address: str
+    http_port: int
+    https_port: int
+    origin_host: str
+    origin_port: int
+    certificate: str = ""
+    key: str = ""
+
+
+def for_harness(policy: Policy, place: Placement) -> Policy:
+    """``policy`` listening on ``place``'s ports and proxying to ``place``'s origin."""
+    listen = policy.listen
+    http = HttpListener(place.address, place.http_port) if listen.http else None
+    https = None
+    if listen.https:
+        https = replace(listen.https, address=place.address, port=place.https_port,
+                        certificate=place.certificate, key=place.key)
+    origin: Origin = replace(policy.origin, servers=(Server(place.origin_host, place.origin_port),))
+    return replace(policy, listen=Listen(http, https, listen.hosts), origin=origin)
+
+
+def request_host(policy: Policy) -> str:
+    """The Host header checks send: the first listed host (a wildcard made concrete)."""
+    for host in policy.listen.hosts:
+        return "www." + host[2:] if host.startswith("*.") else host
+    return "cachewright.test"
