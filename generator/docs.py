@@ -139,15 +139,18 @@ def capabilities_table() -> str:
         "Generated from `generator/capabilities.py` by `python -m generator.docs`; do not edit by "
         "hand. **native**: the engine does it itself; **module**: it needs the named module; "
         "**unsupported**: a policy using the feature fails to compile for that engine unless "
-        "`accept_missing` names it.",
+        "`accept_missing` names it (features marked *reported only* compile anyway).",
         "",
         "| feature | what (policy field) | nginx | varnish | alternative when unsupported |",
         "|---|---|---|---|---|",
     ]
     for f in capabilities.TABLE:
         path = f"`{f.path}`"
+        alternative = _cell(f.alternative) if f.alternative else NONE
+        if not getattr(f, "enforced", True):
+            alternative += " (reported only: never a compile error)"
         out.append(f"| `{f.id}` | {_cell(f.title)} ({path}) | {_support(f.nginx)} | "
-                   f"{_support(f.varnish)} | {_cell(f.alternative) if f.alternative else NONE} |")
+                   f"{_support(f.varnish)} | {alternative} |")
     return "\n".join(out) + "\n"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 
 from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
 
@@ -25,7 +26,9 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def _check_regex(value: str) -> str | None:
     try:
-        re.compile(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. FutureWarning "possible nested set"
+            re.compile(value)
     except re.error as exc:
         return f'"{value[:60]}" is not a valid regular expression ({exc})'
     if '"}' in value or value.endswith('"'):

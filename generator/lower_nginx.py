@@ -224,8 +224,8 @@ def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
     bits = bits.rstrip(".")
     methods = "(?:" + "|".join(m.methods) + ")" if m.methods else "[A-Z_-]+"
     path = literal_regex(m.path_prefix) if m.path_prefix else ""
-    if m.extensions:
-        path += ".*" + extensions_regex(m.extensions)
+    if m.extensions:  # the prefix and the extension may share characters (/logo.png + png)
+        path = (f"(?={path})" if path else "") + ".*" + extensions_regex(m.extensions)
     return f"^{bits}[01]*:{methods}:{path}"
 
 
