@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -46,5 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Ctrl-C always interrupts, even when the parent started us
+    with SIGINT ignored (as shells do for background jobs): the harness then cleans up."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

@@ -220,8 +220,8 @@ def to_junit(run: RunResult) -> str:
     """JUnit XML: one ``testsuite`` per engine, one ``testcase`` per check (classname
     ``cachewright.<engine>``); failures carry message and details, unsupported and skipped
     checks are ``skipped``."""
-    root = ET.Element("testsuites", _counts(run.results, run.duration))
-    root.set("name", f"cachewright {run.policy_name}")
+    root = ET.Element("testsuites", {"name": f"cachewright {run.policy_name}",
+                                     **_counts(run.results, run.duration)})
     for engine in run.engines:
         root.append(_suite(run, engine))
     ET.indent(root)

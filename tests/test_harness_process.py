@@ -1,0 +1,121 @@
+"""The harness as a user runs it: `serve` prints URLs and stops on Ctrl-C; `test --origin` uses
+the user's app; a `test` run interrupted by SIGINT or SIGTERM leaves no process or temp dir."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.api import Endpoint
+from harness.cli import main
+from harness.client import Client
+from harness.origin import OriginConfig, OriginServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = ROOT / "examples" / "shop" / "policy.yaml"
+STATIC = ROOT / "examples" / "static-site" / "policy.yaml"
+CLI = [sys.executable, "-m", "harness"]
+
+pytestmark = pytest.mark.engine
+
+
+def run_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("cachewright-run-*"))
+
+
+def pids_using(directory: Path) -> set[int]:
+    """Processes whose command line names ``directory`` (the engines of that run)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(directory) in cmdline and not _zombie(int(proc.name)):
+                found.add(int(proc.name))
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def wait_for(predicate: object, timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_test_run_leaves_nothing_behind(sig: signal.Signals) -> None:
+    before = run_dirs()
+    proc = subprocess.Popen([*CLI, "test", str(SHOP), "--no-scenarios"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        new = wait_for(lambda: run_dirs() - before, 20)
+        assert new, "no run directory appeared"
+        (run_dir,) = new  # type: ignore[misc]
+        engines = wait_for(lambda: pids_using(run_dir) if len(pids_using(run_dir)) >= 3 else None, 20)
+        assert engines, f"engines of {run_dir} did not start"
+        time.sleep(1.0)  # mid-way through the checks
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert wait_for(lambda: not pids_using(run_dir), 10) is not None, \
+        f"left running: {pids_using(run_dir)}"
+    assert not run_dir.exists(), f"{run_dir} was left behind"
+
+
+def test_serve_prints_urls_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen([*CLI, "serve", str(STATIC), "--engine", "varnish", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        url = info["engines"]["varnish"]["http"]
+        port = int(url.rsplit(":", 1)[1])
+        client = Client(Endpoint("varnish", "127.0.0.1", port, None), "docs.example.com")
+        first, second = client.get("/guide/serve-test"), client.get("/guide/serve-test")
+        assert first.status == 200 and second.cache.outcome == "hit"
+        assert info["origin"]["control"].startswith("http://127.0.0.1:")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_own_origin_skips_control_checks_and_still_proves_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with OriginServer(OriginConfig()) as app:
+        report = tmp_path / "r.json"
+        code = main(["test", str(STATIC), "--origin", app.data_url, "--no-scenarios",
+                     "--json", str(report)])
+    results = json.loads(report.read_text())["results"]
+    outcomes = {(r["check_id"], r["engine"]): r["outcome"] for r in results}
+    assert code == 0, capsys.readouterr().out
+    assert outcomes[("defaults.path-guard", "nginx")] == "passed"
+    assert outcomes[("rule.html", "varnish")] == "skipped"
