@@ -170,16 +170,17 @@ class OriginRule:
 
     def spec(self, token: str) -> RuleSpec:
         """The control port's rule, with ``{run}`` replaced by ``token``."""
-        given = {f.name: getattr(self, f.name) for f in fields(self)}
-        return cast(RuleSpec, {k: _spec_value(k, v, token) for k, v in given.items()
-                               if v is not None and v != ()})
+        given = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "headers"}
+        spec = {k: _substituted(v, token) for k, v in given.items() if v is not None and v != ()}
+        if self.headers:
+            spec["headers"] = {name: value.replace(TOKEN, token) for name, value in self.headers}
+        return cast(RuleSpec, spec)
 
 
-def _spec_value(key: str, value: object, token: str) -> object:
-    if key == "headers":
-        return {name: text.replace(TOKEN, token) for name, text in cast(Any, value)}
+def _substituted(value: object, token: str) -> object:
+    """``value`` with ``{run}`` replaced in it (or in each string of a tuple, as a list)."""
     if isinstance(value, tuple):
-        return [item.replace(TOKEN, token) for item in value]
+        return [_substituted(item, token) for item in value]
     return value.replace(TOKEN, token) if isinstance(value, str) else value
 
 

@@ -112,10 +112,11 @@ def test_own_origin_skips_control_checks_and_still_proves_the_rest(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with OriginServer(OriginConfig()) as app:
         report = tmp_path / "r.json"
-        code = main(["test", str(STATIC), "--origin", app.data_url, "--no-scenarios",
-                     "--json", str(report)])
+        code = main(["test", str(STATIC), "--origin", app.data_url, "--json", str(report)])
     results = json.loads(report.read_text())["results"]
     outcomes = {(r["check_id"], r["engine"]): r["outcome"] for r in results}
     assert code == 0, capsys.readouterr().out
     assert outcomes[("defaults.path-guard", "nginx")] == "passed"
     assert outcomes[("rule.html", "varnish")] == "skipped"
+    scenario_outcomes = {o for (check, _), o in outcomes.items() if check.startswith("scenario:")}
+    assert scenario_outcomes and scenario_outcomes <= {"passed", "skipped"}

@@ -18,6 +18,7 @@ from generator.model import Policy
 from .. import checks, report
 from ..api import ENGINES, Stack
 from ..local import LocalRuntime
+from ..origin_client import Counts
 from ..prepare import request_host
 from ..results import CheckResult, RunResult
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
@@ -117,14 +118,17 @@ def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
 
 def _run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
                    selected: tuple[str, ...], done: Any) -> list[CheckResult]:
+    """Each engine runs every scenario in its own thread."""
     if not scenarios:
         return []
-    ctx = StackContext(stack, request_host(policy)) if stack.origin.control_url else None
+    ctx = StackContext(stack, request_host(policy))
+    if not stack.origin.control_url:
+        ctx = _WithoutOrigin(stack, request_host(policy))
 
     def one_engine(engine: str) -> list[CheckResult]:
         out = []
         for scenario in scenarios:
-            result = _scenario_result(scenario, ctx, engine)
+            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url))
             done(result)
             out.append(result)
         return out
@@ -133,10 +137,40 @@ def _run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy
         return [r for rs in pool.map(one_engine, selected) for r in rs]
 
 
-def _scenario_result(scenario: Scenario, ctx: StackContext | None, engine: str) -> CheckResult:
-    if ctx is None:
-        raise CachewrightError("scenarios need the sample origin's control port")
+def _scenario_result(scenario: Scenario, ctx: StackContext, engine: str,
+                     control: bool) -> CheckResult:
+    if not control and _needs_origin(scenario):
+        return CheckResult(scenario.check_id, scenario.description or scenario.name, engine,
+                           "skipped", "programs or counts the sample origin (not with --origin)")
     return run_scenario(scenario, ctx, engine)
+
+
+def _needs_origin(scenario: Scenario) -> bool:
+    expects = [step.expect for step in scenario.steps]
+    return bool(scenario.origin) or any(
+        e.origin_delta is not None or e.origin_total_delta is not None for e in expects)
+
+
+class _NoOrigin:
+    """The origin control of a user's own app: nothing to program, nothing counted."""
+
+    def add_rules(self, rules: Any) -> None:
+        raise CachewrightError("no origin control port with --origin")
+
+    def delete_rules(self, *, path: str | None = None, pattern: str | None = None) -> int:
+        return 0
+
+    def counts(self) -> Counts:
+        return Counts(0, {}, {})
+
+    def requests(self, **kw: Any) -> list[Any]:
+        return []
+
+
+class _WithoutOrigin(StackContext):
+    @property
+    def origin(self) -> Any:
+        return _NoOrigin()
 
 
 def _write(path: Path | None, text: str) -> None:
