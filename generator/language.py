@@ -35,10 +35,14 @@ def _check_regex(value: str) -> str | None:
         return 'a regular expression may not contain \'"}\' or end in \'"\' (write the quote as \\x22)'
     if re.search(r"\(\?P?<\w+>|\(\?P=|\\[1-9]|\\[gk]", value):
         return "named groups and back-references are not supported (use (?:...))"
+    if re.search(r"(?<!\\)(?:\\\\)*\\[uUN]|\(\?[a-zA-Z]*[auL]", value):
+        return r"\u, \U, \N and the (?a), (?u), (?L) flags are Python-only (PCRE has \x{...})"
     return None
 
 
 def _check_cidr(value: str) -> str | None:
+    if not re.fullmatch(r"[0-9A-Fa-f.:/]+", value):
+        return f'"{value[:60]}" is not an address or network (e.g. 127.0.0.1/32, 10.0.0.0/8)'
     try:
         ipaddress.ip_network(value, strict=True)
     except ValueError as exc:

@@ -33,10 +33,11 @@ from .model import (
     Stale,
     ValueMatch,
 )
-from .spec import MISSING, Reader
+from .spec import MISSING, Reader, shown
 
 MAX_POLICY_BYTES = 16 * 1024 * 1024
 RESERVED_NAMES = ("default", "guard", "purge", "redirect")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: same nodes and positions
 
 
 def load(path: str | Path) -> Policy:
@@ -50,7 +51,9 @@ def load(path: str | Path) -> Policy:
 
 
 def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
-    """Validate policy text; ``filename`` is used in messages."""
+    """Validate policy text; ``filename`` is used in messages and in the generated files'
+    headers, so anything unprintable in it is escaped first."""
+    filename = shown(filename)
     node = _compose(data, filename)
     reader = Reader(filename)
     raw = POLICY.read(reader, node, "")
@@ -72,7 +75,7 @@ def _compose(data: bytes | str, filename: str) -> yaml.Node:
         except UnicodeDecodeError as exc:
             raise PolicyError([Problem(filename, 1, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
     try:
-        node = yaml.compose(data, Loader=yaml.SafeLoader)
+        node = yaml.compose(data, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -178,8 +181,11 @@ def _cross_checks(policy: Policy, reader: Reader) -> list[Problem]:
     _check_listen(policy, problem)
     _check_cache(policy, problem)
     names: dict[str, int] = {}
+    shadows = ShadowIndex()
     for rule in policy.rules:
         _check_rule(policy, rule, names, problem)
+        _check_reachable(rule, shadows, problem)
+        shadows.add(rule)
     _check_purge(policy, problem)
     _check_accept_missing(policy, problem)
     return out
@@ -220,12 +226,54 @@ def _check_rule(policy: Policy, rule: Rule, names: dict[str, int], problem: Repo
         problem(f"{at}.match", "has no condition (expected at least one; use path_prefix: / to "
                 "match everything)")
     _check_contradictions(policy, rule, at, problem)
-    for earlier in policy.rules[: rule.index]:
-        if rule.match != Match() and covers(earlier.match, rule.match):
-            problem(f"{at}.match", f"rule '{rule.name}' can never match: rule '{earlier.name}' "
-                    f"(rules[{earlier.index}]) matches every request it matches (move it before "
-                    f"'{earlier.name}' or narrow '{earlier.name}')")
-            break
+
+
+def _check_reachable(rule: Rule, shadows: ShadowIndex, problem: Report) -> None:
+    if rule.match == Match():
+        return
+    earlier = shadows.first_covering(rule.match)
+    if earlier is not None:
+        problem(f"rules[{rule.index}].match", f"rule '{rule.name}' can never match: rule "
+                f"'{earlier.name}' (rules[{earlier.index}]) matches every request it matches "
+                f"(move it before '{earlier.name}' or narrow '{earlier.name}')")
+
+
+class ShadowIndex:
+    """Earlier rules bucketed by their most selective condition, so finding one that covers a
+    new rule looks only at rules that could (linear overall for realistic policies)."""
+
+    def __init__(self) -> None:
+        self.by_prefix: dict[str, list[Rule]] = {}
+        self.by_regex: dict[str, list[Rule]] = {}
+        self.by_extension: dict[str, list[Rule]] = {}
+        self.general: list[Rule] = []
+
+    def add(self, rule: Rule) -> None:
+        m = rule.match
+        if m.path_prefix not in (None, "/"):
+            self.by_prefix.setdefault(str(m.path_prefix), []).append(rule)
+        elif m.path_regex is not None:
+            self.by_regex.setdefault(m.path_regex, []).append(rule)
+        elif m.extensions:
+            for ext in m.extensions:
+                self.by_extension.setdefault(ext, []).append(rule)
+        else:
+            self.general.append(rule)
+
+    def first_covering(self, match: Match) -> Rule | None:
+        found = [r for r in self._candidates(match) if covers(r.match, match)]
+        return min(found, key=lambda r: r.index) if found else None
+
+    def _candidates(self, match: Match) -> list[Rule]:
+        out = list(self.general)
+        prefix = match.path_prefix or ""
+        for end in range(1, len(prefix) + 1):
+            out += self.by_prefix.get(prefix[:end], [])
+        if match.path_regex is not None:
+            out += self.by_regex.get(match.path_regex, [])
+        if match.extensions:
+            out += self.by_extension.get(match.extensions[0], [])
+        return out
 
 
 def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) -> None:
@@ -267,17 +315,17 @@ def _check_accept_missing(policy: Policy, problem: Report) -> None:
 
 def covers(a: Match, b: Match) -> bool:
     """True when every request ``b`` matches is also matched by ``a``."""
-    checks = (
-        a.path_prefix in (None, "/") or (b.path_prefix or "").startswith(str(a.path_prefix)),
-        a.path_regex is None or a.path_regex == b.path_regex,
-        not a.extensions or (bool(b.extensions) and set(b.extensions) <= set(a.extensions)),
-        not a.methods or (bool(b.methods) and set(b.methods) <= set(a.methods)),
-        not a.hosts or (bool(b.hosts) and all(_host_covered(h, a.hosts) for h in b.hosts)),
-        set(a.headers) <= set(b.headers),
-        set(a.cookies) <= set(b.cookies),
+    return (
+        (a.path_prefix in (None, "/") or (b.path_prefix or "").startswith(str(a.path_prefix)))
+        and (a.path_regex is None or a.path_regex == b.path_regex)
+        and (not a.extensions or (bool(b.extensions) and set(b.extensions) <= set(a.extensions)))
+        and (not a.methods or (bool(b.methods) and set(b.methods) <= set(a.methods)))
+        and (not a.hosts or (bool(b.hosts) and all(_host_covered(h, a.hosts) for h in b.hosts)))
+        and set(a.headers) <= set(b.headers)
+        and set(a.cookies) <= set(b.cookies)
     )
-    return all(checks)
 
 
 def _host_covered(host: str, patterns: tuple[str, ...]) -> bool:
     return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+

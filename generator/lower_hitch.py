@@ -15,6 +15,7 @@ class HitchModel:
     certificate: str
     key: str
     profile: Profile
+    protocols: str
     alpn: str
 
 
@@ -28,5 +29,6 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> HitchModel:
         certificate=https.certificate,
         key=https.key,
         profile=PROFILES[https.profile],
+        protocols=" ".join("TLSv1.0" if p == "TLSv1" else p for p in PROFILES[https.profile].protocols),
         alpn="h2, http/1.1" if https.http2 else "http/1.1",
     )

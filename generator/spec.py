@@ -15,7 +15,7 @@ import yaml
 from .errors import Problem
 from .units import DURATION_EXAMPLES, SIZE_EXAMPLES, format_duration, parse_duration, parse_size
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _SCALAR_TYPES = {
     "tag:yaml.org,2002:str": "a string",
     "tag:yaml.org,2002:int": "an integer",
@@ -62,13 +62,18 @@ class Reader:
         return self._constructor.construct_object(node)
 
 
+def shown(text: str) -> str:
+    """``text`` as it may appear in a message: unprintable and non-ASCII characters escaped."""
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def describe_node(reader: Reader, node: yaml.Node) -> str:
     """How a wrong value reads in a message: the value itself for scalars, its kind otherwise."""
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    text = node.value if len(node.value) <= 60 else node.value[:57] + "..."
+    text = shown(node.value if len(node.value) <= 60 else node.value[:57] + "...")
     kind = _SCALAR_TYPES.get(node.tag, "a value")
     return "null" if node.tag.endswith(":null") else f'{kind} "{text}"' if kind != "a string" else f'"{text}"'
 
@@ -118,7 +123,7 @@ class Str(Kind):
         if len(value) > self.max_len:
             return r.problem(node, path, f"is {len(value)} characters long (at most {self.max_len})")
         if not value.isascii():
-            return r.problem(node, path, f'"{value[:40]}" has non-ASCII characters ({self.hint})')
+            return r.problem(node, path, f'"{shown(value[:40])}" has non-ASCII characters ({self.hint})')
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             return r.problem(node, path, f'"{value[:60]}" is not valid ({self.hint})')
         message = self.check(value) if self.check else None

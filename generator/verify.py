@@ -91,7 +91,8 @@ def _nginx(prefix: Path, policy_dir: Path) -> Verified:
     conf = prefix / "nginx.conf"
     for sub in ("logs", "cache", "tmp"):
         (prefix / sub).mkdir(exist_ok=True)
-    _provide_certs(conf, prefix, policy_dir, r"^\s*ssl_certificate(?:_key)?\s+\"([^\"]+)\";")
+    _provide_certs(conf, prefix, policy_dir,
+                   r'^\s*(?P<directive>ssl_certificate(?:_key)?)\s+"(?P<path>[^"]+)";')
     result = _run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(conf),
                    "-e", str(prefix / "logs" / "verify.log")], prefix)
     if result.returncode != 0:
@@ -109,7 +110,8 @@ def _varnish(workdir: Path) -> Verified:
 
 def _hitch(workdir: Path, policy_dir: Path) -> Verified:
     conf = workdir / "hitch.conf"
-    _provide_certs(conf, workdir, policy_dir, r"^\s*(?:cert|private-key)\s*=\s*\"([^\"]+)\"")
+    _provide_certs(conf, workdir, policy_dir,
+                   r'^\s*(?P<directive>cert|private-key)\s*=\s*"(?P<path>[^"]+)"')
     result = _run(["hitch", "--test", f"--config={conf}"], workdir)
     if result.returncode != 0:
         raise VerifyError(f"hitch --test rejected {conf.name}:\n{result.stderr.strip()}")
@@ -121,24 +123,31 @@ def _first_line(text: str) -> str:
 
 
 def _provide_certs(conf: Path, root: Path, policy_dir: Path, pattern: str) -> None:
-    """Make the certificate files the config names readable from ``root``: the policy's own when
-    they exist (relative to the policy file), a throw-away pair otherwise (syntax check only)."""
-    paths = re.findall(pattern, conf.read_text(encoding="utf-8"), re.MULTILINE)
-    if not paths:
+    """Point the checked copy of ``conf`` at certificate files inside ``root``: the policy's own
+    (relative to the policy file) or an absolute path when they exist, a throw-away pair
+    otherwise (a syntax check needs a readable file). Nothing is written outside ``root``."""
+    text = conf.read_text(encoding="utf-8")
+    found = list(re.finditer(pattern, text, re.MULTILINE))
+    if not found:
         return
     from .certs import throwaway_pair  # only needed with HTTPS
 
     cert_pem, key_pem = throwaway_pair()
-    for path in paths:
-        target = Path(path) if Path(path).is_absolute() else root / path
-        if target.exists():
+    store = root / "certs"
+    store.mkdir(mode=0o755, exist_ok=True)
+    for n, match in enumerate(reversed(found)):
+        path, is_key = Path(match.group("path")), "key" in match.group("directive")
+        if path.is_absolute() and path.is_file():
             continue
+        target = store / f"{n}-{'key' if is_key else 'cert'}.pem"
         own = policy_dir / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if own.is_file():
+        if not path.is_absolute() and own.is_file():
             shutil.copyfile(own, target)
-        elif not Path(path).is_absolute():
-            target.write_bytes(key_pem if "key" in Path(path).name else cert_pem)
+        else:
+            target.write_bytes(key_pem if is_key else cert_pem)
+        target.chmod(0o644)
+        text = text[:match.start("path")] + str(target) + text[match.end("path"):]
+    conf.write_text(text, encoding="utf-8")
 
 
 def _explain(tool: str, stderr: str, conf: Path, line_re: re.Pattern[str]) -> str:

@@ -33,8 +33,9 @@ def test_minimal_policy_gets_safe_defaults() -> None:
 
 
 def test_invalid_yaml_points_at_the_line() -> None:
-    assert problems(BASE + "rules: [\n") == [
-        "policy.yaml:5:1: invalid YAML: expected the node content, but found '<stream end>'"]
+    (found,) = problems(BASE + "rules: [\n")
+    # libyaml's wording ("did not find expected node content") or PyYAML's own
+    assert found.startswith("policy.yaml:5:1: invalid YAML: ") and "node content" in found
 
 
 def test_empty_file() -> None:

@@ -1,0 +1,32 @@
+"""Shared test set-up: tests marked ``engine`` need the real nginx, varnishd and hitch binaries.
+
+Where they are missing such tests are skipped, naming what is missing, except in CI (``CI=true``),
+where a missing engine is a failure: CI must never pass by skipping the engine checks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+ENGINE_BINARIES = ("nginx", "varnishd", "hitch")
+
+
+def missing_engines() -> list[str]:
+    """The engine binaries that are not on PATH."""
+    return [name for name in ENGINE_BINARIES if shutil.which(name) is None]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("engine") is None:
+        return
+    missing = missing_engines()
+    if not missing:
+        return
+    reason = (f"engine test needs {', '.join(missing)} on PATH (Debian: apt-get install "
+              "nginx-light libnginx-mod-http-cache-purge varnish varnish-modules hitch)")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
