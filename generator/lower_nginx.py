@@ -117,6 +117,7 @@ class NginxModel:
     cache_status: bool
     cache_name: str
     storable_statuses: str
+    variables_hash_max_size: int
 
 
 def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> NginxModel:
@@ -154,7 +155,17 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         cache_status=policy.headers.cache_status,
         cache_name=policy.headers.cache_status_name,
         storable_statuses="|".join(str(s) for s in storable_statuses(policy)),
+        variables_hash_max_size=_hash_size(len(predicates) + len(cookies) * 2 + len(rules)),
     )
+
+
+def _hash_size(variables: int) -> int:
+    """variables_hash_max_size with room for every generated variable (nginx's default, 1024,
+    is too small for large policies and makes nginx warn at start)."""
+    size = 1024
+    while size < 4 * (variables + 100):
+        size *= 2
+    return size
 
 
 def storable_statuses(policy: Policy) -> tuple[int, ...]:

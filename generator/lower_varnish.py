@@ -19,6 +19,7 @@ from .model import SAFE_METHODS, Policy, Rule
 from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_str
 
 HFM_TTL = 120
+CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,34 @@ class Backend:
 
 
 @dataclass(frozen=True)
-class VclRule:
-    name: str
-    marker: str
-    condition: str
+class Behaviour:
+    """What a rule does, apart from its TTL. Rules with the same behaviour share one branch in
+    each subroutine (a 1,000-rule policy has a handful), which keeps the generated C small."""
+
     cache: bool
     pass_auth: bool
     cookie_mode: str  # strip | keep | bypass
     keep_cookies: str
     hash_parts: tuple[str, ...]
     override: bool
-    ttl: int
     vary_headers: tuple[str, ...]
     tags_header: str | None
+
+
+@dataclass(frozen=True)
+class VclProfile:
+    ident: str
+    rules: str
+    behaviour: Behaviour
+
+
+@dataclass(frozen=True)
+class VclRule:
+    name: str
+    marker: str
+    condition: str
+    profile: str
+    ttl: int
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,9 @@ class VarnishModel:
     query_ignore: str | None
     query_sort: bool
     uses_cookies: bool
-    rules: tuple[VclRule, ...]
+    chunks: tuple[tuple[VclRule, ...], ...]
     default: VclRule
-    all_rules: tuple[VclRule, ...]
+    profiles: tuple[VclProfile, ...]
     key_scheme: bool
     key_host: bool
     key_query: bool
@@ -72,7 +88,7 @@ class VarnishModel:
     storable_statuses: tuple[int, ...]
     grace: int
     while_revalidate: int
-    uncached_rules: str
+    uncached_profiles: str
     tag_headers: tuple[str, ...]
     stale_if_error: bool
     hfm_ttl: int
@@ -98,6 +114,7 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
     imports += ["xkey"] if tags else []
     imports += ["purge"] if policy.purge is not None and policy.purge.soft else []
     stale = policy.cache.stale
+    profiles = _profiles(policy)
     return VarnishModel(
         name=policy.name,
         imports=tuple(imports),
@@ -115,9 +132,9 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
         query_ignore=_ignore(policy),
         query_sort=policy.cache.query.sort,
         uses_cookies=cookies,
-        rules=tuple(_rule(policy, r) for r in policy.rules),
-        default=_rule(policy, policy.default_rule),
-        all_rules=tuple(_rule(policy, r) for r in (*policy.rules, policy.default_rule)),
+        chunks=_chunks(tuple(_rule(policy, r, profiles) for r in policy.rules)),
+        default=_rule(policy, policy.default_rule, profiles),
+        profiles=tuple(profiles.values()),
         key_scheme="scheme" in policy.cache.key,
         key_host="host" in policy.cache.key,
         key_query="query" in policy.cache.key,
@@ -126,7 +143,7 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
         storable_statuses=storable_statuses(policy),
         grace=stale.while_revalidate + stale.if_error,
         while_revalidate=stale.while_revalidate,
-        uncached_rules="|".join(r.name for r in policy.rules if not r.cache),
+        uncached_profiles="|".join(p.ident for p in profiles.values() if not p.behaviour.cache),
         tag_headers=tuple(sorted({r.tags_from_header for r in policy.rules if r.tags_from_header})),
         stale_if_error=stale.if_error > 0,
         hfm_ttl=HFM_TTL,
@@ -193,27 +210,39 @@ def _condition(rule: Rule) -> str:
     return " && ".join(f"({p})" for p in parts) or "true"
 
 
-def _rule(policy: Policy, rule: Rule) -> VclRule:
-    marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
-    if rule.name == "default":
-        marker = "rule default (requests no rule matches)"
+def _behaviour(rule: Rule) -> Behaviour:
     keyed_auth = "authorization" in {h.lower() for h in rule.key.headers}
-    cookie_mode = "strip" if rule.strip_cookies else "keep" if rule.key.cookies else "bypass"
     hash_parts = tuple(f'"h:{h.lower()}:" + req.http.{h}' for h in rule.key.headers)
     hash_parts += tuple(f'"c:{c}:" + cookie.get({vcl_str(c)})' for c in rule.key.cookies)
-    return VclRule(
-        name=rule.name,
-        marker=marker,
-        condition=_condition(rule),
+    return Behaviour(
         cache=rule.cache,
         pass_auth=not keyed_auth,
-        cookie_mode=cookie_mode,
+        cookie_mode="strip" if rule.strip_cookies else "keep" if rule.key.cookies else "bypass",
         keep_cookies=",".join(rule.key.cookies),
         hash_parts=hash_parts,
         override=rule.origin_headers == "override",
-        ttl=rule.ttl if rule.ttl is not None else policy.cache.default_ttl,
         vary_headers=rule.vary,
         tags_header=rule.tags_from_header,
     )
 
 
+def _profiles(policy: Policy) -> dict[Behaviour, VclProfile]:
+    """One profile per distinct behaviour, numbered in order of first use."""
+    names: dict[Behaviour, list[str]] = {}
+    for rule in (*policy.rules, policy.default_rule):
+        names.setdefault(_behaviour(rule), []).append(rule.name)
+    return {b: VclProfile(f"p{i}", ", ".join(n), b) for i, (b, n) in enumerate(names.items(), 1)}
+
+
+def _rule(policy: Policy, rule: Rule, profiles: dict[Behaviour, VclProfile]) -> VclRule:
+    marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
+    if rule.name == "default":
+        marker = "rule default (requests no rule matches)"
+    ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
+    return VclRule(rule.name, marker, _condition(rule), profiles[_behaviour(rule)].ident, ttl)
+
+
+def _chunks(rules: tuple[VclRule, ...]) -> tuple[tuple[VclRule, ...], ...]:
+    """The selection chain in subroutines of CHUNK rules: gcc compiles many small functions far
+    faster than one huge one."""
+    return tuple(rules[i:i + CHUNK] for i in range(0, len(rules), CHUNK))

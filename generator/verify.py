@@ -79,8 +79,11 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0]) is None:
         raise ToolMissing(f"{argv[0]} is not installed (needed to verify; on Debian: apt-get "
                           f"install {_PACKAGES[argv[0]]})")
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
-                          check=False)
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise VerifyError(f"{' '.join(argv[:2])} did not finish within {TIMEOUT} s") from None
 
 
 _PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge",

@@ -43,6 +43,8 @@ sub vcl_recv {
     # Internal headers are ours alone: whatever a client sent under these names is dropped.
     unset req.http.X-Cw-Path;
     unset req.http.X-Cw-Rule;
+    unset req.http.X-Cw-Profile;
+    unset req.http.X-Cw-Ttl;
     unset req.http.X-Cw-Scheme;
     unset req.http.X-Cw-Method;
     unset req.http.X-Cw-Pass;
@@ -130,69 +132,52 @@ sub vcl_recv {
     if (req.method == "PURGE" || req.method == "BAN") {
         set req.http.X-Cw-Method = "GET";
     }
-    # cachewright: rule health (examples/api/policy.yaml:20:5)
-    if ((req.http.X-Cw-Path ~ "^/healthz")) {
-        set req.http.X-Cw-Rule = "health";
-    # cachewright: rule writes (examples/api/policy.yaml:23:5)
-    } elsif ((req.http.X-Cw-Method ~ "^(?:POST|PUT|PATCH|DELETE)$")) {
-        set req.http.X-Cw-Rule = "writes";
-    # cachewright: rule me (examples/api/policy.yaml:26:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/v1/me")) {
-        set req.http.X-Cw-Rule = "me";
-    # cachewright: rule catalog (examples/api/policy.yaml:30:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/v1/products")) {
-        set req.http.X-Cw-Rule = "catalog";
-    # cachewright: rule search (examples/api/policy.yaml:35:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/v1/search") && (req.http.Accept ~ "application/json")) {
-        set req.http.X-Cw-Rule = "search";
-    # cachewright: rule v1 (examples/api/policy.yaml:39:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/v1/")) {
-        set req.http.X-Cw-Rule = "v1";
-    } else {
+    call cw_select_1;
+    if (!req.http.X-Cw-Rule) {
+        # cachewright: rule default (requests no rule matches)
         set req.http.X-Cw-Rule = "default";
+        set req.http.X-Cw-Profile = "p6";
+        set req.http.X-Cw-Ttl = "0";
     }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
 
     # Per-rule request handling and the safe defaults.
-    # cachewright: rule health (examples/api/policy.yaml:20:5)
-    if (req.http.X-Cw-Rule == "health") {
+    # cachewright: rule health, writes (profile p1)
+    if (req.http.X-Cw-Profile == "p1") {
         set req.http.X-Cw-Pass = "1";
-    # cachewright: rule writes (examples/api/policy.yaml:23:5)
-    } elsif (req.http.X-Cw-Rule == "writes") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule me (examples/api/policy.yaml:26:5)
-    } elsif (req.http.X-Cw-Rule == "me") {
+    # cachewright: rule me (profile p2)
+    } elsif (req.http.X-Cw-Profile == "p2") {
         if (req.http.Cookie) {
             set req.http.X-Cw-Pass = "1";
         }
-    # cachewright: rule catalog (examples/api/policy.yaml:30:5)
-    } elsif (req.http.X-Cw-Rule == "catalog") {
+    # cachewright: rule catalog (profile p3)
+    } elsif (req.http.X-Cw-Profile == "p3") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         if (req.http.Cookie) {
             set req.http.X-Cw-Pass = "1";
         }
-    # cachewright: rule search (examples/api/policy.yaml:35:5)
-    } elsif (req.http.X-Cw-Rule == "search") {
+    # cachewright: rule search (profile p4)
+    } elsif (req.http.X-Cw-Profile == "p4") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         if (req.http.Cookie) {
             set req.http.X-Cw-Pass = "1";
         }
-    # cachewright: rule v1 (examples/api/policy.yaml:39:5)
-    } elsif (req.http.X-Cw-Rule == "v1") {
+    # cachewright: rule v1 (profile p5)
+    } elsif (req.http.X-Cw-Profile == "p5") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         if (req.http.Cookie) {
             set req.http.X-Cw-Pass = "1";
         }
-    # cachewright: rule default (requests no rule matches)
-    } elsif (req.http.X-Cw-Rule == "default") {
+    # cachewright: rule default (profile p6)
+    } elsif (req.http.X-Cw-Profile == "p6") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -207,6 +192,40 @@ sub vcl_recv {
         return (pass);
     }
     return (hash);
+}
+
+sub cw_select_1 {
+    # cachewright: rule health (examples/api/policy.yaml:20:5)
+    if ((req.http.X-Cw-Path ~ "^/healthz")) {
+        set req.http.X-Cw-Rule = "health";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "0";
+    # cachewright: rule writes (examples/api/policy.yaml:23:5)
+    } elsif ((req.http.X-Cw-Method ~ "^(?:POST|PUT|PATCH|DELETE)$")) {
+        set req.http.X-Cw-Rule = "writes";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "0";
+    # cachewright: rule me (examples/api/policy.yaml:26:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/v1/me")) {
+        set req.http.X-Cw-Rule = "me";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "30";
+    # cachewright: rule catalog (examples/api/policy.yaml:30:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/v1/products")) {
+        set req.http.X-Cw-Rule = "catalog";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "10";
+    # cachewright: rule search (examples/api/policy.yaml:35:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/v1/search") && (req.http.Accept ~ "application/json")) {
+        set req.http.X-Cw-Rule = "search";
+        set req.http.X-Cw-Profile = "p4";
+        set req.http.X-Cw-Ttl = "5";
+    # cachewright: rule v1 (examples/api/policy.yaml:39:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/v1/")) {
+        set req.http.X-Cw-Rule = "v1";
+        set req.http.X-Cw-Profile = "p5";
+        set req.http.X-Cw-Ttl = "10";
+    }
 }
 
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
@@ -230,7 +249,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (req.http.X-Cw-Rule ~ "^(?:health|writes)$") {
+    if (req.http.X-Cw-Profile ~ "^(?:p1)$") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -240,7 +259,7 @@ sub vcl_hash {
     hash_data(req.http.X-Cw-Scheme);
     hash_data(req.http.host);
     hash_data(req.url);
-    if (req.http.X-Cw-Rule == "me") {
+    if (req.http.X-Cw-Profile == "p2") {
         hash_data("h:authorization:" + req.http.Authorization);
     }
     return (lookup);
@@ -330,15 +349,18 @@ sub cw_response_headers {
 
 sub vcl_backend_fetch {
     # What the backend side needs travels in task variables: no internal header reaches the origin.
-    var.set("rule", bereq.http.X-Cw-Rule);
     var.set("refetch", "" + bereq.http.X-Cw-Refetch);
     var.set("sie", "" + bereq.http.X-Cw-Sie);
     var.set("host", bereq.http.host);
+    var.set("profile", bereq.http.X-Cw-Profile);
+    var.set("ttl", bereq.http.X-Cw-Ttl);
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
     unset bereq.http.X-Cw-Path;
     unset bereq.http.X-Cw-Rule;
+    unset bereq.http.X-Cw-Profile;
+    unset bereq.http.X-Cw-Ttl;
     unset bereq.http.X-Cw-Scheme;
     unset bereq.http.X-Cw-Method;
     unset bereq.http.X-Cw-Pass;
@@ -357,12 +379,11 @@ sub vcl_backend_response {
     unset beresp.http.xkey;
     set beresp.http.X-Cw-Host = var.get("host");
     set beresp.http.X-Cw-Url = bereq.url;
-    # cachewright: rule me (examples/api/policy.yaml:26:5)
-    if (var.get("rule") == "me") {
+    # cachewright: rule me (profile p2)
+    if (var.get("profile") == "p2") {
         var.set("override", "");
-        var.set("ttl", "30");
-    # cachewright: rule catalog (examples/api/policy.yaml:30:5)
-    } elsif (var.get("rule") == "catalog") {
+    # cachewright: rule catalog (profile p3)
+    } elsif (var.get("profile") == "p3") {
         std.collect(beresp.http.Vary, ", ");
         if (!beresp.http.Vary) {
             set beresp.http.Vary = "Accept-Language";
@@ -374,9 +395,8 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
-        var.set("ttl", "10");
-    # cachewright: rule search (examples/api/policy.yaml:35:5)
-    } elsif (var.get("rule") == "search") {
+    # cachewright: rule search (profile p4)
+    } elsif (var.get("profile") == "p4") {
         std.collect(beresp.http.Vary, ", ");
         if (!beresp.http.Vary) {
             set beresp.http.Vary = "Accept-Language";
@@ -384,19 +404,16 @@ sub vcl_backend_response {
             set beresp.http.Vary = beresp.http.Vary + ", Accept-Language";
         }
         var.set("override", "");
-        var.set("ttl", "5");
-    # cachewright: rule v1 (examples/api/policy.yaml:39:5)
-    } elsif (var.get("rule") == "v1") {
+    # cachewright: rule v1 (profile p5)
+    } elsif (var.get("profile") == "p5") {
         if (beresp.http.Surrogate-Key) {
             std.collect(beresp.http.Surrogate-Key, " ");
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
-        var.set("ttl", "10");
-    # cachewright: rule default (requests no rule matches)
-    } elsif (var.get("rule") == "default") {
+    # cachewright: rule default (profile p6)
+    } elsif (var.get("profile") == "p6") {
         var.set("override", "");
-        var.set("ttl", "0");
     }
     if (bereq.uncacheable) {
         return (deliver);

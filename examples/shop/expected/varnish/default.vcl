@@ -35,6 +35,8 @@ sub vcl_recv {
     # Internal headers are ours alone: whatever a client sent under these names is dropped.
     unset req.http.X-Cw-Path;
     unset req.http.X-Cw-Rule;
+    unset req.http.X-Cw-Profile;
+    unset req.http.X-Cw-Ttl;
     unset req.http.X-Cw-Scheme;
     unset req.http.X-Cw-Method;
     unset req.http.X-Cw-Pass;
@@ -132,49 +134,29 @@ sub vcl_recv {
     if (req.method == "PURGE" || req.method == "BAN") {
         set req.http.X-Cw-Method = "GET";
     }
-    # cachewright: rule static (examples/shop/policy.yaml:29:5)
-    if ((req.http.X-Cw-Path ~ "^/static/")) {
-        set req.http.X-Cw-Rule = "static";
-    # cachewright: rule cart (examples/shop/policy.yaml:34:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/cart")) {
-        set req.http.X-Cw-Rule = "cart";
-    # cachewright: rule checkout (examples/shop/policy.yaml:37:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/checkout")) {
-        set req.http.X-Cw-Rule = "checkout";
-    # cachewright: rule account (examples/shop/policy.yaml:40:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/account")) {
-        set req.http.X-Cw-Rule = "account";
-    # cachewright: rule products (examples/shop/policy.yaml:43:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/products/")) {
-        set req.http.X-Cw-Rule = "products";
-    # cachewright: rule category (examples/shop/policy.yaml:49:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/c/")) {
-        set req.http.X-Cw-Rule = "category";
-    } else {
+    call cw_select_1;
+    if (!req.http.X-Cw-Rule) {
+        # cachewright: rule default (requests no rule matches)
         set req.http.X-Cw-Rule = "default";
+        set req.http.X-Cw-Profile = "p5";
+        set req.http.X-Cw-Ttl = "60";
     }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
 
     # Per-rule request handling and the safe defaults.
-    # cachewright: rule static (examples/shop/policy.yaml:29:5)
-    if (req.http.X-Cw-Rule == "static") {
+    # cachewright: rule static (profile p1)
+    if (req.http.X-Cw-Profile == "p1") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule cart (examples/shop/policy.yaml:34:5)
-    } elsif (req.http.X-Cw-Rule == "cart") {
+    # cachewright: rule cart, checkout, account (profile p2)
+    } elsif (req.http.X-Cw-Profile == "p2") {
         set req.http.X-Cw-Pass = "1";
-    # cachewright: rule checkout (examples/shop/policy.yaml:37:5)
-    } elsif (req.http.X-Cw-Rule == "checkout") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule account (examples/shop/policy.yaml:40:5)
-    } elsif (req.http.X-Cw-Rule == "account") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule products (examples/shop/policy.yaml:43:5)
-    } elsif (req.http.X-Cw-Rule == "products") {
+    # cachewright: rule products (profile p3)
+    } elsif (req.http.X-Cw-Profile == "p3") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -183,8 +165,8 @@ sub vcl_recv {
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
         }
-    # cachewright: rule category (examples/shop/policy.yaml:49:5)
-    } elsif (req.http.X-Cw-Rule == "category") {
+    # cachewright: rule category (profile p4)
+    } elsif (req.http.X-Cw-Profile == "p4") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -193,8 +175,8 @@ sub vcl_recv {
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
         }
-    # cachewright: rule default (requests no rule matches)
-    } elsif (req.http.X-Cw-Rule == "default") {
+    # cachewright: rule default (profile p5)
+    } elsif (req.http.X-Cw-Profile == "p5") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -209,6 +191,40 @@ sub vcl_recv {
         return (pass);
     }
     return (hash);
+}
+
+sub cw_select_1 {
+    # cachewright: rule static (examples/shop/policy.yaml:29:5)
+    if ((req.http.X-Cw-Path ~ "^/static/")) {
+        set req.http.X-Cw-Rule = "static";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "2592000";
+    # cachewright: rule cart (examples/shop/policy.yaml:34:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/cart")) {
+        set req.http.X-Cw-Rule = "cart";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "60";
+    # cachewright: rule checkout (examples/shop/policy.yaml:37:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/checkout")) {
+        set req.http.X-Cw-Rule = "checkout";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "60";
+    # cachewright: rule account (examples/shop/policy.yaml:40:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/account")) {
+        set req.http.X-Cw-Rule = "account";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "60";
+    # cachewright: rule products (examples/shop/policy.yaml:43:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/products/")) {
+        set req.http.X-Cw-Rule = "products";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "600";
+    # cachewright: rule category (examples/shop/policy.yaml:49:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/c/")) {
+        set req.http.X-Cw-Rule = "category";
+        set req.http.X-Cw-Profile = "p4";
+        set req.http.X-Cw-Ttl = "300";
+    }
 }
 
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
@@ -232,7 +248,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (req.http.X-Cw-Rule ~ "^(?:cart|checkout|account)$") {
+    if (req.http.X-Cw-Profile ~ "^(?:p2)$") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -242,10 +258,10 @@ sub vcl_hash {
     hash_data(req.http.X-Cw-Scheme);
     hash_data(req.http.host);
     hash_data(req.url);
-    if (req.http.X-Cw-Rule == "products") {
+    if (req.http.X-Cw-Profile == "p3") {
         hash_data("c:currency:" + cookie.get("currency"));
     }
-    if (req.http.X-Cw-Rule == "category") {
+    if (req.http.X-Cw-Profile == "p4") {
         hash_data("c:currency:" + cookie.get("currency"));
     }
     return (lookup);
@@ -353,15 +369,18 @@ sub cw_response_headers {
 
 sub vcl_backend_fetch {
     # What the backend side needs travels in task variables: no internal header reaches the origin.
-    var.set("rule", bereq.http.X-Cw-Rule);
     var.set("refetch", "" + bereq.http.X-Cw-Refetch);
     var.set("sie", "" + bereq.http.X-Cw-Sie);
     var.set("host", bereq.http.host);
+    var.set("profile", bereq.http.X-Cw-Profile);
+    var.set("ttl", bereq.http.X-Cw-Ttl);
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
     unset bereq.http.X-Cw-Path;
     unset bereq.http.X-Cw-Rule;
+    unset bereq.http.X-Cw-Profile;
+    unset bereq.http.X-Cw-Ttl;
     unset bereq.http.X-Cw-Scheme;
     unset bereq.http.X-Cw-Method;
     unset bereq.http.X-Cw-Pass;
@@ -381,13 +400,12 @@ sub vcl_backend_response {
     unset beresp.http.xkey;
     set beresp.http.X-Cw-Host = var.get("host");
     set beresp.http.X-Cw-Url = bereq.url;
-    # cachewright: rule static (examples/shop/policy.yaml:29:5)
-    if (var.get("rule") == "static") {
+    # cachewright: rule static (profile p1)
+    if (var.get("profile") == "p1") {
         unset beresp.http.Set-Cookie;
         var.set("override", "1");
-        var.set("ttl", "2592000");
-    # cachewright: rule products (examples/shop/policy.yaml:43:5)
-    } elsif (var.get("rule") == "products") {
+    # cachewright: rule products (profile p3)
+    } elsif (var.get("profile") == "p3") {
         std.collect(beresp.http.Vary, ", ");
         if (!beresp.http.Vary) {
             set beresp.http.Vary = "Accept-Language";
@@ -399,19 +417,16 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
-        var.set("ttl", "600");
-    # cachewright: rule category (examples/shop/policy.yaml:49:5)
-    } elsif (var.get("rule") == "category") {
+    # cachewright: rule category (profile p4)
+    } elsif (var.get("profile") == "p4") {
         if (beresp.http.Surrogate-Key) {
             std.collect(beresp.http.Surrogate-Key, " ");
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
-        var.set("ttl", "300");
-    # cachewright: rule default (requests no rule matches)
-    } elsif (var.get("rule") == "default") {
+    # cachewright: rule default (profile p5)
+    } elsif (var.get("profile") == "p5") {
         var.set("override", "");
-        var.set("ttl", "60");
     }
     if (bereq.uncacheable) {
         return (deliver);

@@ -33,6 +33,8 @@ sub vcl_recv {
     # Internal headers are ours alone: whatever a client sent under these names is dropped.
     unset req.http.X-Cw-Path;
     unset req.http.X-Cw-Rule;
+    unset req.http.X-Cw-Profile;
+    unset req.http.X-Cw-Ttl;
     unset req.http.X-Cw-Scheme;
     unset req.http.X-Cw-Method;
     unset req.http.X-Cw-Pass;
@@ -123,43 +125,32 @@ sub vcl_recv {
     if (req.method == "PURGE" || req.method == "BAN") {
         set req.http.X-Cw-Method = "GET";
     }
-    # cachewright: rule assets (examples/static-site/policy.yaml:20:5)
-    if ((req.http.X-Cw-Path ~ "^/assets/")) {
-        set req.http.X-Cw-Rule = "assets";
-    # cachewright: rule media (examples/static-site/policy.yaml:25:5)
-    } elsif ((req.http.X-Cw-Path ~ "\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)$")) {
-        set req.http.X-Cw-Rule = "media";
-    # cachewright: rule html (examples/static-site/policy.yaml:29:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/")) {
-        set req.http.X-Cw-Rule = "html";
-    } else {
+    call cw_select_1;
+    if (!req.http.X-Cw-Rule) {
+        # cachewright: rule default (requests no rule matches)
         set req.http.X-Cw-Rule = "default";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "300";
     }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
 
     # Per-rule request handling and the safe defaults.
-    # cachewright: rule assets (examples/static-site/policy.yaml:20:5)
-    if (req.http.X-Cw-Rule == "assets") {
+    # cachewright: rule assets (profile p1)
+    if (req.http.X-Cw-Profile == "p1") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule media (examples/static-site/policy.yaml:25:5)
-    } elsif (req.http.X-Cw-Rule == "media") {
+    # cachewright: rule media, html (profile p2)
+    } elsif (req.http.X-Cw-Profile == "p2") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule html (examples/static-site/policy.yaml:29:5)
-    } elsif (req.http.X-Cw-Rule == "html") {
-        if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
-        }
-        unset req.http.Cookie;
-    # cachewright: rule default (requests no rule matches)
-    } elsif (req.http.X-Cw-Rule == "default") {
+    # cachewright: rule default (profile p3)
+    } elsif (req.http.X-Cw-Profile == "p3") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -174,6 +165,25 @@ sub vcl_recv {
         return (pass);
     }
     return (hash);
+}
+
+sub cw_select_1 {
+    # cachewright: rule assets (examples/static-site/policy.yaml:20:5)
+    if ((req.http.X-Cw-Path ~ "^/assets/")) {
+        set req.http.X-Cw-Rule = "assets";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "31536000";
+    # cachewright: rule media (examples/static-site/policy.yaml:25:5)
+    } elsif ((req.http.X-Cw-Path ~ "\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)$")) {
+        set req.http.X-Cw-Rule = "media";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "604800";
+    # cachewright: rule html (examples/static-site/policy.yaml:29:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/")) {
+        set req.http.X-Cw-Rule = "html";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "300";
+    }
 }
 
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
@@ -286,15 +296,18 @@ sub cw_response_headers {
 
 sub vcl_backend_fetch {
     # What the backend side needs travels in task variables: no internal header reaches the origin.
-    var.set("rule", bereq.http.X-Cw-Rule);
     var.set("refetch", "" + bereq.http.X-Cw-Refetch);
     var.set("sie", "" + bereq.http.X-Cw-Sie);
     var.set("host", bereq.http.host);
+    var.set("profile", bereq.http.X-Cw-Profile);
+    var.set("ttl", bereq.http.X-Cw-Ttl);
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
     unset bereq.http.X-Cw-Path;
     unset bereq.http.X-Cw-Rule;
+    unset bereq.http.X-Cw-Profile;
+    unset bereq.http.X-Cw-Ttl;
     unset bereq.http.X-Cw-Scheme;
     unset bereq.http.X-Cw-Method;
     unset bereq.http.X-Cw-Pass;
@@ -314,25 +327,17 @@ sub vcl_backend_response {
     unset beresp.http.xkey;
     set beresp.http.X-Cw-Host = var.get("host");
     set beresp.http.X-Cw-Url = bereq.url;
-    # cachewright: rule assets (examples/static-site/policy.yaml:20:5)
-    if (var.get("rule") == "assets") {
+    # cachewright: rule assets (profile p1)
+    if (var.get("profile") == "p1") {
         unset beresp.http.Set-Cookie;
         var.set("override", "1");
-        var.set("ttl", "31536000");
-    # cachewright: rule media (examples/static-site/policy.yaml:25:5)
-    } elsif (var.get("rule") == "media") {
+    # cachewright: rule media, html (profile p2)
+    } elsif (var.get("profile") == "p2") {
         unset beresp.http.Set-Cookie;
         var.set("override", "");
-        var.set("ttl", "604800");
-    # cachewright: rule html (examples/static-site/policy.yaml:29:5)
-    } elsif (var.get("rule") == "html") {
-        unset beresp.http.Set-Cookie;
+    # cachewright: rule default (profile p3)
+    } elsif (var.get("profile") == "p3") {
         var.set("override", "");
-        var.set("ttl", "300");
-    # cachewright: rule default (requests no rule matches)
-    } elsif (var.get("rule") == "default") {
-        var.set("override", "");
-        var.set("ttl", "300");
     }
     if (bereq.uncacheable) {
         return (deliver);

@@ -46,6 +46,8 @@ sub vcl_recv {
     # Internal headers are ours alone: whatever a client sent under these names is dropped.
     unset req.http.X-Cw-Path;
     unset req.http.X-Cw-Rule;
+    unset req.http.X-Cw-Profile;
+    unset req.http.X-Cw-Ttl;
     unset req.http.X-Cw-Scheme;
     unset req.http.X-Cw-Method;
     unset req.http.X-Cw-Pass;
@@ -134,76 +136,35 @@ sub vcl_recv {
     if (req.method == "PURGE" || req.method == "BAN") {
         set req.http.X-Cw-Method = "GET";
     }
-    # cachewright: rule admin (examples/wordpress/policy.yaml:18:5)
-    if ((req.http.X-Cw-Path ~ "^/wp-admin/")) {
-        set req.http.X-Cw-Rule = "admin";
-    # cachewright: rule login (examples/wordpress/policy.yaml:21:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/wp-(?:login|cron|signup)\.php")) {
-        set req.http.X-Cw-Rule = "login";
-    # cachewright: rule logged-in (examples/wordpress/policy.yaml:24:5)
-    } elsif ((cookie.get("wordpress_logged_in_1a2b3c") ~ ".")) {
-        set req.http.X-Cw-Rule = "logged-in";
-    # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
-    } elsif ((cookie.get("comment_author_1a2b3c") ~ ".")) {
-        set req.http.X-Cw-Rule = "comment-author";
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/wp-content/uploads/")) {
-        set req.http.X-Cw-Rule = "uploads";
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
-    } elsif ((req.http.X-Cw-Path ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
-        set req.http.X-Cw-Rule = "theme-assets";
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
-    } elsif ((req.http.X-Cw-Path ~ "/feed/?$")) {
-        set req.http.X-Cw-Rule = "feeds";
-    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/") && (req.http.X-Cw-Method ~ "^(?:GET|HEAD)$")) {
-        set req.http.X-Cw-Rule = "pages";
-    } else {
+    call cw_select_1;
+    if (!req.http.X-Cw-Rule) {
+        # cachewright: rule default (requests no rule matches)
         set req.http.X-Cw-Rule = "default";
+        set req.http.X-Cw-Profile = "p4";
+        set req.http.X-Cw-Ttl = "600";
     }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
 
     # Per-rule request handling and the safe defaults.
-    # cachewright: rule admin (examples/wordpress/policy.yaml:18:5)
-    if (req.http.X-Cw-Rule == "admin") {
+    # cachewright: rule admin, login, logged-in, comment-author (profile p1)
+    if (req.http.X-Cw-Profile == "p1") {
         set req.http.X-Cw-Pass = "1";
-    # cachewright: rule login (examples/wordpress/policy.yaml:21:5)
-    } elsif (req.http.X-Cw-Rule == "login") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule logged-in (examples/wordpress/policy.yaml:24:5)
-    } elsif (req.http.X-Cw-Rule == "logged-in") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
-    } elsif (req.http.X-Cw-Rule == "comment-author") {
-        set req.http.X-Cw-Pass = "1";
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
-    } elsif (req.http.X-Cw-Rule == "uploads") {
+    # cachewright: rule uploads (profile p2)
+    } elsif (req.http.X-Cw-Profile == "p2") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
-    } elsif (req.http.X-Cw-Rule == "theme-assets") {
+    # cachewright: rule theme-assets, feeds, pages (profile p3)
+    } elsif (req.http.X-Cw-Profile == "p3") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
-    } elsif (req.http.X-Cw-Rule == "feeds") {
-        if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
-        }
-        unset req.http.Cookie;
-    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
-    } elsif (req.http.X-Cw-Rule == "pages") {
-        if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
-        }
-        unset req.http.Cookie;
-    # cachewright: rule default (requests no rule matches)
-    } elsif (req.http.X-Cw-Rule == "default") {
+    # cachewright: rule default (profile p4)
+    } elsif (req.http.X-Cw-Profile == "p4") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -218,6 +179,50 @@ sub vcl_recv {
         return (pass);
     }
     return (hash);
+}
+
+sub cw_select_1 {
+    # cachewright: rule admin (examples/wordpress/policy.yaml:18:5)
+    if ((req.http.X-Cw-Path ~ "^/wp-admin/")) {
+        set req.http.X-Cw-Rule = "admin";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "600";
+    # cachewright: rule login (examples/wordpress/policy.yaml:21:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/wp-(?:login|cron|signup)\.php")) {
+        set req.http.X-Cw-Rule = "login";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "600";
+    # cachewright: rule logged-in (examples/wordpress/policy.yaml:24:5)
+    } elsif ((cookie.get("wordpress_logged_in_1a2b3c") ~ ".")) {
+        set req.http.X-Cw-Rule = "logged-in";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "600";
+    # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
+    } elsif ((cookie.get("comment_author_1a2b3c") ~ ".")) {
+        set req.http.X-Cw-Rule = "comment-author";
+        set req.http.X-Cw-Profile = "p1";
+        set req.http.X-Cw-Ttl = "600";
+    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/wp-content/uploads/")) {
+        set req.http.X-Cw-Rule = "uploads";
+        set req.http.X-Cw-Profile = "p2";
+        set req.http.X-Cw-Ttl = "2592000";
+    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
+    } elsif ((req.http.X-Cw-Path ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
+        set req.http.X-Cw-Rule = "theme-assets";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "604800";
+    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
+    } elsif ((req.http.X-Cw-Path ~ "/feed/?$")) {
+        set req.http.X-Cw-Rule = "feeds";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "120";
+    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
+    } elsif ((req.http.X-Cw-Path ~ "^/") && (req.http.X-Cw-Method ~ "^(?:GET|HEAD)$")) {
+        set req.http.X-Cw-Rule = "pages";
+        set req.http.X-Cw-Profile = "p3";
+        set req.http.X-Cw-Ttl = "600";
+    }
 }
 
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
@@ -237,7 +242,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (req.http.X-Cw-Rule ~ "^(?:admin|login|logged-in|comment-author)$") {
+    if (req.http.X-Cw-Profile ~ "^(?:p1)$") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -333,15 +338,18 @@ sub cw_response_headers {
 
 sub vcl_backend_fetch {
     # What the backend side needs travels in task variables: no internal header reaches the origin.
-    var.set("rule", bereq.http.X-Cw-Rule);
     var.set("refetch", "" + bereq.http.X-Cw-Refetch);
     var.set("sie", "" + bereq.http.X-Cw-Sie);
     var.set("host", bereq.http.host);
+    var.set("profile", bereq.http.X-Cw-Profile);
+    var.set("ttl", bereq.http.X-Cw-Ttl);
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
     unset bereq.http.X-Cw-Path;
     unset bereq.http.X-Cw-Rule;
+    unset bereq.http.X-Cw-Profile;
+    unset bereq.http.X-Cw-Ttl;
     unset bereq.http.X-Cw-Scheme;
     unset bereq.http.X-Cw-Method;
     unset bereq.http.X-Cw-Pass;
@@ -361,30 +369,17 @@ sub vcl_backend_response {
     unset beresp.http.xkey;
     set beresp.http.X-Cw-Host = var.get("host");
     set beresp.http.X-Cw-Url = bereq.url;
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
-    if (var.get("rule") == "uploads") {
+    # cachewright: rule uploads (profile p2)
+    if (var.get("profile") == "p2") {
         unset beresp.http.Set-Cookie;
         var.set("override", "1");
-        var.set("ttl", "2592000");
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
-    } elsif (var.get("rule") == "theme-assets") {
+    # cachewright: rule theme-assets, feeds, pages (profile p3)
+    } elsif (var.get("profile") == "p3") {
         unset beresp.http.Set-Cookie;
         var.set("override", "");
-        var.set("ttl", "604800");
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
-    } elsif (var.get("rule") == "feeds") {
-        unset beresp.http.Set-Cookie;
+    # cachewright: rule default (profile p4)
+    } elsif (var.get("profile") == "p4") {
         var.set("override", "");
-        var.set("ttl", "120");
-    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
-    } elsif (var.get("rule") == "pages") {
-        unset beresp.http.Set-Cookie;
-        var.set("override", "");
-        var.set("ttl", "600");
-    # cachewright: rule default (requests no rule matches)
-    } elsif (var.get("rule") == "default") {
-        var.set("override", "");
-        var.set("ttl", "600");
     }
     if (bereq.uncacheable) {
         return (deliver);
