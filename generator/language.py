@@ -108,19 +108,25 @@ ORIGIN = Obj("origin", {
 }, "Where cache misses go.")
 
 HSTS = Obj("hsts", {
-    "max_age": Field(DURATION, "max-age of Strict-Transport-Security.", 31536000),
+    "max_age": Field(DURATION, "max-age of Strict-Transport-Security.", 31536000,
+                     nginx="`add_header Strict-Transport-Security` (https only, via `map $scheme`)",
+                     varnish="`resp.http.Strict-Transport-Security` when the listener is https"),
     "include_subdomains": Field(Bool(), "Add includeSubDomains.", False),
     "preload": Field(Bool(), "Add preload.", False),
 }, "HTTP Strict Transport Security, sent on HTTPS responses only.")
 
 HTTP = Obj("http listener", {
-    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0"),
-    "port": Field(PORT, "Port to bind.", 80),
+    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0", nginx="`listen ADDRESS:PORT`",
+                     varnish="varnishd `-a http=ADDRESS:PORT`"),
+    "port": Field(PORT, "Port to bind.", 80, nginx="`listen ADDRESS:PORT`",
+                  varnish="varnishd `-a http=ADDRESS:PORT`"),
 }, "Plain HTTP listener.")
 
 HTTPS = Obj("https listener", {
-    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0"),
-    "port": Field(PORT, "Port to bind.", 443),
+    "address": Field(ADDRESS, "Address to bind.", "0.0.0.0", nginx="`listen ADDRESS:PORT ssl`",
+                     varnish="Hitch `frontend`"),
+    "port": Field(PORT, "Port to bind.", 443, nginx="`listen ADDRESS:PORT ssl`",
+                  varnish="Hitch `frontend` (Hitch forwards to varnishd `-a https=...,PROXY`)"),
     "certificate": Field(Str(r"[A-Za-z0-9_./-]+", "a file path (letters, digits, _ . / -)", 512),
                          "PEM certificate chain file.", example="certs/shop.crt",
                          nginx="`ssl_certificate`", varnish="Hitch `pem-file` `cert`"),
@@ -132,7 +138,9 @@ HTTPS = Obj("https listener", {
                      "written out.", "intermediate",
                      nginx="`ssl_protocols`, `ssl_ciphers`, `ssl_ecdh_curve`",
                      varnish="Hitch `tls-protos`, `ciphers`, `ciphersuites`, `ecdh-curve`"),
-    "redirect_http": Field(Bool(), "Answer plain HTTP with a 301 to HTTPS.", False),
+    "redirect_http": Field(Bool(), "Answer plain HTTP with a 301 to HTTPS.", False,
+                           nginx="a plain `server` that `return 301 https://...`",
+                           varnish="`synth(750)` turned into a 301 in `vcl_synth`"),
     "hsts": Field(HSTS, "Strict-Transport-Security on HTTPS responses.", None, nullable=True),
     "http2": Field(Bool(), "Offer HTTP/2 through ALPN.", False,
                    nginx="`listen ... http2` (1.22) / `http2 on` (>= 1.25.1)",
@@ -142,7 +150,9 @@ HTTPS = Obj("https listener", {
 LISTEN = Obj("listen", {
     "http": Field(HTTP, "Plain HTTP listener.", {"address": "0.0.0.0", "port": 80}, nullable=True),
     "https": Field(HTTPS, "HTTPS listener.", None, nullable=True),
-    "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", ()),
+    "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", (),
+                   nginx="`map $host $cw_bad_host` + `return 421`",
+                   varnish="`req.http.host !~ ...` → `synth(421)`"),
 }, "Where the cache listens.")
 
 QUERY = Obj("query", {
@@ -150,7 +160,7 @@ QUERY = Obj("query", {
                                128)),
                     "Query parameters (globs) removed from the key and from what the origin "
                     "receives.", (), example=["utm_*", "fbclid"],
-                    nginx="bounded regex passes in `map` (8 occurrences; more: 400)",
+                    nginx="8 chained `map` regex passes; more ignored parameters: the request bypasses the cache",
                     varnish="`regsuball` on `req.url`"),
     "sort": Field(Bool(), "Sort query parameters so their order does not matter.", False,
                   nginx="unsupported", varnish="`std.querysort`"),
@@ -202,23 +212,35 @@ COOKIE_MATCH = Obj("cookie match", {
 
 MATCH = Obj("match", {
     "path_prefix": Field(Str(PATH, PATH_HINT, 1024), "Path starts with this literal.", None,
+                         nginx="escaped, anchored regex in the rule-selection `map`",
+                         varnish="`req.http.X-Cw-Path ~ \"^...\"` in the selection chain",
                          nullable=True, example="/static/"),
     "path_regex": Field(REGEX, "Path matches this regular expression (unanchored unless you "
                         "anchor it).", None, nullable=True, example=r"^/p/[0-9]+$"),
     "extensions": Field(ListOf(Str(r"[A-Za-z0-9]{1,16}", "a file extension without the dot")),
                         "Path ends in one of these extensions (case-insensitive).", (),
                         example=["css", "js"]),
-    "methods": Field(ListOf(Enum(METHODS)), "Request method is one of these.", ()),
+    "methods": Field(ListOf(Enum(METHODS)), "Request method is one of these.", (),
+                     nginx="method part of the rule-selection `map` key",
+                     varnish="`req.method` (PURGE/BAN match as GET)"),
     "host": Field(ListOf(HOST, one_or_many=True), "Host is one of these (exact or *.domain).", (),
                   example="shop.example.com"),
-    "header": Field(ListOf(HEADER_MATCH, one_or_many=True), "Request header condition(s).", ()),
-    "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True), "Cookie condition(s).", ()),
+    "header": Field(ListOf(HEADER_MATCH, one_or_many=True), "Request header condition(s).", (),
+                    nginx="a 1-character `map` on `$http_NAME` feeding the selection `map`",
+                    varnish="`req.http.NAME ~ ...`"),
+    "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True), "Cookie condition(s).", (),
+                    nginx="value extracted from `$http_cookie` by `map`, then a 1-character `map`",
+                    varnish="`cookie.get(NAME) ~ ...` (vmod cookie)"),
 }, "Conditions, all of which must hold. Paths are matched on the raw request path.")
 
 EXTRA_KEY = Obj("key", {
-    "headers": Field(ListOf(HEADER_NAME), "Request headers added to the key.", ()),
+    "headers": Field(ListOf(HEADER_NAME), "Request headers added to the key.", (),
+                     nginx="`\\nh:NAME:$http_NAME` appended to `proxy_cache_key`",
+                     varnish="`hash_data(\"h:NAME:\" + req.http.NAME)`"),
     "cookies": Field(ListOf(COOKIE_NAME), "Cookies added to the key (the request then keeps only "
-                     "these cookies).", ()),
+                     "these cookies).", (),
+                     nginx="value in `proxy_cache_key`; `Cookie` rebuilt from the kept pairs",
+                     varnish="`hash_data(cookie.get(NAME))`; `cookie.keep()`"),
 }, "Extra cache-key parts for this rule.")
 
 RULE = Obj("rule", {
@@ -230,6 +252,8 @@ RULE = Obj("rule", {
                  nullable=True, example="10m", nginx="`proxy_cache_valid`",
                  varnish="`beresp.ttl`"),
     "origin_headers": Field(Enum(("respect", "override")), "Overrides cache.origin_headers.", None,
+                            nginx="`proxy_ignore_headers Cache-Control Expires` in the rule's location",
+                            varnish="per-behaviour `override` flag in `vcl_backend_response`",
                             nullable=True),
     "strip_cookies": Field(Bool(), "Drop request cookies and response Set-Cookie so the response "
                            "can be shared.", False,
@@ -254,12 +278,15 @@ PURGE = Obj("purge", {
                    "(PURGE with Cache-Tags header), all.", ("url",),
                    nginx="url: ngx_cache_purge module; others unsupported",
                    varnish="`return (purge)`, `ban()`, `xkey.purge()`"),
-    "soft": Field(Bool(), "Soft purge: mark stale instead of removing (Varnish xkey/purge.soft).",
+    "soft": Field(Bool(), "Soft purge of tags: mark tagged objects stale instead of removing them "
+                  "(URL purges stay hard).",
                   False, nginx="unsupported", varnish="`purge.soft()` / `xkey.softpurge()`"),
 }, "Invalidation. Without this section purging is off.")
 
 HEADERS = Obj("headers", {
-    "cache_status": Field(Bool(), "RFC 9211 Cache-Status header on every response.", True),
+    "cache_status": Field(Bool(), "RFC 9211 Cache-Status header on every response.", True,
+                          nginx="`add_header Cache-Status` from `$upstream_cache_status`",
+                          varnish="`resp.http.Cache-Status` in `vcl_deliver`/`vcl_synth`"),
     "cache_status_name": Field(Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase token"),
                                "Cache name used in Cache-Status.", "cachewright"),
 }, "Response headers added by the cache.")

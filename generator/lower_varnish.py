@@ -112,7 +112,6 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
     imports += ["directors"] if len(policy.origin.servers) > 1 else []
     imports += ["cookie"] if cookies else []
     imports += ["xkey"] if tags else []
-    imports += ["purge"] if policy.purge is not None and policy.purge.soft else []
     stale = policy.cache.stale
     profiles = _profiles(policy)
     return VarnishModel(
