@@ -107,6 +107,18 @@ TABLE: tuple[Feature, ...] = (
     Feature("purge.all", "purge everything", "purge.kinds", _purge("all"),
             Support(U, "ngx_cache_purge 2.3 has no purge_all"), Support(N, "ban()"),
             "restart nginx with an empty cache directory"),
+    Feature("purge.variants", "PURGE removes every Vary variant of a URL", "rules[].vary",
+            lambda p: _purge("url")(p) and any(r.vary and r.cache for r in p.rules),
+            Support(U, "vary headers are part of proxy_cache_key: a PURGE removes only the "
+                       "variant whose headers it carries"),
+            Support(N, "return (purge) drops every variant"),
+            "send one PURGE per variant, with its headers", enforced=False),
+    Feature("purge.schemes", "PURGE removes a URL's http and https copies", "purge.kinds",
+            lambda p: _purge("url")(p) and p.listen.http is not None and p.listen.https is not None
+            and not p.listen.https.redirect_http and "scheme" in p.cache.key,
+            Support(U, "ngx_cache_purge removes one key, and the scheme is part of it"),
+            Support(N, "vcl_purge restarts with the other scheme"),
+            "send the PURGE over both http and https", enforced=False),
     Feature("purge.soft", "soft purge (keep as stale)", "purge.soft",
             lambda p: p.purge is not None and p.purge.soft,
             Support(U, "no soft purge in ngx_cache_purge"),

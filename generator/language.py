@@ -225,10 +225,10 @@ MATCH = Obj("match", {
                      varnish="`req.method` (PURGE/BAN match as GET)"),
     "host": Field(ListOf(HOST, one_or_many=True), "Host is one of these (exact or *.domain).", (),
                   example="shop.example.com"),
-    "header": Field(ListOf(HEADER_MATCH, one_or_many=True), "Request header condition(s).", (),
+    "header": Field(ListOf(HEADER_MATCH, one_or_many=True, unique=False), "Request header condition(s).", (),
                     nginx="a 1-character `map` on `$http_NAME` feeding the selection `map`",
                     varnish="`req.http.NAME ~ ...`"),
-    "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True), "Cookie condition(s).", (),
+    "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True, unique=False), "Cookie condition(s).", (),
                     nginx="value extracted from `$http_cookie` by `map`, then a 1-character `map`",
                     varnish="`cookie.get(NAME) ~ ...` (vmod cookie)"),
 }, "Conditions, all of which must hold. Paths are matched on the raw request path.")
@@ -304,7 +304,8 @@ POLICY = Obj("policy", {
     "listen": Field(LISTEN, "Listeners.", {"http": {"address": "0.0.0.0", "port": 80},
                                             "https": None, "hosts": ()}),
     "cache": Field(CACHE, "Cache storage, key and defaults.", {}),
-    "rules": Field(ListOf(RULE), "Ordered rules; first match wins.", ()),
+    "rules": Field(ListOf(RULE, unique=False), "Ordered rules; first match wins (names must be "
+                   "unique).", ()),
     "purge": Field(PURGE, "Invalidation; off when absent.", None, nullable=True),
     "headers": Field(HEADERS, "Added response headers.", {}),
     "accept_missing": Field(ACCEPT_MISSING, "Accepted missing features per engine.", {}),

@@ -126,6 +126,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
     cookies = _cookie_values(policy)
     predicates = _predicates(policy, cookies)
     rules = (*policy.rules, policy.default_rule)
+    tags = tag_headers(policy)
     http2_directive = version >= (1, 25, 1)
     return NginxModel(
         name=policy.name,
@@ -145,7 +146,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         predicates=tuple(predicates.values()),
         selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':$cw_m:$cw_path"',
         choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
-        locations=tuple(_location(policy, r, cookies, purge) for r in rules),
+        locations=tuple(_location(policy, r, cookies, tags) for r in rules),
         listeners=_listeners(policy, http2_directive),
         redirect=_redirect(policy),
         tls=_tls(policy, http2_directive),
@@ -231,8 +232,10 @@ def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
         wanted.add(("$cw_path", m.path_regex))
     wanted |= {(header_var(h.name), h.regex or ".") for h in m.headers}
     wanted |= {(f"${cookies[c.name].var}", c.regex or ".") for c in m.cookies}
-    bits = "".join("1" if key in wanted else "." for key in predicates)
-    bits = bits.rstrip(".")
+    # each wanted predicate's bit, by position (lookaheads keep the regex short however many
+    # predicates the policy has)
+    positions = sorted(i for i, key in enumerate(predicates) if key in wanted)
+    bits = "".join(f"(?=[01]{{{i}}}1)" if i else "(?=1)" for i in positions)
     methods = "(?:" + "|".join(m.methods) + ")" if m.methods else "[A-Z_-]+"
     path = literal_regex(m.path_prefix) if m.path_prefix else ""
     if m.extensions:  # the prefix and the extension may share characters (/logo.png + png)
@@ -240,7 +243,8 @@ def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
     return f"^{bits}[01]*:{methods}:{path}"
 
 
-def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge: bool) -> Location:
+def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
+              tags: tuple[str, ...]) -> Location:
     marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
@@ -264,15 +268,19 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(policy, rule),
+        hide_headers=_hide_headers(tags, rule),
     )
 
 
-def _hide_headers(policy: Policy, rule: Rule) -> tuple[str, ...]:
+def _hide_headers(tags: tuple[str, ...], rule: Rule) -> tuple[str, ...]:
     """Origin response headers clients never see: Cache-Status is ours, tag headers are consumed
     by the cache (as on Varnish), Set-Cookie is dropped where cookies are stripped."""
-    tags = sorted({r.tags_from_header for r in policy.rules if r.tags_from_header})
     return ("Cache-Status", *tags, *(("Set-Cookie",) if rule.strip_cookies else ()))
+
+
+def tag_headers(policy: Policy) -> tuple[str, ...]:
+    """Every response header a rule takes tags from, sorted."""
+    return tuple(sorted({r.tags_from_header for r in policy.rules if r.tags_from_header}))
 
 
 def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue]) -> str:

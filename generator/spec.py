@@ -290,9 +290,11 @@ class ListOf(Kind):
         if len(values) < self.min_items:
             return r.problem(node, path, f"needs at least {self.min_items} item(s)")
         if self.unique:
+            seen: set[Any] = set()
             for i, value in enumerate(values):
-                if value in values[:i]:
+                if value in seen:
                     return r.problem(node.value[i], f"{path}[{i}]", f"{value!r} is listed twice")
+                seen.add(value)
         return tuple(values)
 
     def schema(self) -> dict[str, Any]:

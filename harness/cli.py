@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from generator import __version__
 from generator.errors import CachewrightError
 
-from .commands import capabilities, compile, schema, serve, test, verify
+from .commands import capabilities, compile, purge, schema, serve, test, verify
 
-COMMANDS = (compile, verify, test, serve, capabilities, schema)
+COMMANDS = (compile, verify, test, serve, purge, capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ def _lower_html_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
         compiled = original(*args, **kw)
         files = tuple(OutputFile(f.path, f.text.replace("proxy_cache_valid 200 203 204 300 301 308 5m;",
                                                         "proxy_cache_valid 200 203 204 300 301 308 1s;")
-                                 .replace('var.set("ttl", "300");', 'var.set("ttl", "1");'), f.mode)
+                                 .replace('set req.http.X-Cw-Ttl = "300";', 'set req.http.X-Cw-Ttl = "1";'), f.mode)
                       for f in compiled.files)
         return type(compiled)(files, compiled.warnings)
 

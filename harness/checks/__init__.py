@@ -20,6 +20,7 @@ from ..prepare import request_host
 from ..results import CheckResult
 from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import default_checks
+from .purge import purge_checks
 from .rules import rule_checks
 
 __all__ = ["Check", "Ctx", "derive", "run_checks", "select"]
@@ -29,7 +30,7 @@ Progress = Callable[[CheckResult], None]
 
 def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
-    return [*rule_checks(policy), *default_checks(policy)]
+    return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy)]
 
 
 def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:

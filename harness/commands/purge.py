@@ -1,0 +1,327 @@
+"""``cachewright purge``: send one purge to every cache node at once and report each answer.
+
+The purge interface is the one the generated configurations offer: ``PURGE /path`` (one URL),
+``BAN /prefix`` (every URL under a prefix on that host), ``PURGE`` with ``Cache-Tags: T ...``
+(every object tagged T) and ``BAN`` with ``Cache-Purge-Scope: all`` (everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from generator.errors import CachewrightError
+
+from ..api import Endpoint
+from ..client import Client, Response
+
+MAX_WORKERS = 16
+DEFAULT_TIMEOUT = 5.0
+TAG_HEADER = "Cache-Tags"
+SCOPE_HEADER = "Cache-Purge-Scope"
+
+
+class UsageError(CachewrightError):
+    """The command line or the nodes file cannot be used (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One cache node: a name for the report, its base URL, and the CA to trust for HTTPS."""
+
+    name: str
+    url: str
+    ca_file: Path | None = None
+
+    def endpoint(self) -> Endpoint:
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        http, https = (None, port) if parts.scheme == "https" else (port, None)
+        return Endpoint(self.name, parts.hostname or "", http, https)
+
+
+@dataclass(frozen=True)
+class Purge:
+    """What to send: method, request target, Host and extra headers."""
+
+    method: str
+    target: str
+    host: str | None
+    headers: dict[str, str]
+
+    def describe(self) -> str:
+        extra = "".join(f" {n}: {v}" for n, v in self.headers.items())
+        return f"{self.method} {self.target}{extra}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One node's answer (``status`` None: no answer; ``detail`` says why)."""
+
+    node: Node
+    status: int | None
+    detail: str
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "purge", help="purge a URL, prefix, tag or everything on one or many cache nodes at once",
+        description="Send one purge to every node in parallel and report each node's answer. "
+                    "Exit 0 when every node answered 2xx, 1 when any failed, 2 on bad usage.",
+        epilog="examples:\n"
+               "  cachewright purge https://shop.example.com/products/1 --node http://10.0.0.5 "
+               "--node http://10.0.0.6\n"
+               "  cachewright purge /products/ --pattern --host shop.example.com --nodes-from "
+               "nodes.txt\n"
+               "  cachewright purge --tag product-1 --tag product-2 --nodes-from serve.json\n"
+               "  cachewright purge --all --node http://127.0.0.1:6081",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", nargs="?", metavar="URL_OR_PATH",
+                   help="the URL or path to purge (the prefix with --pattern; optional with "
+                        "--tag and --all)")
+    _add_node_options(p)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--pattern", action="store_true",
+                      help="BAN every URL under the path (a literal prefix) on that host")
+    kind.add_argument("--tag", action="append", metavar="TAG",
+                      help="PURGE every object carrying TAG (repeatable; sent as Cache-Tags)")
+    kind.add_argument("--all", action="store_true", help="BAN everything")
+    p.set_defaults(run=run)
+
+
+def _add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node", action="append", default=[], metavar="URL",
+                   help="a cache node's base URL, e.g. http://10.0.0.5:6081 (repeatable)")
+    p.add_argument("--nodes-from", type=Path, metavar="FILE",
+                   help="nodes from the JSON 'cachewright serve --json' prints, or a text file "
+                        "of URLs (one a line, # comments)")
+    p.add_argument("--host", help="the Host to purge on (default: the URL's host, else each "
+                                  "node's own)")
+    p.add_argument("--scheme", choices=("http", "https"),
+                   help="with --nodes-from JSON: the listener to use (default: the URL's "
+                        "scheme, else http where served)")
+    p.add_argument("--ca-file", type=Path, metavar="PEM",
+                   help="CA certificates to trust for https nodes (default: the system's)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"per-node connect and read timeout (default: {DEFAULT_TIMEOUT:g})")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Purge on every node in parallel; one line per node, then a summary."""
+    try:
+        purge = build_purge(args)
+        nodes = collect_nodes(args, _scheme(args))
+        if args.timeout <= 0:
+            raise UsageError("--timeout must be positive")
+    except UsageError as exc:
+        print(f"cachewright purge: {exc}", file=sys.stderr)
+        return 2
+    outcomes = purge_all(nodes, purge, args.timeout)
+    for outcome in outcomes:
+        print(format_outcome(outcome, _width(nodes)))
+    print(summary(purge, outcomes))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+# --------------------------------------------------------------------------- what to send
+
+
+def build_purge(args: argparse.Namespace) -> Purge:
+    """The request ``args`` ask for (UsageError when the target is missing or malformed)."""
+    target, host = _split_target(args.target)
+    host = args.host or host
+    if args.tag:
+        tags = [t for t in args.tag if t.strip()]
+        if not tags or any(re.search(r"\s", t) for t in tags):
+            raise UsageError("--tag takes one non-empty tag without spaces (repeat it for more)")
+        return Purge("PURGE", target or "/", host, {TAG_HEADER: " ".join(tags)})
+    if args.all:
+        return Purge("BAN", target or "/", host, {SCOPE_HEADER: "all"})
+    if target is None:
+        raise UsageError("give the URL or path to purge (or --tag / --all)")
+    return Purge("BAN" if args.pattern else "PURGE", target, host, {})
+
+
+def _split_target(raw: str | None) -> tuple[str | None, str | None]:
+    """(request target, host) from a URL, or (path, None) from a path."""
+    if raw is None:
+        return None, None
+    if re.match(r"(?i)^https?://", raw):
+        parts = urlsplit(raw)
+        if not parts.hostname:
+            raise UsageError(f"{raw!r}: no host in the URL")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return target, _host_header(parts.hostname)
+    if not raw.startswith("/") or re.search(r"[\s\x00-\x1f\x7f]", raw):
+        raise UsageError(f"{raw!r}: expected a path starting with '/' or an http(s) URL")
+    return raw, None
+
+
+def _host_header(hostname: str) -> str:
+    """A Host value for ``hostname`` (IPv6 literals bracketed); the port is left out, as the
+    engines drop it from the cache key."""
+    return f"[{hostname}]" if ":" in hostname else hostname
+
+
+def _scheme(args: argparse.Namespace) -> str | None:
+    if args.scheme:
+        return str(args.scheme)
+    if args.target and re.match(r"(?i)^https://", args.target):
+        return "https"
+    return None
+
+
+# --------------------------------------------------------------------------- where to send it
+
+
+def collect_nodes(args: argparse.Namespace, scheme: str | None) -> list[Node]:
+    """Nodes from --node and --nodes-from, in the order given, without duplicates."""
+    nodes = [_node(url, args.ca_file) for url in args.node]
+    if args.nodes_from is not None:
+        nodes += read_nodes(args.nodes_from, scheme, args.ca_file)
+    unique = list({n.url: n for n in reversed(nodes)}.values())[::-1]
+    if not unique:
+        raise UsageError("no node to purge: give --node URL or --nodes-from FILE")
+    return unique
+
+
+def read_nodes(path: Path, scheme: str | None = None, ca_file: Path | None = None) -> list[Node]:
+    """Nodes from ``cachewright serve --json`` output, or from a text file of URLs."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = _json_object(text)
+    if data is None:
+        return [_node(line, ca_file) for line in _lines(text)]
+    return _serve_nodes(path, data, scheme, ca_file)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The last JSON object line in ``text`` (serve may print more), or None."""
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _lines(text: str) -> list[str]:
+    stripped = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in stripped if line]
+
+
+def _serve_nodes(path: Path, data: dict[str, Any], scheme: str | None,
+                 ca_file: Path | None) -> list[Node]:
+    engines = data.get("engines")
+    if not isinstance(engines, dict) or not engines:
+        raise UsageError(f"{path}: expected 'engines' as 'cachewright serve --json' prints them")
+    ca = ca_file or (Path(data["ca_file"]) if isinstance(data.get("ca_file"), str) else None)
+    nodes = []
+    for name, urls in engines.items():
+        url = _pick_url(urls, scheme) if isinstance(urls, dict) else None
+        if url is None:
+            raise UsageError(f"{path}: engine {name!r} has no {scheme or 'http or https'} URL")
+        nodes.append(_named(_node(url, ca), str(name)))
+    return nodes
+
+
+def _pick_url(urls: dict[str, Any], scheme: str | None) -> str | None:
+    order = [scheme] if scheme else ["http", "https"]
+    return next((str(urls[s]) for s in order if isinstance(urls.get(s), str)), None)
+
+
+def _named(node: Node, name: str) -> Node:
+    return Node(f"{name} {node.url}", node.url, node.ca_file)
+
+
+def _node(raw: str, ca_file: Path | None) -> Node:
+    url = raw if "://" in raw else f"http://{raw}"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise UsageError(f"node {raw!r}: expected http[s]://HOST[:PORT]")
+    base = f"{parts.scheme}://{parts.netloc}"
+    return Node(base, base, ca_file)
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def purge_all(nodes: list[Node], purge: Purge, timeout: float) -> list[Outcome]:
+    """Send ``purge`` to every node in parallel (a small pool); outcomes in node order."""
+    workers = min(MAX_WORKERS, len(nodes))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda n: purge_one(n, purge, timeout), nodes))
+
+
+def purge_one(node: Node, purge: Purge, timeout: float) -> Outcome:
+    """Send ``purge`` to ``node``; a connection or protocol error is that node's failure."""
+    endpoint = node.endpoint()
+    host = purge.host or _host_header(urlsplit(node.url).hostname or "")
+    client = Client(endpoint, host, node.ca_file)
+    scheme = "https" if endpoint.https_port else "http"
+    started = time.monotonic()
+    try:
+        response = client.request(purge.method, purge.target, dict(purge.headers),
+                                  scheme=scheme, timeout=timeout)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return Outcome(node, None, _error(exc), time.monotonic() - started)
+    return Outcome(node, response.status, _reason(response), response.elapsed)
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "error: timed out"
+    text = str(exc) or type(exc).__name__
+    return f"error: {text}"
+
+
+def _reason(response: Response) -> str:
+    """The body's first line of text (HTML tags dropped), else nothing."""
+    text = re.sub(r"<[^>]*>", "\n", response.body.decode("utf-8", "replace"))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    first = next((line for line in lines if line), "")
+    return first[:100]
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _width(nodes: list[Node]) -> int:
+    return max(len(n.name) for n in nodes)
+
+
+def format_outcome(outcome: Outcome, width: int) -> str:
+    """``OK   NODE  200 Purged  3 ms`` or ``FAIL NODE  error: ...  5000 ms``."""
+    mark = "OK  " if outcome.ok else "FAIL"
+    status = str(outcome.status) if outcome.status is not None else "---"
+    return (f"{mark} {outcome.node.name:<{width}}  {status}  {outcome.detail or '-'}  "
+            f"{outcome.elapsed * 1000:.0f} ms")
+
+
+def summary(purge: Purge, outcomes: list[Outcome]) -> str:
+    """One line: what was sent and how many nodes took it; the failed ones named."""
+    failed = [o.node.name for o in outcomes if not o.ok]
+    done = f"{purge.describe()}: {len(outcomes) - len(failed)} of {len(outcomes)} nodes purged"
+    return done + (f"; failed: {', '.join(failed)}" if failed else "")
