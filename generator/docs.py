@@ -133,8 +133,8 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", ")")) else text + "."
 
 
-def capabilities_table() -> str:
-    """The feature × engine table, as Markdown."""
+def capabilities_table(only: tuple[str, ...] = ()) -> str:
+    """The feature × engine table, as Markdown (only features whose id starts with ``only``)."""
     out = [
         "Generated from `generator/capabilities.py` by `python -m generator.docs`; do not edit by "
         "hand. **native**: the engine does it itself; **module**: it needs the named module; "
@@ -145,6 +145,8 @@ def capabilities_table() -> str:
         "|---|---|---|---|---|",
     ]
     for f in capabilities.TABLE:
+        if only and not f.id.startswith(only):
+            continue
         path = f"`{f.path}`"
         alternative = _cell(f.alternative) if f.alternative else NONE
         if not getattr(f, "enforced", True):
@@ -170,9 +172,15 @@ class Generated:
     render: Any  # Callable[[], str]
 
 
+def tls_and_invalidation_table() -> str:
+    """The rows of the capability table about TLS and invalidation (docs/engines.md)."""
+    return capabilities_table(("tls", "purge"))
+
+
 GENERATED = (
     Generated("docs/policy.md", REFERENCE_MARKERS, policy_reference),
     Generated("docs/capabilities.md", TABLE_MARKERS, capabilities_table),
+    Generated("docs/engines.md", TABLE_MARKERS, tls_and_invalidation_table),
 )
 
 
