@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 FILE_MODE = 0o644
@@ -39,7 +39,9 @@ def write_tls_files(directory: Path, hosts: Iterable[str]) -> TlsFiles:
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _ca_certificate(ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
+    # RSA, so the harness can prove that RSA key exchange (no forward secrecy) is refused: with
+    # an ECDSA key that refusal would hold whatever the cipher list says.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = _server_certificate(key, ca_key, ca_cert, _names(hosts))
     files = TlsFiles(directory / "ca.pem", directory / "server.crt", directory / "server.key")
     _write(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM))
@@ -82,7 +84,7 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     return _validity(builder).sign(key, hashes.SHA256())
 
 
-def _server_certificate(key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurvePrivateKey,
+def _server_certificate(key: rsa.RSAPrivateKey, ca_key: ec.EllipticCurvePrivateKey,
                         ca_cert: x509.Certificate, names: list[str]) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -94,7 +96,7 @@ def _server_certificate(key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurv
         .serial_number(x509.random_serial_number())
         .add_extension(x509.SubjectAlternativeName([_san(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(_key_usage(cert_sign=False, encipherment=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                        critical=False)
@@ -102,9 +104,9 @@ def _server_certificate(key: ec.EllipticCurvePrivateKey, ca_key: ec.EllipticCurv
     return _validity(builder).sign(ca_key, hashes.SHA256())
 
 
-def _key_usage(cert_sign: bool) -> x509.KeyUsage:
+def _key_usage(cert_sign: bool, encipherment: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(digital_signature=True, content_commitment=False,
-                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         key_encipherment=encipherment, data_encipherment=False, key_agreement=False,
                          key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False,
                          decipher_only=False)
 

@@ -22,6 +22,7 @@ from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import default_checks
 from .purge import purge_checks
 from .rules import rule_checks
+from .tls import tls_checks
 
 __all__ = ["Check", "Ctx", "derive", "run_checks", "select"]
 
@@ -30,7 +31,8 @@ Progress = Callable[[CheckResult], None]
 
 def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
-    return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy)]
+    return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
+            *tls_checks(policy)]
 
 
 def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:
@@ -81,7 +83,7 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
     finally:
         if origin is not None:
             origin.close()
-    return _result(check, engine, "passed", started=started)
+    return _result(check, engine, "passed", "; ".join(ctx.notes), started=started)
 
 
 def _details(ctx: Ctx) -> tuple[str, ...]:

@@ -45,6 +45,11 @@ sub vcl_recv {
     unset req.http.X-Cw-Outcome;
     unset req.http.X-Cw-Count;
     unset req.http.X-Cw-Query;
+    # The scheme comes from the listener the connection arrived on, never from the client.
+    set req.http.X-Cw-Scheme = "http";
+    if (local.socket == "https") {
+        set req.http.X-Cw-Scheme = "https";
+    }
 
     # An absolute-form request target names the host: it replaces Host (RFC 9112 3.2.2).
     if (req.url ~ "(?i)^https?://") {
@@ -89,11 +94,6 @@ sub vcl_recv {
         return (synth(421, "Misdirected Request"));
     }
 
-    # The scheme comes from the listener the connection arrived on, never from the client.
-    set req.http.X-Cw-Scheme = "http";
-    if (local.socket == "https") {
-        set req.http.X-Cw-Scheme = "https";
-    }
     if (req.http.X-Cw-Scheme == "http") {
         return (synth(750, "Moved Permanently"));
     }

@@ -56,6 +56,8 @@ sub vcl_recv {
     unset req.http.X-Cw-Outcome;
     unset req.http.X-Cw-Count;
     unset req.http.X-Cw-Query;
+    # The scheme comes from the listener the connection arrived on, never from the client.
+    set req.http.X-Cw-Scheme = "http";
 
     # An absolute-form request target names the host: it replaces Host (RFC 9112 3.2.2).
     if (req.url ~ "(?i)^https?://") {
@@ -97,8 +99,6 @@ sub vcl_recv {
         set req.http.host = "";
     }
 
-    # The scheme comes from the listener the connection arrived on, never from the client.
-    set req.http.X-Cw-Scheme = "http";
     # Several Cookie lines (HTTP/2) become one, as nginx's $http_cookie.
     std.collect(req.http.Cookie, "; ");
     if ((req.method == "PURGE" || req.method == "BAN") && client.ip !~ cw_purgers) {
