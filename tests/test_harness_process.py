@@ -52,6 +52,22 @@ def _zombie(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
+def _owned_by(parent: int, candidates: set[Path]) -> Path | None:
+    for directory in candidates:
+        if any(_parent(pid) == parent for pid in pids_using(directory)):
+            return directory
+    return None
+
+
+def _parent(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return -1
+    line = next((ln for ln in status.splitlines() if ln.startswith("PPid:")), "PPid:\t-1")
+    return int(line.split()[1])
+
+
 def wait_for(predicate: object, timeout: float) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -68,9 +84,10 @@ def test_interrupted_test_run_leaves_nothing_behind(sig: signal.Signals) -> None
     proc = subprocess.Popen([*CLI, "test", str(SHOP), "--no-scenarios"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        new = wait_for(lambda: run_dirs() - before, 20)
-        assert new, "no run directory appeared"
-        (run_dir,) = new  # type: ignore[misc]
+        # other test runs on this machine may start stacks too: ours is the run dir whose engine
+        # processes are children of the process we started
+        run_dir = wait_for(lambda: _owned_by(proc.pid, run_dirs() - before), 20)
+        assert isinstance(run_dir, Path), "no run directory with engines of our process appeared"
         engines = wait_for(lambda: pids_using(run_dir) if len(pids_using(run_dir)) >= 3 else None, 20)
         assert engines, f"engines of {run_dir} did not start"
         time.sleep(1.0)  # mid-way through the checks
