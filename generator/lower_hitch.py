@@ -22,10 +22,14 @@ class HitchModel:
 def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> HitchModel:
     https = policy.listen.https
     assert https is not None, "hitch is only generated for HTTPS policies"
-    host, _, port = proxy_listen.rpartition(":")
+    if proxy_listen.startswith("/"):
+        backend = proxy_listen
+    else:
+        host, _, port = proxy_listen.rpartition(":")
+        backend = f"[{host}]:{port}"
     return HitchModel(
         frontend=f"[{https.address.strip('[]')}]:{https.port}",
-        backend=f"[{host}]:{port}",
+        backend=backend,
         certificate=https.certificate,
         key=https.key,
         profile=PROFILES[https.profile],

@@ -103,7 +103,8 @@ class VarnishModel:
     http2: bool
 
 
-def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
+def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086",
+          hitch_user: str = "_hitch") -> VarnishModel:
     """The render model for ``templates/varnish/default.vcl.j2`` and ``varnishd.args.j2``."""
     cookies = any(r.key.cookies or r.match.cookies for r in policy.rules)
     tags = policy.purge is not None and "tag" in policy.purge.kinds
@@ -153,10 +154,17 @@ def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> VarnishModel:
         hsts=_hsts(policy),
         http_listen=(f"{policy.listen.http.address}:{policy.listen.http.port}"
                      if policy.listen.http else None),
-        proxy_listen=proxy_listen if https else None,
+        proxy_listen=_proxy_listener(proxy_listen, hitch_user) if https else None,
         storage=f"malloc,{policy.cache.size // (1024 * 1024)}m",
         http2=https is not None and https.http2,
     )
+
+
+def _proxy_listener(listen: str, hitch_user: str) -> str:
+    """The -a value of the PROXY listener; a Unix socket is made usable by Hitch's user only."""
+    if listen.startswith("/"):
+        return f"{listen},PROXY,user={hitch_user},mode=0600"
+    return f"{listen},PROXY"
 
 
 def _methods(policy: Policy) -> tuple[str, ...]:

@@ -16,6 +16,11 @@ def add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nginx-version", default="1.22.1", metavar="X.Y.Z",
                    help="nginx version to generate for (default: 1.22.1, Debian 12); "
                         "from 1.25.1 HTTP/2 is written as 'http2 on'")
+    p.add_argument("--varnish-proxy-listen", default="127.0.0.1:6086", metavar="HOST:PORT|PATH",
+                   help="where Hitch hands HTTPS to Varnish (PROXY v2); a Unix socket path makes "
+                        "it reachable only by Hitch's user (default: 127.0.0.1:6086)")
+    p.add_argument("--hitch-user", default="_hitch", metavar="USER",
+                   help="the user Hitch runs as, owner of that Unix socket (default: _hitch)")
     p.add_argument("--nginx-modules-dir", default="/usr/lib/nginx/modules", metavar="DIR",
                    help="where nginx's dynamic modules live (default: Debian's)")
 
@@ -30,7 +35,8 @@ def options(args: argparse.Namespace) -> Options:
     except ValueError:
         print(f"--nginx-version: {args.nginx_version!r} is not X.Y.Z", file=sys.stderr)
         raise SystemExit(2) from None
-    return Options(nginx_version=(major, minor, patch), nginx_modules_dir=args.nginx_modules_dir)
+    return Options(nginx_version=(major, minor, patch), nginx_modules_dir=args.nginx_modules_dir,
+                   varnish_proxy_listen=args.varnish_proxy_listen, hitch_user=args.hitch_user)
 
 
 def warn(lines: tuple[str, ...] | list[str]) -> None:
