@@ -59,6 +59,12 @@ class Stack(Protocol):
     origin: OriginEndpoint
     endpoints: dict[str, Endpoint]
     ca_file: Path | None
+    #: the address the engines see for the harness's requests (its own loopback address locally;
+    #: Docker's gateway on a private network)
+    client_address: str
+    #: whether requests sent from different loopback addresses reach the engines as different
+    #: clients (not through Docker's port proxy, where everything comes from the gateway)
+    distinct_sources: bool
 
     def logs(self, engine: str, lines: int = 40) -> str:
         """The last ``lines`` lines of the engine's logs (for failure messages)."""

@@ -99,6 +99,8 @@ class LocalStack:
         self.ca_file = ca_file
         self.endpoints: dict[str, Endpoint] = {}
         self.engines: dict[str, EngineRun] = {}
+        self.client_address = HOST
+        self.distinct_sources = True
 
     def _engine(self, engine: str) -> EngineRun:
         if engine not in self.engines:
@@ -429,13 +431,13 @@ def varnish_stored(state_dir: Path, path: str) -> list[StoredObject]:
         raise HarnessError(f"varnishlog failed (status {result.returncode}): {result.stderr.strip()}")
     found = []
     for block in result.stdout.split("\n\n"):
-        stored = _varnish_fetch(block, path)
+        stored = varnish_fetch(block, path)
         if stored is not None:
             found.append(stored)
     return found
 
 
-def _varnish_fetch(block: str, path: str) -> StoredObject | None:
+def varnish_fetch(block: str, path: str) -> StoredObject | None:
     """A stored object from one backend transaction's records, when it fetched ``path``."""
     url = re.search(r"^-+\s+BereqURL\s+(\S+)", block, re.M)
     ttls = _TTL_RECORD.findall(block)

@@ -122,8 +122,9 @@ def check_forwarding_headers(ctx: Ctx) -> None:
         ctx.expect(seen.header(name) is None, f"origin saw client-sent {name}: {seen.header(name)!r}")
     ctx.expect(seen.header("X-Forwarded-Proto") == ctx.scheme,
                f"origin saw X-Forwarded-Proto {seen.header('X-Forwarded-Proto')!r}, expected {ctx.scheme}")
-    ctx.expect(seen.header("X-Forwarded-For") == "127.0.0.1",
-               f"origin saw X-Forwarded-For {seen.header('X-Forwarded-For')!r}, expected 127.0.0.1")
+    client = ctx.stack.client_address
+    ctx.expect(seen.header("X-Forwarded-For") == client,
+               f"origin saw X-Forwarded-For {seen.header('X-Forwarded-For')!r}, expected {client}")
 
 
 def check_path_guard(ctx: Ctx) -> None:

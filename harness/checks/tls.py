@@ -502,7 +502,8 @@ def check_forwarded(ctx: Ctx) -> None:
     seen = ctx.control().requests(path=req.path)[-1]
     proto, client = seen.header("X-Forwarded-Proto"), seen.header("X-Forwarded-For")
     ctx.expect(proto == "https", f"origin saw X-Forwarded-Proto {proto!r}, expected 'https'")
-    ctx.expect(client == "127.0.0.1", f"origin saw X-Forwarded-For {client!r}, expected 127.0.0.1")
+    real = ctx.stack.client_address
+    ctx.expect(client == real, f"origin saw X-Forwarded-For {client!r}, expected {real}")
 
 
 # --------------------------------------------------------------------------- derivation

@@ -12,7 +12,6 @@ from typing import Any
 from generator.load import load
 
 from ..api import Stack
-from ..local import LocalRuntime
 from ..procs import Terminated
 from . import test
 
@@ -43,7 +42,7 @@ def describe(stack: Stack) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
-    with LocalRuntime().start(policy, test.engines(args), args.origin) as stack:
+    with test.runtime(args).start(policy, test.engines(args), args.origin) as stack:
         info = describe(stack)
         if args.json:
             print(json.dumps(info), flush=True)

@@ -16,7 +16,7 @@ from generator.load import load
 from generator.model import Policy
 
 from .. import checks, report
-from ..api import ENGINES, Stack
+from ..api import ENGINES, Runtime, Stack
 from ..local import LocalRuntime
 from ..origin_client import Counts
 from ..prepare import request_host
@@ -57,16 +57,44 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="engine(s) to run (default: all)")
     p.add_argument("--skip-missing", action="store_true",
                    help="skip an engine whose binaries are not installed instead of failing")
-    p.add_argument("--runtime", choices=("local",), default="local",
-                   help="where the engines run (default: local processes)")
+    p.add_argument("--runtime", choices=("local", "docker"), default="local",
+                   help="where the engines run: local processes (default) or Docker containers")
+    p.add_argument("--image", action="append", default=[], metavar="ROLE=IMAGE",
+                   help="docker: image for nginx, varnish or hitch (default: the locally built "
+                        "cachewright/ROLE:local stand-ins when present, else the official images)")
+    p.add_argument("--origin-image", metavar="IMAGE",
+                   help="docker: an image with python3 to run the sample origin in")
+    p.add_argument("--docker-network", choices=("private", "host"), default="private",
+                   help="docker: one private network per run (default), or the host's network")
     p.add_argument("--origin", metavar="URL",
                    help="use your running app at URL instead of the sample origin (checks that "
                         "need the origin's control port are skipped; scenarios still run)")
 
 
+def runtime(args: argparse.Namespace) -> Runtime:
+    """The runtime the options ask for."""
+    if args.runtime == "local":
+        return LocalRuntime()
+    from ..docker_runtime import DockerRuntime  # needs the docker SDK and an engine
+
+    images = {}
+    for item in args.image:
+        role, sep, image = item.partition("=")
+        if not sep or not image:
+            raise UsageError(f"--image {item!r}: expected ROLE=IMAGE, e.g. nginx=nginx:1.27")
+        images[role] = image
+    return DockerRuntime(images, args.origin_image, args.docker_network)
+
+
+class UsageError(CachewrightError):
+    """A command-line option that cannot be used as given."""
+
+
 def engines(args: argparse.Namespace) -> tuple[str, ...]:
-    """The engines to run; a missing one is an error unless --skip-missing."""
+    """The engines to run; a missing one is an error unless --skip-missing (local runtime)."""
     wanted = ENGINES if args.engine == "all" else (args.engine,)
+    if args.runtime != "local":
+        return tuple(wanted)
     present = []
     for engine in wanted:
         missing = [b for b in BINARIES[engine] if shutil.which(b) is None]
@@ -94,11 +122,12 @@ def run(args: argparse.Namespace) -> int:
     derived = [] if args.no_derived else checks.select(checks.derive(policy), args.checks)
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * (len(derived) + len(scenarios))
+    chosen = runtime(args)
     with report.Progress(sys.stderr, total) as progress, \
-            LocalRuntime().start(policy, selected, args.origin) as stack:
+            chosen.start(policy, selected, args.origin) as stack:
         results = checks.run_checks(derived, stack, policy, selected, progress.done)
         results += _run_scenarios(scenarios, stack, policy, selected, progress.done)
-    outcome = RunResult(policy.name, str(args.policy), "local", selected, tuple(results), started,
+    outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock)
     print(report.table(outcome, report.should_color(sys.stdout)))
     _write(args.json, report.to_json(outcome))

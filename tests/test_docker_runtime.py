@@ -1,0 +1,183 @@
+"""The docker runtime gives the local runtime's check results (identical with the host network;
+with the private network, identical except for the documented client-address differences), and
+a killed run's containers and network are reaped by the next run.
+
+Needs a Docker engine: skipped where none answers, except with ``CI=true`` (then a failure). The
+stand-in images are built with ``harness/images/build-local.sh`` when missing (minutes, once).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from generator.load import load
+from generator.model import Policy
+from generator.render import OutputFile
+from harness import checks
+from harness.api import HarnessError
+from harness.docker_runtime import (
+    LOCAL_IMAGES,
+    PRIVATE_NETWORK_DIFFERENCES,
+    RUN_LABEL,
+    TMP_PREFIX,
+    DockerRuntime,
+    ImageInfo,
+    NetworkMode,
+    require_modules,
+)
+from harness.local import LocalRuntime
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "harness" / "images" / "build-local.sh"
+EXAMPLES = ("static-site", "shop")
+ENGINES = ("nginx", "varnish")
+Outcomes = dict[tuple[str, str], str]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> object:
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _unavailable(f"no Docker engine answers: {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def images(docker_client: object) -> None:
+    """The stand-in images, built once when missing (the script skips what exists)."""
+    result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        _unavailable(f"{BUILD.name} failed ({result.returncode}): {result.stderr[-2000:]}")
+
+
+def _outcomes(runtime: DockerRuntime | LocalRuntime, policy: Policy) -> Outcomes:
+    with runtime.start(policy, ENGINES) as stack:
+        results = checks.run_checks(checks.derive(policy), stack, policy, ENGINES)
+    return {(r.engine, r.check_id): r.outcome for r in results}
+
+
+@pytest.fixture(scope="session")
+def local_outcomes() -> Iterator[dict[str, Outcomes | None]]:
+    """The local runtime's outcomes per example (None where the engines are not installed)."""
+    import shutil
+
+    have = all(shutil.which(b) for b in ("nginx", "varnishd", "hitch"))
+    cache: dict[str, Outcomes | None] = {}
+    for name in EXAMPLES:
+        policy = load(REPO / "examples" / name / "policy.yaml")
+        cache[name] = _outcomes(LocalRuntime(), policy) if have else None
+    yield cache
+
+
+def _expected(local: Outcomes | None, key: tuple[str, str], docker: str) -> str:
+    if local is not None:
+        return local[key]
+    return docker if docker in ("passed", "unsupported", "skipped") else "passed"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("network", ["host", "private"])
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_match_local_runtime(images: None, local_outcomes: dict[str, Outcomes | None],
+                                      example: str, network: NetworkMode) -> None:
+    policy = load(REPO / "examples" / example / "policy.yaml")
+    got = _outcomes(DockerRuntime(network=network), policy)
+    local = local_outcomes[example]
+    if local is not None:
+        assert set(got) == set(local)
+    differ = {}
+    for key, outcome in got.items():
+        want = _expected(local, key, outcome)
+        if network == "private" and key[1] in PRIVATE_NETWORK_DIFFERENCES:
+            want = "skipped" if want == "passed" else want
+        if outcome != want:
+            differ[key] = (outcome, want)
+    assert differ == {}, "(engine, check) -> (docker outcome, local outcome)"
+
+
+def test_missing_module_is_named() -> None:
+    conf = OutputFile("nginx/nginx.conf", "load_module /usr/lib/nginx/modules/ngx_http_cache_purge_module.so;\n")
+    with pytest.raises(HarnessError, match=r"image nginx:1\.27 \(nginx\) lacks ngx_http_cache_purge_module\.so"):
+        require_modules("nginx", ImageInfo("nginx:1.27", nginx_modules=("ngx_stream_module.so",)),
+                        {"nginx.conf": conf})
+    vcl = OutputFile("varnish/default.vcl", "vcl 4.1;\nimport std;\nimport xkey;\n")
+    with pytest.raises(HarnessError, match=r"lacks xkey, which this policy needs"):
+        require_modules("varnish", ImageInfo("varnish:7.6", vmods=("libvmod_std.so",)),
+                        {"default.vcl": vcl})
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time
+    from generator.load import load
+    from harness.docker_runtime import DockerRuntime
+    policy = load(sys.argv[1])
+    with DockerRuntime().start(policy, ("nginx", "varnish")) as stack:
+        print(stack.run_id, flush=True)
+        time.sleep(120)
+""")
+
+
+def _labelled(client: object, run_id: str) -> list[str]:
+    label = {"label": f"{RUN_LABEL}={run_id}"}
+    found = [c.name for c in client.containers.list(all=True, filters=label)]  # type: ignore[attr-defined]
+    return found + [n.name for n in client.networks.list(filters=label)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.docker
+def test_killed_run_is_reaped_by_the_next(images: None, docker_client: object) -> None:
+    policy_file = REPO / "examples" / "shop" / "policy.yaml"
+    with subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(policy_file)], cwd=REPO,
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            run_id = proc.stdout.readline().strip()
+            assert run_id, "the run did not start"
+            assert len(_labelled(docker_client, run_id)) == 5  # origin, nginx, varnish, hitch, network
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert _labelled(docker_client, run_id), "SIGKILL leaves the containers (the reaper's job)"
+    assert list(Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}{run_id}-*"))
+    policy = load(policy_file)
+    with DockerRuntime().start(policy, ("nginx",)) as stack:
+        assert _labelled(docker_client, run_id) == []
+        assert list(Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}{run_id}-*")) == []
+        new_run = stack.run_id  # type: ignore[attr-defined]
+    assert _labelled(docker_client, new_run) == []
+
+
+@pytest.mark.docker
+def test_sigterm_cleans_up(images: None, docker_client: object) -> None:
+    with subprocess.Popen([sys.executable, "-c", KILLED_RUN,
+                           str(REPO / "examples" / "static-site" / "policy.yaml")],
+                          cwd=REPO, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id and _labelled(docker_client, run_id)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    assert run_id and _labelled(docker_client, run_id) == []
+
+
+@pytest.mark.docker
+def test_images_are_the_local_stand_ins(images: None, docker_client: object) -> None:
+    ids = {docker_client.images.get(tag).id for tag in LOCAL_IMAGES.values()}  # type: ignore[attr-defined]
+    assert len(ids) == 1  # one rootfs, four tags
