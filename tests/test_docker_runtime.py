@@ -38,7 +38,9 @@ from harness.local import LocalRuntime
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "harness" / "images" / "build-local.sh"
-EXAMPLES = ("static-site", "shop")
+EXAMPLES = ("static-site", "wordpress", "api", "shop")
+# every example on Docker's private network (the default); two on the host network as well
+RUNS = [(example, "private") for example in EXAMPLES] + [("static-site", "host"), ("shop", "host")]
 ENGINES = ("nginx", "varnish")
 Outcomes = dict[tuple[str, str], str]
 
@@ -94,8 +96,7 @@ def _expected(local: Outcomes | None, key: tuple[str, str], docker: str) -> str:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("network", ["host", "private"])
-@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize(("example", "network"), RUNS)
 def test_examples_match_local_runtime(images: None, local_outcomes: dict[str, Outcomes | None],
                                       example: str, network: NetworkMode) -> None:
     policy = load(REPO / "examples" / example / "policy.yaml")
