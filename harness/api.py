@@ -74,6 +74,11 @@ class Stack(Protocol):
         """Objects the engine stored for request path ``path`` (its own record of their TTL)."""
         ...
 
+    def outsider(self, engine: str) -> Endpoint | None:
+        """An endpoint through which requests reach ``engine`` from another client address
+        (where sending from another loopback address would not), or None."""
+        ...
+
     def alive(self, engine: str) -> bool:
         """Whether the engine's processes (or containers) are still running."""
         ...

@@ -79,11 +79,34 @@ POLL = 0.05
 NetworkMode = Literal["private", "host"]
 # Checks whose outcome differs from the local runtime's with network="private", because every
 # request from the host reaches the engines from the network's gateway (see the module's doc).
-PRIVATE_NETWORK_DIFFERENCES = frozenset({
-    # 127.0.0.2 also arrives as the gateway, which is allowed: the check says so and skips
-    # (the forwarding checks expect the gateway, Stack.client_address, and pass)
-    "purge.refused",
-})
+RELAY_PORTS = (9101, 9102)
+RELAY_CODE = """\
+import asyncio, sys
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+async def serve(port, host, target):
+    async def handle(reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    server = await asyncio.start_server(handle, "0.0.0.0", port)
+    await server.serve_forever()
+async def main():
+    specs = [arg.split(":") for arg in sys.argv[1:]]
+    await asyncio.gather(*(serve(int(p), h, int(t)) for p, h, t in specs))
+asyncio.run(main())
+"""
+PRIVATE_NETWORK_DIFFERENCES: frozenset[str] = frozenset()  # none: purge.refused goes through a relay
 
 
 # --------------------------------------------------------------------------- image probing
@@ -282,6 +305,11 @@ class DockerStack:
         self.origin_container: Container | None = None
         self.client_address = "127.0.0.1"  # the gateway's address once the network exists
         self.distinct_sources = True
+        self.outsiders: dict[str, Endpoint] = {}
+
+    def outsider(self, engine: str) -> Endpoint | None:
+        """Where requests reach ``engine`` from another address than the harness's own."""
+        return self.outsiders.get(engine)
 
     def _engine(self, engine: str) -> _EngineRun:
         if engine not in self.engines:
@@ -450,6 +478,7 @@ class _Launch:
         self.run_id = uuid.uuid4().hex[:12]
         self.labels = owner_labels(self.run_id)
         self.host_mode = runtime.network == "host"
+        self.relay_targets: dict[str, dict[str, tuple[str, int]]] = {}
         self.network: Network | None = None
         self.gateway: str | None = None
         self.waits: list[_Wait] = []
@@ -475,7 +504,28 @@ class _Launch:
             else:
                 self._varnish(stack, infos, origin_host, origin_port)
         self._await(stack, time.monotonic() + self.runtime.ready_timeout)
+        if not self.host_mode and not origin_url:
+            for engine in engines:
+                self._relay(stack, engine)
         return stack
+
+    def _relay(self, stack: DockerStack, engine: str) -> None:
+        """A TCP relay inside the network, published on loopback: requests sent through it reach
+        the engine from another container's address (a client outside purge.allow)."""
+        targets = self.relay_targets.get(engine, {})
+        if not targets:
+            return
+        listen = {"http": RELAY_PORTS[0], "https": RELAY_PORTS[1]}
+        args = [f"{listen[scheme]}:{name}:{port}" for scheme, (name, port) in targets.items()]
+        image = image_for(self.client, "origin", self.runtime.images.get("origin"))
+        container = self._container(engine, f"relay-{engine}", image,
+                                    ["python3", "-c", RELAY_CODE, *args], {},
+                                    [listen[s] for s in targets], same_port=False)
+        for scheme in targets:
+            self._wait_tcp(_Wait(engine, container, self._address(container), listen[scheme]),
+                           time.monotonic() + 20)
+        ports = {s: self._published(container, listen[s]) for s in targets}
+        stack.outsiders[engine] = Endpoint(engine, "127.0.0.1", ports.get("http"), ports.get("https"))
 
     # ----- set-up
 
@@ -679,6 +729,11 @@ class _Launch:
             self.waits.append(_Wait(engine, plain, self._address(plain), http))
         if listen.https:
             self.waits.append(_Wait(engine, tls, self._address(tls), https))
+        targets = self.relay_targets.setdefault(engine, {})
+        if listen.http:
+            targets["http"] = (str(plain.name), http)
+        if listen.https:
+            targets["https"] = (str(tls.name), https)
         stack.endpoints[engine] = Endpoint(
             engine, "127.0.0.1", self._published(plain, http) if listen.http else None,
             self._published(tls, https) if listen.https else None)

@@ -102,6 +102,10 @@ class LocalStack:
         self.client_address = HOST
         self.distinct_sources = True
 
+    def outsider(self, engine: str) -> Endpoint | None:
+        """None: locally, another loopback source address is another client."""
+        return None
+
     def _engine(self, engine: str) -> EngineRun:
         if engine not in self.engines:
             raise HarnessError(f"engine {engine!r} is not running in this stack "

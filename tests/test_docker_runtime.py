@@ -151,7 +151,8 @@ def test_killed_run_is_reaped_by_the_next(images: None, docker_client: object) -
             assert proc.stdout is not None
             run_id = proc.stdout.readline().strip()
             assert run_id, "the run did not start"
-            assert len(_labelled(docker_client, run_id)) == 5  # origin, nginx, varnish, hitch, network
+            # origin, nginx, varnish, hitch, the two outsider relays, the network
+            assert len(_labelled(docker_client, run_id)) == 7
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -19,7 +19,7 @@ from dataclasses import replace
 from generator.capabilities import FEATURES
 from generator.model import Policy, Rule
 
-from ..client import Response
+from ..client import Client, Response
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
 from .base import Check, CheckSkipped, Ctx
@@ -226,22 +226,36 @@ def _with_header(req: Request, name: str, value: str) -> Request:
 def check_refused(ctx: Ctx) -> None:
     """PURGE and BAN from outside purge.allow are refused (spoofed forwarding headers do not
     help) and the entry stays."""
-    if not ctx.stack.distinct_sources:
-        raise CheckSkipped("every request reaches the engines from one address here (Docker's "
-                           "port proxy): run with --docker-network host to prove refusals")
-    outsider = outsider_address(ctx.policy)
+    relay = ctx.stack.outsider(ctx.engine)
+    outsider = "another container" if relay else outsider_address(ctx.policy)
+    if relay is None and not ctx.stack.distinct_sources:
+        raise CheckSkipped("every request reaches the engines from one address here")
     if outsider is None:
         raise CheckSkipped("purge.allow covers every loopback address tried as an outsider")
     rule = _rule(ctx)
     req = _probe(ctx, rule)
     prime(ctx, rule, req)
+    outside = Client(relay, ctx.client.host, ctx.stack.ca_file) if relay else None
     for method, headers in _refusal_attempts():
-        response = ctx.send(req, method=method, headers=headers, source=outsider)
+        if outside is not None:
+            response = _send_via(outside, ctx, req, method, headers)
+        else:
+            response = ctx.send(req, method=method, headers=headers, source=outsider)
         expected = _refusal_statuses(ctx, method)
         extra = ", ".join(f"{n}: {v}" for n, v in headers.items()) or "no extra headers"
         ctx.expect(response.status in expected, f"{method} from {outsider} ({extra}) answered "
                    f"{response.status}, expected {' or '.join(map(str, expected))}")
     expect_kept(ctx, req, f"after refused purges from {outsider}")
+
+
+def _send_via(client: Client, ctx: Ctx, req: Request, method: str,
+              headers: dict[str, str]) -> Response:
+    """``req`` sent as ``ctx.send`` would, through another client (the relay's endpoint)."""
+    sent = {n: v for n, v in req.headers if n.lower() != "cookie"}
+    if req.cookie_header:
+        sent["Cookie"] = req.cookie_header
+    return client.request(method, req.target, {**sent, **headers}, host=req.host,
+                          scheme=ctx.scheme)
 
 
 def _refusal_attempts() -> Iterator[tuple[str, dict[str, str]]]:
