@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from generator import __version__
 from generator.errors import CachewrightError
 
-from .commands import capabilities, compile, purge, schema, serve, test, verify
+from .commands import capabilities, compile, explain, init, purge, schema, serve, test, verify
 
-COMMANDS = (compile, verify, test, serve, purge, capabilities, schema)
+COMMANDS = (init, compile, verify, test, serve, explain, purge, capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import default_checks
 from .purge import purge_checks
 from .rules import rule_checks
+from .security import security_checks
 from .tls import tls_checks
 
 __all__ = ["Check", "Ctx", "derive", "run_checks", "select"]
@@ -32,7 +33,7 @@ Progress = Callable[[CheckResult], None]
 def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
-            *tls_checks(policy)]
+            *tls_checks(policy), *security_checks(policy)]
 
 
 def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:

@@ -125,6 +125,17 @@ sub vcl_recv {
     unset req.http.X-HTTP-Method-Override;
     unset req.http.X-HTTP-Method;
     unset req.http.X-Method-Override;
+    unset req.http.Forwarded;
+    # CGI, WSGI and PHP read X_Forwarded_Host as X-Forwarded-Host: drop the underscored forms too
+    unset req.http.X_Forwarded_Host;
+    unset req.http.X_Forwarded_Proto;
+    unset req.http.X_Forwarded_Scheme;
+    unset req.http.X_Forwarded_For;
+    unset req.http.X_Original_URL;
+    unset req.http.X_Rewrite_URL;
+    unset req.http.X_HTTP_Method_Override;
+    unset req.http.X_HTTP_Method;
+    unset req.http.X_Method_Override;
     unset req.http.scheme;
     set req.http.X-Forwarded-For = client.ip;
     set req.http.X-Real-IP = client.ip;

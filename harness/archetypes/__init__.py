@@ -1,0 +1,1 @@
+"""Starter policies for ``cachewright init``: one commented YAML file per archetype."""

@@ -1,0 +1,513 @@
+"""``cachewright explain``: what the compiled configurations do with one request.
+
+The answer is computed, not described: the rule comes from ``harness.probe.select_rule`` (first
+match, the engines' semantics) and is cross-checked against nginx's rule-selection ``map`` as the
+compiler lowers it (``generator.lower_nginx``); the per-engine part is read from the same render
+models the templates receive (``lower_nginx.lower`` and ``lower_varnish.lower``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator import lower_nginx, lower_varnish
+from generator.load import load
+from generator.model import SAFE_METHODS, Policy, Rule
+from generator.quote import glob_regex, host_regex
+from generator.units import format_duration
+
+from ..prepare import request_host
+from ..probe import REFUSED_PATHS, Request, engine_host, engine_method, select_rule
+
+Pair = tuple[str, str]
+PURGES = ("PURGE", "BAN")
+NGINX_VERSION = (1, 22, 1)
+NGINX_MODULES = "/usr/lib/nginx/modules"
+# Client headers the generated configurations never pass on (docs/policy.md, safe defaults).
+DROPPED_HEADERS = ("X-Forwarded-Host", "X-Forwarded-Scheme", "X-Original-URL", "X-Rewrite-URL",
+                   "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+REPLACED_HEADERS = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto")
+
+
+class UsageError(ValueError):
+    """A request on the command line that cannot be explained (a malformed -H, a bad target)."""
+
+
+@dataclass(frozen=True)
+class OriginRequest:
+    """The request the origin receives on a miss or bypass."""
+
+    method: str
+    target: str
+    host: str
+    cookie: str | None
+    removed_query: tuple[str, ...]
+    dropped_headers: tuple[str, ...]
+    set_headers: tuple[Pair, ...]
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """How one engine's configuration handles the request: (what, value) lines."""
+
+    engine: str
+    lines: tuple[Pair, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything ``explain`` says about one request (``--json`` prints it as is).
+
+    ``verdict``: ``cached`` (looked up, stored on a miss), ``bypass`` (neither), ``purge``,
+    ``refused`` (400/421/501 before any rule) or ``redirect`` (301 to https).
+    """
+
+    request: str
+    verdict: str
+    status: int | None
+    rule: str | None
+    rule_source: str
+    conditions: tuple[str, ...]
+    reasons: tuple[str, ...]
+    storage: tuple[str, ...]
+    key: tuple[Pair, ...]
+    cache_status: tuple[str, ...]
+    origin: OriginRequest | None
+    engines: tuple[EngineView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (pairs become lists)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``explain`` on the ``cachewright`` subparsers."""
+    p = sub.add_parser(
+        "explain", help="show which rule a request matches and what each engine does with it",
+        description="Explain one request: the rule that matches (first match), whether it is "
+                    "looked up and stored and for how long (or why not), the cache key, what "
+                    "the origin receives, and how nginx and Varnish implement it. Computed from "
+                    "the same lowering the compiler uses; no engine is run.",
+        epilog="examples:\n  cachewright explain policy.yaml GET /products/1\n"
+               "  cachewright explain policy.yaml GET /products/1?utm_source=x -H 'Cookie: a=b'\n"
+               "  cachewright explain policy.yaml GET /v1/me -H 'Authorization: Bearer t'\n"
+               "  cachewright explain policy.yaml POST /cart --host shop.example.com "
+               "--scheme https --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, help="policy YAML file")
+    p.add_argument("method", help="request method (GET, POST, PURGE, ...)")
+    p.add_argument("target", metavar="PATH", help="request target: raw path and optional ?query")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="a request header (repeatable); Cookie and Host are understood")
+    p.add_argument("--host", help="the Host (default: a Host header, else the policy's first "
+                                  "listen.hosts entry, else cachewright.test)")
+    p.add_argument("--scheme", choices=("http", "https"),
+                   help="the listener the request arrives on (default: https when the policy "
+                        "redirects plain HTTP or only serves HTTPS, else http)")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain the request; exit 2 on a malformed request."""
+    policy = load(args.policy)
+    scheme = args.scheme or default_scheme(policy)
+    try:
+        request = build_request(policy, args.method, args.target, args.header, args.host)
+        if not serves(policy, scheme):
+            raise UsageError(f"the policy does not listen on {scheme} (see listen)")
+    except UsageError as exc:
+        print(f"cachewright explain: {exc}", file=sys.stderr)
+        return 2
+    result = explain(policy, request, scheme)
+    print(json.dumps(result.to_json(), indent=2) if args.json else render(result))
+    return 0
+
+
+def default_scheme(policy: Policy) -> str:
+    """https when the policy serves it and redirects plain HTTP (or has no plain listener)."""
+    https = policy.listen.https
+    if https is not None and (https.redirect_http or policy.listen.http is None):
+        return "https"
+    return "http"
+
+
+def serves(policy: Policy, scheme: str) -> bool:
+    """Whether the policy has a listener for ``scheme``."""
+    return (policy.listen.http if scheme == "http" else policy.listen.https) is not None
+
+
+def build_request(policy: Policy, method: str, target: str, headers: list[str],
+                  host: str | None = None) -> Request:
+    """A ``Request`` from command-line parts; Cookie headers become cookies, Host the host."""
+    if not target.startswith("/"):
+        raise UsageError(f"PATH must start with '/': {target!r}")
+    pairs = [_header(h) for h in headers]
+    cookies = tuple(c for n, v in pairs if n.lower() == "cookie" for c in parse_cookies(v))
+    sent_host = next((v for n, v in pairs if n.lower() == "host"), None)
+    path, _, query = target.partition("?")
+    others = tuple((n, v) for n, v in pairs if n.lower() not in ("cookie", "host"))
+    return Request(method.upper(), path, host or sent_host or request_host(policy), query,
+                   others, cookies)
+
+
+def _header(raw: str) -> Pair:
+    name, sep, value = raw.partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.strip()):
+        raise UsageError(f"-H takes 'Name: value', got {raw!r}")
+    return name.strip(), value.strip()
+
+
+def parse_cookies(header: str) -> tuple[Pair, ...]:
+    """``a=1; b=2`` as ((a, 1), (b, 2)); pieces without ``=`` are skipped."""
+    pieces = (p.strip().partition("=") for p in header.split(";"))
+    return tuple((name, value) for name, sep, value in pieces if sep and name)
+
+
+# --------------------------------------------------------------------------- the explanation
+
+
+def explain(policy: Policy, request: Request, scheme: str = "http") -> Explanation:
+    """What the compiled configurations do with ``request`` arriving over ``scheme``."""
+    shown = f"{request.method} {scheme}://{request.host}{request.target}"
+    refusal = guard(policy, request, scheme)
+    if refusal is not None:
+        return _refused(policy, shown, *refusal)
+    rule = select_rule(policy, request)
+    reasons = bypass_reasons(policy, rule, request)
+    verdict = "purge" if request.method in PURGES else "bypass" if reasons else "cached"
+    return Explanation(
+        request=shown, verdict=verdict, status=None, rule=rule.name,
+        rule_source=rule_source(policy, rule), conditions=conditions(rule), reasons=reasons,
+        storage=storage(policy, rule) if verdict == "cached" else (),
+        key=key_parts(policy, rule, request, scheme),
+        cache_status=expected_cache_status(policy, verdict, rule.name),
+        origin=origin_request(policy, rule, request, scheme, verdict == "cached"),
+        engines=(nginx_view(policy, rule, request, scheme),
+                 varnish_view(policy, rule, request, reasons)),
+    )
+
+
+def _refused(policy: Policy, shown: str, status: int, why: str) -> Explanation:
+    detail = "redirect" if status == 301 else "guard"
+    verdict = "redirect" if status == 301 else "refused"
+    return Explanation(shown, verdict, status, None, f"before any rule (detail={detail})", (),
+                       (why,), (), (), expected_cache_status(policy, verdict, detail), None, ())
+
+
+def guard(policy: Policy, request: Request, scheme: str) -> tuple[int, str] | None:
+    """(status, why) when the engines answer before any rule is chosen, in their order."""
+    if any(r.search(request.raw_path) for r in REFUSED_PATHS):
+        return 400, "path hygiene: dot segment, backslash or a forbidden %-escape in the path"
+    if request.method not in allowed_methods(policy):
+        return 501, f"method {request.method} is not served (only {', '.join(allowed_methods(policy))})"
+    if policy.listen.hosts and not re.search(host_regex(policy.listen.hosts),
+                                             engine_host(request.host)):
+        return 421, f"host {engine_host(request.host)!r} is not in listen.hosts"
+    https = policy.listen.https
+    if scheme == "http" and https is not None and https.redirect_http:
+        return 301, "listen.https.redirect_http: plain HTTP is redirected to https://"
+    return None
+
+
+def allowed_methods(policy: Policy) -> tuple[str, ...]:
+    """Methods passed on; PURGE/BAN only when ``purge.kinds`` needs them (as on Varnish)."""
+    kinds = set(policy.purge.kinds) if policy.purge else set()
+    extra = ("PURGE",) if kinds & {"url", "tag"} else ()
+    return SAFE_METHODS + extra + (("BAN",) if kinds & {"pattern", "all"} else ())
+
+
+def rule_source(policy: Policy, rule: Rule) -> str:
+    """``rules[4] (policy.yaml:45:5)``, or the implicit default rule."""
+    if rule.name == "default":
+        return "the implicit default rule (no rule matched)"
+    return f"rules[{rule.index}] ({policy.where(f'rules[{rule.index}]')})"
+
+
+def conditions(rule: Rule) -> tuple[str, ...]:
+    """The rule's match conditions, one line each."""
+    m = rule.match
+    out = [f"path_prefix {m.path_prefix}"] if m.path_prefix else []
+    out += [f"path_regex {m.path_regex}"] if m.path_regex is not None else []
+    out += [f"extensions {', '.join(m.extensions)}"] if m.extensions else []
+    out += [f"methods {', '.join(m.methods)}"] if m.methods else []
+    out += [f"host {', '.join(m.hosts)}"] if m.hosts else []
+    out += [f"header {h.name} ~ {h.regex or '(present)'}" for h in m.headers]
+    out += [f"cookie {c.name} ~ {c.regex or '(present)'}" for c in m.cookies]
+    return tuple(out)
+
+
+def bypass_reasons(policy: Policy, rule: Rule, request: Request) -> tuple[str, ...]:
+    """Why the request is neither answered from nor stored in the cache (empty: it is)."""
+    out = [f"rule '{rule.name}' has cache: false"] if not rule.cache else []
+    if rule.cache and request.header("Authorization") and "authorization" not in {
+            h.lower() for h in rule.key.headers}:
+        out.append("the request carries Authorization (safe default; unless the rule puts "
+                   "Authorization in key.headers)")
+    if rule.cache and request.cookie_header and not (rule.strip_cookies or rule.key.cookies):
+        out.append(f"the request carries cookies and rule '{rule.name}' neither strips them "
+                   "(strip_cookies) nor keys on them (key.cookies)")
+    if engine_method(request.method) not in ("GET", "HEAD"):
+        out.append(f"method {request.method}: only GET and HEAD are cached")
+    return tuple(out)
+
+
+def expected_cache_status(policy: Policy, verdict: str, detail: str) -> tuple[str, ...]:
+    """The Cache-Status of the first request and of the same request repeated."""
+    if not policy.headers.cache_status:
+        return ()
+    name = policy.headers.cache_status_name
+    if verdict == "cached":
+        return (f"{name}; fwd=miss; detail={detail}", f"{name}; hit; detail={detail}")
+    return (f"{name}; fwd=bypass; detail={detail}",) * 2
+
+
+def storage(policy: Policy, rule: Rule) -> tuple[str, ...]:
+    """What is stored, for how long, and what never is."""
+    ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
+    codes = lower_nginx.DEFAULT_STATUSES
+    if rule.origin_headers == "respect":
+        fallback = f"else {format_duration(ttl)} for {codes}" if ttl else \
+            "else not stored (no rule ttl and cache.default_ttl is 0s)"
+        out = ["origin_headers: respect: the origin's s-maxage / max-age / Expires decide; "
+               f"{fallback}; no-cache or a zero lifetime: not stored"]
+    else:
+        out = [f"origin_headers: override: {format_duration(ttl)} for {codes}, whatever the "
+               "origin says" if ttl else "origin_headers: override without a ttl: only status_ttl"]
+    out += [f"status {code}: {format_duration(t)}" for code, t in policy.cache.status_ttl]
+    out.append(_never_stored(policy, rule))
+    return (*out, *_stale(policy))
+
+
+def _never_stored(policy: Policy, rule: Rule) -> str:
+    statuses = " ".join(str(s) for s in lower_nginx.storable_statuses(policy))
+    cookie = "Set-Cookie is removed (strip_cookies) and the response shared" if rule.strip_cookies \
+        else "a response with Set-Cookie is not stored"
+    return (f"never stored: Cache-Control private or no-store, Vary: *, statuses other than "
+            f"{statuses}; {cookie}")
+
+
+def _stale(policy: Policy) -> list[str]:
+    stale = policy.cache.stale
+    out = [f"stale-while-revalidate {format_duration(stale.while_revalidate)} (nginx: no age "
+           "limit)"] if stale.while_revalidate else []
+    if stale.if_error:
+        out.append(f"stale-if-error {format_duration(stale.if_error)} (nginx: no age limit)")
+    return out
+
+
+def split_query(policy: Policy, query: str) -> tuple[str, tuple[str, ...]]:
+    """(the query the key and origin see, the ignored parameters removed)."""
+    ignore = [re.compile(glob_regex(g)) for g in policy.cache.query.ignore]
+    params = [p for p in query.split("&") if p] if query else []
+    removed = tuple(p for p in params if any(r.fullmatch(p.partition("=")[0]) for r in ignore))
+    return "&".join(p for p in params if p not in removed), removed
+
+
+def key_parts(policy: Policy, rule: Rule, request: Request, scheme: str) -> tuple[Pair, ...]:
+    """The cache key's parts and their values for this request."""
+    query, _ = split_query(policy, request.query)
+    values = {"scheme": scheme, "host": engine_host(request.host), "path": request.raw_path,
+              "query": query}
+    out: list[Pair] = [(part, values[part]) for part in policy.cache.key]
+    out += [(f"header {h}", request.header(h)) for h in rule.key.headers]
+    out += [(f"cookie {c}", request.cookie(c)) for c in rule.key.cookies]
+    out += [(f"vary {h}", request.header(h)) for h in rule.vary]
+    return tuple(out)
+
+
+def origin_request(policy: Policy, rule: Rule, request: Request, scheme: str,
+                   cached: bool) -> OriginRequest:
+    """What the origin receives when the cache forwards this request."""
+    query, removed = split_query(policy, request.query)
+    method = "GET" if cached and request.method == "HEAD" else request.method
+    sent = {n.lower() for n, _ in request.headers}
+    return OriginRequest(
+        method=method,
+        target=request.raw_path + (f"?{query}" if query else ""),
+        host=policy.origin.host_header or engine_host(request.host),
+        cookie=forwarded_cookie(rule, request),
+        removed_query=removed,
+        dropped_headers=tuple(h for h in DROPPED_HEADERS if h.lower() in sent),
+        set_headers=(("X-Forwarded-For", "the client address"), ("X-Real-IP", "the client address"),
+                     ("X-Forwarded-Proto", scheme)),
+        servers=tuple(f"{s.host}:{s.port}" for s in policy.origin.servers),
+    )
+
+
+def forwarded_cookie(rule: Rule, request: Request) -> str | None:
+    """The Cookie header the origin gets (None: none)."""
+    if not request.cookie_header or (rule.cache and rule.strip_cookies):
+        return None
+    if rule.cache and rule.key.cookies:
+        kept = [f"{n}={v}" for n, v in request.cookies if n in rule.key.cookies]
+        return "; ".join(kept) or None
+    return request.cookie_header
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def nginx_view(policy: Policy, rule: Rule, request: Request, scheme: str) -> EngineView:
+    """The nginx side: selection map, internal location, key and bypass directives."""
+    model = lower_nginx.lower(policy, NGINX_VERSION, NGINX_MODULES)
+    location = next(loc for loc in model.locations if loc.ident == rule.ident)
+    selector = nginx_selector(model, request)
+    chosen = nginx_choice(model, selector)
+    lines = [("DISAGREEMENT", f"nginx's map selects {chosen}, select_rule {rule.ident} "
+              "(please report this)")] if chosen != rule.ident else []
+    lines += [("location", f"/.cw/{rule.ident} (rewrite ^ /.cw/$cw_rule last; rule {rule.name})"),
+             ("selector", f"{model.selector} = \"{selector}\""),
+             ("map $cw_rule", _choice_text(model, rule))]
+    values = nginx_values(model, request, scheme, split_query(policy, request.query)[0])
+    lines += _nginx_cache_lines(location, values, request)
+    return EngineView("nginx", tuple(lines))
+
+
+def _choice_text(model: lower_nginx.NginxModel, rule: Rule) -> str:
+    regex = next((c.regex for c in model.choices if c.ident == rule.ident), None)
+    return f"~{regex} -> {rule.ident}" if regex else "default (no regex of the map matched)"
+
+
+def _nginx_cache_lines(location: lower_nginx.Location, values: dict[str, str],
+                       request: Request) -> list[Pair]:
+    if not location.cache:
+        return [("proxy_cache", "off (cache: false)"),
+                ("Cookie to origin", f"proxy_set_header Cookie {location.forward_cookie}")]
+    valid = "; ".join(f"{codes} {t}" for codes, t in location.valid) or "(none)"
+    return [("proxy_cache_key", location.key),
+            ("key value", nginx_key_value(values, location.key, request)),
+            ("proxy_cache_bypass", location.bypass), ("proxy_no_cache", location.no_cache),
+            ("proxy_cache_valid", valid), ("proxy_ignore_headers", location.ignore_headers),
+            ("Cookie to origin", f"proxy_set_header Cookie {location.forward_cookie}")]
+
+
+def nginx_values(model: lower_nginx.NginxModel, request: Request, scheme: str,
+                 query: str) -> dict[str, str]:
+    """The nginx variables explain can evaluate for this request."""
+    values = {"$scheme": scheme, "$host": engine_host(request.host), "$cw_path": request.raw_path,
+              "$cw_query": query, "$cw_m": engine_method(request.method)}
+    for cookie in model.cookie_values:
+        values[f"${cookie.var}"] = request.cookie(cookie.name)
+    for predicate in model.predicates:
+        values.setdefault(predicate.source, _source_value(predicate.source, request))
+    return values
+
+
+def _source_value(source: str, request: Request) -> str:
+    """A ``$http_NAME`` variable's value (other sources are set by ``nginx_values``)."""
+    name = source.removeprefix("$http_").replace("_", "-")
+    return request.header(name)
+
+
+def nginx_selector(model: lower_nginx.NginxModel, request: Request) -> str:
+    """The string the rule-selection map tests: predicate bits, method, raw path."""
+    values = nginx_values(model, request, "http", "")
+    bits = "".join("1" if re.search(p.regex, values[p.source]) else "0" for p in model.predicates)
+    return f"{bits}:{values['$cw_m']}:{request.raw_path}"
+
+
+def nginx_choice(model: lower_nginx.NginxModel, selector: str) -> str:
+    """The rule ident the map picks: the first regex that matches, else ``default``."""
+    return next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
+
+
+def nginx_key_value(values: dict[str, str], key: str, request: Request) -> str:
+    """``proxy_cache_key`` with its variables replaced by this request's values."""
+    return re.sub(r"\$\{?([a-z0-9_]+)\}?", lambda m: _var(values, request, m.group(1)), key)
+
+
+def _var(values: dict[str, str], request: Request, name: str) -> str:
+    if f"${name}" in values:
+        return values[f"${name}"]
+    return _source_value(f"${name}", request) if name.startswith("http_") else f"${name}"
+
+
+def varnish_view(policy: Policy, rule: Rule, request: Request,
+                 reasons: tuple[str, ...]) -> EngineView:
+    """The Varnish side: selection condition, X-Cw-Rule / X-Cw-Profile, recv and hash."""
+    model = lower_varnish.lower(policy)
+    vcl_rule = next((r for chunk in model.chunks for r in chunk if r.name == rule.name),
+                    model.default)
+    profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
+    lines = [("condition", vcl_rule.condition), ("X-Cw-Rule", rule.name),
+             ("X-Cw-Profile", f"{profile.ident} (behaviour shared by rules: {profile.rules})"),
+             ("X-Cw-Ttl", str(vcl_rule.ttl)),
+             ("vcl_recv", "return (pass)" if reasons else "return (hash)"),
+             ("vcl_hash", " + ".join(varnish_hash(model, profile.behaviour)))]
+    lines += [("cookies", _cookie_mode(profile.behaviour))]
+    if profile.behaviour.vary_headers:
+        lines.append(("beresp.http.Vary", "+ " + ", ".join(profile.behaviour.vary_headers)))
+    return EngineView("varnish", tuple(lines))
+
+
+def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) -> list[str]:
+    """The ``hash_data`` arguments of ``vcl_hash`` for this behaviour."""
+    parts = ["req.http.X-Cw-Scheme"] if model.key_scheme else []
+    parts += ["req.http.host"] if model.key_host else []
+    parts += ["req.url" if model.key_query else "req.http.X-Cw-Path"]
+    return [*parts, *b.hash_parts]
+
+
+def _cookie_mode(b: lower_varnish.Behaviour) -> str:
+    if b.cookie_mode == "strip":
+        return "unset req.http.Cookie"
+    if b.cookie_mode == "keep":
+        return f'cookie.keep("{b.keep_cookies}")'
+    return "a Cookie header makes the request pass (X-Cw-Pass)"
+
+
+# --------------------------------------------------------------------------- text
+
+
+def render(e: Explanation) -> str:
+    """The explanation as text for a terminal."""
+    lines = [e.request, f"rule:     {e.rule or '-'}  ({e.rule_source})"]
+    lines += [f"matched:  {c}" for c in e.conditions]
+    lines.append(f"verdict:  {_verdict(e)}")
+    lines += [f"  because {r}" for r in e.reasons]
+    lines += _section("storage", [(s, "") for s in e.storage])
+    lines += _section("cache key", [(k, v or "(empty)") for k, v in e.key])
+    if e.cache_status:
+        lines.append("Cache-Status: " + "  then  ".join(dict.fromkeys(e.cache_status)))
+    lines += _origin_lines(e.origin)
+    for view in e.engines:
+        lines += _section(view.engine, list(view.lines))
+    return "\n".join(lines)
+
+
+def _verdict(e: Explanation) -> str:
+    return {"cached": "cached: looked up in the cache, stored on a miss",
+            "bypass": "bypass: not looked up, not stored; every request reaches the origin",
+            "purge": "purge request (answered by the purge interface)",
+            "redirect": f"{e.status} redirect to https:// (detail=redirect)",
+            "refused": f"refused with {e.status} before any rule (detail=guard)"}[e.verdict]
+
+
+def _section(title: str, pairs: list[Pair]) -> list[str]:
+    if not pairs:
+        return []
+    width = max(len(k) for k, v in pairs if v) if any(v for _, v in pairs) else 0
+    return [f"{title}:"] + [f"  {k:{width}}  {v}".rstrip() if v else f"  - {k}" for k, v in pairs]
+
+
+def _origin_lines(o: OriginRequest | None) -> list[str]:
+    if o is None:
+        return []
+    lines = ["to the origin:", f"  {o.method} {o.target}  ({', '.join(o.servers)})",
+             f"  Host: {o.host}", f"  Cookie: {o.cookie}" if o.cookie else "  no Cookie"]
+    lines += [f"  removed query parameters: {'&'.join(o.removed_query)}"] if o.removed_query else []
+    lines += [f"  dropped headers: {', '.join(o.dropped_headers)}"] if o.dropped_headers else []
+    lines.append("  set: " + ", ".join(f"{n} ({v})" for n, v in o.set_headers))
+    return lines

@@ -1,0 +1,108 @@
+"""The CI integration files: the pre-commit hooks and the GitHub Actions workflow parse, have the
+expected structure, validate against the GitHub workflow schema where ``check-jsonschema`` (which
+vendors it) is installed, and each hook's entry works on an example without any engine."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HOOKS = REPO / ".pre-commit-hooks.yaml"
+WORKFLOW = REPO / "examples/ci/github-actions.yml"
+
+
+def hooks() -> dict[str, dict[str, Any]]:
+    return {h["id"]: h for h in yaml.safe_load(HOOKS.read_text())}
+
+
+def workflow() -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return data
+
+
+def test_hooks_have_the_required_keys() -> None:
+    assert set(hooks()) == {"cachewright-validate", "cachewright-check"}
+    for hook in hooks().values():
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        assert hook["language"] == "python"
+
+
+def test_workflow_structure() -> None:
+    data = workflow()
+    on = data["on"] if "on" in data else data[True]  # YAML 1.1 reads a bare `on` as true
+    assert "pull_request" in on and "push" in on
+    steps = data["jobs"]["cache-policy"]["steps"]
+    assert all(("run" in s) != ("uses" in s) for s in steps)
+    runs = " ".join(s["run"] for s in steps if "run" in s)
+    assert "cachewright compile" in runs and "--check" in runs
+    assert "cachewright test" in runs and "--runtime docker" in runs
+    assert "--junit" in runs and "--json" in runs
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in steps)
+
+
+def github_workflow_schema() -> dict[str, Any] | None:
+    """The schema check-jsonschema vendors from SchemaStore, if that package is installed."""
+    try:
+        vendor = resources.files("check_jsonschema") / "builtin_schemas" / "vendor"
+        schema: dict[str, Any] = json.loads((vendor / "github-workflows.json").read_text())
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    return schema
+
+
+def test_workflow_matches_the_github_schema() -> None:
+    schema = github_workflow_schema()
+    if schema is None:
+        pytest.skip("check-jsonschema (which ships the GitHub workflow schema) is not installed; "
+                    "structural checks only")
+    import jsonschema  # type: ignore[import-untyped]
+
+    data = workflow()
+    data["on"] = data.pop(True, data.get("on"))
+    jsonschema.validate(data, schema)
+
+
+def entry_argv(entry: str) -> list[str]:
+    """A hook's entry as a local command: this venv's cachewright and python."""
+    argv = shlex.split(entry)
+    script = shutil.which("cachewright", path=str(Path(sys.executable).parent))
+    local = {"python": sys.executable, "cachewright": script or "cachewright"}
+    return [local.get(argv[0], argv[0]), *argv[1:]]
+
+
+def test_validate_hook_accepts_the_examples_and_rejects_a_bad_policy(tmp_path: Path) -> None:
+    argv = entry_argv(hooks()["cachewright-validate"]["entry"])
+    good = [str(p) for p in sorted(REPO.glob("examples/*/policy.yaml"))]
+    assert subprocess.run([*argv, *good], capture_output=True).returncode == 0
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("version: 1\nname: x\norigin: {url: http://a:1}\nrules:\n  - {name: r, ttl: 10 minutes}\n")
+    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "is not a duration" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_check_hook_passes_on_an_up_to_date_example() -> None:
+    argv = entry_argv(hooks()["cachewright-check"]["entry"])
+    # relative paths, as pre-commit runs from the repository root (the headers name the policy)
+    done = subprocess.run([*argv, "examples/shop/policy.yaml", "-o", "examples/shop/expected"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up to date" in done.stdout
+
+
+def test_validate_hook_matches_policy_files_only() -> None:
+    import re
+
+    pattern = re.compile(hooks()["cachewright-validate"]["files"])
+    assert pattern.search("examples/shop/policy.yaml") and pattern.search("policy.yml")
+    assert not pattern.search("examples/shop/scenarios.yaml")
