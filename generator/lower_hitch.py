@@ -19,7 +19,7 @@ class HitchModel:
     alpn: str
 
 
-def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086") -> HitchModel:
+def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock") -> HitchModel:
     https = policy.listen.https
     assert https is not None, "hitch is only generated for HTTPS policies"
     if proxy_listen.startswith("/"):

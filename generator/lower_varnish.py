@@ -103,7 +103,7 @@ class VarnishModel:
     http2: bool
 
 
-def lower(policy: Policy, proxy_listen: str = "127.0.0.1:6086",
+def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
           hitch_user: str = "_hitch") -> VarnishModel:
     """The render model for ``templates/varnish/default.vcl.j2`` and ``varnishd.args.j2``."""
     cookies = any(r.key.cookies or r.match.cookies for r in policy.rules)

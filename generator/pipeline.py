@@ -22,7 +22,7 @@ class Options:
     varnish_version: tuple[int, int, int] = (7, 1, 1)
     # Where Hitch hands HTTPS connections to Varnish (PROXY v2): host:port, or a Unix socket
     # path, which only ``hitch_user`` may use (the listener is then reachable only from Hitch).
-    varnish_proxy_listen: str = "127.0.0.1:6086"
+    varnish_proxy_listen: str = "/run/cachewright-https.sock"
     hitch_user: str = "_hitch"
 
 

@@ -16,9 +16,10 @@ def add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nginx-version", default="1.22.1", metavar="X.Y.Z",
                    help="nginx version to generate for (default: 1.22.1, Debian 12); "
                         "from 1.25.1 HTTP/2 is written as 'http2 on'")
-    p.add_argument("--varnish-proxy-listen", default="127.0.0.1:6086", metavar="HOST:PORT|PATH",
-                   help="where Hitch hands HTTPS to Varnish (PROXY v2); a Unix socket path makes "
-                        "it reachable only by Hitch's user (default: 127.0.0.1:6086)")
+    p.add_argument("--varnish-proxy-listen", default="/run/cachewright-https.sock", metavar="PATH|HOST:PORT",
+                   help="where Hitch hands HTTPS to Varnish (PROXY v2): a Unix socket only "
+                        "Hitch's user may open (default: /run/cachewright-https.sock), or HOST:PORT (reachable by "
+                        "every local process)")
     p.add_argument("--hitch-user", default="_hitch", metavar="USER",
                    help="the user Hitch runs as, owner of that Unix socket (default: _hitch)")
     p.add_argument("--nginx-modules-dir", default="/usr/lib/nginx/modules", metavar="DIR",
