@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from generator.errors import CachewrightError
 from generator.model import Policy
 
 ENGINES = ("nginx", "varnish")
 
 
-class HarnessError(Exception):
+class HarnessError(CachewrightError):
     """A stack could not be started or used; the message names what and attaches logs."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True)

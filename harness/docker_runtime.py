@@ -391,13 +391,18 @@ class DockerRuntime:
 
     ``images`` overrides the image per role (``nginx``, ``varnish``, ``hitch``); ``origin_image``
     is an image with ``python3`` in which the sample origin runs (its code is copied in at start).
+    ``app_image`` runs the user's own app instead of the sample origin (its own entrypoint and
+    command, listening on ``app_port``); checks that program the sample origin are then skipped.
     ``network="host"`` runs every container in the host's network (the local runtime's addresses).
     """
 
     name = "docker"
 
     def __init__(self, images: dict[str, str] | None = None, origin_image: str | None = None,
-                 network: NetworkMode = "private", ready_timeout: float = READY_TIMEOUT) -> None:
+                 network: NetworkMode = "private", ready_timeout: float = READY_TIMEOUT,
+                 app_image: str | None = None, app_port: int = 8080) -> None:
+        self.app_image = app_image
+        self.app_port = app_port
         unknown = sorted(set(images or {}) - set(ROLES[:3]))
         if unknown:
             raise HarnessError(f"unknown image role(s) {', '.join(unknown)} "
@@ -597,6 +602,8 @@ class _Launch:
     def _origin(self, origin_url: str | None) -> tuple[OriginEndpoint, str, int]:
         if origin_url:
             return self._user_origin(origin_url)
+        if self.runtime.app_image:
+            return self._app_origin(self.runtime.app_image, self.runtime.app_port)
         image = image_for(self.client, "origin", self.runtime.images.get("origin"))
         data, control = (ORIGIN_DATA, ORIGIN_CONTROL) if not self.host_mode else tuple(free_ports(2))
         code = (Path(__file__).parent / "origin.py").read_bytes()
@@ -611,6 +618,28 @@ class _Launch:
         urls = (f"http://127.0.0.1:{self._published(container, p)}" for p in (data, control))
         host = "127.0.0.1" if self.host_mode else str(container.name)
         return OriginEndpoint(next(urls), next(urls)), host, data
+
+    def _app_origin(self, image: str, port: int) -> tuple[OriginEndpoint, str, int]:
+        """The user's app image as the origin, run with its own entrypoint and command."""
+        name = f"cachewright-{self.run_id}-app"
+        net: dict[str, Any] = ({"network_mode": "host"} if self.host_mode else
+                               {"network": f"cachewright-{self.run_id}",
+                                "ports": {f"{port}/tcp": ("127.0.0.1", None)}})
+        with deferred_signals():
+            try:
+                container = self.client.containers.create(
+                    image, name=name, labels={**self.labels, "cachewright.role": "app"},
+                    detach=True, **net)
+            except docker.errors.ImageNotFound:
+                raise HarnessError(f"origin image {image!r} is not present (build or pull it "
+                                   "first)") from None
+            self.cleanup.callback(_remove_container, container)
+        container.start()
+        container.reload()
+        self._wait_tcp(_Wait("origin", container, self._address(container), port),
+                       time.monotonic() + 60)
+        host = "127.0.0.1" if self.host_mode else str(container.name)
+        return OriginEndpoint(f"http://127.0.0.1:{self._published(container, port)}", ""), host, port
 
     def _user_origin(self, origin_url: str) -> tuple[OriginEndpoint, str, int]:
         """The user's app: a loopback host becomes the Docker host (``host.docker.internal``)."""

@@ -16,6 +16,7 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,45 @@ def test_sigterm_cleans_up(images: None, docker_client: object) -> None:
 def test_images_are_the_local_stand_ins(images: None, docker_client: object) -> None:
     ids = {docker_client.images.get(tag).id for tag in LOCAL_IMAGES.values()}  # type: ignore[attr-defined]
     assert len(ids) == 1  # one rootfs, four tags
+
+
+@pytest.mark.docker
+def test_users_own_app_image_is_the_origin(images: None, docker_client: Any) -> None:
+    """--origin-image: the user's app (here: an image committed with its own CMD) serves the
+    engines; checks that program the sample origin are skipped, the rest still run."""
+    from harness.checks import derive, run_checks
+
+    container = docker_client.containers.create(
+        "cachewright/origin:local", ["true"], labels={"cachewright.test": "app-image"})
+    try:
+        cmd = ('CMD ["python3", "-m", "harness.origin", "--host", "0.0.0.0", "--data-port", '
+               '"8080", "--control-port", "8081"]')
+        image = container.commit(repository="cachewright-test/app", tag="1",
+                                 changes=[cmd, "WORKDIR /opt/cachewright",
+                                          "ENV PYTHONPATH=/opt/cachewright"])
+    finally:
+        container.remove(force=True)
+    try:
+        policy = load(REPO / "examples" / "static-site" / "policy.yaml")
+        runtime = DockerRuntime(app_image=image.id, app_port=8080)
+        with runtime.start(policy, ("nginx", "varnish")) as stack:
+            assert stack.origin.control_url == ""
+            results = run_checks(derive(policy), stack, policy, ("nginx", "varnish"))
+        outcomes = {(r.check_id, r.engine): r.outcome for r in results}
+        assert outcomes[("defaults.path-guard", "nginx")] == "passed"
+        assert outcomes[("defaults.path-guard", "varnish")] == "passed"
+        assert outcomes[("rule.html", "nginx")] == "skipped"
+        assert not [k for k, o in outcomes.items() if o == "failed"]
+    finally:
+        docker_client.images.remove(image.id, force=True)
+
+
+@pytest.mark.docker
+def test_missing_app_image_is_a_clean_error(images: None, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    policy = REPO / "examples" / "static-site" / "policy.yaml"
+    code = main(["test", str(policy), "--runtime", "docker", "--origin-image", "cachewright-test/none:0"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.strip() == "origin image 'cachewright-test/none:0' is not present (build or pull it first)"

@@ -63,7 +63,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="docker: image for nginx, varnish or hitch (default: the locally built "
                         "cachewright/ROLE:local stand-ins when present, else the official images)")
     p.add_argument("--origin-image", metavar="IMAGE",
-                   help="docker: an image with python3 to run the sample origin in")
+                   help="docker: run your own app from IMAGE as the origin (its own command, "
+                        "listening on --origin-port); checks that program the sample origin are "
+                        "skipped, as with --origin")
+    p.add_argument("--origin-port", type=int, default=8080, metavar="PORT",
+                   help="docker: the port the --origin-image app listens on (default: 8080)")
+    p.add_argument("--sample-origin-image", metavar="IMAGE",
+                   help="docker: an image with python3 to run the sample origin in (default: "
+                        "cachewright/origin:local, else python:3.11-slim)")
     p.add_argument("--docker-network", choices=("private", "host"), default="private",
                    help="docker: one private network per run (default), or the host's network")
     p.add_argument("--origin", metavar="URL",
@@ -83,7 +90,8 @@ def runtime(args: argparse.Namespace) -> Runtime:
         if not sep or not image:
             raise UsageError(f"--image {item!r}: expected ROLE=IMAGE, e.g. nginx=nginx:1.27")
         images[role] = image
-    return DockerRuntime(images, args.origin_image, args.docker_network)
+    return DockerRuntime(images, args.sample_origin_image, args.docker_network,
+                         app_image=args.origin_image, app_port=args.origin_port)
 
 
 class UsageError(CachewrightError):
