@@ -151,6 +151,7 @@ LISTEN = Obj("listen", {
     "http": Field(HTTP, "Plain HTTP listener.", {"address": "0.0.0.0", "port": 80}, nullable=True),
     "https": Field(HTTPS, "HTTPS listener.", None, nullable=True),
     "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", (),
+                   example=["shop.example.com", "www.shop.example.com"],
                    nginx="`map $host $cw_bad_host` + `return 421`",
                    varnish="`req.http.host !~ ...` → `synth(421)`"),
 }, "Where the cache listens.")
@@ -203,12 +204,13 @@ CACHE = Obj("cache", {
 
 VALUE_MATCH_FIELDS = {
     "regex": Field(REGEX, "Regular expression the value must match; omit for 'present'.", None,
-                   nullable=True),
+                   nullable=True, example="^2"),
 }
 HEADER_MATCH = Obj("header match", {
-    "name": Field(HEADER_NAME, "Request header name."), **VALUE_MATCH_FIELDS})
+    "name": Field(HEADER_NAME, "Request header name.", example="X-Api-Version"),
+    **VALUE_MATCH_FIELDS})
 COOKIE_MATCH = Obj("cookie match", {
-    "name": Field(COOKIE_NAME, "Cookie name."), **VALUE_MATCH_FIELDS})
+    "name": Field(COOKIE_NAME, "Cookie name.", example="session"), **VALUE_MATCH_FIELDS})
 
 MATCH = Obj("match", {
     "path_prefix": Field(Str(PATH, PATH_HINT, 1024), "Path starts with this literal.", None,
@@ -221,6 +223,7 @@ MATCH = Obj("match", {
                         "Path ends in one of these extensions (case-insensitive).", (),
                         example=["css", "js"]),
     "methods": Field(ListOf(Enum(METHODS)), "Request method is one of these.", (),
+                     example=["GET", "HEAD"],
                      nginx="method part of the rule-selection `map` key",
                      varnish="`req.method` (PURGE/BAN match as GET)"),
     "host": Field(ListOf(HOST, one_or_many=True), "Host is one of these (exact or *.domain).", (),
@@ -235,16 +238,17 @@ MATCH = Obj("match", {
 
 EXTRA_KEY = Obj("key", {
     "headers": Field(ListOf(HEADER_NAME), "Request headers added to the key.", (),
+                     example=["X-Tenant"],
                      nginx="`\\nh:NAME:$http_NAME` appended to `proxy_cache_key`",
                      varnish="`hash_data(\"h:NAME:\" + req.http.NAME)`"),
     "cookies": Field(ListOf(COOKIE_NAME), "Cookies added to the key (the request then keeps only "
-                     "these cookies).", (),
+                     "these cookies).", (), example=["currency"],
                      nginx="value in `proxy_cache_key`; `Cookie` rebuilt from the kept pairs",
                      varnish="`hash_data(cookie.get(NAME))`; `cookie.keep()`"),
 }, "Extra cache-key parts for this rule.")
 
 RULE = Obj("rule", {
-    "name": Field(NAME, "Unique rule name, shown in Cache-Status."),
+    "name": Field(NAME, "Unique rule name, shown in Cache-Status.", example="static"),
     "match": Field(MATCH, "Conditions (all must hold)."),
     "cache": Field(Bool(), "false: never cache, every request goes to the origin.", True,
                    nginx="`proxy_cache_bypass`, `proxy_no_cache`", varnish="`return (pass)`"),
@@ -252,6 +256,7 @@ RULE = Obj("rule", {
                  nullable=True, example="10m", nginx="`proxy_cache_valid`",
                  varnish="`beresp.ttl`"),
     "origin_headers": Field(Enum(("respect", "override")), "Overrides cache.origin_headers.", None,
+                            example="override",
                             nginx="`proxy_ignore_headers Cache-Control Expires` in the rule's location",
                             varnish="per-behaviour `override` flag in `vcl_backend_response`",
                             nullable=True),
@@ -293,12 +298,13 @@ HEADERS = Obj("headers", {
 
 FEATURE_NAME = Str(r"[a-z_.]+", "a feature id from `cachewright capabilities`", 64)
 ACCEPT_MISSING = Obj("accept_missing", {
-    engine: Field(ListOf(FEATURE_NAME), f"Features this policy accepts {engine} lacks.", ())
+    engine: Field(ListOf(FEATURE_NAME), f"Features this policy accepts {engine} lacks.", (),
+                  example=["purge.tag"])
     for engine in ENGINES
 }, "Explicitly accept that an engine lacks a feature (its checks then report 'unsupported').")
 
 POLICY = Obj("policy", {
-    "version": Field(Int(1, 1), "Policy language version; must be 1."),
+    "version": Field(Int(1, 1), "Policy language version; must be 1.", example=1),
     "name": Field(NAME, "Policy name (used in generated identifiers and headers).", example="shop"),
     "origin": Field(ORIGIN, "Where cache misses go."),
     "listen": Field(LISTEN, "Listeners.", {"http": {"address": "0.0.0.0", "port": 80},

@@ -426,8 +426,9 @@ class Obj(Kind):
             if spec.nullable:
                 prop = {"oneOf": [prop, {"type": "null"}]}
             prop["description"] = spec.doc
-            if spec.example is not None:
-                prop["examples"] = [spec.example]
+            example = field_example(spec)
+            if example is not None:
+                prop["examples"] = [example]
             props[key] = prop
         out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
         required = [k for k, s in self.fields.items() if s.default is REQUIRED]
@@ -439,6 +440,31 @@ class Obj(Kind):
 
     def describe(self) -> str:
         return "mapping"
+
+
+def field_example(spec: Field) -> Any:
+    """An example value for ``spec`` as YAML/JSON would hold it: the declared example, else one
+    built from the default or, for mappings, from their fields' examples."""
+    if spec.example is not None:
+        return spec.example
+    return kind_example(spec.kind, spec.default)
+
+
+def kind_example(kind: Kind, default: Any) -> Any:
+    if isinstance(kind, Obj):
+        return {k: e for k, f in kind.fields.items() if (e := field_example(f)) is not None}
+    if isinstance(kind, ListOf):
+        if default in (REQUIRED, None) or not default:
+            item = kind_example(kind.item, REQUIRED)
+            return [item] if item is not None else None
+        return [kind_example(kind.item, v) for v in default]
+    if default is REQUIRED or default is None:
+        return None
+    if isinstance(kind, (Duration, Size)):
+        return kind.show(default)
+    if isinstance(kind, MapOf):
+        return {str(k): kind_example(kind.value, v) for k, v in default} or None
+    return default
 
 
 def _filled(spec: Field) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from generator import __version__
 from generator.errors import CachewrightError
 
+from . import ui
 from .commands import capabilities, compile, explain, init, purge, schema, serve, test, verify
 
 COMMANDS = (init, compile, verify, test, serve, explain, purge, capabilities, schema)
@@ -22,10 +23,16 @@ def parser() -> argparse.ArgumentParser:
                     "configurations.",
         epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o build/\n"
                "  cachewright compile policy.yaml -o build/ --check   # CI drift detection\n"
-               "  cachewright capabilities",
+               "  cachewright capabilities\n"
+               "  cachewright -q test policy.yaml  # failures and the summary only",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"cachewright {__version__}")
+    volume = top.add_mutually_exclusive_group()
+    volume.add_argument("-q", "--quiet", action="store_true",
+                        help="say only what failed and the result")
+    volume.add_argument("-v", "--verbose", action="store_true",
+                        help="say more (e.g. each passed check's notes)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -35,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input, 3 tool missing)."""
     args = parser().parse_args(argv)
+    ui.level = ui.QUIET if args.quiet else ui.VERBOSE if args.verbose else ui.NORMAL
     try:
         code: int = args.run(args)
         return code

@@ -9,6 +9,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from .api import Endpoint
 
 TIMEOUT = 15.0
+#: called with (engine, response) after every request when set (``cachewright test --trace``)
+TRACE: Callable[[str, Response], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class Client:
         finally:
             conn.close()
         self.log.append(response.summary())
+        if TRACE is not None:
+            TRACE(self.endpoint.engine, response)
         return response
 
     def get(self, target: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:

@@ -78,6 +78,18 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 # --------------------------------------------------------------------------- terminal table
 
 
+def failures_only(run: RunResult, color: bool) -> str:
+    """The ``--quiet`` report: every failure's details, then the summary line."""
+    parts = [_failure_block(result, color) for result in run.failures()]
+    return "\n\n".join([*parts, summary_line(run, color)]) + "\n"
+
+
+def notes(run: RunResult) -> str:
+    """The ``--verbose`` extra: what passed checks noted (e.g. the negotiated TLS versions)."""
+    return "\n".join(f"PASS {r.check_id} [{r.engine}]: {r.message}" for r in run.results
+                     if r.outcome == "passed" and r.message)
+
+
 def table(run: RunResult, color: bool) -> str:
     """The terminal report: a check × engine table, every failure's details, a summary line."""
     parts = [_heading(run), _grid(run, color)]

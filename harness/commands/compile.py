@@ -12,6 +12,7 @@ from generator.output import diff, write_atomically
 from generator.pipeline import compile_policy
 from generator.verify import verify
 
+from .. import ui
 from . import common
 
 
@@ -47,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.output}: out of date with {args.policy} (run cachewright compile)",
                   file=sys.stderr)
             return 1
-        print(f"{args.output}: up to date")
+        ui.info(f"{args.output}: up to date")
         return 0
     if args.verify:
         for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
-            print(f"verified with {done.version}")
+            ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:
-        print(args.output / f.path)
+        ui.info(str(args.output / f.path))
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import concurrent.futures
 import shutil
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +16,9 @@ from generator.errors import CachewrightError, ToolMissing
 from generator.load import load
 from generator.model import Policy
 
-from .. import checks, report
+from .. import checks, client, report, ui
 from ..api import ENGINES, Runtime, Stack
+from ..client import Response
 from ..local import LocalRuntime
 from ..origin_client import Counts
 from ..prepare import request_host
@@ -46,6 +48,9 @@ def add_parser(sub: Any) -> None:
                    help="scenario file(s) (default: scenarios.yaml next to the policy)")
     p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
     p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    p.add_argument("--trace", action="store_true",
+                   help="print one line per request: engine, request, status, cache outcome, and "
+                        "whether the origin produced the response")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
     p.set_defaults(run=run)
@@ -131,16 +136,39 @@ def run(args: argparse.Namespace) -> int:
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * (len(derived) + len(scenarios))
     chosen = runtime(args)
-    with report.Progress(sys.stderr, total) as progress, \
+    client.TRACE = Tracer() if args.trace else None
+    with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
             chosen.start(policy, selected, args.origin) as stack:
         results = checks.run_checks(derived, stack, policy, selected, progress.done)
         results += _run_scenarios(scenarios, stack, policy, selected, progress.done)
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock)
-    print(report.table(outcome, report.should_color(sys.stdout)))
+    color = report.should_color(sys.stdout)
+    print(report.failures_only(outcome, color) if ui.level == ui.QUIET else
+          report.table(outcome, color), end="")
+    ui.detail(report.notes(outcome))
     _write(args.json, report.to_json(outcome))
     _write(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+class Tracer:
+    """``--trace``: one line per request on stderr. The origin gives every response it makes a
+    unique id, so a response id not seen before means the origin was hit."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, engine: str, response: Response) -> None:
+        with self.lock:
+            rid = response.response_id
+            fresh = rid is not None and rid not in self.seen
+            if rid:
+                self.seen.add(rid)
+            origin = "origin" if fresh else "cache" if rid else "no origin"
+            print(f"trace {engine:7} {response.request} -> {response.status} "
+                  f"{response.cache.outcome} ({origin})", file=sys.stderr, flush=True)
 
 
 def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:

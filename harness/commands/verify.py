@@ -10,6 +10,7 @@ from generator.load import load
 from generator.pipeline import compile_policy
 from generator.verify import verify
 
+from .. import ui
 from . import common
 
 
@@ -28,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
     for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
-        print(f"ok: {done.engine} accepts the configuration ({done.version})")
+        ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
 

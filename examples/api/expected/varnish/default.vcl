@@ -206,32 +206,32 @@ sub vcl_recv {
 }
 
 sub cw_select_1 {
-    # cachewright: rule health (examples/api/policy.yaml:20:5)
+    # cachewright: rule health (examples/api/policy.yaml:21:5)
     if ((req.http.X-Cw-Path ~ "^/healthz")) {
         set req.http.X-Cw-Rule = "health";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "0";
-    # cachewright: rule writes (examples/api/policy.yaml:23:5)
+    # cachewright: rule writes (examples/api/policy.yaml:24:5)
     } elsif ((req.http.X-Cw-Method ~ "^(?:POST|PUT|PATCH|DELETE)$")) {
         set req.http.X-Cw-Rule = "writes";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "0";
-    # cachewright: rule me (examples/api/policy.yaml:26:5)
+    # cachewright: rule me (examples/api/policy.yaml:27:5)
     } elsif ((req.http.X-Cw-Path ~ "^/v1/me")) {
         set req.http.X-Cw-Rule = "me";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "30";
-    # cachewright: rule catalog (examples/api/policy.yaml:30:5)
+    # cachewright: rule catalog (examples/api/policy.yaml:31:5)
     } elsif ((req.http.X-Cw-Path ~ "^/v1/products")) {
         set req.http.X-Cw-Rule = "catalog";
         set req.http.X-Cw-Profile = "p3";
         set req.http.X-Cw-Ttl = "10";
-    # cachewright: rule search (examples/api/policy.yaml:35:5)
+    # cachewright: rule search (examples/api/policy.yaml:36:5)
     } elsif ((req.http.X-Cw-Path ~ "^/v1/search") && (req.http.Accept ~ "application/json")) {
         set req.http.X-Cw-Rule = "search";
         set req.http.X-Cw-Profile = "p4";
         set req.http.X-Cw-Ttl = "5";
-    # cachewright: rule v1 (examples/api/policy.yaml:39:5)
+    # cachewright: rule v1 (examples/api/policy.yaml:40:5)
     } elsif ((req.http.X-Cw-Path ~ "^/v1/")) {
         set req.http.X-Cw-Rule = "v1";
         set req.http.X-Cw-Profile = "p5";

@@ -205,32 +205,32 @@ sub vcl_recv {
 }
 
 sub cw_select_1 {
-    # cachewright: rule static (examples/shop/policy.yaml:29:5)
+    # cachewright: rule static (examples/shop/policy.yaml:30:5)
     if ((req.http.X-Cw-Path ~ "^/static/")) {
         set req.http.X-Cw-Rule = "static";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "2592000";
-    # cachewright: rule cart (examples/shop/policy.yaml:34:5)
+    # cachewright: rule cart (examples/shop/policy.yaml:35:5)
     } elsif ((req.http.X-Cw-Path ~ "^/cart")) {
         set req.http.X-Cw-Rule = "cart";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "60";
-    # cachewright: rule checkout (examples/shop/policy.yaml:37:5)
+    # cachewright: rule checkout (examples/shop/policy.yaml:38:5)
     } elsif ((req.http.X-Cw-Path ~ "^/checkout")) {
         set req.http.X-Cw-Rule = "checkout";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "60";
-    # cachewright: rule account (examples/shop/policy.yaml:40:5)
+    # cachewright: rule account (examples/shop/policy.yaml:41:5)
     } elsif ((req.http.X-Cw-Path ~ "^/account")) {
         set req.http.X-Cw-Rule = "account";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "60";
-    # cachewright: rule products (examples/shop/policy.yaml:43:5)
+    # cachewright: rule products (examples/shop/policy.yaml:44:5)
     } elsif ((req.http.X-Cw-Path ~ "^/products/")) {
         set req.http.X-Cw-Rule = "products";
         set req.http.X-Cw-Profile = "p3";
         set req.http.X-Cw-Ttl = "600";
-    # cachewright: rule category (examples/shop/policy.yaml:49:5)
+    # cachewright: rule category (examples/shop/policy.yaml:50:5)
     } elsif ((req.http.X-Cw-Path ~ "^/c/")) {
         set req.http.X-Cw-Rule = "category";
         set req.http.X-Cw-Profile = "p4";

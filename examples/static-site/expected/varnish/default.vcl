@@ -179,17 +179,17 @@ sub vcl_recv {
 }
 
 sub cw_select_1 {
-    # cachewright: rule assets (examples/static-site/policy.yaml:20:5)
+    # cachewright: rule assets (examples/static-site/policy.yaml:21:5)
     if ((req.http.X-Cw-Path ~ "^/assets/")) {
         set req.http.X-Cw-Rule = "assets";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "31536000";
-    # cachewright: rule media (examples/static-site/policy.yaml:25:5)
+    # cachewright: rule media (examples/static-site/policy.yaml:26:5)
     } elsif ((req.http.X-Cw-Path ~ "\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)$")) {
         set req.http.X-Cw-Rule = "media";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "604800";
-    # cachewright: rule html (examples/static-site/policy.yaml:29:5)
+    # cachewright: rule html (examples/static-site/policy.yaml:30:5)
     } elsif ((req.http.X-Cw-Path ~ "^/")) {
         set req.http.X-Cw-Rule = "html";
         set req.http.X-Cw-Profile = "p2";

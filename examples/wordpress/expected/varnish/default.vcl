@@ -193,42 +193,42 @@ sub vcl_recv {
 }
 
 sub cw_select_1 {
-    # cachewright: rule admin (examples/wordpress/policy.yaml:18:5)
+    # cachewright: rule admin (examples/wordpress/policy.yaml:19:5)
     if ((req.http.X-Cw-Path ~ "^/wp-admin/")) {
         set req.http.X-Cw-Rule = "admin";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "600";
-    # cachewright: rule login (examples/wordpress/policy.yaml:21:5)
+    # cachewright: rule login (examples/wordpress/policy.yaml:22:5)
     } elsif ((req.http.X-Cw-Path ~ "^/wp-(?:login|cron|signup)\.php")) {
         set req.http.X-Cw-Rule = "login";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "600";
-    # cachewright: rule logged-in (examples/wordpress/policy.yaml:24:5)
+    # cachewright: rule logged-in (examples/wordpress/policy.yaml:25:5)
     } elsif ((cookie.get("wordpress_logged_in_1a2b3c") ~ ".")) {
         set req.http.X-Cw-Rule = "logged-in";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "600";
-    # cachewright: rule comment-author (examples/wordpress/policy.yaml:28:5)
+    # cachewright: rule comment-author (examples/wordpress/policy.yaml:29:5)
     } elsif ((cookie.get("comment_author_1a2b3c") ~ ".")) {
         set req.http.X-Cw-Rule = "comment-author";
         set req.http.X-Cw-Profile = "p1";
         set req.http.X-Cw-Ttl = "600";
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:32:5)
+    # cachewright: rule uploads (examples/wordpress/policy.yaml:33:5)
     } elsif ((req.http.X-Cw-Path ~ "^/wp-content/uploads/")) {
         set req.http.X-Cw-Rule = "uploads";
         set req.http.X-Cw-Profile = "p2";
         set req.http.X-Cw-Ttl = "2592000";
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:37:5)
+    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:38:5)
     } elsif ((req.http.X-Cw-Path ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
         set req.http.X-Cw-Rule = "theme-assets";
         set req.http.X-Cw-Profile = "p3";
         set req.http.X-Cw-Ttl = "604800";
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:41:5)
+    # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
     } elsif ((req.http.X-Cw-Path ~ "/feed/?$")) {
         set req.http.X-Cw-Rule = "feeds";
         set req.http.X-Cw-Profile = "p3";
         set req.http.X-Cw-Ttl = "120";
-    # cachewright: rule pages (examples/wordpress/policy.yaml:45:5)
+    # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
     } elsif ((req.http.X-Cw-Path ~ "^/") && (req.http.X-Cw-Method ~ "^(?:GET|HEAD)$")) {
         set req.http.X-Cw-Rule = "pages";
         set req.http.X-Cw-Profile = "p3";
