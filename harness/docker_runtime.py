@@ -57,7 +57,7 @@ from generator.render import OutputFile
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .local import nginx_stored, varnish_fetch, varnishd_args
 from .prepare import Placement, for_harness
-from .procs import deferred_signals, free_ports, signals_raise
+from .procs import accepts, deferred_signals, free_ports, signals_raise
 from .tlsfiles import TlsFiles, write_tls_files
 
 ROLES = ("nginx", "varnish", "hitch", "origin")
@@ -782,7 +782,7 @@ class _Launch:
             if status != "running":
                 raise HarnessError(f"gave up waiting for {what}: the container is {status}\n"
                                    f"{self._logs(wait, stack)}")
-            if _accepts(wait.host, wait.port):
+            if accepts(wait.host, wait.port):
                 return
             if time.monotonic() >= deadline:
                 raise HarnessError(f"timed out waiting for {what}\n{self._logs(wait, stack)}")
@@ -796,14 +796,6 @@ class _Launch:
 
 def _listeners(policy: Policy, http: int, https: int) -> list[int]:
     return ([http] if policy.listen.http else []) + ([https] if policy.listen.https and https else [])
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _tar(files: Mapping[str, tuple[bytes | None, int]]) -> bytes:

@@ -138,14 +138,15 @@ def wait_listening(proc: Proc, host: str, port: int, deadline: float,
         if not proc.alive():
             raise HarnessError(f"gave up waiting for {what}: it exited with status "
                                f"{proc.popen.returncode}\n{logs()}")
-        if owns_listener(proc.pid, port) and _accepts(host, port):
+        if owns_listener(proc.pid, port) and accepts(host, port):
             return
         if time.monotonic() >= deadline:
             raise HarnessError(f"timed out waiting for {what}\n{logs()}")
         time.sleep(POLL_INTERVAL)
 
 
-def _accepts(host: str, port: int) -> bool:
+def accepts(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection right now."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
