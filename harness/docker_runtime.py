@@ -51,17 +51,19 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from generator.model import Policy
-from generator.pipeline import Options, compile_policy
+from generator.pipeline import Options
 from generator.render import OutputFile
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .local import nginx_stored, varnish_fetch, varnishd_args
-from .prepare import Placement, for_harness
+from .prepare import Configs, Placement, generated
 from .procs import accepts, deferred_signals, free_ports, signals_raise
 from .tlsfiles import TlsFiles, write_tls_files
 
 ROLES = ("nginx", "varnish", "hitch", "origin")
 LOCAL_IMAGES = {role: f"cachewright/{role}:local" for role in ROLES}
+API_VERSION = "1.41"  # Docker Engine 20.10 and later (Docker 28 accepts 1.24 and up)
+SOCKET_TIMEOUT = 5.0
 OFFICIAL_IMAGES = {"nginx": "nginx:1.27", "varnish": "varnish:7.6", "hitch": "hitch:1.8",
                    "origin": "python:3.11-slim"}
 LABEL = "cachewright"
@@ -400,7 +402,8 @@ class DockerRuntime:
 
     def __init__(self, images: dict[str, str] | None = None, origin_image: str | None = None,
                  network: NetworkMode = "private", ready_timeout: float = READY_TIMEOUT,
-                 app_image: str | None = None, app_port: int = 8080) -> None:
+                 app_image: str | None = None, app_port: int = 8080, configs: Configs = generated) -> None:
+        self.configs = configs
         self.app_image = app_image
         self.app_port = app_port
         unknown = sorted(set(images or {}) - set(ROLES[:3]))
@@ -433,12 +436,41 @@ class DockerRuntime:
 def connect() -> docker.DockerClient:
     """A client for the Docker engine of the environment, or HarnessError saying why not."""
     try:
-        client = docker.from_env(timeout=120)
-        client.ping()
+        # A fixed API version: with "auto", docker-py asks the daemon for its version while
+        # constructing the client, and that request's socket leaks when it fails.
+        client = docker.from_env(version=API_VERSION, timeout=120)
     except docker.errors.DockerException as exc:
-        raise HarnessError(f"no Docker engine answers (DOCKER_HOST="
-                           f"{os.environ.get('DOCKER_HOST', 'default socket')}): {exc}") from exc
+        raise _unreachable(str(exc)) from exc
+    problem = _socket_problem(client)
+    if problem is None:
+        try:
+            client.ping()
+        except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+            problem = str(exc)
+    if problem is not None:
+        client.close()
+        raise _unreachable(problem)
     return client
+
+
+def _socket_problem(client: docker.DockerClient) -> str | None:
+    """Why the daemon's Unix socket (if it is one) refuses a connection. Tried with a socket of
+    our own: docker-py leaks the socket of a connection that fails (docker/docker-py#3356)."""
+    path = getattr(client.api.get_adapter(client.api.base_url), "socket_path", None)
+    if path is None:
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(SOCKET_TIMEOUT)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            return f"cannot connect to {path} ({exc.strerror or exc})"
+    return None
+
+
+def _unreachable(why: str) -> HarnessError:
+    return HarnessError(f"no Docker engine answers (DOCKER_HOST="
+                        f"{os.environ.get('DOCKER_HOST', 'default socket')}): {why}")
 
 
 def image_for(client: docker.DockerClient, role: str, override: str | None) -> str:
@@ -675,8 +707,7 @@ class _Launch:
         return http, https, PROXY_PORT
 
     def _compile(self, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
-        files = compile_policy(for_harness(self._adapted(), place), (engine,), options).files
-        return {Path(f.path).name: f for f in files}
+        return self.runtime.configs(self._adapted(), engine, place, options)
 
     def _place(self, http: int, https: int, origin_host: str, origin_port: int) -> Placement:
         cert, key = (f"{CONF}/tls/server.crt", f"{CONF}/tls/server.key") if self.tls else ("", "")

@@ -34,12 +34,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from generator.model import Policy
-from generator.pipeline import Options, compile_policy
+from generator.pipeline import Options
 from generator.render import OutputFile
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .origin import OriginConfig, OriginServer
-from .prepare import Placement, for_harness
+from .prepare import Configs, Placement, generated
 from .procs import Proc, deferred_signals, free_ports, signals_raise, spawn, stop_all, tail, wait_listening
 from .tlsfiles import TlsFiles, write_tls_files
 
@@ -155,9 +155,11 @@ class LocalRuntime:
 
     name = "local"
 
-    def __init__(self, ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT) -> None:
+    def __init__(self, ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
+                 configs: Configs = generated) -> None:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.configs = configs
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
@@ -184,7 +186,7 @@ class LocalRuntime:
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None
         stack = LocalStack(run_dir, origin, tls.ca if tls else None)
         cleanup.callback(stack.stop, self.stop_timeout)
-        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries))
+        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries), self.configs)
         waits = [wait for engine in engines for wait in _START[engine](stack, ctx)]
         _await_listeners(stack, waits, time.monotonic() + self.ready_timeout)
         return stack
@@ -254,6 +256,7 @@ class _Context:
     origin_host: str
     origin_port: int
     options: Options
+    configs: Configs
 
     def place(self, http_port: int, https_port: int) -> Placement:
         cert, key = (str(self.tls.cert), str(self.tls.key)) if self.tls else ("", "")
@@ -261,8 +264,7 @@ class _Context:
 
     def compile(self, engine: str, place: Placement) -> dict[str, OutputFile]:
         """The engine's files for the adapted policy, by base name."""
-        files = compile_policy(for_harness(self.policy, place), (engine,), self.options).files
-        return {Path(f.path).name: f for f in files}
+        return self.configs(self.policy, engine, place, self.options)
 
 
 # (engine, leader process, port) that must accept connections before the stack is ready

@@ -6,9 +6,13 @@ and which certificate is served change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from generator.model import HttpListener, Listen, Origin, Policy, Server
+from generator.pipeline import Options, compile_policy
+from generator.render import OutputFile
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,17 @@ def for_harness(policy: Policy, place: Placement) -> Policy:
                         certificate=place.certificate, key=place.key)
     origin: Origin = replace(policy.origin, servers=(Server(place.origin_host, place.origin_port),))
     return replace(policy, listen=Listen(http, https, listen.hosts), origin=origin)
+
+
+#: what a runtime writes for one engine: its files by base name (``nginx.conf``, ``default.vcl``,
+#: ``varnishd.args``, ``hitch.conf``, ...) for the adapted policy at ``place``
+Configs = Callable[[Policy, str, Placement, Options], dict[str, OutputFile]]
+
+
+def generated(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
+    """The compiler's files for ``policy`` adapted to ``place`` (every runtime's default)."""
+    files = compile_policy(for_harness(policy, place), (engine,), options).files
+    return {Path(f.path).name: f for f in files}
 
 
 def request_host(policy: Policy) -> str:

@@ -41,10 +41,10 @@ def test_every_example_passes_on_both_engines(policy: Path, tmp_path: Path) -> N
 
 def _lower_html_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand-edit the compiled output: rule 'html' (5m) stores for 1s on both engines."""
-    import harness.local as local
+    import harness.prepare as prepare
     from generator.render import OutputFile
 
-    original = local.compile_policy
+    original = prepare.compile_policy
 
     def tampered(*args: Any, **kw: Any) -> Any:
         compiled = original(*args, **kw)
@@ -54,7 +54,7 @@ def _lower_html_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
                       for f in compiled.files)
         return type(compiled)(files, compiled.warnings)
 
-    monkeypatch.setattr(local, "compile_policy", tampered)
+    monkeypatch.setattr(prepare, "compile_policy", tampered)
 
 
 def test_a_hand_lowered_ttl_fails_the_ttl_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import harness.local as local
+import harness.prepare as prepare
 from generator import capabilities
 from generator.load import loads
 from generator.model import Policy
@@ -192,7 +193,7 @@ def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) ->
             files.append(OutputFile(f.path, text, f.mode))
         return type(compiled)(tuple(files), compiled.warnings)
 
-    monkeypatch.setattr(local, "compile_policy", tampered)
+    monkeypatch.setattr(prepare, "compile_policy", tampered)
     return changed
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import harness.local as local
+import harness.prepare as prepare
 from generator.load import load, loads
 from generator.model import Policy
 from generator.pipeline import compile_policy
@@ -111,7 +112,7 @@ def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) ->
         files = tuple(OutputFile(f.path, edit(f.path, f.text), f.mode) for f in compiled.files)
         return type(compiled)(files, compiled.warnings)
 
-    monkeypatch.setattr(local, "compile_policy", tampered)
+    monkeypatch.setattr(prepare, "compile_policy", tampered)
 
 
 NGINX_EDITS = (

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 import harness.local
+import harness.prepare
 from generator.load import loads
 from generator.model import Policy
 from generator.pipeline import Compiled, compile_policy
@@ -154,7 +155,7 @@ def _edit(file: Any, edits: Edits) -> Any:
 @pytest.fixture
 def edit(monkeypatch: pytest.MonkeyPatch) -> Callable[[Edits], None]:
     def apply(edits: Edits) -> None:
-        monkeypatch.setattr(harness.local, "compile_policy", edited(compile_policy, edits))
+        monkeypatch.setattr(harness.prepare, "compile_policy", edited(compile_policy, edits))
     return apply
 
 

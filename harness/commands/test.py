@@ -21,7 +21,7 @@ from ..api import ENGINES, Runtime, Stack
 from ..client import Response
 from ..local import LocalRuntime
 from ..origin_client import Counts
-from ..prepare import request_host
+from ..prepare import Configs, generated, request_host
 from ..results import CheckResult, RunResult
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
 
@@ -83,10 +83,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "need the origin's control port are skipped; scenarios still run)")
 
 
-def runtime(args: argparse.Namespace) -> Runtime:
-    """The runtime the options ask for."""
+def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
+    """The runtime the options ask for (running ``configs``: by default the compiled policy)."""
     if args.runtime == "local":
-        return LocalRuntime()
+        return LocalRuntime(configs=configs)
     from ..docker_runtime import DockerRuntime  # needs the docker SDK and an engine
 
     images = {}
@@ -96,7 +96,7 @@ def runtime(args: argparse.Namespace) -> Runtime:
             raise UsageError(f"--image {item!r}: expected ROLE=IMAGE, e.g. nginx=nginx:1.27")
         images[role] = image
     return DockerRuntime(images, args.sample_origin_image, args.docker_network,
-                         app_image=args.origin_image, app_port=args.origin_port)
+                         app_image=args.origin_image, app_port=args.origin_port, configs=configs)
 
 
 class UsageError(CachewrightError):
@@ -131,7 +131,7 @@ def _package(engine: str) -> str:
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     selected = engines(args)
-    scenarios = _scenarios(args)
+    scenarios = scenarios_of(args)
     derived = [] if args.no_derived else checks.select(checks.derive(policy), args.checks)
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * (len(derived) + len(scenarios))
@@ -140,15 +140,15 @@ def run(args: argparse.Namespace) -> int:
     with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
             chosen.start(policy, selected, args.origin) as stack:
         results = checks.run_checks(derived, stack, policy, selected, progress.done)
-        results += _run_scenarios(scenarios, stack, policy, selected, progress.done)
+        results += run_scenarios(scenarios, stack, policy, selected, progress.done)
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock)
     color = report.should_color(sys.stdout)
     print(report.failures_only(outcome, color) if ui.level == ui.QUIET else
           report.table(outcome, color), end="")
     ui.detail(report.notes(outcome))
-    _write(args.json, report.to_json(outcome))
-    _write(args.junit, report.to_junit(outcome))
+    write_report(args.json, report.to_json(outcome))
+    write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
 
 
@@ -171,7 +171,7 @@ class Tracer:
                   f"{response.cache.outcome} ({origin})", file=sys.stderr, flush=True)
 
 
-def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
+def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
     if args.no_scenarios:
         return ()
     files = args.scenarios or [p for p in [args.policy.parent / "scenarios.yaml"] if p.is_file()]
@@ -181,8 +181,8 @@ def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
     return tuple(out)
 
 
-def _run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
-                   selected: tuple[str, ...], done: Any) -> list[CheckResult]:
+def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
+                  selected: tuple[str, ...], done: Any = None) -> list[CheckResult]:
     """Each engine runs every scenario in its own thread."""
     if not scenarios:
         return []
@@ -194,7 +194,8 @@ def _run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy
         out = []
         for scenario in scenarios:
             result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url))
-            done(result)
+            if done is not None:
+                done(result)
             out.append(result)
         return out
 
@@ -238,7 +239,7 @@ class _WithoutOrigin(StackContext):
         return _NoOrigin()
 
 
-def _write(path: Path | None, text: str) -> None:
+def write_report(path: Path | None, text: str) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
