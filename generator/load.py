@@ -5,6 +5,7 @@ and reported at once, as ``file:line:col: path: what is wrong (what is expected)
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from .spec import MISSING, Reader, shown
 MAX_POLICY_BYTES = 16 * 1024 * 1024
 RESERVED_NAMES = ("default", "guard", "purge", "redirect")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: same nodes and positions
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def load(path: str | Path) -> Policy:
@@ -81,12 +83,40 @@ def _compose(data: bytes | str, filename: str) -> yaml.Node:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or "invalid YAML"
         raise PolicyError([Problem(filename, line, col, "", f"invalid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:
+        raise PolicyError([reader_problem(data, exc, filename)]) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Problem(filename, 1, 1, "", f"invalid YAML: {exc}")]) from None
     if node is None:
         raise PolicyError([Problem(filename, 1, 1, "", "the policy is empty (expected a mapping "
                                    "with version, name, origin, ...)")])
     return node
+
+
+def reader_problem(text: str, exc: yaml.reader.ReaderError, filename: str,
+                   loader: type[Any] = _LOADER) -> Problem:
+    """The problem for a character YAML does not allow (a control character, U+FFFE, ...),
+    positioned in ``text`` (which ``loader`` was reading)."""
+    line, col = _text_position(text, exc.position, _counts_bytes(loader))
+    if not isinstance(exc.character, int):
+        return Problem(filename, line, col, "", f"invalid YAML: {exc.reason}")
+    escape = shown(chr(exc.character))
+    return Problem(filename, line, col, "", f"invalid YAML: unprintable character "
+                   f"#x{exc.character:04x} (expected printable text; inside double quotes write "
+                   f'it as "{escape}")')
+
+
+def _text_position(text: str, offset: int, in_bytes: bool) -> tuple[int, int]:
+    """Line and column (from 1) of the character at ``offset`` in ``text``."""
+    before = text.encode("utf-8")[:offset].decode("utf-8", "ignore") if in_bytes else text[:offset]
+    lines = _LINE_BREAK.split(before.removeprefix("\ufeff"))
+    return len(lines), len(lines[-1]) + 1
+
+
+def _counts_bytes(loader: type[Any]) -> bool:
+    """libyaml counts a reader error's position in bytes of the UTF-8 text, PyYAML in characters."""
+    c_parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # None without libyaml
+    return c_parser is not None and issubclass(loader, c_parser)
 
 
 def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) -> Policy:

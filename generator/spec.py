@@ -67,6 +67,12 @@ def shown(text: str) -> str:
     return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def key_text(node: yaml.Node) -> str:
+    """A mapping key as it may appear in a path or message: a scalar escaped with ``shown``
+    (a key may hold a line break or a control character), anything else ``?``."""
+    return shown(node.value) if isinstance(node, yaml.ScalarNode) else "?"
+
+
 def describe_node(reader: Reader, node: yaml.Node) -> str:
     """How a wrong value reads in a message: the value itself for scalars, its kind otherwise."""
     if isinstance(node, yaml.MappingNode):
@@ -328,7 +334,7 @@ class MapOf(Kind):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = self.key.read(r, key_node, path)
-            sub = f"{path}.{key_node.value}"
+            sub = f"{path}.{key_text(key_node)}"
             value = self.value.read(r, value_node, sub)
             if key is not MISSING and key in out:
                 r.problem(key_node, sub, "is given twice")
@@ -397,9 +403,10 @@ class Obj(Kind):
         given: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-            sub = f"{path}.{key}" if path else key
+            text = key_text(key_node)
+            sub = f"{path}.{text}" if path else text
             if key not in self.fields:
-                r.problem(key_node, sub, f"unknown key '{key}'{self._suggest(key)}")
+                r.problem(key_node, sub, f"unknown key '{text}'{self._suggest(key)}")
             elif key in given:
                 r.problem(key_node, sub, "is given twice")
             else:

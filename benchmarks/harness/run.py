@@ -52,7 +52,7 @@ def main() -> None:
     slowest = sorted(results, key=lambda r: -r["duration"])[:6]  # type: ignore[arg-type]
     print("| policy | runtime | runs | median wall time | min | max |")
     print("|---|---|---|---|---|---|")
-    print(f"| {args.policy.relative_to(ROOT)} | {args.runtime} | {len(times)} | "
+    print(f"| {args.policy.resolve().relative_to(ROOT)} | {args.runtime} | {len(times)} | "
           f"{statistics.median(times):.1f} s | {min(times):.1f} s | {max(times):.1f} s |")
     print()
     print("| engine | sum of check durations |")

@@ -1,7 +1,10 @@
 """Checks derived from a policy, and running them on every engine of a stack.
 
-Each engine runs its checks in its own thread (the engines are separate processes with separate
-caches, and every check uses fresh paths), so a run takes about as long as its slowest engine.
+The engines run their checks at the same time, each engine several checks at once (the engines
+are separate processes with separate caches, and every check uses fresh paths), so a run takes
+about as long as its slowest engine's longest checks.
+Checks tagged ``exclusive`` change what every engine sees (the origin stops listening), so they
+run afterwards, alone, one engine at a time.
 """
 
 from __future__ import annotations
@@ -20,20 +23,23 @@ from ..prepare import request_host
 from ..results import CheckResult
 from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import default_checks
+from .faults import fault_checks
 from .purge import purge_checks
 from .rules import rule_checks
 from .security import security_checks
 from .tls import tls_checks
 
-__all__ = ["Check", "Ctx", "derive", "run_checks", "select"]
+__all__ = ["Check", "Ctx", "context", "derive", "run_checks", "select"]
 
 Progress = Callable[[CheckResult], None]
+#: checks run at once on one engine (each uses its own paths, so they never share an entry)
+PER_ENGINE = 4
 
 
 def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
-            *tls_checks(policy), *security_checks(policy)]
+            *tls_checks(policy), *security_checks(policy), *fault_checks(policy)]
 
 
 def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:
@@ -45,21 +51,31 @@ def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:
 
 def run_checks(checks: Sequence[Check], stack: Stack, policy: Policy, engines: Sequence[str],
                progress: Progress | None = None) -> list[CheckResult]:
-    """Run ``checks`` on each engine (engines in parallel); results in engine, check order."""
+    """Run ``checks`` on each engine (engines in parallel, then the ``exclusive`` checks alone,
+    one engine at a time); results in engine, check order."""
+    shared = [c for c in checks if "exclusive" not in c.tags]
     with concurrent.futures.ThreadPoolExecutor(max(1, len(engines))) as pool:
-        futures = [pool.submit(_run_engine, checks, stack, policy, e, progress) for e in engines]
-        return [r for f in futures for r in f.result()]
+        futures = [pool.submit(_run_engine, shared, stack, policy, e, progress) for e in engines]
+        by_engine = {e: f.result() for e, f in zip(engines, futures, strict=True)}
+    alone = [c for c in checks if "exclusive" in c.tags]
+    for engine in engines:
+        by_engine[engine] += _run_engine(alone, stack, policy, engine, progress, workers=1)
+    order = {c.id: i for i, c in enumerate(checks)}
+    return [r for e in engines for r in sorted(by_engine[e], key=lambda r: order[r.check_id])]
 
 
 def _run_engine(checks: Sequence[Check], stack: Stack, policy: Policy, engine: str,
-                progress: Progress | None) -> list[CheckResult]:
-    out = []
-    for check in checks:
+                progress: Progress | None, workers: int = PER_ENGINE) -> list[CheckResult]:
+    """One engine's checks, ``workers`` at a time (most of a check's time is spent waiting for
+    a TTL to run out or a slowed origin to answer); results in check order."""
+    def one(check: Check) -> CheckResult:
         result = run_one(check, stack, policy, engine)
-        out.append(result)
         if progress is not None:
             progress(result)
-    return out
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, checks))
 
 
 def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckResult:
@@ -67,11 +83,13 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
     if check.feature and FEATURES[check.feature].on(engine).level == "unsupported":
         how = FEATURES[check.feature].on(engine).how
         return _result(check, engine, "unsupported", f"{engine}: {how}")
+    if not stack.alive(engine):
+        return _result(check, engine, "failed", f"{engine} is not running (it exited during the run)",
+                       tuple(f"{engine} log: {line}" for line in stack.logs(engine, 15).splitlines()))
     origin = OriginClient(stack.origin.control_url) if stack.origin.control_url else None
     if check.needs_control and origin is None:
         return _result(check, engine, "skipped", "needs the sample origin (not with --origin)")
-    client = Client(stack.endpoints[engine], request_host(policy), stack.ca_file)
-    ctx = Ctx(engine, policy, stack, client, origin)
+    ctx = context(stack, policy, engine, origin)
     started = time.monotonic()
     try:
         check.run(ctx)
@@ -85,6 +103,11 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
         if origin is not None:
             origin.close()
     return _result(check, engine, "passed", "; ".join(ctx.notes), started=started)
+
+
+def context(stack: Stack, policy: Policy, engine: str, origin: OriginClient | None) -> Ctx:
+    """What a check (or a measurement) uses to reach ``engine`` and program ``origin``."""
+    return Ctx(engine, policy, stack, Client(stack.endpoints[engine], request_host(policy), stack.ca_file), origin)
 
 
 def _details(ctx: Ctx) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ COLLAPSE_REQUESTS = 8
 STALE_WAIT_LIMIT = 6
 
 
-def _cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule | None:
+def cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule | None:
     """The first cacheable rule a probe can reach (the default rule last). ``plain``: one that
     neither strips nor keys on cookies; ``respect``: one that respects origin headers."""
     for rule in (*policy.rules, policy.default_rule):
@@ -38,7 +38,7 @@ def _cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = Fals
 
 
 def _rule_or_skip(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule:
-    rule = _cacheable_rule(policy, respect=respect, plain=plain)
+    rule = cacheable_rule(policy, respect=respect, plain=plain)
     if rule is None:
         kind = " that respects origin headers" if respect else ""
         kind += " that neither strips nor keys on cookies" if plain else ""
