@@ -11,9 +11,9 @@ from generator import __version__
 from generator.errors import CachewrightError
 
 from . import ui
-from .commands import capabilities, compile, explain, init, purge, schema, serve, test, verify
+from .commands import capabilities, compare, compile, explain, init, purge, schema, serve, test, verify
 
-COMMANDS = (init, compile, verify, test, serve, explain, purge, capabilities, schema)
+COMMANDS = (init, compile, verify, test, compare, serve, explain, purge, capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,78 @@
+"""Reproduce the nginx-vs-Varnish comparison on the examples and print the figures docs/compare.md
+records (one row per example and engine).
+
+    python benchmarks/compare/run.py                       # every example, the command's defaults
+    python benchmarks/compare/run.py examples/shop/policy.yaml --body-size 16384 --out build/compare
+
+Each example runs ``cachewright compare`` in-process with the given settings, writes its JSON and
+HTML report to ``--out``, and contributes rows: cached-hit throughput generated vs baseline (best
+of the rounds), engine CPU per hit, herd origin requests, stale share with the origin down, Zipf
+hit ratio vs the ideal, RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from generator.load import load  # noqa: E402
+from harness.compare.measure import Settings  # noqa: E402
+from harness.compare.render import html_report  # noqa: E402
+from harness.compare.run import compare  # noqa: E402
+from harness.local import LocalRuntime  # noqa: E402
+
+EXAMPLES = ("static-site", "wordpress", "api", "shop")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("policies", nargs="*", type=Path,
+                        default=[ROOT / "examples" / name / "policy.yaml" for name in EXAMPLES])
+    defaults = Settings()
+    parser.add_argument("--rounds", type=int, default=defaults.rounds)
+    parser.add_argument("--duration", type=float, default=defaults.duration_s)
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--body-size", type=int, default=defaults.body_size)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "compare")
+    args = parser.parse_args(argv)
+    settings = dataclasses.replace(defaults, rounds=args.rounds, duration_s=args.duration,
+                                   concurrency=args.concurrency, body_size=args.body_size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print("| policy | engine | hit req/s generated | baseline | ratio | CPU µs/hit generated | baseline "
+          "| herd origin requests | stale share (origin down) | Zipf hit ratio | ideal | RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    started = time.monotonic()
+    for path in args.policies:
+        policy = load(path)
+        report = compare(policy, str(path.resolve().relative_to(ROOT)), lambda c: LocalRuntime(configs=c),
+                         ("nginx", "varnish"), settings, correctness=False)
+        (args.out / f"{policy.name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (args.out / f"{policy.name}.html").write_text(html_report(report), encoding="utf-8")
+        for engine, perf in report["performance"].items():
+            print(_row(policy.name, engine, perf), flush=True)
+    print(f"\n{len(args.policies)} policies in {time.monotonic() - started:.0f} s; settings: "
+          f"{json.dumps(settings.to_json())}; reports in {args.out}")
+    return 0
+
+
+def _row(name: str, engine: str, perf: dict[str, Any]) -> str:
+    cpu = perf["cpu_us_per_hit"]
+    down = perf["origin_down"]
+    zipf = perf["zipf"]
+    share = f"{down['share'] * 100:.0f}%" if down.get("share") is not None else down.get("skipped", "n/a")
+    return (f"| {name} | {engine} | {perf['hit']['rps']:,.0f} | {perf['baseline_hit']['rps']:,.0f} | "
+            f"{perf['throughput_ratio']:.3f} | {cpu['generated']:.1f} | {cpu['baseline']:.1f} | "
+            f"{perf['herd']['origin_requests']} | {share} | {zipf['hit_ratio'] * 100:.1f}% | "
+            f"{zipf['ideal'] * 100:.1f}% | {perf['rss_kb'] / 1024:.0f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""``cachewright compare``: for this policy, which engine? Capabilities, correctness, performance."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from generator.load import load
+
+from .. import ui
+from ..compare.measure import Settings
+from ..compare.render import html_report, text_report
+from ..compare.run import compare
+from ..report import should_color
+from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare", help="run nginx and Varnish on one policy: capabilities, correctness, performance",
+        description="Start both engines on POLICY (and each engine's hand-written baseline config), "
+                    "run every derived check and scenario, then measure each engine in turn: "
+                    "cached-hit throughput and latency, cold misses, a thundering herd, a slow "
+                    "origin, the origin down, a Zipf request mix, memory. Exit 0 when every check "
+                    "passed (with --strict, also every performance target met).",
+        epilog="examples:\n  cachewright compare examples/shop/policy.yaml\n"
+               "  cachewright compare policy.yaml --json report.json --html report.html\n"
+               "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("policy", type=Path, help="policy YAML file")
+    add_run_options(p)
+    d = Settings()
+    p.add_argument("--concurrency", type=_positive, default=d.concurrency, metavar="N",
+                   help=f"connections for the cached-hit load (default: {d.concurrency})")
+    p.add_argument("--duration", type=_positive_float, default=d.duration_s, metavar="SECONDS",
+                   help=f"length of each cached-hit load run (default: {d.duration_s:g})")
+    p.add_argument("--rounds", type=_positive, default=d.rounds, metavar="N",
+                   help=f"cached-hit runs per engine, alternating with the baseline; the best of "
+                        f"each counts (default: {d.rounds})")
+    p.add_argument("--body-size", type=_positive, default=d.body_size, metavar="BYTES",
+                   help=f"size of the cached responses the loads fetch (default: {d.body_size})")
+    p.add_argument("--herd", type=_positive, default=d.herd_size, metavar="N",
+                   help=f"concurrent cold requests in the thundering-herd test (default: {d.herd_size})")
+    p.add_argument("--zipf-requests", type=_positive, default=d.zipf_requests, metavar="N",
+                   help=f"requests in the Zipf mix (default: {d.zipf_requests})")
+    p.add_argument("--zipf-keys", type=_positive, default=d.zipf_keys, metavar="N",
+                   help=f"distinct keys in the Zipf mix (default: {d.zipf_keys})")
+    p.add_argument("--no-correctness", action="store_true",
+                   help="skip the derived checks and scenarios (performance only)")
+    p.add_argument("--scenarios", action="append", type=Path, metavar="FILE",
+                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
+    p.add_argument("--no-scenarios", action="store_true", help="run no scenarios")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 also when a performance target is missed")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="write a self-contained HTML page with tables and charts (needs matplotlib)")
+    p.set_defaults(run=run)
+
+
+def _progress(text: str) -> None:
+    """Where the comparison is (stderr, so stdout holds only the report); not with --quiet."""
+    if ui.level >= ui.NORMAL:
+        print(f"compare: {text}", file=sys.stderr, flush=True)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a whole number of at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"{text}: expected seconds between 0 and 600")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.origin or args.origin_image:
+        raise UsageError("compare programs and counts the sample origin; --origin and --origin-image "
+                         "are not supported here (use `cachewright test` with your own origin)")
+    policy = load(args.policy)
+    selected = engines(args)
+    settings = Settings(concurrency=args.concurrency, duration_s=args.duration, rounds=args.rounds,
+                        herd_size=args.herd, body_size=args.body_size, zipf_requests=args.zipf_requests,
+                        zipf_keys=args.zipf_keys)
+    scenarios = () if args.no_correctness else scenarios_of(args)
+    if args.html:
+        html_report({})  # fail now, not after the measurements, when matplotlib is missing
+    report = compare(policy, str(args.policy), lambda configs: runtime(args, configs), selected, settings,
+                     correctness=not args.no_correctness, scenarios=scenarios,
+                     run_scenarios=lambda stack, pol, names: run_scenarios(scenarios, stack, pol, names),
+                     progress=_progress)
+    print(text_report(report, color=should_color(sys.stdout)), end="")
+    write_report(args.json, json.dumps(report, indent=2) + "\n")
+    if args.html:
+        write_report(args.html, html_report(report))
+    failed = any(summary["failed"] for summary in report.get("correctness", {}).values())
+    missed = any(target["met"] is False for target in report["targets"])
+    return 1 if failed or (args.strict and missed) else 0

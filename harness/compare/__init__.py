@@ -1,0 +1,1 @@
+"""``cachewright compare``: run both engines under one policy and report how they differ."""

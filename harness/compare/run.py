@@ -1,0 +1,260 @@
+"""``cachewright compare``: one policy on both engines -- capabilities, correctness, performance.
+
+    report = compare(policy, "policy.yaml", runtime_for, ("nginx", "varnish"), Settings())
+
+Two stacks run side by side, each with its own sample origin: the generated configs, and the
+hand-written baselines (``harness.compare.baseline``). Correctness is ``cachewright test``'s
+derived checks and scenarios on the generated stack. Then each engine in turn is measured
+(``harness.compare.measure``), its cached-hit throughput alternating with its baseline's for
+``rounds`` rounds; the best round of each gives the ratio (the least disturbed run of each).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from generator.capabilities import used_features
+from generator.model import Policy
+
+from .. import checks
+from ..api import Runtime, Stack
+from ..origin_client import OriginClient
+from ..prepare import Configs, generated
+from ..results import CheckResult
+from ..scenarios import Scenario
+from .baseline import baseline_configs
+from .load import LoadResult
+from .measure import (
+    Settings,
+    Target,
+    hit_probe,
+    measure_cold_miss,
+    measure_herd,
+    measure_hit,
+    measure_hit_latency,
+    measure_origin_down,
+    measure_slow_origin,
+    measure_zipf,
+    prepare_hit,
+    rss_kb,
+    stale_probe,
+)
+
+FORMAT_VERSION = 1
+THROUGHPUT_TARGET = 0.95
+ZIPF_GAP_TARGET = 2.0
+#: a runtime for a config source (generated or baseline)
+RuntimeFor = Callable[[Configs], Runtime]
+#: runs the scenarios on a stack; the command passes ``cachewright test``'s own runner
+ScenarioRunner = Callable[[Stack, Policy, tuple[str, ...]], list[CheckResult]]
+Progress = Callable[[str], None]
+
+
+def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: tuple[str, ...],
+            settings: Settings, *, correctness: bool = True, scenarios: Sequence[Scenario] = (),
+            run_scenarios: ScenarioRunner | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """The whole comparison as a JSON-able report (``harness.compare.render`` draws it)."""
+    say = progress or (lambda _: None)
+    generated_runtime = runtime_for(generated)
+    report: dict[str, Any] = {
+        "format": "cachewright-compare", "version": FORMAT_VERSION,
+        "policy": {"name": policy.name, "file": policy_file},
+        "runtime": generated_runtime.name,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(engines),
+        "settings": {**settings.to_json(), "load_tool": load_tool()},
+        "capabilities": capability_rows(policy),
+    }
+    with ExitStack() as stacks:
+        say("starting the generated configs and the baselines")
+        stack = stacks.enter_context(generated_runtime.start(policy, engines))
+        base = stacks.enter_context(runtime_for(baseline_configs).start(policy, engines))
+        if correctness:
+            say("correctness: derived checks and scenarios")
+            results = checks.run_checks(checks.derive(policy), stack, policy, engines)
+            if run_scenarios is not None and scenarios:
+                results += run_scenarios(stack, policy, engines)
+            report["correctness"] = {e: correctness_summary(results, e) for e in engines}
+        performance = {}
+        for engine in engines:
+            say(f"performance: {engine}")
+            performance[engine] = measure_engine(stack, base, policy, engine, settings)
+        report["performance"] = performance
+    report["targets"] = targets(report)
+    report["verdict"] = verdict(report)
+    return report
+
+
+def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, settings: Settings) -> dict[str, Any]:
+    """Every measurement of one engine (the other engines are idle meanwhile)."""
+    with _target(stack, policy, engine, settings) as target, _target(base, policy, engine, settings) as baseline:
+        probe = hit_probe(target.ctx)
+        hits, base_hits = [], []
+        prepare_hit(target, probe)
+        prepare_hit(baseline, probe)
+        for _ in range(max(1, settings.rounds)):
+            hits.append(measure_hit(target, probe))
+            base_hits.append(measure_hit(baseline, probe))
+        best, best_base = _best(hits), _best(base_hits)
+        collapse = policy.cache.collapse_requests
+        stale = stale_probe(target.ctx)
+        windows = policy.cache.stale
+        hit_p50 = measure_hit_latency(target, probe)
+        return {
+            "hit": best, "hit_rounds": [h["rps"] for h in hits],
+            "baseline_hit": best_base, "baseline_rounds": [h["rps"] for h in base_hits],
+            "throughput_ratio": best["rps"] / best_base["rps"] if best_base["rps"] else None,
+            "cpu_us_per_hit": {"generated": _least_cpu(hits), "baseline": _least_cpu(base_hits)},
+            "rule": probe.rule.name,
+            "cold_miss": measure_cold_miss(target, probe),
+            "herd": measure_herd(target, probe, collapse),
+            "slow_origin": measure_slow_origin(target, stale, windows.while_revalidate, hit_p50),
+            "origin_down": measure_origin_down(target, stale, windows.if_error),
+            "zipf": measure_zipf(target, probe),
+            "rss_kb": rss_kb(stack, engine),
+        }
+
+
+class _target:  # noqa: N801 - a context manager used like a function
+    """A ``Target`` for ``engine`` of ``stack`` whose origin control client is closed on exit."""
+
+    def __init__(self, stack: Stack, policy: Policy, engine: str, settings: Settings) -> None:
+        self.origin = OriginClient(stack.origin.control_url)
+        self.target = Target(checks.context(stack, policy, engine, self.origin), settings)
+
+    def __enter__(self) -> Target:
+        return self.target
+
+    def __exit__(self, *exc: object) -> None:
+        self.origin.close()
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(runs, key=lambda run: run["rps"])
+
+
+def _least_cpu(runs: list[dict[str, Any]]) -> float | None:
+    """The engine's least CPU time per hit over the rounds (None where the runtime has no pids)."""
+    values = [run["cpu_us_per_request"] for run in runs if run["cpu_us_per_request"] is not None]
+    return min(values) if values else None
+
+
+# --------------------------------------------------------------------------- report sections
+
+
+def capability_rows(policy: Policy) -> list[dict[str, Any]]:
+    """Each feature the policy uses: native / module / unsupported per engine, and the way out."""
+    rows = []
+    for feature in used_features(policy):
+        accepted = [e for e in ("nginx", "varnish") if feature.id in policy.accepted_missing(e)]
+        rows.append({"feature": feature.id, "title": feature.title,
+                     "nginx": feature.nginx.level, "varnish": feature.varnish.level,
+                     "how": {"nginx": feature.nginx.how, "varnish": feature.varnish.how},
+                     "alternative": feature.alternative or None, "accepted_missing": accepted})
+    return rows
+
+
+def correctness_summary(results: Sequence[CheckResult], engine: str) -> dict[str, Any]:
+    mine = [r for r in results if r.engine == engine]
+    summary: dict[str, Any] = {o: sum(r.outcome == o for r in mine)
+                               for o in ("passed", "failed", "unsupported", "skipped")}
+    summary["failures"] = [{"check": r.check_id, "message": r.message} for r in mine if r.failed]
+    summary["unsupported_checks"] = [{"check": r.check_id, "message": r.message}
+                                     for r in mine if r.outcome == "unsupported"]
+    return summary
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, per engine: throughput vs baseline, herd, stale share, Zipf gap."""
+    out = []
+    for engine, perf in report.get("performance", {}).items():
+        out.append(_target_row(f"cached-hit throughput generated/baseline >= {THROUGHPUT_TARGET}", engine,
+                               perf["throughput_ratio"], THROUGHPUT_TARGET,
+                               lambda v: v >= THROUGHPUT_TARGET))
+        herd = perf["herd"]
+        if herd.get("collapse_requests"):
+            out.append(_target_row("herd: origin requests", engine, herd["origin_requests"], 1,
+                                   lambda v: v == 1))
+        down = perf["origin_down"]
+        if "skipped" not in down:
+            out.append(_target_row("origin down: share answered from stale (inside stale.if_error)",
+                                   engine, down["share"], 1.0, lambda v: v == 1.0))
+        zipf = perf["zipf"]
+        out.append(_target_row(f"zipf hit ratio within {ZIPF_GAP_TARGET:g} points of the ideal", engine,
+                               zipf["gap_points"], ZIPF_GAP_TARGET, lambda v: v <= ZIPF_GAP_TARGET))
+    return out
+
+
+def _target_row(name: str, engine: str, value: float | None, target: float,
+                met: Callable[[float], bool]) -> dict[str, Any]:
+    return {"name": name, "engine": engine, "value": value, "target": target,
+            "met": met(value) if value is not None else None}
+
+
+def verdict(report: dict[str, Any]) -> list[str]:
+    """A few sentences a reader can act on: what each engine lacks, fails and does best."""
+    lines = []
+    for engine in ("nginx", "varnish"):
+        lacking = [f["feature"] for f in report["capabilities"] if f[engine] == "unsupported"]
+        if lacking:
+            lines.append(f"{engine} lacks {', '.join(lacking)} for this policy "
+                         "(see the alternatives above).")
+    for engine, summary in report.get("correctness", {}).items():
+        if summary["failed"]:
+            lines.append(f"{engine} fails {summary['failed']} check(s): it does not do what the policy says.")
+        else:
+            lines.append(f"{engine} passes every check that applies to it ({summary['passed']} passed, "
+                         f"{summary['unsupported']} unsupported).")
+    perf = report.get("performance", {})
+    if {"nginx", "varnish"} <= set(perf):
+        n, v = perf["nginx"]["hit"]["rps"], perf["varnish"]["hit"]["rps"]
+        if n and v:
+            faster, slower, ratio = ("nginx", "varnish", n / v) if n >= v else ("varnish", "nginx", v / n)
+            lines.append(f"Cached hits: {faster} served {ratio:.2f}x the requests per second of {slower} "
+                         f"({max(n, v):,.0f} vs {min(n, v):,.0f}) on this machine.")
+    missed = [t for t in report.get("targets", []) if t["met"] is False]
+    if missed:
+        lines.append("Targets missed: " + "; ".join(f"{t['name']} [{t['engine']}]" for t in missed) + ".")
+    return lines
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def machine(engines: Sequence[str]) -> dict[str, Any]:
+    """Where the figures were measured: CPUs, platform, the local engines' versions."""
+    versions = {}
+    for name, argv in (("nginx", ["nginx", "-v"]), ("varnish", ["varnishd", "-V"]),
+                       ("hitch", ["hitch", "--version"])):
+        if shutil.which(argv[0]):
+            versions[name] = _version(argv)
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "engines": versions}
+
+
+def _version(argv: list[str]) -> str:
+    """The first ``N.N[.N]`` a program prints about itself (either stream), or "unknown"."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    found = re.search(r"\d+\.\d+(?:\.\d+)?", done.stdout + done.stderr)
+    return found[0] if found else "unknown"
+
+
+def load_tool() -> str:
+    """What measures cached-hit throughput: wrk when installed, else the builtin client."""
+    if shutil.which("wrk"):
+        return f"wrk {_version(['wrk', '--version'])}"
+    return "builtin (install wrk for higher load)"
+
+
+__all__ = ["LoadResult", "Settings", "THROUGHPUT_TARGET", "compare"]

@@ -1,0 +1,189 @@
+"""``cachewright compare``: the end-to-end run on both real engines with a short load, the
+baseline configs, and the pieces of the report that are pure functions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.load import load, loads
+from generator.pipeline import Options
+from harness.cli import main
+from harness.client import Client
+from harness.compare.baseline import baseline_configs
+from harness.compare.measure import Probe
+from harness.compare.run import capability_rows, targets, verdict
+from harness.local import LocalRuntime
+from harness.origin_client import OriginClient
+from harness.prepare import Placement
+from harness.probe import Request
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+ENGINES = ("nginx", "varnish")
+SHORT = ["--duration", "1", "--rounds", "1", "--concurrency", "8", "--herd", "10",
+         "--zipf-requests", "1500", "--zipf-keys", "150"]
+PERFORMANCE_SECTIONS = ("hit", "baseline_hit", "throughput_ratio", "cpu_us_per_hit", "cold_miss", "herd",
+                        "slow_origin", "origin_down", "zipf", "rss_kb")
+
+
+@pytest.fixture(scope="module")
+def shop_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, int]:
+    """One short comparison of the shop example (HTTPS, stale windows, collapse), run once."""
+    out = tmp_path_factory.mktemp("compare")
+    code = main(["compare", str(EXAMPLES / "shop" / "policy.yaml"), *SHORT,
+                 "--json", str(out / "report.json"), "--html", str(out / "report.html")])
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    return report, (out / "report.html").read_text(encoding="utf-8"), code
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_compare_reports_every_section_for_both_engines(shop_report: tuple[dict[str, Any], str, int]) -> None:
+    report, _, code = shop_report
+    assert code == 0, report.get("correctness")
+    for key in ("policy", "runtime", "machine", "settings", "capabilities", "correctness", "performance",
+                "targets", "verdict"):
+        assert report[key], key
+    assert set(report["correctness"]) == set(report["performance"]) == set(ENGINES)
+    for engine in ENGINES:
+        summary = report["correctness"][engine]
+        assert summary["passed"] > 50 and summary["failed"] == 0, summary["failures"]
+        perf = report["performance"][engine]
+        assert set(PERFORMANCE_SECTIONS) <= set(perf)
+        # every hit was a hit: the origin saw nothing during the load, on either config
+        assert perf["hit"]["requests"] > 1000 and perf["hit"]["origin_requests"] == 0
+        assert perf["baseline_hit"]["requests"] > 1000 and perf["baseline_hit"]["origin_requests"] == 0
+        assert perf["hit"]["errors"] == 0 and perf["hit"]["status_errors"] == 0
+        assert 0 < perf["throughput_ratio"] < 10
+        assert perf["cpu_us_per_hit"]["generated"] > 0 and perf["cpu_us_per_hit"]["baseline"] > 0
+        cold = perf["cold_miss"]
+        assert cold["samples"] == 50 and cold["origin_requests"] == 50  # every one a miss
+        assert perf["herd"]["origin_requests"] == 1 and perf["herd"]["statuses"] == {"200": 10}
+        slow = perf["slow_origin"]  # shop: while_revalidate 30s, the origin slowed to 1 s
+        assert slow["requests"] > 10 and slow["p99_ms"] < 500, slow
+        assert perf["origin_down"]["share"] == 1.0, perf["origin_down"]
+        zipf = perf["zipf"]
+        assert zipf["requests"] == 1500 and zipf["distinct_keys"] <= 150
+        assert zipf["origin_requests"] >= zipf["distinct_keys"]  # each key missed at least once
+        assert abs(zipf["gap_points"]) <= 2.0, zipf
+        assert zipf["timeline"] and all(0 <= ratio <= 1 for _, ratio in zipf["timeline"])
+        assert perf["rss_kb"] > 1000
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_compare_capabilities_name_what_nginx_lacks(shop_report: tuple[dict[str, Any], str, int]) -> None:
+    report, _, _ = shop_report
+    rows = {row["feature"]: row for row in report["capabilities"]}
+    assert rows["purge.tag"]["nginx"] == "unsupported" and rows["purge.tag"]["accepted_missing"] == ["nginx"]
+    assert rows["purge.tag"]["alternative"]
+    assert report["correctness"]["nginx"]["unsupported"] >= 1  # purge.tag checks, reported not passed
+    assert any("nginx lacks" in line and "purge.tag" in line for line in report["verdict"])
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_compare_html_is_one_self_contained_page(shop_report: tuple[dict[str, Any], str, int]) -> None:
+    _, page, _ = shop_report
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("<svg") == 4
+    for remote in ('src="http', 'href="http', "<script", "<link", "@import", "url(http", "<img"):
+        assert remote not in page, remote
+    assert "nginx" in page and "varnish" in page and "shop" in page
+
+
+@pytest.mark.engine
+def test_baselines_start_and_cache_on_both_engines() -> None:
+    """The hand-written baselines run in the harness like the generated configs and store a
+    plain GET: of two requests, only the first reaches the origin (each engine its own cache)."""
+    policy = load(EXAMPLES / "static-site" / "policy.yaml")
+    with LocalRuntime(configs=baseline_configs).start(policy, ENGINES) as stack, \
+            OriginClient(stack.origin.control_url) as origin:
+        origin.add_rule({"path": "/x", "cache_control": "max-age=60"})
+        for engine in ENGINES:
+            conf = stack.run_dir / engine / ("nginx.conf" if engine == "nginx" else "default.vcl")
+            assert "compare baseline" in conf.read_text()
+            client = Client(stack.endpoints[engine], "static.example.com", stack.ca_file)
+            before = origin.count("/x")
+            assert [client.request("GET", "/x").status for _ in range(2)] == [200, 200]
+            assert origin.count("/x") - before == 1, engine
+
+
+def test_baseline_refuses_a_value_that_is_not_a_plain_address() -> None:
+    policy = load(EXAMPLES / "static-site" / "policy.yaml")
+    place = Placement("127.0.0.1", 8080, 8443, "origin;\n  include /etc/passwd", 80)
+    with pytest.raises(ValueError, match="not a plain address"):
+        baseline_configs(policy, "nginx", place, Options())
+
+
+def test_baseline_keeps_hitch_and_the_proxy_listener_of_the_generated_files() -> None:
+    policy = load(EXAMPLES / "shop" / "policy.yaml")
+    place = Placement("127.0.0.1", 8080, 8443, "127.0.0.1", 9000, "/tls/server.crt", "/tls/server.key")
+    files = baseline_configs(policy, "varnish", place, Options())
+    assert "backend origin" in files["default.vcl"].text and "import" not in files["default.vcl"].text
+    args = files["varnishd.args"].text
+    assert "-a http=127.0.0.1:8080" in args and re.search(r"^-a https=\S+,PROXY", args, re.M)
+    assert "hitch.conf" in files
+    nginx = baseline_configs(policy, "nginx", place, Options())["nginx.conf"].text
+    assert "listen 127.0.0.1:8443 ssl;" in nginx and 'ssl_certificate "/tls/server.crt";' in nginx
+    assert "proxy_cache_valid 200 10m;" in nginx and "map " not in nginx
+
+
+def test_variants_stay_in_the_rule_and_the_origin_pattern_covers_them() -> None:
+    policy = loads("version: 1\nname: v\norigin: {url: 'http://a:1'}\nlisten: {http: {port: 80}}\n"
+                   "rules:\n  - name: r\n    match: {path_prefix: '/a'}\n    ttl: 1m\n", "v.yaml")
+    req = Request("GET", "/a[1]?/cwTAG.css", "example.com")
+    probe = Probe(policy.rules[0], req, "cwTAG")
+    assert probe.variant("z7").path == "/a[1]?/cwTAGz7.css"
+    assert probe.origin_pattern() == {"pattern": "/a[[]1][?]/cwTAG*.css"}
+    in_query = Probe(policy.rules[0], Request("GET", "/a/x", "example.com", query="t=cwTAG"), "cwTAG")
+    assert in_query.variant("z1").query == "t=cwTAGz1" and in_query.origin_pattern() == {"path": "/a/x"}
+
+
+def _perf(ratio: float, herd: int, share: float | None, gap: float) -> dict[str, Any]:
+    down: dict[str, Any] = {"skipped": "no if_error"} if share is None else {"share": share}
+    return {"throughput_ratio": ratio, "herd": {"origin_requests": herd, "collapse_requests": True},
+            "origin_down": down, "zipf": {"gap_points": gap}, "hit": {"rps": 1000.0}}
+
+
+def test_targets_are_judged_per_engine() -> None:
+    report = {"performance": {"nginx": _perf(0.96, 1, 1.0, 0.5), "varnish": _perf(0.90, 3, None, 2.5)}}
+    met = {(t["engine"], t["name"].split(":")[0].split(" ")[0]): t["met"] for t in targets(report)}
+    assert met[("nginx", "cached-hit")] is True and met[("varnish", "cached-hit")] is False
+    assert met[("nginx", "herd")] is True and met[("varnish", "herd")] is False
+    assert met[("nginx", "origin")] is True and ("varnish", "origin") not in met  # no window: not judged
+    assert met[("nginx", "zipf")] is True and met[("varnish", "zipf")] is False
+
+
+def test_verdict_names_missing_features_failures_and_missed_targets() -> None:
+    policy = load(EXAMPLES / "shop" / "policy.yaml")
+    report: dict[str, Any] = {
+        "capabilities": capability_rows(policy),
+        "correctness": {"nginx": {"passed": 70, "failed": 2, "unsupported": 3},
+                        "varnish": {"passed": 75, "failed": 0, "unsupported": 0}},
+        "performance": {"nginx": _perf(0.9, 1, 1.0, 0.0), "varnish": _perf(1.0, 1, 1.0, 0.0)},
+    }
+    report["targets"] = targets(report)
+    lines = verdict(report)
+    assert any(line.startswith("nginx lacks") and "purge.tag" in line for line in lines)
+    assert any(line.startswith("nginx fails 2 check(s)") for line in lines)
+    assert any(line.startswith("varnish passes every check") for line in lines)
+    assert any(line.startswith("Targets missed") and "[nginx]" in line for line in lines)
+
+
+def test_compare_refuses_a_users_origin(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--origin", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "--origin" in capsys.readouterr().err
+
+
+def test_compare_bad_load_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--duration", "0"])
+    assert exc.value.code == 2
+    assert "between 0 and 600" in capsys.readouterr().err
