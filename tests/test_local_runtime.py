@@ -6,7 +6,6 @@ records, readiness failures with logs, missing binaries, and no leftovers after 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import ssl
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from processes import gone
 
 from generator.load import loads
 from generator.model import Policy
@@ -242,19 +242,6 @@ with LocalRuntime().start(loads(sys.argv[1], "child.yaml"), ("nginx", "varnish")
 """
 
 
-def _gone(pid: int) -> bool:
-    """Exited: no such process, or only a zombie left (its parent may be an init that never reaps)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return any(line.startswith("State:") and line.split()[1] in ("Z", "X") for line in status.splitlines())
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
     child = subprocess.Popen([sys.executable, "-c", CHILD, POLICY], cwd=REPO, text=True,
@@ -264,7 +251,7 @@ def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
         started = json.loads(child.stdout.readline() or "{}")
         assert started, child.communicate(timeout=30)[1]
         pids, run_dir = started["pids"], Path(started["run_dir"])
-        assert len(pids) >= 6 and run_dir.is_dir() and not any(_gone(p) for p in pids)
+        assert len(pids) >= 6 and run_dir.is_dir() and not any(gone(p) for p in pids)
         child.send_signal(signum)
         _, err = child.communicate(timeout=30)
     finally:
@@ -272,5 +259,5 @@ def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
             child.kill()
             child.communicate()
     assert "KeyboardInterrupt" in err or "Terminated" in err, err
-    assert [p for p in pids if not _gone(p)] == []
+    assert [p for p in pids if not gone(p)] == []
     assert not run_dir.exists()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import wait_gone
 
 from generator.load import loads
 from generator.model import Policy
@@ -45,27 +46,6 @@ NO_DOCKER = "unix:///nonexistent.sock"
 
 def policy() -> Policy:
     return loads(POLICY, "robust.yaml")
-
-
-def _gone(pid: int) -> bool:
-    """Exited (or only a zombie left)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return any(line.startswith("State:") and line.split()[1] in ("Z", "X")
-               for line in status.splitlines())
-
-
-def _wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (left := [p for p in pids if not _gone(p)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 def _crash_run(kill_group: bool) -> tuple[list[CheckResult], bool, list[int], Path]:
@@ -100,7 +80,7 @@ def test_engine_crash_fails_its_checks_and_cleanup_leaves_nothing() -> None:
     assert all(any(d.startswith("nginx log:") for d in r.details) for r in nginx)
     assert all(r.outcome == "passed" for r in varnish), [r.message for r in varnish]
     assert not run_dir.exists()
-    assert not _wait_gone(pids)
+    assert not wait_gone(pids)
 
 
 @pytest.mark.engine
@@ -110,7 +90,7 @@ def test_master_killed_alone_its_orphaned_workers_are_stopped_at_cleanup() -> No
     results, alive, pids, run_dir = _crash_run(kill_group=False)
     assert not alive
     assert not run_dir.exists()
-    assert not _wait_gone(pids), "processes of the run outlived it"
+    assert not wait_gone(pids), "processes of the run outlived it"
     assert {r.engine for r in results} == set(ENGINES)
 
 

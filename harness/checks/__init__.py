@@ -3,8 +3,8 @@
 The engines run their checks at the same time, each engine several checks at once (the engines
 are separate processes with separate caches, and every check uses fresh paths), so a run takes
 about as long as its slowest engine's longest checks.
-Checks tagged ``exclusive`` change what every engine sees (the origin stops listening), so they
-run afterwards, alone, one engine at a time.
+Checks tagged ``exclusive`` change what other checks see (the origin stops listening, a purge
+of everything empties the cache), so they run afterwards, alone, one engine at a time.
 """
 
 from __future__ import annotations

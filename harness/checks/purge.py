@@ -366,7 +366,7 @@ def _kind_checks(kinds: tuple[str, ...]) -> Iterator[Check]:
                     check_tag, ("purge",), "purge.tag")
     if "all" in kinds:
         yield Check("purge.all", "BAN with Cache-Purge-Scope: all removes everything",
-                    check_all, ("purge",), "purge.all")
+                    check_all, ("purge", "exclusive"), "purge.all")
 
 
 __all__ = ["outsider_address", "purge_checks", "purger_address"]

@@ -1,0 +1,28 @@
+"""Shared test helper: whether the processes a run started are gone."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or only a zombie left (its parent may be an init that never reaps)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return any(line.startswith("State:") and line.split()[1] in ("Z", "X") for line in status.splitlines())
+
+
+def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
+    """The pids still alive after waiting up to ``timeout`` seconds for all of them to go."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if not gone(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
