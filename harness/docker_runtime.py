@@ -332,6 +332,18 @@ class DockerStack:
                 parts.append(f"--- container {container.name} (last {lines} lines)\n{text}")
         return "\n".join(parts) or f"--- no log output from {engine}"
 
+    def pids(self, engine: str) -> list[int]:
+        """Every process of the engine's containers, as host pids (``docker top``), for the
+        memory and CPU figures of ``compare``; empty where the daemon does not say."""
+        pids = []
+        for container in self._engine(engine).containers:
+            try:
+                top = container.top(ps_args="-o pid")
+            except docker.errors.DockerException:
+                continue
+            pids += [int(row[0]) for row in top.get("Processes") or [] if row and str(row[0]).isdigit()]
+        return sorted(pids)
+
     def alive(self, engine: str) -> bool:
         """Whether every container of the engine is still running."""
         return all(_status(c) == "running" for c in self._engine(engine).containers)

@@ -247,18 +247,29 @@ def _expired(target: Target, req: Request, **answer: Any) -> None:
     time.sleep(EXPIRE_WAIT_S)
 
 
-def measure_slow_origin(target: Target, probe: Probe | None, window_s: int, hit_p50_ms: float) -> dict[str, Any]:
-    """Latency while an expired entry is revalidated from a slow origin."""
-    s = target.settings
+def _stale_entry(target: Target, probe: Probe | None, window_s: int, suffix: str,
+                 no_window: str) -> tuple[Request, float] | dict[str, Any]:
+    """A fresh path with an expired entry inside a stale window of ``window_s``, and how long a
+    load on it may run inside that window; or why there is none (the measurement's result)."""
     if probe is None:
         return {"skipped": "no cacheable rule respects the origin's max-age (an entry cannot expire)"}
     if window_s <= 0:
-        return {"skipped": "the policy has no stale.while_revalidate: every expired request waits"}
-    req = probe.variant("slow")
+        return {"skipped": no_window}
+    req = probe.variant(suffix)
     _expired(target, req)
+    return req, max(0.5, min(target.settings.stale_duration_s, window_s - WINDOW_MARGIN_S))
+
+
+def measure_slow_origin(target: Target, probe: Probe | None, window_s: int, hit_p50_ms: float) -> dict[str, Any]:
+    """Latency while an expired entry is revalidated from a slow origin."""
+    s = target.settings
+    entry = _stale_entry(target, probe, window_s, "slow",
+                         "the policy has no stale.while_revalidate: every expired request waits")
+    if isinstance(entry, dict):
+        return entry
+    req, duration = entry
     target.program({"path": req.path}, status=200, cache_control="max-age=1", delay=s.origin_delay_s)
     before = target.count(req.path)
-    duration = max(0.5, min(s.stale_duration_s, window_s - WINDOW_MARGIN_S))
     result = target.load([req], concurrency=4, duration_s=duration)
     return {"origin_delay_s": s.origin_delay_s, "window_s": window_s, "requests": result.requests,
             "errors": result.errors, "statuses": result.to_json()["statuses"],
@@ -269,14 +280,10 @@ def measure_slow_origin(target: Target, probe: Probe | None, window_s: int, hit_
 
 def measure_origin_down(target: Target, probe: Probe | None, window_s: int) -> dict[str, Any]:
     """The share of requests answered with the stored copy while the origin refuses connections."""
-    s = target.settings
-    if probe is None:
-        return {"skipped": "no cacheable rule respects the origin's max-age (an entry cannot expire)"}
-    if window_s <= 0:
-        return {"skipped": "the policy has no stale.if_error: errors reach the client"}
-    req = probe.variant("down")
-    _expired(target, req)
-    duration = max(0.5, min(s.stale_duration_s, window_s - WINDOW_MARGIN_S))
+    entry = _stale_entry(target, probe, window_s, "down", "the policy has no stale.if_error: errors reach the client")
+    if isinstance(entry, dict):
+        return entry
+    req, duration = entry
     with _origin_down(target):
         result = target.load([req], concurrency=4, duration_s=duration)
     total = result.requests + result.errors
