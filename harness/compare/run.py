@@ -195,7 +195,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _target_row(name: str, engine: str, value: float | None, target: float,
                 met: Callable[[float], bool]) -> dict[str, Any]:
-    return {"name": name, "engine": engine, "value": value, "target": target,
+    shown = round(value, 4) + 0.0 if value is not None else None  # + 0.0: no "-0.0"
+    return {"name": name, "engine": engine, "value": shown, "target": target,
             "met": met(value) if value is not None else None}
 
 
