@@ -187,3 +187,18 @@ def test_compare_bad_load_options_exit_2(capsys: pytest.CaptureFixture[str]) -> 
         main(["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--duration", "0"])
     assert exc.value.code == 2
     assert "between 0 and 600" in capsys.readouterr().err
+
+
+@pytest.mark.engine
+def test_a_policy_that_caches_nothing_is_reported_not_measured(tmp_path: Path) -> None:
+    path = tmp_path / "nocache.yaml"
+    path.write_text("version: 1\nname: nocache\norigin: {url: 'http://app:8000'}\nlisten: {http: {port: 80}}\n"
+                    "cache: {default_ttl: 0}\nrules:\n  - name: all\n    match: {path_prefix: /}\n"
+                    "    cache: false\n", encoding="utf-8")
+    out = tmp_path / "report.json"
+    assert main(["compare", str(path), "--no-correctness", *SHORT, "--json", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    for engine in ENGINES:
+        assert "no cacheable rule" in report["performance"][engine]["error"]
+    assert report["targets"] == []
+    assert any(line.startswith("varnish: not measured") for line in report["verdict"])

@@ -33,6 +33,7 @@ from ..scenarios import Scenario
 from .baseline import baseline_configs
 from .load import LoadResult
 from .measure import (
+    MeasureError,
     Settings,
     Target,
     hit_probe,
@@ -86,7 +87,10 @@ def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: 
         performance = {}
         for engine in engines:
             say(f"performance: {engine}")
-            performance[engine] = measure_engine(stack, base, policy, engine, settings)
+            try:
+                performance[engine] = measure_engine(stack, base, policy, engine, settings)
+            except MeasureError as exc:  # e.g. nothing in the policy is cacheable by a plain GET
+                performance[engine] = {"error": str(exc)}
         report["performance"] = performance
     report["targets"] = targets(report)
     report["verdict"] = verdict(report)
@@ -176,6 +180,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, per engine: throughput vs baseline, herd, stale share, Zipf gap."""
     out = []
     for engine, perf in report.get("performance", {}).items():
+        if "error" in perf:
+            continue
         out.append(_target_row(f"cached-hit throughput generated/baseline >= {THROUGHPUT_TARGET}", engine,
                                perf["throughput_ratio"], THROUGHPUT_TARGET,
                                lambda v: v >= THROUGHPUT_TARGET))
@@ -215,7 +221,10 @@ def verdict(report: dict[str, Any]) -> list[str]:
             lines.append(f"{engine} passes every check that applies to it ({summary['passed']} passed, "
                          f"{summary['unsupported']} unsupported).")
     perf = report.get("performance", {})
-    if {"nginx", "varnish"} <= set(perf):
+    for engine, figures in perf.items():
+        if "error" in figures:
+            lines.append(f"{engine}: not measured: {figures['error']}")
+    if {"nginx", "varnish"} <= set(perf) and not any("error" in figures for figures in perf.values()):
         n, v = perf["nginx"]["hit"]["rps"], perf["varnish"]["hit"]["rps"]
         if n and v:
             faster, slower, ratio = ("nginx", "varnish", n / v) if n >= v else ("varnish", "nginx", v / n)
