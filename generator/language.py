@@ -215,7 +215,7 @@ COOKIE_MATCH = Obj("cookie match", {
 MATCH = Obj("match", {
     "path_prefix": Field(Str(PATH, PATH_HINT, 1024), "Path starts with this literal.", None,
                          nginx="escaped, anchored regex in the rule-selection `map`",
-                         varnish="`req.http.X-Cw-Path ~ \"^...\"` in the selection chain",
+                         varnish="`var.get(\"path\") ~ \"^...\"` in the selection chain",
                          nullable=True, example="/static/"),
     "path_regex": Field(REGEX, "Path matches this regular expression (unanchored unless you "
                         "anchor it).", None, nullable=True, example=r"^/p/[0-9]+$"),

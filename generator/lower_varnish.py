@@ -1,8 +1,12 @@
 """Lowering a policy to the Varnish render model (VCL 4.1, Varnish 7.1+).
 
-* First match wins: one ``if / elsif`` chain in ``vcl_recv`` sets the rule; the rule travels to
-  ``vcl_backend_response`` in the ``X-Cachewright-Rule`` request header (VCL has no per-request
-  variable shared between the client and backend sides).
+* First match wins: one ``if / elsif`` chain in ``vcl_recv`` selects the rule. Client-side state
+  lives in ``vmod var`` task variables, which no client can send; what the backend side needs
+  (profile, TTL, refetch state) travels in ``X-Cw-*`` request headers set just before a fetch
+  (a task variable does not cross from the client to the backend side), and
+  ``vcl_backend_fetch`` removes them before the origin sees them.
+* The cache-hit path is kept cheap: one regex rejects every unclean request target and one
+  accepts an already canonical Host, with the slower handling in subroutines only the rest reach.
 * Scheme comes from the listener (``local.socket``: ``http``, or ``https`` for Hitch's PROXY
   listener), never from a client header. Host is lowercased and its port removed, as nginx's
   ``$host``.
@@ -20,6 +24,17 @@ from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_
 
 HFM_TTL = 120
 CHUNK = 50
+
+#: what a request target must not match to skip the slow checks: not origin-form (absolute-form,
+#: or no leading "/"), or a path (up to "?") with a dot segment, a backslash, a malformed escape,
+#: an encoded . / \ NUL or an encoded unreserved character (which nginx would decode).
+_UNRESERVED_ESCAPES = "3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e"
+TARGET_CHECK = (r"(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})"
+                r"|%(?:2e|2f|5c|00|" + _UNRESERVED_ESCAPES + ")))")
+#: a valid Host (before its port and trailing dot are removed), lowercased
+HOST_VALID = r"^(?!\.)(?!.*\.\.)(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$"
+#: a Host that HOST_VALID accepts and lowercasing and removing port and trailing dot leave alone
+HOST_CANONICAL = r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*"
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,10 @@ class VarnishModel:
     connect_timeout: int
     read_timeout: int
     host_header: str | None
-    methods_regex: str
+    methods: tuple[str, ...]
+    target_check: str
+    host_valid: str
+    host_fast: str
     hosts_regex: str | None
     purge_allow: tuple[tuple[str, int], ...]
     purge_kinds: tuple[str, ...]
@@ -124,7 +142,10 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         connect_timeout=policy.origin.connect_timeout,
         read_timeout=policy.origin.read_timeout,
         host_header=policy.origin.host_header,
-        methods_regex="^(?:" + "|".join(_methods(policy)) + ")$",
+        methods=_methods(policy),
+        target_check=TARGET_CHECK,
+        host_valid=HOST_VALID,
+        host_fast=_host_fast(policy),
         hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,
         purge_allow=tuple(_acl(n) for n in policy.purge.allow) if policy.purge else (),
         purge_kinds=policy.purge.kinds if policy.purge else (),
@@ -174,6 +195,13 @@ def _methods(policy: Policy) -> tuple[str, ...]:
     return SAFE_METHODS + extra
 
 
+def _host_fast(policy: Policy) -> str:
+    """Host needs no lowercasing, validation or trimming, and is one the policy serves: the
+    cache-hit path's only Host check (anything else takes the slow path, which decides)."""
+    canonical = f"^(?={HOST_CANONICAL}$)"
+    return canonical + host_regex(policy.listen.hosts) if policy.listen.hosts else canonical
+
+
 def _acl(network: str) -> tuple[str, int]:
     address, _, bits = network.partition("/")
     return address, int(bits) if bits else (128 if ":" in address else 32)
@@ -200,14 +228,13 @@ def _condition(rule: Rule) -> str:
     m = rule.match
     parts = []
     if m.path_prefix:
-        parts.append(f"req.http.X-Cw-Path ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
+        parts.append(f'var.get("path") ~ {vcl_str("^" + literal_regex(m.path_prefix))}')
     if m.path_regex is not None:
-        parts.append(f"req.http.X-Cw-Path ~ {vcl_str(m.path_regex)}")
+        parts.append(f'var.get("path") ~ {vcl_str(m.path_regex)}')
     if m.extensions:
-        parts.append(f"req.http.X-Cw-Path ~ {vcl_str(extensions_regex(m.extensions))}")
+        parts.append(f'var.get("path") ~ {vcl_str(extensions_regex(m.extensions))}')
     if m.methods:
-        regex = "^(?:" + "|".join(m.methods) + ")$"
-        parts.append(f"req.http.X-Cw-Method ~ {vcl_str(regex)}")
+        parts.append(f"req.method ~ {vcl_str(_methods_regex(m.methods))}")
     if m.hosts:
         parts.append(f"req.http.host ~ {vcl_str(host_regex(m.hosts))}")
     for h in m.headers:
@@ -215,6 +242,12 @@ def _condition(rule: Rule) -> str:
     for c in m.cookies:
         parts.append(f"cookie.get({vcl_str(c.name)}) ~ {vcl_str(c.regex or '.')}")
     return " && ".join(f"({p})" for p in parts) or "true"
+
+
+def _methods_regex(methods: tuple[str, ...]) -> str:
+    """A rule's methods; PURGE and BAN select the rule a GET would."""
+    names = (*methods, "PURGE", "BAN") if "GET" in methods else methods
+    return "^(?:" + "|".join(names) + ")$"
 
 
 def _behaviour(rule: Rule) -> Behaviour:

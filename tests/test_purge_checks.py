@@ -199,7 +199,7 @@ def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) ->
 
 def _widen_allow(path: str, text: str) -> str:
     """Everyone on loopback may purge: nginx's geo and allow lines, Varnish's acl."""
-    text = text.replace("        127.0.0.1/32 1;", "        127.0.0.0/8 1;")
+    text = text.replace("        127.0.0.1/32 0;", "        127.0.0.0/8 0;")
     text = text.replace("allow 127.0.0.1/32;", "allow 127.0.0.0/8;")
     return text.replace('"127.0.0.1"/32;', '"127.0.0.0"/8;')
 

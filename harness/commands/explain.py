@@ -456,7 +456,7 @@ def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) 
     """The ``hash_data`` arguments of ``vcl_hash`` for this behaviour."""
     parts = ["req.http.X-Cw-Scheme"] if model.key_scheme else []
     parts += ["req.http.host"] if model.key_host else []
-    parts += ["req.url" if model.key_query else "req.http.X-Cw-Path"]
+    parts += ["req.url" if model.key_query else "var.get(\"path\")"]
     return [*parts, *b.hash_parts]
 
 

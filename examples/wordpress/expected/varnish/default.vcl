@@ -43,79 +43,12 @@ sub vcl_recv {
     if (req.restarts > 0) {
         call cw_recv_restart;
     }
-    # Internal headers are ours alone: whatever a client sent under these names is dropped.
-    unset req.http.X-Cw-Path;
+    # Per-request state lives in task variables (var.*), which no client can send; the few
+    # internal headers a client could send that are read before being set are dropped.
     unset req.http.X-Cw-Rule;
-    unset req.http.X-Cw-Profile;
-    unset req.http.X-Cw-Ttl;
-    unset req.http.X-Cw-Scheme;
-    unset req.http.X-Cw-Method;
     unset req.http.X-Cw-Pass;
-    unset req.http.X-Cw-Refetch;
-    unset req.http.X-Cw-Sie;
-    unset req.http.X-Cw-Outcome;
-    unset req.http.X-Cw-Count;
-    unset req.http.X-Cw-Query;
     # The scheme comes from the listener the connection arrived on, never from the client.
     set req.http.X-Cw-Scheme = "http";
-
-    # An absolute-form request target names the host: it replaces Host (RFC 9112 3.2.2).
-    if (req.url ~ "(?i)^https?://") {
-        set req.http.host = regsub(req.url, "(?i)^https?://([^/?#]*).*$", "\1");
-        set req.url = regsub(req.url, "(?i)^https?://[^/?#]*", "");
-        if (req.url !~ "^/") {
-            set req.url = "/" + req.url;
-        }
-    }
-    if (req.url !~ "^/") {
-        return (synth(400, "Bad Request"));
-    }
-
-    # Path hygiene: dot segments, backslashes, malformed escapes, encoded . / \ NUL and encoded
-    # unreserved characters are refused, so matching the raw path equals matching the decoded one.
-    set req.http.X-Cw-Path = regsub(req.url, "\?.*$", "");
-    if (req.http.X-Cw-Path ~ "(?:^|/)\.\.?(?:/|$)" ||
-        req.http.X-Cw-Path ~ "\x5c" ||
-        req.http.X-Cw-Path ~ "%(?![0-9A-Fa-f]{2})" ||
-        req.http.X-Cw-Path ~ "(?i)%(?:2e|2f|5c|00)" ||
-        req.http.X-Cw-Path ~ "(?i)%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)") {
-        return (synth(400, "Bad Request"));
-    }
-    if (req.method !~ "^(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|PURGE)$") {
-        return (synth(501, "Not Implemented"));
-    }
-
-    # Host: validated, lowercased, without port or trailing dot (as nginx's $host).
-    if (req.http.host) {
-        set req.http.host = std.tolower(req.http.host);
-        if (req.http.host !~ "^(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$" ||
-            req.http.host ~ "\.\." || req.http.host ~ "^\.") {
-            return (synth(400, "Bad Request"));
-        }
-        set req.http.host = regsub(regsub(req.http.host, ":[0-9]+$", ""), "\.$", "");
-    } elsif (req.proto == "HTTP/1.1") {
-        return (synth(400, "Bad Request"));
-    } else {
-        set req.http.host = "";
-    }
-
-    # Several Cookie lines (HTTP/2) become one, as nginx's $http_cookie.
-    std.collect(req.http.Cookie, "; ");
-    if ((req.method == "PURGE" || req.method == "BAN") && client.ip !~ cw_purgers) {
-        return (synth(403, "Forbidden"));
-    }
-
-    # Ignored query parameters leave both the key and the request the origin receives.
-    if (req.url ~ "\?") {
-        set req.http.X-Cw-Query = regsuball(regsub(req.url, "^[^?]*\?", ""), "(?:^|(?<=&))(?:utm_[^&=]*|fbclid)(?:=[^&]*)?(?:&|$)", "");
-        set req.http.X-Cw-Query = regsub(req.http.X-Cw-Query, "&+$", "");
-        if (req.http.X-Cw-Query == "") {
-            set req.url = req.http.X-Cw-Path;
-        } else {
-            set req.url = req.http.X-Cw-Path + "?" + req.http.X-Cw-Query;
-        }
-        unset req.http.X-Cw-Query;
-    }
 
     # Forwarding headers come from us, never from the client.
     unset req.http.X-Forwarded-Host;
@@ -137,21 +70,58 @@ sub vcl_recv {
     unset req.http.X_HTTP_Method;
     unset req.http.X_Method_Override;
     unset req.http.scheme;
+
+    # One match finds every request target that is not a clean origin-form path: absolute-form
+    # targets (RFC 9112 3.2.2), dot segments, backslashes, malformed escapes, encoded . / \ NUL
+    # and encoded unreserved characters. Refusing those makes matching the raw path equal
+    # matching the decoded one.
+    if (req.url ~ "(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})|%(?:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)))") {
+        call cw_recv_target;
+    }
+    var.set("path", regsub(req.url, "\?.*$", ""));
+    if (req.method != "GET" &&
+        req.method != "HEAD" &&
+        req.method != "POST" &&
+        req.method != "PUT" &&
+        req.method != "PATCH" &&
+        req.method != "DELETE" &&
+        req.method != "OPTIONS" &&
+        req.method != "PURGE") {
+        return (synth(501, "Not Implemented"));
+    }
+
+    # Host: validated, lowercased, without port or trailing dot (as nginx's $host). A Host that
+    # is already all of that takes one match.
+    if (req.http.host !~ "^(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$)") {
+        call cw_recv_host;
+    }
+    # Several Cookie lines (HTTP/2) become one, as nginx's $http_cookie.
+    std.collect(req.http.Cookie, "; ");
+    if ((req.method == "PURGE" || req.method == "BAN") && client.ip !~ cw_purgers) {
+        return (synth(403, "Forbidden"));
+    }
+
+    # Ignored query parameters leave both the key and the request the origin receives.
+    if (req.url != var.get("path")) {
+        var.set("query", regsub(regsuball(regsub(req.url, "^[^?]*\?", ""), "(?:^|(?<=&))(?:utm_[^&=]*|fbclid)(?:=[^&]*)?(?:&|$)", ""), "&+$", ""));
+        if (var.get("query") == "") {
+            set req.url = var.get("path");
+        } else {
+            set req.url = var.get("path") + "?" + var.get("query");
+        }
+    }
+
     set req.http.X-Forwarded-For = client.ip;
     set req.http.X-Real-IP = client.ip;
     set req.http.X-Forwarded-Proto = req.http.X-Cw-Scheme;
     cookie.parse(req.http.Cookie);
 
     # Rule selection: first match wins. Purges select the rule a GET would.
-    set req.http.X-Cw-Method = req.method;
-    if (req.method == "PURGE" || req.method == "BAN") {
-        set req.http.X-Cw-Method = "GET";
-    }
     call cw_select_1;
     if (!req.http.X-Cw-Rule) {
         # cachewright: rule default (requests no rule matches)
         set req.http.X-Cw-Rule = "default";
-        set req.http.X-Cw-Profile = "p4";
+        var.set("profile", "p4");
         set req.http.X-Cw-Ttl = "600";
     }
     if (req.method == "PURGE" || req.method == "BAN") {
@@ -160,22 +130,22 @@ sub vcl_recv {
 
     # Per-rule request handling and the safe defaults.
     # cachewright: rule admin, login, logged-in, comment-author (profile p1)
-    if (req.http.X-Cw-Profile == "p1") {
+    if (var.get("profile") == "p1") {
         set req.http.X-Cw-Pass = "1";
     # cachewright: rule uploads (profile p2)
-    } elsif (req.http.X-Cw-Profile == "p2") {
+    } elsif (var.get("profile") == "p2") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
     # cachewright: rule theme-assets, feeds, pages (profile p3)
-    } elsif (req.http.X-Cw-Profile == "p3") {
+    } elsif (var.get("profile") == "p3") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
         unset req.http.Cookie;
     # cachewright: rule default (profile p4)
-    } elsif (req.http.X-Cw-Profile == "p4") {
+    } elsif (var.get("profile") == "p4") {
         if (req.http.Authorization) {
             set req.http.X-Cw-Pass = "1";
         }
@@ -192,46 +162,73 @@ sub vcl_recv {
     return (hash);
 }
 
+# A target that is not a clean origin-form path: an absolute-form target names the host and
+# becomes origin-form; anything else is refused.
+sub cw_recv_target {
+    if (req.url ~ "(?i)^https?://") {
+        set req.http.host = regsub(req.url, "(?i)^https?://([^/?#]*).*$", "\1");
+        # "http://host" alone becomes "/" (req.url cannot be set to an empty string).
+        set req.url = regsub(req.url, "(?i)^https?://[^/?#]*/?", "/");
+    }
+    if (req.url ~ "(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})|%(?:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)))") {
+        return (synth(400, "Bad Request"));
+    }
+}
+
+sub cw_recv_host {
+    if (req.http.host) {
+        set req.http.host = std.tolower(req.http.host);
+        if (req.http.host !~ "^(?!\.)(?!.*\.\.)(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$") {
+            return (synth(400, "Bad Request"));
+        }
+        set req.http.host = regsub(regsub(req.http.host, ":[0-9]+$", ""), "\.$", "");
+    } elsif (req.proto == "HTTP/1.1") {
+        return (synth(400, "Bad Request"));
+    } else {
+        set req.http.host = "";
+    }
+}
+
 sub cw_select_1 {
     # cachewright: rule admin (examples/wordpress/policy.yaml:19:5)
-    if ((req.http.X-Cw-Path ~ "^/wp-admin/")) {
+    if ((var.get("path") ~ "^/wp-admin/")) {
         set req.http.X-Cw-Rule = "admin";
-        set req.http.X-Cw-Profile = "p1";
+        var.set("profile", "p1");
         set req.http.X-Cw-Ttl = "600";
     # cachewright: rule login (examples/wordpress/policy.yaml:22:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/wp-(?:login|cron|signup)\.php")) {
+    } elsif ((var.get("path") ~ "^/wp-(?:login|cron|signup)\.php")) {
         set req.http.X-Cw-Rule = "login";
-        set req.http.X-Cw-Profile = "p1";
+        var.set("profile", "p1");
         set req.http.X-Cw-Ttl = "600";
     # cachewright: rule logged-in (examples/wordpress/policy.yaml:25:5)
     } elsif ((cookie.get("wordpress_logged_in_1a2b3c") ~ ".")) {
         set req.http.X-Cw-Rule = "logged-in";
-        set req.http.X-Cw-Profile = "p1";
+        var.set("profile", "p1");
         set req.http.X-Cw-Ttl = "600";
     # cachewright: rule comment-author (examples/wordpress/policy.yaml:29:5)
     } elsif ((cookie.get("comment_author_1a2b3c") ~ ".")) {
         set req.http.X-Cw-Rule = "comment-author";
-        set req.http.X-Cw-Profile = "p1";
+        var.set("profile", "p1");
         set req.http.X-Cw-Ttl = "600";
     # cachewright: rule uploads (examples/wordpress/policy.yaml:33:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/wp-content/uploads/")) {
+    } elsif ((var.get("path") ~ "^/wp-content/uploads/")) {
         set req.http.X-Cw-Rule = "uploads";
-        set req.http.X-Cw-Profile = "p2";
+        var.set("profile", "p2");
         set req.http.X-Cw-Ttl = "2592000";
     # cachewright: rule theme-assets (examples/wordpress/policy.yaml:38:5)
-    } elsif ((req.http.X-Cw-Path ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
+    } elsif ((var.get("path") ~ "\.(?i:css|js|woff2|svg|png|jpg)$")) {
         set req.http.X-Cw-Rule = "theme-assets";
-        set req.http.X-Cw-Profile = "p3";
+        var.set("profile", "p3");
         set req.http.X-Cw-Ttl = "604800";
     # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
-    } elsif ((req.http.X-Cw-Path ~ "/feed/?$")) {
+    } elsif ((var.get("path") ~ "/feed/?$")) {
         set req.http.X-Cw-Rule = "feeds";
-        set req.http.X-Cw-Profile = "p3";
+        var.set("profile", "p3");
         set req.http.X-Cw-Ttl = "120";
     # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
-    } elsif ((req.http.X-Cw-Path ~ "^/") && (req.http.X-Cw-Method ~ "^(?:GET|HEAD)$")) {
+    } elsif ((var.get("path") ~ "^/") && (req.method ~ "^(?:GET|HEAD|PURGE|BAN)$")) {
         set req.http.X-Cw-Rule = "pages";
-        set req.http.X-Cw-Profile = "p3";
+        var.set("profile", "p3");
         set req.http.X-Cw-Ttl = "600";
     }
 }
@@ -241,9 +238,9 @@ sub cw_recv_restart {
     if (req.method == "PURGE") {
         return (purge);
     }
-    if (req.http.X-Cw-Sie) {
+    if (var.get("sie")) {
         set req.grace = 21630s;
-    } elsif (req.http.X-Cw-Refetch) {
+    } elsif (var.get("refetch")) {
         set req.grace = 0s;
     }
     return (hash);
@@ -253,7 +250,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (req.http.X-Cw-Profile ~ "^(?:p1)$") {
+    if (var.get("profile") ~ "^(?:p1)$") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -267,24 +264,38 @@ sub vcl_hash {
 }
 
 sub vcl_hit {
-    if (obj.ttl >= 0s || req.http.X-Cw-Sie) {
+    if (obj.ttl > 0s) {
+        # Fresh, as the lookup judged it (ttl > 0 at req's start): no fetch follows.
         return (deliver);
     }
-    if (obj.ttl + 30s > 0s) {
+    # Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+    call cw_fetch_state;
+    if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 30s > 0s) {
         return (deliver);
     }
     # Expired for longer than while_revalidate, inside if_error: fetch synchronously and keep
     # the stale object in case the origin fails.
-    set req.http.X-Cw-Refetch = "1";
+    var.set("refetch", "1");
     return (restart);
 }
 
 sub vcl_miss {
+    call cw_fetch_state;
     return (fetch);
 }
 
 sub vcl_pass {
+    call cw_fetch_state;
     return (fetch);
+}
+
+# What the backend side needs travels in request headers (task variables stay on the client
+# side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
+# under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
+sub cw_fetch_state {
+    set req.http.X-Cw-Profile = var.get("profile");
+    set req.http.X-Cw-Refetch = var.get("refetch");
+    set req.http.X-Cw-Sie = var.get("sie");
 }
 
 sub vcl_pipe {
@@ -296,31 +307,31 @@ sub vcl_purge {
 }
 
 sub vcl_deliver {
-    if (req.http.X-Cw-Pass || obj.uncacheable) {
-        set req.http.X-Cw-Outcome = "fwd=bypass";
-    } elsif (obj.hits > 0 && obj.ttl < 0s) {
-        set req.http.X-Cw-Outcome = "hit; stale";
-    } elsif (obj.hits > 0) {
-        set req.http.X-Cw-Outcome = "hit";
-    } elsif (req.http.X-Cw-Refetch) {
-        set req.http.X-Cw-Outcome = "fwd=stale";
+    # A hit first: only a cached object has hits, and a passed request never gets one.
+    if (obj.hits > 0) {
+        if (obj.ttl < 0s) {
+            var.set("outcome", "hit; stale");
+        } else {
+            var.set("outcome", "hit");
+        }
+    } elsif (req.http.X-Cw-Pass || obj.uncacheable) {
+        var.set("outcome", "fwd=bypass");
+    } elsif (var.get("refetch")) {
+        var.set("outcome", "fwd=stale");
     } else {
-        set req.http.X-Cw-Outcome = "fwd=miss";
+        var.set("outcome", "fwd=miss");
     }
     call cw_response_headers;
-    unset resp.http.X-Cw-Host;
-    unset resp.http.X-Cw-Url;
-    unset resp.http.xkey;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
     return (deliver);
 }
 
 sub vcl_synth {
-    if (resp.status == 503 && req.http.X-Cw-Refetch && !req.http.X-Cw-Sie &&
-        req.method ~ "^(?:GET|HEAD)$") {
+    if (resp.status == 503 && var.get("refetch") && !var.get("sie") &&
+        (req.method == "GET" || req.method == "HEAD")) {
         # The synchronous refetch failed and was abandoned: serve the stale object.
-        set req.http.X-Cw-Sie = "1";
+        var.set("sie", "1");
         return (restart);
     }
     if (req.method == "PURGE" || req.method == "BAN") {
@@ -328,11 +339,11 @@ sub vcl_synth {
     } elsif (!req.http.X-Cw-Rule) {
         set req.http.X-Cw-Rule = "guard";
     }
-    set req.http.X-Cw-Outcome = "fwd=bypass";
+    var.set("outcome", "fwd=bypass");
     call cw_response_headers;
     set resp.http.Content-Type = "text/plain; charset=utf-8";
-    if (req.http.X-Cw-Count) {
-        set resp.body = "" + resp.status + " " + resp.reason + " " + req.http.X-Cw-Count + {"
+    if (var.get("count")) {
+        set resp.body = "" + resp.status + " " + resp.reason + " " + var.get("count") + {"
 "};
     } else {
         set resp.body = "" + resp.status + " " + resp.reason + {"
@@ -342,7 +353,7 @@ sub vcl_synth {
 }
 
 sub cw_response_headers {
-    set resp.http.Cache-Status = "cachewright; " + req.http.X-Cw-Outcome + "; detail=" + req.http.X-Cw-Rule;
+    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + req.http.X-Cw-Rule;
 }
 
 # ---------------------------------------------------------------------------- backend side
@@ -368,6 +379,7 @@ sub vcl_backend_fetch {
     unset bereq.http.X-Cw-Sie;
     unset bereq.http.X-Cw-Outcome;
     unset bereq.http.X-Cw-Count;
+    unset bereq.http.X-Cw-Query;
     set bereq.backend = cw_origin.backend();
     set bereq.http.host = "blog.example.com";
     if (bereq.method == "GET") {
@@ -378,8 +390,8 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
-    set beresp.http.X-Cw-Host = var.get("host");
-    set beresp.http.X-Cw-Url = bereq.url;
+    unset beresp.http.X-Cw-Host;
+    unset beresp.http.X-Cw-Url;
     # cachewright: rule uploads (profile p2)
     if (var.get("profile") == "p2") {
         unset beresp.http.Set-Cookie;
