@@ -7,7 +7,7 @@ records (one row per example and engine).
 Each example runs ``cachewright compare`` in-process with the given settings, writes its JSON and
 HTML report to ``--out``, and contributes rows: cached-hit throughput generated vs baseline (best
 of the rounds), engine CPU per hit, herd origin requests, stale share with the origin down, Zipf
-hit ratio vs the ideal, RSS.
+hit ratio vs the ideal, RSS. The command line and the date go under the table in the docs.
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(defaults, rounds=args.rounds, duration_s=args.duration,
                                    concurrency=args.concurrency, body_size=args.body_size)
     args.out.mkdir(parents=True, exist_ok=True)
-    print("| policy | engine | hit req/s generated | baseline | ratio | CPU µs/hit generated | baseline "
-          "| herd origin requests | stale share (origin down) | Zipf hit ratio | ideal | RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| policy | engine | rule | hit req/s generated | baseline | ratio | CPU µs/hit generated | baseline "
+          "| user µs/hit generated | baseline | herd origin requests | stale share (origin down) "
+          "| Zipf hit ratio | ideal | RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     started = time.monotonic()
     for path in args.policies:
         policy = load(path)
@@ -64,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(name: str, engine: str, perf: dict[str, Any]) -> str:
-    cpu = perf["cpu_us_per_hit"]
+    cpu, user = perf["cpu_us_per_hit"], perf["user_cpu_us_per_hit"]
     down = perf["origin_down"]
     zipf = perf["zipf"]
     share = f"{down['share'] * 100:.0f}%" if down.get("share") is not None else down.get("skipped", "n/a")
-    return (f"| {name} | {engine} | {perf['hit']['rps']:,.0f} | {perf['baseline_hit']['rps']:,.0f} | "
+    return (f"| {name} | {engine} | {perf['rule']} | {perf['hit']['rps']:,.0f} | {perf['baseline_hit']['rps']:,.0f} | "
             f"{perf['throughput_ratio']:.3f} | {cpu['generated']:.1f} | {cpu['baseline']:.1f} | "
+            f"{user['generated']:.1f} | {user['baseline']:.1f} | "
             f"{perf['herd']['origin_requests']} | {share} | {zipf['hit_ratio'] * 100:.1f}% | "
             f"{zipf['ideal'] * 100:.1f}% | {perf['rss_kb'] / 1024:.0f} |")
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from generator.model import Rule
 
@@ -37,7 +37,7 @@ from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
-from .load import LoadResult, ideal_hit_ratio, run_load, zipf_paths
+from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
 
 #: seconds an entry with ``max-age=1`` needs to be expired on both engines
 EXPIRE_WAIT_S = 2.2
@@ -151,14 +151,15 @@ class Target:
         return self.base + req.target
 
     def load(self, reqs: Sequence[Request], *, concurrency: int, duration_s: float,
-             max_requests: int | None = None, prefer: str = "builtin",
-             on_response: Callable[[float, str, int, Mapping[str, str]], None] | None = None) -> LoadResult:
+             max_requests: int | None = None, prefer: Literal["wrk", "builtin"] = "builtin",
+             on_response: OnResponse | None = None) -> LoadResult:
+        """``reqs`` in turn (all with the first one's headers) through ``run_load``."""
         first = reqs[0]
         headers = {n: v for n, v in first.http_headers() if n.lower() != "host"}
         return run_load([self.url(r) for r in reqs], host=first.host, concurrency=concurrency,
                         duration_s=duration_s, threads=self.settings.threads, max_requests=max_requests,
                         headers=headers, ca_file=self.stack.ca_file, on_response=on_response,
-                        prefer="wrk" if prefer == "wrk" else "builtin")
+                        prefer=prefer)
 
     def program(self, selector: Mapping[str, str], **answer: Any) -> None:
         self.ctx.control().add_rule({**selector, **answer})  # type: ignore[typeddict-item]
@@ -197,13 +198,15 @@ def measure_hit(target: Target, probe: Probe) -> dict[str, Any]:
     per request."""
     s = target.settings
     req = probe.request
-    before, cpu_before = target.count(req.path), cpu_seconds(target.stack, target.ctx.engine)
+    before, cpu_before = target.count(req.path), cpu_times(target.stack, target.ctx.engine)
     result = target.load([req], concurrency=s.concurrency, duration_s=s.duration_s, prefer="wrk")
-    cpu = cpu_seconds(target.stack, target.ctx.engine)
-    per_request = (cpu - cpu_before) * 1e6 / result.requests if cpu is not None and cpu_before is not None \
-        and result.requests else None
+    cpu = cpu_times(target.stack, target.ctx.engine)
+    per_request: dict[str, float | None] = {"cpu_us_per_request": None, "user_us_per_request": None}
+    if cpu is not None and cpu_before is not None and result.requests:
+        per_request = {"cpu_us_per_request": (sum(cpu) - sum(cpu_before)) * 1e6 / result.requests,
+                       "user_us_per_request": (cpu[0] - cpu_before[0]) * 1e6 / result.requests}
     return {**result.to_json(), "path": req.target, "origin_requests": target.count(req.path) - before,
-            "cpu_us_per_request": per_request}
+            **per_request}
 
 
 def measure_hit_latency(target: Target, probe: Probe) -> float:
@@ -375,14 +378,16 @@ def rss_kb(stack: Stack, engine: str) -> int | None:
     return total if _pids(stack, engine) is not None else None
 
 
-def cpu_seconds(stack: Stack, engine: str) -> float | None:
-    """CPU time (user + system) the engine's live processes have used, from /proc; None where
-    the runtime has no pids. Stable where throughput is noisy: the work per request."""
-    ticks = 0
+def cpu_times(stack: Stack, engine: str) -> tuple[float, float] | None:
+    """CPU time (user, system) the engine's live processes have used, from /proc; None where
+    the runtime has no pids. Steadier than throughput: the work per request. The policy's own
+    logic runs in user time; system time is mostly the network, the same for any config."""
+    user = system = 0
     for text in _proc_files(stack, engine, "stat"):
         fields = text.rsplit(")", 1)[-1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / os.sysconf("SC_CLK_TCK") if _pids(stack, engine) is not None else None
+        user, system = user + int(fields[11]), system + int(fields[12])  # stat fields 14, 15
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user / tick, system / tick) if _pids(stack, engine) is not None else None
 
 
 def _pids(stack: Stack, engine: str) -> list[int] | None:

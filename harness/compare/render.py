@@ -223,6 +223,8 @@ METRICS: Final = (
     Metric("baseline hit throughput (req/s)", ("baseline_hit", "rps"), _rate),
     Metric("engine CPU per hit (µs)", ("cpu_us_per_hit", "generated"), _points),
     Metric("baseline engine CPU per hit (µs)", ("cpu_us_per_hit", "baseline"), _points),
+    Metric("  of which user space (µs)", ("user_cpu_us_per_hit", "generated"), _points),
+    Metric("  baseline user space (µs)", ("user_cpu_us_per_hit", "baseline"), _points),
     Metric("cached hit latency p50 (ms)", ("hit", "latency_ms", "p50"), _ms),
     Metric("cached hit latency p99 (ms)", ("hit", "latency_ms", "p99"), _ms),
     Metric("baseline hit latency p99 (ms)", ("baseline_hit", "latency_ms", "p99"), _ms),

@@ -116,7 +116,10 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
             "hit": best, "hit_rounds": [h["rps"] for h in hits],
             "baseline_hit": best_base, "baseline_rounds": [h["rps"] for h in base_hits],
             "throughput_ratio": best["rps"] / best_base["rps"] if best_base["rps"] else None,
-            "cpu_us_per_hit": {"generated": _least_cpu(hits), "baseline": _least_cpu(base_hits)},
+            "cpu_us_per_hit": {"generated": _least(hits, "cpu_us_per_request"),
+                               "baseline": _least(base_hits, "cpu_us_per_request")},
+            "user_cpu_us_per_hit": {"generated": _least(hits, "user_us_per_request"),
+                                    "baseline": _least(base_hits, "user_us_per_request")},
             "rule": probe.rule.name,
             "cold_miss": measure_cold_miss(target, probe),
             "herd": measure_herd(target, probe, collapse),
@@ -145,9 +148,9 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return max(runs, key=lambda run: run["rps"])
 
 
-def _least_cpu(runs: list[dict[str, Any]]) -> float | None:
-    """The engine's least CPU time per hit over the rounds (None where the runtime has no pids)."""
-    values = [run["cpu_us_per_request"] for run in runs if run["cpu_us_per_request"] is not None]
+def _least(runs: list[dict[str, Any]], key: str) -> float | None:
+    """The least of ``key`` (a CPU time per hit) over the rounds (None where the runtime has no pids)."""
+    values = [run[key] for run in runs if run[key] is not None]
     return min(values) if values else None
 
 
