@@ -59,3 +59,7 @@ def entry() -> None:
     with SIGINT ignored (as shells do for background jobs): the harness then cleans up."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -29,6 +29,7 @@ import yaml
 
 from generator.errors import PolicyError, Problem
 from generator.language import ADDRESS, COOKIE_NAME, ENGINES, HEADER_NAME, HOSTNAME, NAME
+from generator.load import reader_problem
 from generator.spec import MISSING, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Reader, Str
 
 from .api import Stack
@@ -298,6 +299,8 @@ def _compose(data: bytes | str, filename: str) -> yaml.Node:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except UnicodeDecodeError as exc:
         raise fail(1, 1, f"not UTF-8 text ({exc.reason})") from None
+    except yaml.reader.ReaderError as exc:  # a control character: positioned like the policy's
+        raise ScenarioError([reader_problem(text, exc, filename, yaml.SafeLoader)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -188,6 +188,8 @@ scenarios:
 @pytest.mark.parametrize(("text", "message"), [
     ("", "s.yaml:1:1: the scenario file is empty (expected a mapping with scenarios: [...])"),
     ("scenarios: [", "s.yaml:1:13: invalid YAML: expected the node content, but found '<stream end>'"),
+    ("scenarios:\n  - name: a\x07b\n", 's.yaml:2:12: invalid YAML: unprintable character #x0007 (expected '
+     'printable text; inside double quotes write it as "\\x07")'),
     ("- name: a", 's.yaml:1:1: a list is not a mapping (scenario file)'),
     ("version: 2\nscenarios: []", "s.yaml:1:10: version: 2 is out of range (an integer from 1 to 1)"),
     ("scenarios: []", "s.yaml:1:12: scenarios: needs at least 1 item(s)"),
