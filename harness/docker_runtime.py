@@ -523,6 +523,7 @@ class _Launch:
         self.policy = policy
         self.cleanup = cleanup
         self.client = connect()
+        cleanup.callback(self.client.close)  # registered first, so it runs after every removal
         reap(self.client)
         self.run_id = uuid.uuid4().hex[:12]
         self.labels = owner_labels(self.run_id)
