@@ -4,14 +4,19 @@ connections closed mid-body; nothing cached, and a stale copy inside ``stale.if_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import harness.local as local
+import harness.prepare as prepare
 from generator.load import load, loads
 from generator.model import Policy
+from generator.pipeline import compile_policy
+from generator.render import OutputFile
 from harness.checks import run_checks
 from harness.checks.base import CheckSkipped, Ctx
 from harness.checks.faults import FAULTS, check_fresh, error_status, fault_checks
@@ -106,3 +111,101 @@ def test_example_skips_timeouts_and_passes_the_rest() -> None:
     assert not failed, _explain(failed)
     assert {r.check_id for r in results if r.outcome == "skipped"} <= {
         "faults.timeout.fresh", "faults.timeout.stale"}
+
+
+# --------------------------------------------------------------------------- the checks can fail
+
+
+def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) -> None:
+    """Run hand-edited configs: ``edit(path, text)`` applied to every compiled file."""
+    def tampered(*args: Any, **kw: Any) -> Any:
+        compiled = compile_policy(*args, **kw)
+        files = tuple(OutputFile(f.path, edit(f.path, f.text), f.mode) for f in compiled.files)
+        return type(compiled)(files, compiled.warnings)
+
+    monkeypatch.setattr(prepare, "compile_policy", tampered)
+
+
+def _store_errors(path: str, text: str) -> str:
+    """Origin errors stored for an hour: nginx's no-store flag for 5xx gone and `any 1h` added;
+    Varnish keeps every 5xx for an hour."""
+    if path.endswith("nginx.conf"):
+        text = text.replace('        "~^..\\|no" 1;\n', "")
+        return text.replace("proxy_cache_valid 404 1m;",
+                            "proxy_cache_valid 404 1m;\n            proxy_cache_valid any 1h;")
+    if path.endswith("default.vcl"):
+        return text.replace("sub vcl_backend_response {\n", "sub vcl_backend_response {\n"
+                            "    if (beresp.status >= 500) {\n        set beresp.ttl = 1h;\n"
+                            "        return (deliver);\n    }\n", 1)
+    return text
+
+
+def _no_stale(path: str, text: str) -> str:
+    """No stale copy on errors: nginx without proxy_cache_use_stale, Varnish without grace."""
+    if path.endswith("nginx.conf"):
+        return re.sub(r"proxy_cache_use_stale [^;]*;", "proxy_cache_use_stale off;", text)
+    if path.endswith("default.vcl"):
+        return re.sub(r"set beresp\.grace = \d+s;", "set beresp.grace = 0s;", text)
+    return text
+
+
+def _run_tampered(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str],
+                  ids: Sequence[str]) -> dict[tuple[str, str], CheckResult]:
+    _tamper(monkeypatch, edit)
+    pol = policy()
+    selected = [c for c in fault_checks(pol) if c.id in ids]
+    assert [c.id for c in selected] == list(ids)
+    with local.LocalRuntime().start(pol, ENGINES) as stack:
+        results = run_checks(selected, stack, pol, ENGINES)
+    return {(r.check_id, r.engine): r for r in results}
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_fresh_check_fails_when_errors_are_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = _run_tampered(monkeypatch, _store_errors, ["faults.error.fresh"])
+    for engine in ENGINES:
+        result = results["faults.error.fresh", engine]
+        assert result.outcome == "failed", _explain(list(results.values()))
+        assert "stored" in result.message or "recover" in result.message, result.message
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_stale_checks_fail_without_stale_on_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (faults.close-mid-body.stale accepts a cut-short fresh answer too: the engines stream the
+    # origin's headers before the body breaks, so it fails only if that answer is then stored.)
+    ids = ["faults.error.stale", "faults.down.stale"]
+    results = _run_tampered(monkeypatch, _no_stale, ids)
+    for key, result in results.items():
+        assert result.outcome == "failed", (key, _explain(list(results.values())))
+
+
+def _long_error_ttl(path: str, text: str) -> str:
+    """The 503 stored for an hour instead of status_ttl's 5 s."""
+    text = text.replace("proxy_cache_valid 503 5s;", "proxy_cache_valid 503 1h;")
+    return text.replace("    } elsif (beresp.status == 503) {\n        set beresp.ttl = 5s;",
+                        "    } elsif (beresp.status == 503) {\n        set beresp.ttl = 3600s;")
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_status_ttl_check_fails_when_an_error_is_kept_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = _run_tampered(monkeypatch, _long_error_ttl, ["faults.error.status-ttl.503"])
+    for engine in ENGINES:
+        result = results["faults.error.status-ttl.503", engine]
+        assert result.outcome == "failed" and "[3600]s" in result.message, _explain(list(results.values()))
+
+
+def _no_read_timeout(path: str, text: str) -> str:
+    """The engines wait a minute for the origin instead of origin.read_timeout (2 s)."""
+    text = text.replace("proxy_read_timeout 2s;", "proxy_read_timeout 60s;")
+    return text.replace(".first_byte_timeout = 2s;", ".first_byte_timeout = 60s;")
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_timeout_check_fails_when_the_engine_waits_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = _run_tampered(monkeypatch, _no_read_timeout, ["faults.timeout.fresh"])
+    for engine in ENGINES:
+        assert results["faults.timeout.fresh", engine].outcome == "failed", _explain(list(results.values()))
