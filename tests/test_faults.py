@@ -7,16 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tampering import tamper
 
 import harness.local as local
-import harness.prepare as prepare
 from generator.load import load, loads
 from generator.model import Policy
-from generator.pipeline import compile_policy
-from generator.render import OutputFile
 from harness.checks import run_checks
 from harness.checks.base import CheckSkipped, Ctx
 from harness.checks.faults import FAULTS, check_fresh, error_status, fault_checks
@@ -116,16 +113,6 @@ def test_example_skips_timeouts_and_passes_the_rest() -> None:
 # --------------------------------------------------------------------------- the checks can fail
 
 
-def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) -> None:
-    """Run hand-edited configs: ``edit(path, text)`` applied to every compiled file."""
-    def tampered(*args: Any, **kw: Any) -> Any:
-        compiled = compile_policy(*args, **kw)
-        files = tuple(OutputFile(f.path, edit(f.path, f.text), f.mode) for f in compiled.files)
-        return type(compiled)(files, compiled.warnings)
-
-    monkeypatch.setattr(prepare, "compile_policy", tampered)
-
-
 def _store_errors(path: str, text: str) -> str:
     """Origin errors stored for an hour: nginx's no-store flag for 5xx gone and `any 1h` added;
     Varnish keeps every 5xx for an hour."""
@@ -151,12 +138,13 @@ def _no_stale(path: str, text: str) -> str:
 
 def _run_tampered(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str],
                   ids: Sequence[str]) -> dict[tuple[str, str], CheckResult]:
-    _tamper(monkeypatch, edit)
+    changed = tamper(monkeypatch, edit)
     pol = policy()
     selected = [c for c in fault_checks(pol) if c.id in ids]
     assert [c.id for c in selected] == list(ids)
     with local.LocalRuntime().start(pol, ENGINES) as stack:
         results = run_checks(selected, stack, pol, ENGINES)
+    assert {"nginx/nginx.conf", "varnish/default.vcl"} <= set(changed), "the edit no longer applies"
     return {(r.check_id, r.engine): r for r in results}
 
 

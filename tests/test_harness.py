@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tampering import tamper
 
 from harness.cli import main
 
@@ -41,20 +42,9 @@ def test_every_example_passes_on_both_engines(policy: Path, tmp_path: Path) -> N
 
 def _lower_html_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand-edit the compiled output: rule 'html' (5m) stores for 1s on both engines."""
-    import harness.prepare as prepare
-    from generator.render import OutputFile
-
-    original = prepare.compile_policy
-
-    def tampered(*args: Any, **kw: Any) -> Any:
-        compiled = original(*args, **kw)
-        files = tuple(OutputFile(f.path, f.text.replace("proxy_cache_valid 200 203 204 300 301 308 5m;",
-                                                        "proxy_cache_valid 200 203 204 300 301 308 1s;")
-                                 .replace('set req.http.X-Cw-Ttl = "300";', 'set req.http.X-Cw-Ttl = "1";'), f.mode)
-                      for f in compiled.files)
-        return type(compiled)(files, compiled.warnings)
-
-    monkeypatch.setattr(prepare, "compile_policy", tampered)
+    tamper(monkeypatch, lambda _, text: text.replace("proxy_cache_valid 200 203 204 300 301 308 5m;",
+                                                     "proxy_cache_valid 200 203 204 300 301 308 1s;")
+           .replace('set req.http.X-Cw-Ttl = "300";', 'set req.http.X-Cw-Ttl = "1";'))
 
 
 def test_a_hand_lowered_ttl_fails_the_ttl_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -5,19 +5,15 @@ configuration lets an outsider purge or purges nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import pytest
+from tampering import tamper
 
 import harness.local as local
-import harness.prepare as prepare
 from generator import capabilities
 from generator.load import loads
 from generator.model import Policy
-from generator.pipeline import compile_policy
-from generator.render import OutputFile
 from harness.checks import run_checks
 from harness.checks.purge import outsider_address, purge_checks, purger_address
 from harness.results import CheckResult
@@ -180,23 +176,6 @@ def test_a_purge_over_http_leaves_nginx_https_copy(monkeypatch: pytest.MonkeyPat
 # --------------------------------------------------------------------------- the checks can fail
 
 
-def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) -> list[str]:
-    """Hand-edit every compiled file with ``edit(path, text)``; returns the paths it changed."""
-    changed: list[str] = []
-
-    def tampered(*args: Any, **kw: Any) -> Any:
-        compiled = compile_policy(*args, **kw)
-        files = []
-        for f in compiled.files:
-            text = edit(f.path, f.text)
-            changed.extend([f.path] if text != f.text else [])
-            files.append(OutputFile(f.path, text, f.mode))
-        return type(compiled)(tuple(files), compiled.warnings)
-
-    monkeypatch.setattr(prepare, "compile_policy", tampered)
-    return changed
-
-
 def _widen_allow(path: str, text: str) -> str:
     """Everyone on loopback may purge: nginx's geo and allow lines, Varnish's acl."""
     text = text.replace("        127.0.0.1/32 0;", "        127.0.0.0/8 0;")
@@ -213,7 +192,7 @@ def _break_purging(path: str, text: str) -> str:
 
 @pytest.mark.engine
 def test_an_outsider_who_may_purge_fails_purge_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    changed = _tamper(monkeypatch, _widen_allow)
+    changed = tamper(monkeypatch, _widen_allow)
     policy = _policy(PLAIN, **{"kinds: [url, pattern, tag, all]": "kinds: [url]",
                                "accept_missing: {nginx: [purge.pattern, purge.tag, purge.all]}": ""})
     results = _run(policy)
@@ -227,7 +206,7 @@ def test_an_outsider_who_may_purge_fails_purge_refused(monkeypatch: pytest.Monke
 
 @pytest.mark.engine
 def test_purges_that_remove_nothing_fail_purge_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    changed = _tamper(monkeypatch, _break_purging)
+    changed = tamper(monkeypatch, _break_purging)
     results = _run(_policy(PLAIN))
     assert {"nginx/nginx.conf", "varnish/default.vcl"} <= set(changed)
     for engine in ENGINES:

@@ -5,17 +5,13 @@ unsafe configuration of the engine it was edited on."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+from tampering import tamper
 
 import harness.local as local
-import harness.prepare as prepare
 from generator.load import load, loads
 from generator.model import Policy
-from generator.pipeline import compile_policy
-from generator.render import OutputFile
 from harness.checks import run_checks
 from harness.checks.security import deception_pair, security_checks, trick_paths
 from harness.results import CheckResult
@@ -106,15 +102,6 @@ def test_examples_pass_but_for_known_gaps(example: str) -> None:
 # --------------------------------------------------------------------------- the checks can fail
 
 
-def _tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) -> None:
-    def tampered(*args: Any, **kw: Any) -> Any:
-        compiled = compile_policy(*args, **kw)
-        files = tuple(OutputFile(f.path, edit(f.path, f.text), f.mode) for f in compiled.files)
-        return type(compiled)(files, compiled.warnings)
-
-    monkeypatch.setattr(prepare, "compile_policy", tampered)
-
-
 NGINX_EDITS = (
     (" $http_authorization", ""),                                     # responses to Authorization stored
     ('proxy_set_header X-Forwarded-Host "";\n', ""),                  # client X-Forwarded-Host kept
@@ -168,7 +155,7 @@ def test_every_check_fails_on_an_unsafe_configuration(monkeypatch: pytest.Monkey
     safe = _run(policy)
     assert all(r.outcome in ("passed", "skipped") for k, r in safe.items() if k not in KNOWN_GAPS), \
         _explain(safe)
-    _tamper(monkeypatch, _unsafe)
+    tamper(monkeypatch, _unsafe)
     results = _run(policy)
     for engine, ids in UNSAFE_FAILS.items():
         for ident in ids:

@@ -12,7 +12,7 @@ from generator.load import load
 
 from .. import ui
 from ..compare.measure import Settings
-from ..compare.render import html_report, text_report
+from ..compare.render import html_report, require_matplotlib, text_report
 from ..compare.run import compare
 from ..report import should_color
 from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                         zipf_keys=args.zipf_keys)
     scenarios = () if args.no_correctness else scenarios_of(args)
     if args.html:
-        html_report({})  # fail now, not after the measurements, when matplotlib is missing
+        require_matplotlib()  # fail now, not after the measurements
     report = compare(policy, str(args.policy), lambda configs: runtime(args, configs), selected, settings,
                      correctness=not args.no_correctness, scenarios=scenarios,
                      run_scenarios=lambda stack, pol, names: run_scenarios(scenarios, stack, pol, names),

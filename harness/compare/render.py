@@ -430,17 +430,23 @@ class Chart:
     figure: Figure | None
 
 
+def require_matplotlib() -> None:
+    """HarnessError (saying how to install it) when matplotlib, which ``--html`` needs, is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise HarnessError(MATPLOTLIB_MISSING) from None
+
+
 @contextmanager
 def chart_style() -> Iterator[None]:
     """Draw and save charts inside this: matplotlib's defaults plus ours, whatever the user's rc.
 
     Raises HarnessError when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-        import matplotlib.style
-    except ImportError:
-        raise HarnessError(MATPLOTLIB_MISSING) from None
+    require_matplotlib()
+    import matplotlib
+    import matplotlib.style
     # Fixed so the same report gives the same bytes: SVG clip-path ids hash with the salt, glyphs
     # are paths (no font needed to view), and the default style, not the user's matplotlibrc,
     # decides the look.

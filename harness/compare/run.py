@@ -16,8 +16,8 @@ import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,18 +130,11 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
         }
 
 
-class _target:  # noqa: N801 - a context manager used like a function
-    """A ``Target`` for ``engine`` of ``stack`` whose origin control client is closed on exit."""
-
-    def __init__(self, stack: Stack, policy: Policy, engine: str, settings: Settings) -> None:
-        self.origin = OriginClient(stack.origin.control_url)
-        self.target = Target(checks.context(stack, policy, engine, self.origin), settings)
-
-    def __enter__(self) -> Target:
-        return self.target
-
-    def __exit__(self, *exc: object) -> None:
-        self.origin.close()
+@contextmanager
+def _target(stack: Stack, policy: Policy, engine: str, settings: Settings) -> Iterator[Target]:
+    """A ``Target`` for ``engine`` of ``stack``, with its own control client to the origin."""
+    with OriginClient(stack.origin.control_url) as origin:
+        yield Target(checks.context(stack, policy, engine, origin), settings)
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
