@@ -152,7 +152,7 @@ LISTEN = Obj("listen", {
     "https": Field(HTTPS, "HTTPS listener.", None, nullable=True),
     "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", (),
                    example=["shop.example.com", "www.shop.example.com"],
-                   nginx="`map $host $cw_bad_host` + `return 421`",
+                   nginx="host part of the `$cw_target` dispatch regexes → `@guard-421`",
                    varnish="`req.http.host !~ ...` → `synth(421)`"),
 }, "Where the cache listens.")
 

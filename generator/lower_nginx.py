@@ -2,13 +2,22 @@
 
 How the shared semantics are made to hold on nginx (details in docs/policy.md):
 
-* First match wins: ``location`` precedence is not first-match, so every request is rewritten at
-  server level to ``/.cw/<rule>``, where ``<rule>`` comes from one ``map`` whose keys are all
-  regexes (nginx tests those in order, first match wins). The map's source is
-  ``<predicate bits>:<method>:<raw path>``: header, cookie, host and path-regex conditions are
-  1-character ``map`` variables, so untrusted text never reaches the separators.
+* One ``map`` dispatches every request (``$cw_target``): its source is
+  ``[<predicate bits> ]<method> <Content-Length><Transfer-Encoding> <host> <raw target>`` (no
+  field before the target can hold a space), and its keys are all regexes, which nginx tests in
+  order, first match wins. One regex per rule (then one for the default rule) accepts a request
+  that passes every guard -- allowed method, no body on GET/HEAD, a listed host, a clean path --
+  and meets the rule's conditions, capturing ``$cw_path`` and ``$cw_rawquery`` on the way; the
+  value names the rule's location. Requests no rule regex accepts are classified by the guard
+  regexes after them (400, 501, 421). Header, cookie, host and path-regex conditions are
+  1-character ``map`` variables (the bits), so untrusted text never reaches the separators.
+  One map and one regex for an ordinary hit: this is the cached-hit path ``compare`` measures.
+* ``location /`` hands the request to the named location ``@<target>`` (``error_page 418 =
+  @$cw_target; return 418;``): no URI rewrite, so a rule location whose query needs no
+  normalising proxies the original request target as is (``proxy_pass`` without variables, key
+  on the raw query); the ``@<rule>q`` twin proxies the normalised target.
 * Per-rule TTLs and header handling need per-location directives (``proxy_cache_valid`` and
-  ``proxy_ignore_headers`` take no variables): one ``internal`` location per rule.
+  ``proxy_ignore_headers`` take no variables): named locations per rule.
 * Paths are matched raw (``$request_uri``) after a hygiene guard that rejects dot segments and
   encodings of unreserved characters, so raw matching equals decoded matching.
 """
@@ -18,7 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import SAFE_METHODS, Policy, Rule
-from .quote import cookie_regex, extensions_regex, glob_regex, host_regex, literal_regex
+from .quote import (
+    cookie_regex,
+    extension_pattern,
+    extensions_regex,
+    glob_regex,
+    host_pattern,
+    host_regex,
+    literal_regex,
+)
 from .tls import PROFILES, Profile
 from .units import format_duration
 
@@ -53,6 +70,15 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One entry of the dispatch map: a regex over ``NginxModel.dispatch_key`` and its value."""
+
+    regex: str
+    value: str
+    comment: str
+
+
+@dataclass(frozen=True)
 class Location:
     ident: str
     name: str
@@ -64,6 +90,10 @@ class Location:
     strip_cookies: bool
     bypass: str
     no_cache: str
+    # the same for the twin that proxies the request target unchanged (no ignored parameter)
+    plain_key: str
+    plain_bypass: str
+    plain_no_cache: str
     mode: str
     forward_cookie: str
     keep_cookies: str | None
@@ -105,6 +135,9 @@ class NginxModel:
     query_passes: tuple[int, ...]
     cookie_values: tuple[CookieValue, ...]
     predicates: tuple[Predicate, ...]
+    dispatch_key: str
+    dispatch: tuple[Target, ...]
+    raw_path: bool
     selector: str
     choices: tuple[Choice, ...]
     locations: tuple[Location, ...]
@@ -144,7 +177,10 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         query_passes=tuple(range(1, QUERY_PASSES + 1)),
         cookie_values=tuple(cookies.values()),
         predicates=tuple(predicates.values()),
-        selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':$cw_m:$cw_path"',
+        dispatch_key=_dispatch_key(predicates),
+        dispatch=_dispatch(policy, predicates, cookies, purge),
+        raw_path=any(p.source == "$cw_rawpath" for p in predicates.values()),
+        selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':GET:$cw_path"',
         choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
         locations=tuple(_location(policy, r, cookies, tags) for r in rules),
         listeners=_listeners(policy, http2_directive),
@@ -210,7 +246,7 @@ def _predicates(policy: Policy, cookies: dict[str, CookieValue]) -> dict[tuple[s
         if m.hosts:
             add("$host", host_regex(m.hosts), f"host of rule {rule.name}")
         if m.path_regex is not None:
-            add("$cw_path", m.path_regex, f"path_regex of rule {rule.name}")
+            add("$cw_rawpath", m.path_regex, f"path_regex of rule {rule.name}")
         for h in m.headers:
             add(header_var(h.name), h.regex or ".", f"header {h.name} of rule {rule.name}")
         for c in m.cookies:
@@ -222,25 +258,103 @@ def header_var(name: str) -> str:
     return "$http_" + name.lower().replace("-", "_")
 
 
-def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
-                  cookies: dict[str, CookieValue]) -> str:
+def _bits(rule: Rule, predicates: dict[tuple[str, str], Predicate],
+          cookies: dict[str, CookieValue]) -> str:
+    """Lookaheads requiring the bits of the rule's predicates to be 1."""
     m = rule.match
     wanted = set()
     if m.hosts:
         wanted.add(("$host", host_regex(m.hosts)))
     if m.path_regex is not None:
-        wanted.add(("$cw_path", m.path_regex))
+        wanted.add(("$cw_rawpath", m.path_regex))
     wanted |= {(header_var(h.name), h.regex or ".") for h in m.headers}
     wanted |= {(f"${cookies[c.name].var}", c.regex or ".") for c in m.cookies}
     # each wanted predicate's bit, by position (lookaheads keep the regex short however many
     # predicates the policy has)
     positions = sorted(i for i, key in enumerate(predicates) if key in wanted)
-    bits = "".join(f"(?=[01]{{{i}}}1)" if i else "(?=1)" for i in positions)
+    return "".join(f"(?=[01]{{{i}}}1)" if i else "(?=1)" for i in positions)
+
+
+def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
+                  cookies: dict[str, CookieValue]) -> str:
+    """The rule's regex over ``NginxModel.selector`` (``<bits>:GET:<raw path>``): selects the rule
+    a PURGE purges, the one a GET of its target would use."""
+    m = rule.match
+    bits = _bits(rule, predicates, cookies)
     methods = "(?:" + "|".join(m.methods) + ")" if m.methods else "[A-Z_-]+"
     path = literal_regex(m.path_prefix) if m.path_prefix else ""
     if m.extensions:  # the prefix and the extension may share characters (/logo.png + png)
         path = (f"(?={path})" if path else "") + ".*" + extensions_regex(m.extensions)
     return f"^{bits}[01]*:{methods}:{path}"
+
+
+# Path hygiene, in the dispatch regexes. A dot segment ends at '/', at the query or at the end.
+DOT_SEGMENT = r"\.\.?(?:/|\?|$)"
+# encoded . / \ NUL, and encoded unreserved characters
+BAD_HEX = r"(?i:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)"
+# A raw path holding none of them, read in one pass without backtracking: runs of ordinary
+# characters, a '/' that starts no dot segment, a '%' that encodes nothing refused. A backslash
+# (\x5c) stops it, so the target cannot match.
+CLEAN_PATH = rf"(?!{DOT_SEGMENT})(?:[^?/\x5c%]++|/(?!{DOT_SEGMENT})|%(?!{BAD_HEX}))*+"
+BAD_PATH = rf"(?:{DOT_SEGMENT}|[^?]*?(?:/{DOT_SEGMENT}|\x5c|%{BAD_HEX}))"
+READ_METHODS = ("GET", "HEAD")
+
+
+def _dispatch_key(predicates: dict[tuple[str, str], Predicate]) -> str:
+    """The dispatch map's source: [bits ]method body host target (see the module docstring)."""
+    bits = "".join(f"${{{p.var}}}" for p in predicates.values())
+    fields = "$request_method $http_content_length$http_transfer_encoding $host $request_uri"
+    return f"{bits} {fields}" if bits else fields
+
+
+def _dispatch(policy: Policy, predicates: dict[tuple[str, str], Predicate],
+              cookies: dict[str, CookieValue], purge: bool) -> tuple[Target, ...]:
+    """The dispatch map: a regex per rule, the default rule, PURGE, then the guards' verdicts.
+
+    Values are named locations: ``<ident>$cw_qv`` (``$cw_qv`` is ``q`` when the query holds an
+    ignored parameter), ``$cw_purge_target`` for PURGE, ``guard-<status>`` for refusals, in the
+    guards' order: path 400, method 501, body on GET/HEAD 400, host 421.
+    """
+    field = "[01]* " if predicates else ""
+    host = host_pattern(policy.listen.hosts) if policy.listen.hosts else "[^ ]*"
+    qv = "$cw_qv" if policy.cache.query.ignore else ""
+    rest = r"(?:\?(?<cw_rawquery>.*))?$"
+    out = []
+    for rule in policy.rules:
+        m = rule.match
+        head = _bits(rule, predicates, cookies) + field + _methods_and_body(m.methods or SAFE_METHODS)
+        out.append(Target(f"^{head} {host} (?<cw_path>{_path_condition(rule)}{CLEAN_PATH}){rest}",
+                          f"{rule.ident}{qv}", f"rule {rule.name}"))
+    head = field + _methods_and_body(SAFE_METHODS)
+    out.append(Target(f"^{head} {host} (?<cw_path>{CLEAN_PATH}){rest}", f"default{qv}",
+                      "rule default (requests no rule matches)"))
+    if purge:
+        out.append(Target(f"^{field}PURGE [^ ]* {host} (?<cw_path>{CLEAN_PATH}){rest}",
+                          "$cw_purge_target", "PURGE"))
+    methods = "|".join(SAFE_METHODS + (("PURGE",) if purge else ()))
+    out += [Target(f"^{field}[^ ]* [^ ]* [^ ]* {BAD_PATH}", "guard-400", "path hygiene"),
+            Target(f"^{field}(?!(?:{methods}) )", "guard-501", "methods"),
+            Target(f"^{field}(?:GET|HEAD) (?!0* )", "guard-400",
+                   "GET and HEAD with a body: the body would reach the origin without being in the key")]
+    return tuple(out)
+
+
+def _methods_and_body(methods: tuple[str, ...]) -> str:
+    """The method and body fields: GET and HEAD without a body (Content-Length absent or 0), the
+    other methods with any."""
+    read = [m for m in methods if m in READ_METHODS]
+    other = [m for m in methods if m in SAFE_METHODS and m not in READ_METHODS]
+    fields = ([f"(?:{'|'.join(read)}) 0*"] if read else []) + ([f"(?:{'|'.join(other)}) [^ ]*"] if other else [])
+    return "(?:" + "|".join(fields) + ")" if fields else "(?!)"
+
+
+def _path_condition(rule: Rule) -> str:
+    """Lookaheads at the start of the raw path: its prefix, its extension (before the query)."""
+    m = rule.match
+    out = f"(?={literal_regex(m.path_prefix)})" if m.path_prefix else ""
+    if m.extensions:
+        out += rf"(?=[^?]*{extension_pattern(m.extensions)}(?:\?|$))"
+    return out
 
 
 def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
@@ -249,21 +363,25 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
     keyed_auth = "Authorization" in {h.title() for h in rule.key.headers}
-    bypass = ["$cw_q_left"] + ([] if keyed_auth else ["$http_authorization"])
+    plain = [] if keyed_auth else ["$http_authorization"]
     if not (rule.strip_cookies or rule.key.cookies):
-        bypass.append("$http_cookie")
+        plain.append("$http_cookie")
+    bypass = ["$cw_q_left", *plain]
     mode = ("O" if rule.origin_headers == "override" else "R") + ("S" if rule.strip_cookies else "K")
     return Location(
         ident=rule.ident,
         name=rule.name,
         marker=marker,
         cache=rule.cache,
-        key=_key(policy, rule, cookies),
+        key=_key(policy, rule, cookies, "$cw_query"),
         valid=_valid(policy, rule),
         ignore_headers=_ignore_headers(rule),
         strip_cookies=rule.strip_cookies,
         bypass=" ".join(bypass),
         no_cache=" ".join([*bypass, "$cw_nostore"]),
+        plain_key=_key(policy, rule, cookies, "$cw_rawquery"),
+        plain_bypass=" ".join(plain),
+        plain_no_cache=" ".join([*plain, "$cw_nostore"]),
         mode=mode if rule.cache else "N",
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
@@ -283,9 +401,10 @@ def tag_headers(policy: Policy) -> tuple[str, ...]:
     return tuple(sorted({r.tags_from_header for r in policy.rules if r.tags_from_header}))
 
 
-def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue]) -> str:
-    """proxy_cache_key: parts separated by a newline (which no request text can contain)."""
-    parts = {"scheme": "$scheme://", "host": "$host", "path": "$cw_path", "query": "?$cw_query"}
+def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], query: str) -> str:
+    """proxy_cache_key: parts separated by a newline (which no request text can contain). ``query``
+    is the variable holding the normalised query (the raw one where nothing is ignored)."""
+    parts = {"scheme": "$scheme://", "host": "$host", "path": "$cw_path", "query": f"?{query}"}
     key = "".join(parts[p] for p in policy.cache.key)
     for header in rule.key.headers:
         key += f"\\nh:{header.lower()}:{header_var(header)}"

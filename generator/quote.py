@@ -64,19 +64,30 @@ def prefix_regex(prefix: str) -> str:
 
 def extensions_regex(extensions: tuple[str, ...]) -> str:
     """Raw path ends in ``.ext`` for one of ``extensions`` (any letter case)."""
+    return extension_pattern(extensions) + "$"
+
+
+def extension_pattern(extensions: tuple[str, ...]) -> str:
+    """``.ext`` for one of ``extensions`` (any letter case), unanchored."""
     alternatives = "|".join(literal_regex(e.lower()) for e in extensions)
-    return r"\.(?i:" + alternatives + ")$"
+    return r"\.(?i:" + alternatives + ")"
 
 
 def host_regex(hosts: tuple[str, ...]) -> str:
     """Lowercased, port-less host is one of ``hosts`` (``*.example.com``: any subdomain)."""
+    return "^" + host_pattern(hosts) + "$"
+
+
+def host_pattern(hosts: tuple[str, ...]) -> str:
+    """One of ``hosts``, unanchored; a label never spans a space or a slash (neither occurs in a
+    host name), so the pattern can sit between separators in a longer string."""
     parts = []
     for host in hosts:
         if host.startswith("*."):
-            parts.append(r"(?:[^.]+\.)+" + literal_regex(host[2:]))
+            parts.append(r"(?:[^./ ]+\.)+" + literal_regex(host[2:]))
         else:
             parts.append(literal_regex(host))
-    return "^(?:" + "|".join(parts) + ")$"
+    return "(?:" + "|".join(parts) + ")"
 
 
 def glob_regex(glob: str) -> str:

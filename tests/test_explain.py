@@ -50,7 +50,7 @@ def test_nginx_map_and_select_rule_agree_on_every_rule(name: str) -> None:
         assert result.rule == select_rule(policy, request).name
         nginx = dict(result.engines[0].lines)
         assert "DISAGREEMENT" not in nginx
-        assert nginx["location"].startswith(f"/.cw/{select_rule(policy, request).ident} ")
+        assert nginx["location"].startswith(f"@{select_rule(policy, request).ident} ")
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -71,7 +71,7 @@ def test_shop_product_page_in_text() -> None:
     assert "cached: looked up in the cache, stored on a miss" in code_out
     assert "removed query parameters: utm_source=x" in code_out
     assert "Cookie: currency=eur\n" in code_out + "\n"
-    assert "/.cw/r5" in code_out and "X-Cw-Rule         products" in code_out
+    assert "@r5q (" in code_out and "X-Cw-Rule         products" in code_out
     assert "https://shop.example.com/products/1?a=1\\nc:currency:eur" in code_out
 
 

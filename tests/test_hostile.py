@@ -174,8 +174,8 @@ FIELDS = (
           extras=(("traversal", "../../etc/passwd"), ("absolute", "/abs/c.pem"), ("dash", "-"))),
     Field("listen.https.key", ("listen", "https", "key"), nginx_at=lambda v: v,
           extras=(("traversal", "../../etc/key"), ("absolute", "/abs/k.pem"))),
-    Field("listen.hosts", ("listen", "hosts", 0), _host,
-          nginx_at=lambda v: "~" + host_regex((v,)), vcl_at=lambda v: host_regex((v,)),
+    Field("listen.hosts", ("listen", "hosts", 0), _host,  # nginx: inside the dispatch regexes
+          vcl_at=lambda v: host_regex((v,)),
           extras=(("wildcard", "*.example.com"), ("idn", "xn--bcher-kva.example"))),
     Field("cache.query.ignore", ("cache", "query", "ignore", 0),
           lambda v: _same(glob_regex(v)), extras=(("brackets", "[a]*"), ("star", "*"),

@@ -21,6 +21,7 @@ from generator.language import PATH
 from generator.load import load, loads
 from generator.lower_nginx import NginxModel
 from generator.model import Policy, Rule
+from harness.commands import explain
 from harness.probe import (
     Request,
     engine_host,
@@ -385,24 +386,12 @@ def test_probe_never_raises(regex: str, prefix: str) -> None:
 
 
 def nginx_rule(model: NginxModel, request: Request) -> str:
-    """The rule ident nginx's ``$cw_rule`` map chooses for ``request`` (map regexes run in order,
-    first match wins; PCRE's ``(?<name>`` is Python's ``(?P<name>``)."""
-    cookies = {}
-    for c in model.cookie_values:
-        hit = re.search(c.regex.replace("(?<", "(?P<"), request.cookie_header)
-        cookies[f"${c.var}"] = hit.group(1) if hit else ""
-
-    def source(name: str) -> str:
-        if name == "$host":
-            return engine_host(request.host)
-        if name == "$cw_path":
-            return request.raw_path
-        return cookies.get(name, request.header(name.removeprefix("$http_").replace("_", "-")))
-
-    bits = "".join("1" if re.search(p.regex, source(p.source)) else "0" for p in model.predicates)
-    method = "GET" if request.method == "PURGE" else request.method
-    selector = f"{bits}:{method}:{request.raw_path}"
-    return next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
+    """The rule ident nginx's dispatch map (``$cw_target``) chooses for ``request``: its regexes
+    run in order, first match wins, evaluated with Python's re (PCRE's ``(?<name>`` is Python's
+    ``(?P<name>``); a PURGE's rule from the ``$cw_rule`` map."""
+    key = explain.nginx_dispatch_key(model, request)
+    chosen, _ = explain.nginx_dispatch(model, request, key)
+    return chosen.removeprefix("purge-")
 
 
 @pytest.mark.parametrize(("policy", "none"), CASES)

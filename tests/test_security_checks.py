@@ -10,8 +10,10 @@ import pytest
 from tampering import tamper
 
 import harness.local as local
+from generator import lower_nginx
 from generator.load import load, loads
 from generator.model import Policy
+from generator.quote import host_pattern, nginx_str
 from harness.checks import run_checks
 from harness.checks.security import deception_pair, security_checks, trick_paths
 from harness.results import CheckResult
@@ -105,10 +107,11 @@ def test_examples_pass_but_for_known_gaps(example: str) -> None:
 NGINX_EDITS = (
     (" $http_authorization", ""),                                     # responses to Authorization stored
     ('proxy_set_header X-Forwarded-Host "";\n', ""),                  # client X-Forwarded-Host kept
-    ("if ($cw_bad_path) {", "if ($cw_bad_path = never) {"),           # no path guard
-    ("if ($cw_bad_method) {", "if ($cw_bad_method = never) {"),       # unknown methods proxied
-    ("if ($cw_bad_host) {", "if ($cw_bad_host = never) {"),           # any host served
-    ("$cw_query\\nh:x-token:", "${cw_query}h:x-token:"),              # key parts without separator
+    (nginx_str(lower_nginx.CLEAN_PATH)[1:-1], "[^?]*"),               # no path guard
+    ("|(?:POST|PUT|PATCH|DELETE|OPTIONS) [^ ]*)", "|[A-Z_-]+ [^ ]*)"),  # unknown methods proxied
+    (nginx_str(host_pattern(("a.example.com", "b.example.com")))[1:-1], "[^ ]*"),  # any host served
+    ("$cw_rawquery\\nh:x-token:", "${cw_rawquery}h:x-token:"),        # key parts without separator
+    ("$cw_query\\nh:x-token:", "${cw_query}h:x-token:"),
     ('proxy_cache_key "$scheme://$host', 'proxy_cache_key "$scheme://$http_host'),  # Host, not authority
     ("proxy_pass http://cw_origin$cw_path$cw_qsuffix;", "proxy_pass http://cw_origin$request_uri;"),
     ("    server_tokens off;\n", "    server_tokens off;\n    large_client_header_buffers 4 64k;\n"),

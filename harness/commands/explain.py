@@ -360,35 +360,34 @@ def forwarded_cookie(rule: Rule, request: Request) -> str | None:
 
 
 def nginx_view(policy: Policy, rule: Rule, request: Request, scheme: str) -> EngineView:
-    """The nginx side: selection map, internal location, key and bypass directives."""
+    """The nginx side: dispatch map, named location, key and bypass directives."""
     model = lower_nginx.lower(policy, NGINX_VERSION, NGINX_MODULES)
     location = next(loc for loc in model.locations if loc.ident == rule.ident)
-    selector = nginx_selector(model, request)
-    chosen = nginx_choice(model, selector)
-    lines = [("DISAGREEMENT", f"nginx's map selects {chosen}, select_rule {rule.ident} "
+    key = nginx_dispatch_key(model, request)
+    chosen, entry = nginx_dispatch(model, request, key)
+    lines = [("DISAGREEMENT", f"nginx's dispatch map selects {chosen}, select_rule {rule.ident} "
               "(please report this)")] if chosen != rule.ident else []
-    lines += [("location", f"/.cw/{rule.ident} (rewrite ^ /.cw/$cw_rule last; rule {rule.name})"),
-             ("selector", f"{model.selector} = \"{selector}\""),
-             ("map $cw_rule", _choice_text(model, rule))]
-    values = nginx_values(model, request, scheme, split_query(policy, request.query)[0])
-    lines += _nginx_cache_lines(location, values, request)
+    query, dropped = split_query(policy, request.query)
+    named = f"@{rule.ident}" + ("q" if dropped else "")
+    lines += [("location", f"{named} (error_page 418 = @$cw_target; rule {rule.name})"),
+              ("dispatch key", f"{model.dispatch_key} = \"{key}\""),
+              ("map $cw_target", f"~{entry.regex} -> {entry.value}" if entry else "(no regex matched)")]
+    values = nginx_values(model, request, scheme, query)
+    lines += _nginx_cache_lines(location, values, request, plain=not dropped)
     return EngineView("nginx", tuple(lines))
 
 
-def _choice_text(model: lower_nginx.NginxModel, rule: Rule) -> str:
-    regex = next((c.regex for c in model.choices if c.ident == rule.ident), None)
-    return f"~{regex} -> {rule.ident}" if regex else "default (no regex of the map matched)"
-
-
 def _nginx_cache_lines(location: lower_nginx.Location, values: dict[str, str],
-                       request: Request) -> list[Pair]:
+                       request: Request, plain: bool) -> list[Pair]:
     if not location.cache:
         return [("proxy_cache", "off (cache: false)"),
                 ("Cookie to origin", f"proxy_set_header Cookie {location.forward_cookie}")]
     valid = "; ".join(f"{codes} {t}" for codes, t in location.valid) or "(none)"
-    return [("proxy_cache_key", location.key),
-            ("key value", nginx_key_value(values, location.key, request)),
-            ("proxy_cache_bypass", location.bypass), ("proxy_no_cache", location.no_cache),
+    key = location.plain_key if plain else location.key
+    return [("proxy_cache_key", key),
+            ("key value", nginx_key_value(values, key, request)),
+            ("proxy_cache_bypass", (location.plain_bypass if plain else location.bypass) or "(none)"),
+            ("proxy_no_cache", location.plain_no_cache if plain else location.no_cache),
             ("proxy_cache_valid", valid), ("proxy_ignore_headers", location.ignore_headers),
             ("Cookie to origin", f"proxy_set_header Cookie {location.forward_cookie}")]
 
@@ -397,7 +396,7 @@ def nginx_values(model: lower_nginx.NginxModel, request: Request, scheme: str,
                  query: str) -> dict[str, str]:
     """The nginx variables explain can evaluate for this request."""
     values = {"$scheme": scheme, "$host": engine_host(request.host), "$cw_path": request.raw_path,
-              "$cw_query": query, "$cw_m": engine_method(request.method)}
+              "$cw_rawpath": request.raw_path, "$cw_query": query, "$cw_rawquery": query}
     for cookie in model.cookie_values:
         values[f"${cookie.var}"] = request.cookie(cookie.name)
     for predicate in model.predicates:
@@ -411,16 +410,32 @@ def _source_value(source: str, request: Request) -> str:
     return request.header(name)
 
 
-def nginx_selector(model: lower_nginx.NginxModel, request: Request) -> str:
-    """The string the rule-selection map tests: predicate bits, method, raw path."""
+def nginx_dispatch_key(model: lower_nginx.NginxModel, request: Request) -> str:
+    """The string the dispatch map tests: [predicate bits ]method body host target."""
     values = nginx_values(model, request, "http", "")
     bits = "".join("1" if re.search(p.regex, values[p.source]) else "0" for p in model.predicates)
-    return f"{bits}:{values['$cw_m']}:{request.raw_path}"
+    body = request.header("Content-Length") + request.header("Transfer-Encoding")
+    fields = f"{request.method} {body} {values['$host']} {request.target}"
+    return f"{bits} {fields}" if model.predicates else fields
 
 
-def nginx_choice(model: lower_nginx.NginxModel, selector: str) -> str:
-    """The rule ident the map picks: the first regex that matches, else ``default``."""
-    return next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
+def nginx_dispatch(model: lower_nginx.NginxModel, request: Request,
+                   key: str) -> tuple[str, lower_nginx.Target | None]:
+    """The rule ident (``purge-<ident>`` for a PURGE, ``guard-<status>`` for a refusal) the
+    dispatch map picks for ``request`` (whose dispatch key is ``key``), and the entry that did."""
+    entry = next((t for t in model.dispatch if re.search(_python_regex(t.regex), key)), None)
+    if entry is None:
+        return ("guard-421" if model.hosts_regex else "guard-400"), None
+    if entry.value == "$cw_purge_target":
+        selector = (key.split(" ", 1)[0] if model.predicates else "") + ":GET:" + request.raw_path
+        ident = next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
+        return f"purge-{ident}", entry
+    return entry.value.removesuffix("$cw_qv"), entry
+
+
+def _python_regex(pcre: str) -> str:
+    """PCRE's named groups as Python spells them."""
+    return pcre.replace("(?<cw_", "(?P<cw_")
 
 
 def nginx_key_value(values: dict[str, str], key: str, request: Request) -> str:
