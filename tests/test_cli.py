@@ -86,8 +86,8 @@ def test_verify_maps_an_engine_error_to_the_rule(tmp_path: Path, monkeypatch: py
 
     def broken(template: str, model: object, source: str) -> str:
         text = original(template, model, source)
-        return text.replace("set req.http.X-Cw-Rule = \"cart\";",
-                            "set req.http.X-Cw-Rule = cart;")
+        return text.replace("var.set(\"rule\", \"cart\");",
+                            "var.set(\"rule\", cart);")
 
     monkeypatch.setattr("generator.pipeline.render", broken)
     assert main(["verify", str(SHOP), "--target", "varnish"]) == 1

@@ -71,7 +71,7 @@ def test_shop_product_page_in_text() -> None:
     assert "cached: looked up in the cache, stored on a miss" in code_out
     assert "removed query parameters: utm_source=x" in code_out
     assert "Cookie: currency=eur\n" in code_out + "\n"
-    assert "@r5q (" in code_out and "X-Cw-Rule         products" in code_out
+    assert "@r5q (" in code_out and 'var "rule"        products' in code_out
     assert "https://shop.example.com/products/1?a=1\\nc:currency:eur" in code_out
 
 

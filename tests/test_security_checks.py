@@ -121,13 +121,13 @@ VARNISH_EDITS = (
     ("beresp.http.Set-Cookie || ", ""),                               # Set-Cookie responses stored
     ('beresp.http.Cache-Control ~ "(?i)(?:^|[,\\s])(?:private|no-store)(?:[,\\s=]|$)" ||\n        ',
      ""),                                                             # private / no-store stored
-    ("    unset req.http.X-Original-URL;\n", ""),
-    ("    unset req.http.X-HTTP-Method-Override;\n", ""),
-    ("    unset req.http.X-Forwarded-Scheme;\n", ""),
-    ("    set req.http.X-Forwarded-Proto = req.http.X-Cw-Scheme;\n", ""),
+    ("    unset bereq.http.X-Original-URL;\n", ""),
+    ("    unset bereq.http.X-HTTP-Method-Override;\n", ""),
+    ("    unset bereq.http.X-Forwarded-Scheme;\n", ""),
+    ("    set bereq.http.X-Forwarded-Proto = bereq.http.X-Cw-Scheme;\n", ""),
     ("(?:utm_[^&=]*)", "(?:cwnever)"),                                # ignored parameters keyed
 )
-VARNISH_REGEX_EDITS = ((r'if \(req\.http\.Cookie\) \{\s*set req\.http\.X-Cw-Pass = "1";\s*\}', ""),)
+VARNISH_REGEX_EDITS = ((r'if \(req\.http\.Cookie\) \{\s*var\.set\("pass", "1"\);\s*\}', ""),)
 
 
 def _unsafe(path: str, text: str) -> str:

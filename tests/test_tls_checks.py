@@ -290,11 +290,11 @@ BREAKS: dict[str, tuple[Callable[[], Policy], bool, str, Edits, str]] = {
     }, "https was answered 301"),
     "client-forwarded-proto-kept": (policy, False, "tls.forwarded", {
         "nginx.conf": [(r"X-Forwarded-Proto \$scheme;", "X-Forwarded-Proto $http_x_forwarded_proto;")],
-        "default.vcl": [(r"^\s*set req\.http\.X-Forwarded-Proto = .*\n", "")],
+        "default.vcl": [(r"^\s*set bereq\.http\.X-Forwarded-Proto = .*\n", "")],
     }, "origin saw X-Forwarded-Proto 'http'"),
     "client-forwarded-for-kept": (policy, False, "tls.forwarded", {
         "nginx.conf": [(r"X-Forwarded-For \$remote_addr;", "X-Forwarded-For $proxy_add_x_forwarded_for;")],
-        "default.vcl": [(r"^\s*set req\.http\.X-Forwarded-For = client\.ip;\n", "")],
+        "default.vcl": [(r"^\s*set bereq\.http\.X-Forwarded-For = client\.ip;\n", "")],
     }, "origin saw X-Forwarded-For '203.0.113.9, 127.0.0.1'"),
 }
 

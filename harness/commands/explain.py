@@ -451,14 +451,14 @@ def _var(values: dict[str, str], request: Request, name: str) -> str:
 
 def varnish_view(policy: Policy, rule: Rule, request: Request,
                  reasons: tuple[str, ...]) -> EngineView:
-    """The Varnish side: selection condition, X-Cw-Rule / X-Cw-Profile, recv and hash."""
+    """The Varnish side: selection condition, the rule, profile and TTL task variables, recv and hash."""
     model = lower_varnish.lower(policy)
     vcl_rule = next((r for chunk in model.chunks for r in chunk if r.name == rule.name),
                     model.default)
     profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
-    lines = [("condition", vcl_rule.condition), ("X-Cw-Rule", rule.name),
-             ("X-Cw-Profile", f"{profile.ident} (behaviour shared by rules: {profile.rules})"),
-             ("X-Cw-Ttl", str(vcl_rule.ttl)),
+    lines = [("condition", vcl_rule.condition), ('var "rule"', rule.name),
+             ('var "profile"', f"{profile.ident} (behaviour shared by rules: {profile.rules})"),
+             ('var "ttl"', str(vcl_rule.ttl)),
              ("vcl_recv", "return (pass)" if reasons else "return (hash)"),
              ("vcl_hash", " + ".join(varnish_hash(model, profile.behaviour)))]
     lines += [("cookies", _cookie_mode(profile.behaviour))]
@@ -480,7 +480,7 @@ def _cookie_mode(b: lower_varnish.Behaviour) -> str:
         return "unset req.http.Cookie"
     if b.cookie_mode == "keep":
         return f'cookie.keep("{b.keep_cookies}")'
-    return "a Cookie header makes the request pass (X-Cw-Pass)"
+    return "a Cookie header makes the request pass (var \"pass\")"
 
 
 # --------------------------------------------------------------------------- text

@@ -40,33 +40,10 @@ sub vcl_recv {
     if (req.restarts > 0) {
         call cw_recv_restart;
     }
-    # Per-request state lives in task variables (var.*), which no client can send; the few
-    # internal headers a client could send that are read before being set are dropped.
-    unset req.http.X-Cw-Rule;
-    unset req.http.X-Cw-Pass;
+    # Per-request state lives in task variables (var.*), which no client can send; the few that
+    # the backend side needs travel as X-Cw-* headers set in cw_fetch_state, on fetches only.
     # The scheme comes from the listener the connection arrived on, never from the client.
     set req.http.X-Cw-Scheme = "http";
-
-    # Forwarding headers come from us, never from the client.
-    unset req.http.X-Forwarded-Host;
-    unset req.http.X-Forwarded-Scheme;
-    unset req.http.X-Original-URL;
-    unset req.http.X-Rewrite-URL;
-    unset req.http.X-HTTP-Method-Override;
-    unset req.http.X-HTTP-Method;
-    unset req.http.X-Method-Override;
-    unset req.http.Forwarded;
-    # CGI, WSGI and PHP read X_Forwarded_Host as X-Forwarded-Host: drop the underscored forms too
-    unset req.http.X_Forwarded_Host;
-    unset req.http.X_Forwarded_Proto;
-    unset req.http.X_Forwarded_Scheme;
-    unset req.http.X_Forwarded_For;
-    unset req.http.X_Original_URL;
-    unset req.http.X_Rewrite_URL;
-    unset req.http.X_HTTP_Method_Override;
-    unset req.http.X_HTTP_Method;
-    unset req.http.X_Method_Override;
-    unset req.http.scheme;
 
     # One match finds every request target that is not a clean origin-form path: absolute-form
     # targets (RFC 9112 3.2.2), dot segments, backslashes, malformed escapes, encoded . / \ NUL
@@ -108,17 +85,14 @@ sub vcl_recv {
         }
     }
 
-    set req.http.X-Forwarded-For = client.ip;
-    set req.http.X-Real-IP = client.ip;
-    set req.http.X-Forwarded-Proto = req.http.X-Cw-Scheme;
 
     # Rule selection: first match wins. Purges select the rule a GET would.
     call cw_select_1;
-    if (!req.http.X-Cw-Rule) {
+    if (!var.get("rule")) {
         # cachewright: rule default (requests no rule matches)
-        set req.http.X-Cw-Rule = "default";
+        var.set("rule", "default");
         var.set("profile", "p6");
-        set req.http.X-Cw-Ttl = "0";
+        var.set("ttl", "0");
     }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
@@ -127,49 +101,49 @@ sub vcl_recv {
     # Per-rule request handling and the safe defaults.
     # cachewright: rule health, writes (profile p1)
     if (var.get("profile") == "p1") {
-        set req.http.X-Cw-Pass = "1";
+        var.set("pass", "1");
     # cachewright: rule me (profile p2)
     } elsif (var.get("profile") == "p2") {
         if (req.http.Cookie) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
     # cachewright: rule catalog (profile p3)
     } elsif (var.get("profile") == "p3") {
         if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
         if (req.http.Cookie) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
     # cachewright: rule search (profile p4)
     } elsif (var.get("profile") == "p4") {
         if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
         if (req.http.Cookie) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
     # cachewright: rule v1 (profile p5)
     } elsif (var.get("profile") == "p5") {
         if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
         if (req.http.Cookie) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
     # cachewright: rule default (profile p6)
     } elsif (var.get("profile") == "p6") {
         if (req.http.Authorization) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
         if (req.http.Cookie) {
-            set req.http.X-Cw-Pass = "1";
+            var.set("pass", "1");
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
-        set req.http.X-Cw-Pass = "1";
+        var.set("pass", "1");
     }
-    if (req.http.X-Cw-Pass) {
+    if (var.get("pass")) {
         return (pass);
     }
     return (hash);
@@ -205,34 +179,34 @@ sub cw_recv_host {
 sub cw_select_1 {
     # cachewright: rule health (examples/api/policy.yaml:21:5)
     if ((var.get("path") ~ "^/healthz")) {
-        set req.http.X-Cw-Rule = "health";
+        var.set("rule", "health");
         var.set("profile", "p1");
-        set req.http.X-Cw-Ttl = "0";
+        var.set("ttl", "0");
     # cachewright: rule writes (examples/api/policy.yaml:24:5)
     } elsif ((req.method ~ "^(?:POST|PUT|PATCH|DELETE)$")) {
-        set req.http.X-Cw-Rule = "writes";
+        var.set("rule", "writes");
         var.set("profile", "p1");
-        set req.http.X-Cw-Ttl = "0";
+        var.set("ttl", "0");
     # cachewright: rule me (examples/api/policy.yaml:27:5)
     } elsif ((var.get("path") ~ "^/v1/me")) {
-        set req.http.X-Cw-Rule = "me";
+        var.set("rule", "me");
         var.set("profile", "p2");
-        set req.http.X-Cw-Ttl = "30";
+        var.set("ttl", "30");
     # cachewright: rule catalog (examples/api/policy.yaml:31:5)
     } elsif ((var.get("path") ~ "^/v1/products")) {
-        set req.http.X-Cw-Rule = "catalog";
+        var.set("rule", "catalog");
         var.set("profile", "p3");
-        set req.http.X-Cw-Ttl = "10";
+        var.set("ttl", "10");
     # cachewright: rule search (examples/api/policy.yaml:36:5)
     } elsif ((var.get("path") ~ "^/v1/search") && (req.http.Accept ~ "application/json")) {
-        set req.http.X-Cw-Rule = "search";
+        var.set("rule", "search");
         var.set("profile", "p4");
-        set req.http.X-Cw-Ttl = "5";
+        var.set("ttl", "5");
     # cachewright: rule v1 (examples/api/policy.yaml:40:5)
     } elsif ((var.get("path") ~ "^/v1/")) {
-        set req.http.X-Cw-Rule = "v1";
+        var.set("rule", "v1");
         var.set("profile", "p5");
-        set req.http.X-Cw-Ttl = "10";
+        var.set("ttl", "10");
     }
 }
 
@@ -304,6 +278,7 @@ sub vcl_pass {
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
 sub cw_fetch_state {
     set req.http.X-Cw-Profile = var.get("profile");
+    set req.http.X-Cw-Ttl = var.get("ttl");
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
 }
@@ -324,7 +299,7 @@ sub vcl_deliver {
         } else {
             var.set("outcome", "hit");
         }
-    } elsif (req.http.X-Cw-Pass || obj.uncacheable) {
+    } elsif (var.get("pass") || obj.uncacheable) {
         var.set("outcome", "fwd=bypass");
     } elsif (var.get("refetch")) {
         var.set("outcome", "fwd=stale");
@@ -346,9 +321,9 @@ sub vcl_synth {
         return (restart);
     }
     if (req.method == "PURGE" || req.method == "BAN") {
-        set req.http.X-Cw-Rule = "purge";
-    } elsif (!req.http.X-Cw-Rule) {
-        set req.http.X-Cw-Rule = "guard";
+        var.set("rule", "purge");
+    } elsif (!var.get("rule")) {
+        var.set("rule", "guard");
     }
     var.set("outcome", "fwd=bypass");
     call cw_response_headers;
@@ -364,7 +339,7 @@ sub vcl_synth {
 }
 
 sub cw_response_headers {
-    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + req.http.X-Cw-Rule;
+    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + var.get("rule");
 }
 
 # ---------------------------------------------------------------------------- backend side
@@ -379,6 +354,30 @@ sub vcl_backend_fetch {
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
+    # Forwarding headers come from us, never from the client: set on the way to the origin (a
+    # cached hit never pays for them).
+    unset bereq.http.X-Forwarded-Host;
+    unset bereq.http.X-Forwarded-Scheme;
+    unset bereq.http.X-Original-URL;
+    unset bereq.http.X-Rewrite-URL;
+    unset bereq.http.X-HTTP-Method-Override;
+    unset bereq.http.X-HTTP-Method;
+    unset bereq.http.X-Method-Override;
+    unset bereq.http.Forwarded;
+    # CGI, WSGI and PHP read X_Forwarded_Host as X-Forwarded-Host: drop the underscored forms too
+    unset bereq.http.X_Forwarded_Host;
+    unset bereq.http.X_Forwarded_Proto;
+    unset bereq.http.X_Forwarded_Scheme;
+    unset bereq.http.X_Forwarded_For;
+    unset bereq.http.X_Original_URL;
+    unset bereq.http.X_Rewrite_URL;
+    unset bereq.http.X_HTTP_Method_Override;
+    unset bereq.http.X_HTTP_Method;
+    unset bereq.http.X_Method_Override;
+    unset bereq.http.scheme;
+    set bereq.http.X-Forwarded-For = client.ip;
+    set bereq.http.X-Real-IP = client.ip;
+    set bereq.http.X-Forwarded-Proto = bereq.http.X-Cw-Scheme;
     unset bereq.http.X-Cw-Path;
     unset bereq.http.X-Cw-Rule;
     unset bereq.http.X-Cw-Profile;
