@@ -76,6 +76,8 @@ class Target:
     regex: str
     value: str
     comment: str
+    #: the rule whose location the value names ("" for PURGE and refusals)
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -311,23 +313,30 @@ def _dispatch(policy: Policy, predicates: dict[tuple[str, str], Predicate],
               cookies: dict[str, CookieValue], purge: bool) -> tuple[Target, ...]:
     """The dispatch map: a regex per rule, the default rule, PURGE, then the guards' verdicts.
 
-    Values are named locations: ``<ident>$cw_qv`` (``$cw_qv`` is ``q`` when the query holds an
-    ignored parameter), ``$cw_purge_target`` for PURGE, ``guard-<status>`` for refusals, in the
-    guards' order: path 400, method 501, body on GET/HEAD 400, host 421.
+    Values are named locations: ``<ident>`` for a request whose query holds no ignored parameter
+    (every rule, then the default rule: first match wins), then the same regexes again for the
+    others, valued ``<ident>q``; ``$cw_purge_target`` for PURGE; ``guard-<status>`` for refusals,
+    in the guards' order: path 400, method 501, body on GET/HEAD 400, host 421.
     """
     field = "[01]* " if predicates else ""
     host = host_pattern(policy.listen.hosts) if policy.listen.hosts else "[^ ]*"
-    qv = "$cw_qv" if policy.cache.query.ignore else ""
     rest = r"(?:\?(?<cw_rawquery>.*))?$"
-    out = []
+    ignored = _ignore_alternation(policy)
+    routes = []
     for rule in policy.rules:
-        m = rule.match
-        head = _bits(rule, predicates, cookies) + field + _methods_and_body(m.methods or SAFE_METHODS)
-        out.append(Target(f"^{head} {host} (?<cw_path>{_path_condition(rule)}{CLEAN_PATH}){rest}",
-                          f"{rule.ident}{qv}", f"rule {rule.name}"))
+        head = _bits(rule, predicates, cookies) + field + _methods_and_body(rule.match.methods or SAFE_METHODS)
+        routes.append((f"^{head} {host} (?<cw_path>{_path_condition(rule)}{CLEAN_PATH})", rule.ident,
+                       f"rule {rule.name}"))
     head = field + _methods_and_body(SAFE_METHODS)
-    out.append(Target(f"^{head} {host} (?<cw_path>{CLEAN_PATH}){rest}", f"default{qv}",
-                      "rule default (requests no rule matches)"))
+    routes.append((f"^{head} {host} (?<cw_path>{CLEAN_PATH})", "default", "rule default (requests no rule matches)"))
+    if ignored is None:
+        out = [Target(regex + rest, ident, comment, ident) for regex, ident, comment in routes]
+    else:
+        # no parameter of the query is ignored: the rule's location proxies the target as is
+        plain = rf"(?:\?(?<cw_rawquery>(?!(?:[^&]*&)*{ignored}(?:[=&]|$)).*))?$"
+        out = [Target(regex + plain, ident, comment, ident) for regex, ident, comment in routes]
+        out += [Target(regex + rest, f"{ident}q", f"{comment}, query holding an ignored parameter", ident)
+                for regex, ident, comment in routes]
     if purge:
         out.append(Target(f"^{field}PURGE [^ ]* {host} (?<cw_path>{CLEAN_PATH}){rest}",
                           "$cw_purge_target", "PURGE"))

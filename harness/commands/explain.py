@@ -430,7 +430,7 @@ def nginx_dispatch(model: lower_nginx.NginxModel, request: Request,
         selector = (key.split(" ", 1)[0] if model.predicates else "") + ":GET:" + request.raw_path
         ident = next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
         return f"purge-{ident}", entry
-    return entry.value.removesuffix("$cw_qv"), entry
+    return entry.rule, entry
 
 
 def _python_regex(pcre: str) -> str:
