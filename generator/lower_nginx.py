@@ -96,6 +96,8 @@ class Location:
     plain_key: str
     plain_bypass: str
     plain_no_cache: str
+    #: its keys in maps over $cw_target: the location's names ("default" escaped, a map keyword)
+    map_keys: tuple[str, ...]
     mode: str
     forward_cookie: str
     keep_cookies: str | None
@@ -131,7 +133,8 @@ class NginxModel:
     read_timeout: str
     host_header: str | None
     methods: tuple[str, ...]
-    hosts_regex: str | None
+    #: where a request no dispatch regex accepts goes (only a host outside listen.hosts is left)
+    dispatch_default: str
     purge_allow: tuple[str, ...]
     query_ignore: str | None
     query_passes: tuple[int, ...]
@@ -173,7 +176,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         read_timeout=f"{policy.origin.read_timeout}s",
         host_header=policy.origin.host_header,
         methods=SAFE_METHODS + (("PURGE",) if purge else ()),
-        hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,
+        dispatch_default="guard-421" if policy.listen.hosts else "guard-400",
         purge_allow=policy.purge.allow if purge and policy.purge else (),
         query_ignore=_ignore_alternation(policy),
         query_passes=tuple(range(1, QUERY_PASSES + 1)),
@@ -391,6 +394,8 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         plain_key=_key(policy, rule, cookies, "$cw_rawquery"),
         plain_bypass=" ".join(plain),
         plain_no_cache=" ".join([*plain, "$cw_nostore"]),
+        map_keys=(("\\default" if rule.ident == "default" else rule.ident),
+                  *((f"{rule.ident}q",) if policy.cache.query.ignore else ())),
         mode=mode if rule.cache else "N",
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)

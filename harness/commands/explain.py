@@ -425,7 +425,7 @@ def nginx_dispatch(model: lower_nginx.NginxModel, request: Request,
     dispatch map picks for ``request`` (whose dispatch key is ``key``), and the entry that did."""
     entry = next((t for t in model.dispatch if re.search(_python_regex(t.regex), key)), None)
     if entry is None:
-        return ("guard-421" if model.hosts_regex else "guard-400"), None
+        return model.dispatch_default, None
     if entry.value == "$cw_purge_target":
         selector = (key.split(" ", 1)[0] if model.predicates else "") + ":GET:" + request.raw_path
         ident = next((c.ident for c in model.choices if re.search(c.regex, selector)), "default")
