@@ -4,6 +4,7 @@ generator/lower_nginx.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -41,6 +42,9 @@ rules:
     match: {{path_prefix: /m/, extensions: [css]}}
     ttl: 1m
     strip_cookies: true
+  - name: short
+    match: {{path_prefix: /short/}}
+    ttl: 3s
 purge:
   allow: [127.0.0.1/32]
 """
@@ -130,3 +134,28 @@ def test_purge_reaches_the_rule_a_get_would_use(stack: Stack, engine: str) -> No
     again = client.request("GET", "/m/p.css")
     assert "fwd=miss" in (again.header("Cache-Status") or "")
     assert parse_echo(again.body).response_id != parse_echo(first.body).response_id
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str) -> None:
+    """nginx keeps cache files open between hits (open_file_cache): after a purge and after an
+    expiry the entry is a new file, and the hits that follow must serve it, not the old one."""
+    client = _client(stack, engine)
+
+    def served(expect_hit: bool) -> str:
+        response = client.request("GET", "/short/entry")
+        assert response.status == 200, response.summary()
+        status = response.header("Cache-Status") or ""
+        assert status.startswith("cachewright; hit") == expect_hit, status
+        return parse_echo(response.body).response_id
+
+    first = served(False)
+    assert [served(True) for _ in range(3)] == [first] * 3
+    assert client.request("PURGE", "/short/entry").status == 200
+    second = served(False)
+    assert second != first
+    assert [served(True) for _ in range(3)] == [second] * 3
+    time.sleep(4.2)  # the rule's TTL is 3 s (nginx counts whole seconds): the next request refetches
+    third = served(False)
+    assert third not in (first, second)
+    assert [served(True) for _ in range(3)] == [third] * 3
