@@ -5,11 +5,15 @@
   (profile, TTL, refetch state) travels in ``X-Cw-*`` request headers set just before a fetch
   (a task variable does not cross from the client to the backend side), and
   ``vcl_backend_fetch`` removes them before the origin sees them.
-* The cache-hit path is kept cheap: one regex rejects every unclean request target and one
-  accepts an already canonical Host, with the slower handling in subroutines only the rest reach.
+* The cache-hit path is kept cheap (in Varnish every regex match and every header set or unset
+  costs about a thousand instructions, a header operation also a log record): one regex rejects
+  every unclean request target, a string comparison accepts an already canonical listed Host,
+  the rule conditions match ``req.url`` itself (the path is split off only for ``path_regex``
+  conditions and a key without the query), and the slower handling sits in subroutines only the
+  rest reach.
 * Scheme comes from the listener (``local.socket``: ``http``, or ``https`` for Hitch's PROXY
-  listener), never from a client header. Host is lowercased and its port removed, as nginx's
-  ``$host``.
+  listener), never from a client header; a task variable holds it where both listeners exist.
+  Host is lowercased and its port removed, as nginx's ``$host``.
 * Nothing falls through to the builtin VCL where it differs from the policy's meaning (it pipes
   unknown methods, and caches by its own cookie and status rules).
 """
@@ -20,10 +24,12 @@ from dataclasses import dataclass
 
 from .lower_nginx import DEFAULT_STATUSES, storable_statuses
 from .model import SAFE_METHODS, Policy, Rule
-from .quote import extensions_regex, glob_regex, host_regex, literal_regex, vcl_str
+from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl_str
 
 HFM_TTL = 120
 CHUNK = 50
+#: at most this many listed hosts are compared as strings on the hit path (one regex beyond)
+HOST_COMPARISONS = 8
 
 #: what a request target must not match to skip the slow checks: not origin-form (absolute-form,
 #: or no leading "/"), or a path (up to "?") with a dot segment, a backslash, a malformed escape,
@@ -87,7 +93,7 @@ class VarnishModel:
     methods: tuple[str, ...]
     target_check: str
     host_valid: str
-    host_fast: str
+    host_slow: str
     hosts_regex: str | None
     purge_allow: tuple[tuple[str, int], ...]
     purge_kinds: tuple[str, ...]
@@ -101,6 +107,8 @@ class VarnishModel:
     key_scheme: bool
     key_host: bool
     key_query: bool
+    needs_path: bool
+    scheme: str
     default_statuses: tuple[int, ...]
     status_ttl: tuple[tuple[int, int], ...]
     storable_statuses: tuple[int, ...]
@@ -127,7 +135,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
     cookies = any(r.key.cookies or r.match.cookies for r in policy.rules)
     tags = policy.purge is not None and "tag" in policy.purge.kinds
     https = policy.listen.https
-    imports = ["std", "var"]
+    imports = ["std", "var", "str"]
     imports += ["directors"] if len(policy.origin.servers) > 1 else []
     imports += ["cookie"] if cookies else []
     imports += ["xkey"] if tags else []
@@ -145,7 +153,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         methods=_methods(policy),
         target_check=TARGET_CHECK,
         host_valid=HOST_VALID,
-        host_fast=_host_fast(policy),
+        host_slow=_host_slow(policy),
         hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,
         purge_allow=tuple(_acl(n) for n in policy.purge.allow) if policy.purge else (),
         purge_kinds=policy.purge.kinds if policy.purge else (),
@@ -159,6 +167,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         key_scheme="scheme" in policy.cache.key,
         key_host="host" in policy.cache.key,
         key_query="query" in policy.cache.key,
+        needs_path="query" not in policy.cache.key or any(r.match.path_regex is not None for r in policy.rules),
+        scheme='var.get("scheme")' if https else '"http"',
         default_statuses=tuple(int(s) for s in DEFAULT_STATUSES.split()),
         status_ttl=policy.cache.status_ttl,
         storable_statuses=storable_statuses(policy),
@@ -195,11 +205,15 @@ def _methods(policy: Policy) -> tuple[str, ...]:
     return SAFE_METHODS + extra
 
 
-def _host_fast(policy: Policy) -> str:
-    """Host needs no lowercasing, validation or trimming, and is one the policy serves: the
-    cache-hit path's only Host check (anything else takes the slow path, which decides)."""
+def _host_slow(policy: Policy) -> str:
+    """The condition for the slow Host handling: the cache-hit path's only Host check. What it
+    lets through needs no lowercasing, validation or trimming and is a host the policy serves
+    (listed names are lowercase and canonical, as the loader requires)."""
+    hosts = policy.listen.hosts
+    if hosts and _compared(hosts):
+        return f"!({_host_condition(hosts)})"
     canonical = f"^(?={HOST_CANONICAL}$)"
-    return canonical + host_regex(policy.listen.hosts) if policy.listen.hosts else canonical
+    return f"req.http.host !~ {vcl_str(canonical + host_regex(hosts) if hosts else canonical)}"
 
 
 def _acl(network: str) -> tuple[str, int]:
@@ -225,29 +239,52 @@ def _hsts(policy: Policy) -> str:
 
 
 def _condition(rule: Rule) -> str:
+    """A rule's conditions as one VCL expression, each in its cheapest exact form: a string
+    function of vmod str (varnish-modules) or a comparison where one says the same as a regex."""
     m = rule.match
     parts = []
+    # Path conditions match req.url (paths never hold "?"); path_regex needs the path alone.
     if m.path_prefix:
-        parts.append(f'var.get("path") ~ {vcl_str("^" + literal_regex(m.path_prefix))}')
+        parts.append(f"str.startswith(req.url, {vcl_str(m.path_prefix)})" if "%" not in m.path_prefix
+                     else f"req.url ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
     if m.path_regex is not None:
         parts.append(f'var.get("path") ~ {vcl_str(m.path_regex)}')
     if m.extensions:
-        parts.append(f'var.get("path") ~ {vcl_str(extensions_regex(m.extensions))}')
+        parts.append(f"req.url ~ {vcl_str('^[^?]*' + extension_pattern(m.extensions) + '(?:[?]|$)')}")
     if m.methods:
-        parts.append(f"req.method ~ {vcl_str(_methods_regex(m.methods))}")
+        parts.append(" || ".join(f"req.method == {vcl_str(n)}" for n in _method_names(m.methods)))
     if m.hosts:
-        parts.append(f"req.http.host ~ {vcl_str(host_regex(m.hosts))}")
+        parts.append(_host_condition(m.hosts))
     for h in m.headers:
-        parts.append(f"req.http.{h.name} ~ {vcl_str(h.regex or '.')}")
+        parts.append(_value_condition(f"req.http.{h.name}", h.regex))
     for c in m.cookies:
-        parts.append(f"cookie.get({vcl_str(c.name)}) ~ {vcl_str(c.regex or '.')}")
+        parts.append(_value_condition(f"cookie.get({vcl_str(c.name)})", c.regex))
     return " && ".join(f"({p})" for p in parts) or "true"
 
 
-def _methods_regex(methods: tuple[str, ...]) -> str:
+def _value_condition(value: str, regex: str | None) -> str:
+    """A header or cookie value matches ``regex``; without one (or ".") it is present and not
+    empty, which a length says without a regex match."""
+    regex = regex or "."
+    return f"str.count({value}) > 0" if regex == "." else f"{value} ~ {vcl_str(regex)}"
+
+
+def _host_condition(hosts: tuple[str, ...]) -> str:
+    """The (lowercased, port-less) Host is one of ``hosts``: string comparisons for a few exact
+    names, one regex otherwise."""
+    if _compared(hosts):
+        return " || ".join(f"req.http.host == {vcl_str(h)}" for h in hosts)
+    return f"req.http.host ~ {vcl_str(host_regex(hosts))}"
+
+
+def _compared(hosts: tuple[str, ...]) -> bool:
+    """A few exact names: string comparisons are cheaper than a regex match."""
+    return len(hosts) <= HOST_COMPARISONS and not any(h.startswith("*.") for h in hosts)
+
+
+def _method_names(methods: tuple[str, ...]) -> tuple[str, ...]:
     """A rule's methods; PURGE and BAN select the rule a GET would."""
-    names = (*methods, "PURGE", "BAN") if "GET" in methods else methods
-    return "^(?:" + "|".join(names) + ")$"
+    return (*methods, "PURGE", "BAN") if "GET" in methods else methods
 
 
 def _behaviour(rule: Rule) -> Behaviour:

@@ -49,6 +49,7 @@ from generator.render import OutputFile
 FILENAME = "hostile.yaml"
 POLICY_DIR = Path(__file__).resolve().parent
 
+BASE_PREFIX = "/bn.prefix/"  # its regex form differs from the text (the VCL has both forms)
 BASE: dict[str, Any] = {
     "version": 1,
     "name": "bnpolicy",
@@ -64,7 +65,7 @@ BASE: dict[str, Any] = {
     "rules": [{
         "name": "bnrule",
         "match": {
-            "path_prefix": "/bn-prefix/",
+            "path_prefix": BASE_PREFIX,
             "path_regex": "^/bn-rx/",
             "extensions": ["bnext"],
             "host": ["bn-match.example"],
@@ -95,7 +96,22 @@ def _literal(v: str) -> list[Rep]:
 
 
 def _host(v: str) -> list[Rep]:
-    return [(host_regex((v,))[4:-2], host_regex((v,))[4:-2], False)]
+    return [(host_regex((v,))[4:-2], host_regex((v,))[4:-2], False), (v, v, False)]
+
+
+def _wildcard_like(benign: str) -> Callable[[Any], Any]:
+    """Exact host names are compared as strings in the VCL, a ``*.`` name takes a regex."""
+    return lambda v: f"*.{benign}" if isinstance(v, str) and v.startswith("*.") else benign
+
+
+def _escaped_like(v: Any) -> Any:
+    """A prefix without ``%`` is a string test in the VCL; with one, a regex (hex in any case)."""
+    return "/bn-%c3%a9prefix/" if isinstance(v, str) and "%" in v else BASE_PREFIX
+
+
+def _presence_like(benign: str) -> Callable[[Any], Any]:
+    """No regex (or ".") is a presence test in the VCL, anything else a regex match."""
+    return lambda v: "." if v in ("", ".", None) else benign
 
 
 def _origin(v: str) -> list[Rep]:
@@ -120,7 +136,9 @@ class Field:
 
     ``reps(v)`` lists the forms ``v`` takes in generated text (most specific first); the hostile
     output must equal the baseline with each benign form replaced by the hostile one.
-    ``nginx_at``/``vcl_at`` give the one nginx argument / VCL string a value must become."""
+    ``nginx_at``/``vcl_at`` give the one nginx argument / VCL string a value must become.
+    ``like(v)``: where the output's shape depends on the kind of value (a string comparison or a
+    regex), the benign value of ``v``'s kind; the baseline is compiled with it."""
 
     id: str
     keys: tuple[str | int, ...]
@@ -129,6 +147,7 @@ class Field:
     nginx_at: Callable[[str], str] | None = None
     vcl_at: Callable[[str], str] | None = None
     extras: tuple[tuple[str, Any], ...] = ()
+    like: Callable[[Any], Any] | None = None
 
     @property
     def path(self) -> str:
@@ -144,10 +163,13 @@ class Field:
             node = node[key]
         return node
 
+    def benign_for(self, value: Any) -> Any:
+        return self.like(value) if self.like else self.benign
+
     def reps_for(self, value: str, hitch: bool = False) -> list[Rep]:
         forms = (self.hitch_reps or self.reps) if hitch else self.reps
         return [(old, new, exact) for (old, _, exact), (new, _, _) in
-                zip(forms(self.benign), forms(value), strict=True)]
+                zip(forms(self.benign_for(value)), forms(value), strict=True)]
 
 
 REGEX_EXTRAS = (("quote-inside", 'a"b'), ("posix-class", "[[:alpha:]]"), ("py-unicode-escape",
@@ -175,32 +197,35 @@ FIELDS = (
     Field("listen.https.key", ("listen", "https", "key"), nginx_at=lambda v: v,
           extras=(("traversal", "../../etc/key"), ("absolute", "/abs/k.pem"))),
     Field("listen.hosts", ("listen", "hosts", 0), _host,  # nginx: inside the dispatch regexes
-          vcl_at=lambda v: host_regex((v,)),
+          like=_wildcard_like("bn-listen.example"),
           extras=(("wildcard", "*.example.com"), ("idn", "xn--bcher-kva.example"))),
     Field("cache.query.ignore", ("cache", "query", "ignore", 0),
           lambda v: _same(glob_regex(v)), extras=(("brackets", "[a]*"), ("star", "*"),
                                                    ("dot", "."), ("dash", "-"))),
     Field("rules.name", (*RULE, "name"), extras=(("dash-underscore", "a-b_c"),
                                                  ("reserved", "default"))),
-    Field("rules.match.path_prefix", (*RULE, "match", "path_prefix"), _literal,
-          vcl_at=lambda v: "^" + literal_regex(v),
+    Field("rules.match.path_prefix", (*RULE, "match", "path_prefix"), _literal, like=_escaped_like,
+          vcl_at=lambda v: v if "%" not in v else "^" + literal_regex(v),
           extras=(("path-punct", "/a$b;c'd(e)*+,=:@!&~"), ("path-pct00", "/%00"), ("path-dollar", "/$x"),
                   ("semicolon-brace", "/;}"), ("path-nginx-var", "/${x}"))),
     Field("rules.match.path_regex", (*RULE, "match", "path_regex"),
           nginx_at=lambda v: "~" + v, vcl_at=lambda v: v, extras=REGEX_EXTRAS),
     Field("rules.match.extensions", (*RULE, "match", "extensions", 0),
           lambda v: _same(literal_regex(v.lower())), extras=(("upper", "CSS"), ("digit", "0"))),
-    Field("rules.match.host", (*RULE, "match", "host", 0), _host,
-          nginx_at=lambda v: "~" + host_regex((v,)), vcl_at=lambda v: host_regex((v,)),
+    Field("rules.match.host", (*RULE, "match", "host", 0), _host, like=_wildcard_like("bn-match.example"),
+          nginx_at=lambda v: "~" + host_regex((v,)),
+          vcl_at=lambda v: host_regex((v,)) if v.startswith("*.") else v,
           extras=(("wildcard", "*.example.com"),)),
     Field("rules.match.header.name", (*RULE, "match", "header", 0, "name"), _header,
           extras=(("digit-first", "1abc"), ("dash-end", "A-"))),
     Field("rules.match.header.regex", (*RULE, "match", "header", 0, "regex"), _present,
-          nginx_at=lambda v: "~" + (v or "."), vcl_at=lambda v: v or ".", extras=REGEX_EXTRAS),
+          like=_presence_like("^bn-hval$"), nginx_at=lambda v: "~" + (v or "."),
+          vcl_at=lambda v: v if v not in ("", ".") else None, extras=REGEX_EXTRAS),
     Field("rules.match.cookie.name", (*RULE, "match", "cookie", 0, "name"), _literal,
           extras=(("punct", "a!#%&*+.^_|~-b"), ("percent", "%"), ("pipe", "|"))),
     Field("rules.match.cookie.regex", (*RULE, "match", "cookie", 0, "regex"), _present,
-          nginx_at=lambda v: "~" + (v or "."), vcl_at=lambda v: v or ".", extras=REGEX_EXTRAS),
+          like=_presence_like("^bn-cval$"), nginx_at=lambda v: "~" + (v or "."),
+          vcl_at=lambda v: v if v not in ("", ".") else None, extras=REGEX_EXTRAS),
     Field("rules.vary", (*RULE, "vary", 0), _header, extras=(("digit-first", "1abc"),)),
     Field("rules.key.headers", (*RULE, "key", "headers", 0), _header,
           extras=(("digit-first", "1abc"),)),
@@ -307,8 +332,15 @@ def _outcome(case: Case) -> Outcome:
 
 
 @cache
-def baseline() -> Compiled:
-    return compile_policy(loads(dump(BASE), FILENAME))
+def baseline(keys: tuple[str | int, ...] = (), benign: Any = None) -> Compiled:
+    """The clean policy compiled; with ``keys``, that field holding ``benign`` instead."""
+    doc = copy.deepcopy(BASE)
+    if keys:
+        node: Any = doc
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = benign
+    return compile_policy(loads(dump(doc), FILENAME))
 
 
 def _accepted_at_load(case: Case) -> bool:
@@ -417,39 +449,42 @@ def _uncommented(text: str) -> list[str]:
 
 
 @cache
-def baseline_nginx() -> tuple[Entry, ...]:
-    return nginx_tree(_text(baseline(), "nginx/nginx.conf"))
+def baseline_nginx(keys: tuple[str | int, ...] = (), benign: Any = None) -> tuple[Entry, ...]:
+    return nginx_tree(_text(baseline(keys, benign), "nginx/nginx.conf"))
 
 
 @cache
-def baseline_vcl() -> tuple[Token, ...]:
-    return tuple(vcl_tokens(_text(baseline(), "varnish/default.vcl")))
+def baseline_vcl(keys: tuple[str | int, ...] = (), benign: Any = None) -> tuple[Token, ...]:
+    return tuple(vcl_tokens(_text(baseline(keys, benign), "varnish/default.vcl")))
 
 
 def check_accepted(case: Case, compiled: Compiled) -> None:
-    base = baseline()
+    like: tuple[Any, ...] = ()
+    if case.field and case.field.like:
+        like = (case.field.keys, case.field.benign_for(case.value))
+    base = baseline(*like)
     assert sorted(f.path for f in compiled.files) == sorted(f.path for f in base.files)
     reps = case.field.reps_for(case.value) if case.field else []
 
     # nginx, as crossplane reads it: same directives, the value exactly where the benign one was.
-    base_tree = baseline_nginx()
+    base_tree = baseline_nginx(*like)
     tree = nginx_tree(_text(compiled, "nginx/nginx.conf"))
     assert nginx_directives(tree) == nginx_directives(base_tree), "nginx directives differ"
     expected_tree = _replace_tree(base_tree, reps)
     assert tree == expected_tree, _diff(_flat(expected_tree), _flat(tree))
     if case.field and case.field.nginx_at:
-        want = _count_args(base_tree, case.field.nginx_at(case.field.benign))
+        want = _count_args(base_tree, case.field.nginx_at(case.field.benign_for(case.value)))
         assert want >= 1
         assert _count_args(tree, case.field.nginx_at(case.value)) == want
 
     # VCL, as VCC tokenises it: same declarations, same tokens, the value as one string.
-    base_tokens = list(baseline_vcl())
+    base_tokens = list(baseline_vcl(*like))
     tokens = vcl_tokens(_text(compiled, "varnish/default.vcl"))
     assert vcl_declarations(tokens) == vcl_declarations(base_tokens), "VCL declarations differ"
     expected_tokens = _replace_tokens(base_tokens, reps)
     assert tokens == expected_tokens, _diff(expected_tokens, tokens)
     if case.field and case.field.vcl_at and case.field.vcl_at(case.value):
-        want = base_tokens.count(("STR", case.field.vcl_at(case.field.benign)))
+        want = base_tokens.count(("STR", case.field.vcl_at(case.field.benign_for(case.value))))
         assert want >= 1
         assert tokens.count(("STR", case.field.vcl_at(case.value))) == want
 

@@ -6,6 +6,7 @@ vcl 4.1;
 
 import std;
 import var;
+import str;
 import xkey;
 
 probe cw_probe {
@@ -42,17 +43,16 @@ sub vcl_recv {
     }
     # Per-request state lives in task variables (var.*), which no client can send; the few that
     # the backend side needs travel as X-Cw-* headers set in cw_fetch_state, on fetches only.
-    # The scheme comes from the listener the connection arrived on, never from the client.
-    set req.http.X-Cw-Scheme = "http";
 
     # One match finds every request target that is not a clean origin-form path: absolute-form
     # targets (RFC 9112 3.2.2), dot segments, backslashes, malformed escapes, encoded . / \ NUL
     # and encoded unreserved characters. Refusing those makes matching the raw path equal
-    # matching the decoded one.
-    if (req.url ~ "(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})|%(?:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)))") {
+    # matching the decoded one. Most requests skip the match: a clean target has none of the
+    # substrings those need.
+    if (!str.startswith(req.url, "/") || str.contains(req.url, "/.") || str.contains(req.url, "%") ||
+        str.contains(req.url, "\")) {
         call cw_recv_target;
     }
-    var.set("path", regsub(req.url, "\?.*$", ""));
     if (req.method != "GET" &&
         req.method != "HEAD" &&
         req.method != "POST" &&
@@ -65,7 +65,7 @@ sub vcl_recv {
     }
 
     # Host: validated, lowercased, without port or trailing dot (as nginx's $host). A Host that
-    # is already all of that takes one match.
+    # is already all of that takes one check.
     if (req.http.host !~ "^(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$)") {
         call cw_recv_host;
     }
@@ -76,69 +76,20 @@ sub vcl_recv {
     }
 
     # Ignored query parameters leave both the key and the request the origin receives.
-    if (req.url != var.get("path")) {
+    if (str.contains(req.url, "?")) {
         var.set("query", regsub(regsuball(regsub(req.url, "^[^?]*\?", ""), "(?:^|(?<=&))(?:utm_[^&=]*|_)(?:=[^&]*)?(?:&|$)", ""), "&+$", ""));
         if (var.get("query") == "") {
-            set req.url = var.get("path");
+            set req.url = regsub(req.url, "\?.*$", "");
         } else {
-            set req.url = var.get("path") + "?" + var.get("query");
+            set req.url = regsub(req.url, "\?.*$", "") + "?" + var.get("query");
         }
     }
 
-
-    # Rule selection: first match wins. Purges select the rule a GET would.
+    # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
+    # sets its state and applies its request handling (cw_request_<profile>).
     call cw_select_1;
-    if (!var.get("rule")) {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p6");
-        var.set("ttl", "0");
-    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
-    }
-
-    # Per-rule request handling and the safe defaults.
-    # cachewright: rule health, writes (profile p1)
-    if (var.get("profile") == "p1") {
-        var.set("pass", "1");
-    # cachewright: rule me (profile p2)
-    } elsif (var.get("profile") == "p2") {
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
-    # cachewright: rule catalog (profile p3)
-    } elsif (var.get("profile") == "p3") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
-    # cachewright: rule search (profile p4)
-    } elsif (var.get("profile") == "p4") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
-    # cachewright: rule v1 (profile p5)
-    } elsif (var.get("profile") == "p5") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
-    # cachewright: rule default (profile p6)
-    } elsif (var.get("profile") == "p6") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
     }
     if (req.method != "GET" && req.method != "HEAD") {
         var.set("pass", "1");
@@ -178,35 +129,100 @@ sub cw_recv_host {
 
 sub cw_select_1 {
     # cachewright: rule health (examples/api/policy.yaml:21:5)
-    if ((var.get("path") ~ "^/healthz")) {
+    if ((str.startswith(req.url, "/healthz"))) {
         var.set("rule", "health");
         var.set("profile", "p1");
         var.set("ttl", "0");
+        call cw_request_p1;
     # cachewright: rule writes (examples/api/policy.yaml:24:5)
-    } elsif ((req.method ~ "^(?:POST|PUT|PATCH|DELETE)$")) {
+    } elsif ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE")) {
         var.set("rule", "writes");
         var.set("profile", "p1");
         var.set("ttl", "0");
+        call cw_request_p1;
     # cachewright: rule me (examples/api/policy.yaml:27:5)
-    } elsif ((var.get("path") ~ "^/v1/me")) {
+    } elsif ((str.startswith(req.url, "/v1/me"))) {
         var.set("rule", "me");
         var.set("profile", "p2");
         var.set("ttl", "30");
+        call cw_request_p2;
     # cachewright: rule catalog (examples/api/policy.yaml:31:5)
-    } elsif ((var.get("path") ~ "^/v1/products")) {
+    } elsif ((str.startswith(req.url, "/v1/products"))) {
         var.set("rule", "catalog");
         var.set("profile", "p3");
         var.set("ttl", "10");
+        call cw_request_p3;
     # cachewright: rule search (examples/api/policy.yaml:36:5)
-    } elsif ((var.get("path") ~ "^/v1/search") && (req.http.Accept ~ "application/json")) {
+    } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
         var.set("rule", "search");
         var.set("profile", "p4");
         var.set("ttl", "5");
+        call cw_request_p4;
     # cachewright: rule v1 (examples/api/policy.yaml:40:5)
-    } elsif ((var.get("path") ~ "^/v1/")) {
+    } elsif ((str.startswith(req.url, "/v1/"))) {
         var.set("rule", "v1");
         var.set("profile", "p5");
         var.set("ttl", "10");
+        call cw_request_p5;
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        var.set("profile", "p6");
+        var.set("ttl", "0");
+        call cw_request_p6;
+    }
+}
+
+# Per-rule request handling and the safe defaults, one subroutine per behaviour.
+# cachewright: rule health, writes (profile p1)
+sub cw_request_p1 {
+    var.set("pass", "1");
+}
+
+# cachewright: rule me (profile p2)
+sub cw_request_p2 {
+    if (req.http.Cookie) {
+        var.set("pass", "1");
+    }
+}
+
+# cachewright: rule catalog (profile p3)
+sub cw_request_p3 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
+    }
+}
+
+# cachewright: rule search (profile p4)
+sub cw_request_p4 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
+    }
+}
+
+# cachewright: rule v1 (profile p5)
+sub cw_request_p5 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
+    }
+}
+
+# cachewright: rule default (profile p6)
+sub cw_request_p6 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
     }
 }
 
@@ -238,7 +254,7 @@ sub cw_purge {
 }
 
 sub vcl_hash {
-    hash_data(req.http.X-Cw-Scheme);
+    hash_data("http");
     hash_data(req.http.host);
     hash_data(req.url);
     if (var.get("profile") == "p2") {
@@ -277,6 +293,7 @@ sub vcl_pass {
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
 sub cw_fetch_state {
+    set req.http.X-Cw-Scheme = "http";
     set req.http.X-Cw-Profile = var.get("profile");
     set req.http.X-Cw-Ttl = var.get("ttl");
     set req.http.X-Cw-Refetch = var.get("refetch");
@@ -295,18 +312,17 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            var.set("outcome", "hit; stale");
+            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
         } else {
-            var.set("outcome", "hit");
+            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        var.set("outcome", "fwd=bypass");
+        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     } elsif (var.get("refetch")) {
-        var.set("outcome", "fwd=stale");
+        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
     } else {
-        var.set("outcome", "fwd=miss");
+        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
     }
-    call cw_response_headers;
     unset resp.http.xkey;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
@@ -325,8 +341,7 @@ sub vcl_synth {
     } elsif (!var.get("rule")) {
         var.set("rule", "guard");
     }
-    var.set("outcome", "fwd=bypass");
-    call cw_response_headers;
+    set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     set resp.http.Content-Type = "text/plain; charset=utf-8";
     if (var.get("count")) {
         set resp.body = "" + resp.status + " " + resp.reason + " " + var.get("count") + {"
@@ -338,9 +353,6 @@ sub vcl_synth {
     return (deliver);
 }
 
-sub cw_response_headers {
-    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + var.get("rule");
-}
 
 # ---------------------------------------------------------------------------- backend side
 

@@ -6,6 +6,7 @@ vcl 4.1;
 
 import std;
 import var;
+import str;
 import cookie;
 import xkey;
 
@@ -36,19 +37,20 @@ sub vcl_recv {
     # the backend side needs travel as X-Cw-* headers set in cw_fetch_state, on fetches only.
     # The scheme comes from the listener the connection arrived on, never from the client.
     if (local.socket == "https") {
-        set req.http.X-Cw-Scheme = "https";
+        var.set("scheme", "https");
     } else {
-        set req.http.X-Cw-Scheme = "http";
+        var.set("scheme", "http");
     }
 
     # One match finds every request target that is not a clean origin-form path: absolute-form
     # targets (RFC 9112 3.2.2), dot segments, backslashes, malformed escapes, encoded . / \ NUL
     # and encoded unreserved characters. Refusing those makes matching the raw path equal
-    # matching the decoded one.
-    if (req.url ~ "(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})|%(?:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)))") {
+    # matching the decoded one. Most requests skip the match: a clean target has none of the
+    # substrings those need.
+    if (!str.startswith(req.url, "/") || str.contains(req.url, "/.") || str.contains(req.url, "%") ||
+        str.contains(req.url, "\")) {
         call cw_recv_target;
     }
-    var.set("path", regsub(req.url, "\?.*$", ""));
     if (req.method != "GET" &&
         req.method != "HEAD" &&
         req.method != "POST" &&
@@ -61,11 +63,11 @@ sub vcl_recv {
     }
 
     # Host: validated, lowercased, without port or trailing dot (as nginx's $host). A Host that
-    # is already all of that and one of the policy's hosts takes one match.
-    if (req.http.host !~ "^(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$)^(?:shop\.example\.com|www\.shop\.example\.com)$") {
+    # is already all of that and one of the policy's hosts takes one check.
+    if (!(req.http.host == "shop.example.com" || req.http.host == "www.shop.example.com")) {
         call cw_recv_host;
     }
-    if (req.http.X-Cw-Scheme == "http") {
+    if (var.get("scheme") == "http") {
         return (synth(750, "Moved Permanently"));
     }
     # Several Cookie lines (HTTP/2) become one, as nginx's $http_cookie.
@@ -75,67 +77,21 @@ sub vcl_recv {
     }
 
     # Ignored query parameters leave both the key and the request the origin receives.
-    if (req.url != var.get("path")) {
+    if (str.contains(req.url, "?")) {
         var.set("query", regsub(regsuball(regsub(req.url, "^[^?]*\?", ""), "(?:^|(?<=&))(?:utm_[^&=]*|fbclid|gclid)(?:=[^&]*)?(?:&|$)", ""), "&+$", ""));
         if (var.get("query") == "") {
-            set req.url = var.get("path");
+            set req.url = regsub(req.url, "\?.*$", "");
         } else {
-            set req.url = var.get("path") + "?" + var.get("query");
+            set req.url = regsub(req.url, "\?.*$", "") + "?" + var.get("query");
         }
     }
-
     cookie.parse(req.http.Cookie);
 
-    # Rule selection: first match wins. Purges select the rule a GET would.
+    # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
+    # sets its state and applies its request handling (cw_request_<profile>).
     call cw_select_1;
-    if (!var.get("rule")) {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p5");
-        var.set("ttl", "60");
-    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
-    }
-
-    # Per-rule request handling and the safe defaults.
-    # cachewright: rule static (profile p1)
-    if (var.get("profile") == "p1") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        unset req.http.Cookie;
-    # cachewright: rule cart, checkout, account (profile p2)
-    } elsif (var.get("profile") == "p2") {
-        var.set("pass", "1");
-    # cachewright: rule products (profile p3)
-    } elsif (var.get("profile") == "p3") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        cookie.keep("currency");
-        set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
-        if (req.http.Cookie == "") {
-            unset req.http.Cookie;
-        }
-    # cachewright: rule category (profile p4)
-    } elsif (var.get("profile") == "p4") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        cookie.keep("currency");
-        set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
-        if (req.http.Cookie == "") {
-            unset req.http.Cookie;
-        }
-    # cachewright: rule default (profile p5)
-    } elsif (var.get("profile") == "p5") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
     }
     if (req.method != "GET" && req.method != "HEAD") {
         var.set("pass", "1");
@@ -178,35 +134,95 @@ sub cw_recv_host {
 
 sub cw_select_1 {
     # cachewright: rule static (examples/shop/policy.yaml:30:5)
-    if ((var.get("path") ~ "^/static/")) {
+    if ((str.startswith(req.url, "/static/"))) {
         var.set("rule", "static");
         var.set("profile", "p1");
         var.set("ttl", "2592000");
+        call cw_request_p1;
     # cachewright: rule cart (examples/shop/policy.yaml:35:5)
-    } elsif ((var.get("path") ~ "^/cart")) {
+    } elsif ((str.startswith(req.url, "/cart"))) {
         var.set("rule", "cart");
         var.set("profile", "p2");
         var.set("ttl", "60");
+        call cw_request_p2;
     # cachewright: rule checkout (examples/shop/policy.yaml:38:5)
-    } elsif ((var.get("path") ~ "^/checkout")) {
+    } elsif ((str.startswith(req.url, "/checkout"))) {
         var.set("rule", "checkout");
         var.set("profile", "p2");
         var.set("ttl", "60");
+        call cw_request_p2;
     # cachewright: rule account (examples/shop/policy.yaml:41:5)
-    } elsif ((var.get("path") ~ "^/account")) {
+    } elsif ((str.startswith(req.url, "/account"))) {
         var.set("rule", "account");
         var.set("profile", "p2");
         var.set("ttl", "60");
+        call cw_request_p2;
     # cachewright: rule products (examples/shop/policy.yaml:44:5)
-    } elsif ((var.get("path") ~ "^/products/")) {
+    } elsif ((str.startswith(req.url, "/products/"))) {
         var.set("rule", "products");
         var.set("profile", "p3");
         var.set("ttl", "600");
+        call cw_request_p3;
     # cachewright: rule category (examples/shop/policy.yaml:50:5)
-    } elsif ((var.get("path") ~ "^/c/")) {
+    } elsif ((str.startswith(req.url, "/c/"))) {
         var.set("rule", "category");
         var.set("profile", "p4");
         var.set("ttl", "300");
+        call cw_request_p4;
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        var.set("profile", "p5");
+        var.set("ttl", "60");
+        call cw_request_p5;
+    }
+}
+
+# Per-rule request handling and the safe defaults, one subroutine per behaviour.
+# cachewright: rule static (profile p1)
+sub cw_request_p1 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    unset req.http.Cookie;
+}
+
+# cachewright: rule cart, checkout, account (profile p2)
+sub cw_request_p2 {
+    var.set("pass", "1");
+}
+
+# cachewright: rule products (profile p3)
+sub cw_request_p3 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    cookie.keep("currency");
+    set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
+    if (req.http.Cookie == "") {
+        unset req.http.Cookie;
+    }
+}
+
+# cachewright: rule category (profile p4)
+sub cw_request_p4 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    cookie.keep("currency");
+    set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
+    if (req.http.Cookie == "") {
+        unset req.http.Cookie;
+    }
+}
+
+# cachewright: rule default (profile p5)
+sub cw_request_p5 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
     }
 }
 
@@ -238,7 +254,7 @@ sub cw_purge {
 }
 
 sub vcl_hash {
-    hash_data(req.http.X-Cw-Scheme);
+    hash_data(var.get("scheme"));
     hash_data(req.http.host);
     hash_data(req.url);
     if (var.get("profile") == "p3") {
@@ -280,6 +296,7 @@ sub vcl_pass {
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
 sub cw_fetch_state {
+    set req.http.X-Cw-Scheme = var.get("scheme");
     set req.http.X-Cw-Profile = var.get("profile");
     set req.http.X-Cw-Ttl = var.get("ttl");
     set req.http.X-Cw-Refetch = var.get("refetch");
@@ -293,10 +310,10 @@ sub vcl_pipe {
 sub vcl_purge {
     # PURGE of a URL drops its copy for both schemes.
     if (req.restarts == 0) {
-        if (req.http.X-Cw-Scheme == "https") {
-            set req.http.X-Cw-Scheme = "http";
+        if (var.get("scheme") == "https") {
+            var.set("scheme", "http");
         } else {
-            set req.http.X-Cw-Scheme = "https";
+            var.set("scheme", "https");
         }
         return (restart);
     }
@@ -307,18 +324,20 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            var.set("outcome", "hit; stale");
+            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
         } else {
-            var.set("outcome", "hit");
+            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        var.set("outcome", "fwd=bypass");
+        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     } elsif (var.get("refetch")) {
-        var.set("outcome", "fwd=stale");
+        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
     } else {
-        var.set("outcome", "fwd=miss");
+        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
     }
-    call cw_response_headers;
+    if (var.get("scheme") == "https") {
+        set resp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
+    }
     unset resp.http.xkey;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
@@ -343,8 +362,10 @@ sub vcl_synth {
     } elsif (!var.get("rule")) {
         var.set("rule", "guard");
     }
-    var.set("outcome", "fwd=bypass");
-    call cw_response_headers;
+    set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
+    if (var.get("scheme") == "https") {
+        set resp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
+    }
     set resp.http.Content-Type = "text/plain; charset=utf-8";
     if (var.get("count")) {
         set resp.body = "" + resp.status + " " + resp.reason + " " + var.get("count") + {"
@@ -356,12 +377,6 @@ sub vcl_synth {
     return (deliver);
 }
 
-sub cw_response_headers {
-    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + var.get("rule");
-    if (req.http.X-Cw-Scheme == "https") {
-        set resp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
-    }
-}
 
 # ---------------------------------------------------------------------------- backend side
 

@@ -6,6 +6,7 @@ vcl 4.1;
 
 import std;
 import var;
+import str;
 
 backend cw_origin1 {
     .host = "docs-origin";
@@ -32,17 +33,16 @@ sub vcl_recv {
     }
     # Per-request state lives in task variables (var.*), which no client can send; the few that
     # the backend side needs travel as X-Cw-* headers set in cw_fetch_state, on fetches only.
-    # The scheme comes from the listener the connection arrived on, never from the client.
-    set req.http.X-Cw-Scheme = "http";
 
     # One match finds every request target that is not a clean origin-form path: absolute-form
     # targets (RFC 9112 3.2.2), dot segments, backslashes, malformed escapes, encoded . / \ NUL
     # and encoded unreserved characters. Refusing those makes matching the raw path equal
-    # matching the decoded one.
-    if (req.url ~ "(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})|%(?:2e|2f|5c|00|3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)))") {
+    # matching the decoded one. Most requests skip the match: a clean target has none of the
+    # substrings those need.
+    if (!str.startswith(req.url, "/") || str.contains(req.url, "/.") || str.contains(req.url, "%") ||
+        str.contains(req.url, "\")) {
         call cw_recv_target;
     }
-    var.set("path", regsub(req.url, "\?.*$", ""));
     if (req.method != "GET" &&
         req.method != "HEAD" &&
         req.method != "POST" &&
@@ -55,8 +55,8 @@ sub vcl_recv {
     }
 
     # Host: validated, lowercased, without port or trailing dot (as nginx's $host). A Host that
-    # is already all of that and one of the policy's hosts takes one match.
-    if (req.http.host !~ "^(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$)^(?:docs\.example\.com|www\.docs\.example\.com)$") {
+    # is already all of that and one of the policy's hosts takes one check.
+    if (!(req.http.host == "docs.example.com" || req.http.host == "www.docs.example.com")) {
         call cw_recv_host;
     }
     # Several Cookie lines (HTTP/2) become one, as nginx's $http_cookie.
@@ -66,49 +66,20 @@ sub vcl_recv {
     }
 
     # Ignored query parameters leave both the key and the request the origin receives.
-    if (req.url != var.get("path")) {
+    if (str.contains(req.url, "?")) {
         var.set("query", regsub(regsuball(regsub(req.url, "^[^?]*\?", ""), "(?:^|(?<=&))(?:utm_[^&=]*|fbclid|gclid)(?:=[^&]*)?(?:&|$)", ""), "&+$", ""));
         if (var.get("query") == "") {
-            set req.url = var.get("path");
+            set req.url = regsub(req.url, "\?.*$", "");
         } else {
-            set req.url = var.get("path") + "?" + var.get("query");
+            set req.url = regsub(req.url, "\?.*$", "") + "?" + var.get("query");
         }
     }
 
-
-    # Rule selection: first match wins. Purges select the rule a GET would.
+    # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
+    # sets its state and applies its request handling (cw_request_<profile>).
     call cw_select_1;
-    if (!var.get("rule")) {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p3");
-        var.set("ttl", "300");
-    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
-    }
-
-    # Per-rule request handling and the safe defaults.
-    # cachewright: rule assets (profile p1)
-    if (var.get("profile") == "p1") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        unset req.http.Cookie;
-    # cachewright: rule media, html (profile p2)
-    } elsif (var.get("profile") == "p2") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        unset req.http.Cookie;
-    # cachewright: rule default (profile p3)
-    } elsif (var.get("profile") == "p3") {
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
-        if (req.http.Cookie) {
-            var.set("pass", "1");
-        }
     }
     if (req.method != "GET" && req.method != "HEAD") {
         var.set("pass", "1");
@@ -151,20 +122,56 @@ sub cw_recv_host {
 
 sub cw_select_1 {
     # cachewright: rule assets (examples/static-site/policy.yaml:21:5)
-    if ((var.get("path") ~ "^/assets/")) {
+    if ((str.startswith(req.url, "/assets/"))) {
         var.set("rule", "assets");
         var.set("profile", "p1");
         var.set("ttl", "31536000");
+        call cw_request_p1;
     # cachewright: rule media (examples/static-site/policy.yaml:26:5)
-    } elsif ((var.get("path") ~ "\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)$")) {
+    } elsif ((req.url ~ "^[^?]*\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)(?:[?]|$)")) {
         var.set("rule", "media");
         var.set("profile", "p2");
         var.set("ttl", "604800");
+        call cw_request_p2;
     # cachewright: rule html (examples/static-site/policy.yaml:30:5)
-    } elsif ((var.get("path") ~ "^/")) {
+    } elsif ((str.startswith(req.url, "/"))) {
         var.set("rule", "html");
         var.set("profile", "p2");
         var.set("ttl", "300");
+        call cw_request_p2;
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        var.set("profile", "p3");
+        var.set("ttl", "300");
+        call cw_request_p3;
+    }
+}
+
+# Per-rule request handling and the safe defaults, one subroutine per behaviour.
+# cachewright: rule assets (profile p1)
+sub cw_request_p1 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    unset req.http.Cookie;
+}
+
+# cachewright: rule media, html (profile p2)
+sub cw_request_p2 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    unset req.http.Cookie;
+}
+
+# cachewright: rule default (profile p3)
+sub cw_request_p3 {
+    if (req.http.Authorization) {
+        var.set("pass", "1");
+    }
+    if (req.http.Cookie) {
+        var.set("pass", "1");
     }
 }
 
@@ -189,7 +196,7 @@ sub cw_purge {
 }
 
 sub vcl_hash {
-    hash_data(req.http.X-Cw-Scheme);
+    hash_data("http");
     hash_data(req.http.host);
     hash_data(req.url);
     return (lookup);
@@ -225,6 +232,7 @@ sub vcl_pass {
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
 sub cw_fetch_state {
+    set req.http.X-Cw-Scheme = "http";
     set req.http.X-Cw-Profile = var.get("profile");
     set req.http.X-Cw-Ttl = var.get("ttl");
     set req.http.X-Cw-Refetch = var.get("refetch");
@@ -243,18 +251,17 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            var.set("outcome", "hit; stale");
+            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
         } else {
-            var.set("outcome", "hit");
+            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        var.set("outcome", "fwd=bypass");
+        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     } elsif (var.get("refetch")) {
-        var.set("outcome", "fwd=stale");
+        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
     } else {
-        var.set("outcome", "fwd=miss");
+        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
     }
-    call cw_response_headers;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
     return (deliver);
@@ -272,8 +279,7 @@ sub vcl_synth {
     } elsif (!var.get("rule")) {
         var.set("rule", "guard");
     }
-    var.set("outcome", "fwd=bypass");
-    call cw_response_headers;
+    set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     set resp.http.Content-Type = "text/plain; charset=utf-8";
     if (var.get("count")) {
         set resp.body = "" + resp.status + " " + resp.reason + " " + var.get("count") + {"
@@ -285,9 +291,6 @@ sub vcl_synth {
     return (deliver);
 }
 
-sub cw_response_headers {
-    set resp.http.Cache-Status = "cachewright; " + var.get("outcome") + "; detail=" + var.get("rule");
-}
 
 # ---------------------------------------------------------------------------- backend side
 
