@@ -17,16 +17,19 @@ docs/compare.md, "Instructions per hit".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,12 +39,15 @@ sys.path.insert(0, str(ROOT))
 from generator.load import load  # noqa: E402
 from generator.model import HttpListener, Listen, Policy  # noqa: E402
 from generator.pipeline import Options  # noqa: E402
+from generator.render import OutputFile  # noqa: E402
 from harness.compare.baseline import baseline_configs  # noqa: E402
+from harness.local import varnishd_args  # noqa: E402
 from harness.prepare import Configs, Placement, generated, request_host  # noqa: E402
 from harness.probe import Request, probe_for  # noqa: E402
 from harness.procs import free_ports  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
+ENGINE_BINARIES = {"nginx": "nginx", "varnish": "varnishd"}
 BODY = b"x" * 1024
 
 
@@ -92,23 +98,14 @@ def _send(sock: socket.socket, reader: object, raw: bytes) -> int:
     return status
 
 
-def instructions_per_hit(configs: Configs, policy: Policy, request: Request, origin_port: int,
-                         hits: int) -> float:
-    port = free_ports(1)[0]
+def instructions_per_hit(engine: str, configs: Configs, policy: Policy, request: Request,
+                         origin_port: int, hits: int) -> float:
+    port, admin = free_ports(2)
     place = Placement("127.0.0.1", port, 0, "127.0.0.1", origin_port)
-    files = configs(policy, "nginx", place, Options())
+    files = configs(policy, engine, place, Options())
     with tempfile.TemporaryDirectory(prefix="cw-instr-") as tmp:
         prefix = Path(tmp)
-        for sub in ("logs", "cache", "tmp"):
-            (prefix / sub).mkdir()
-        for name, out in files.items():
-            (prefix / name).write_text(out.text)
-        conf = (prefix / "nginx.conf").read_text().replace(
-            "worker_processes auto;", "worker_processes 1;\nmaster_process off;\ndaemon off;")
-        (prefix / "nginx.conf").write_text(conf)
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}/cg.out",
-                                 "nginx", "-p", str(prefix), "-c", "nginx.conf"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, counted = _START[engine](prefix, files, admin)
         try:
             raw = (f"GET {request.target} HTTP/1.1\r\nHost: {request.host}\r\n"
                    + "".join(f"{n}: {v}\r\n" for n, v in request.headers) + "\r\n").encode()
@@ -117,7 +114,7 @@ def instructions_per_hit(configs: Configs, policy: Policy, request: Request, ori
             before = _Origin.requests
             for _ in range(3):
                 _send(sock, reader, raw)
-            _dump(proc)
+            _dump(counted())
             for i in range(hits):
                 if i and i % 500 == 0:  # below nginx's keepalive_requests (1000)
                     sock.close()
@@ -125,59 +122,119 @@ def instructions_per_hit(configs: Configs, policy: Policy, request: Request, ori
                     reader = sock.makefile("rb")
                 if _send(sock, reader, raw) != 200:
                     raise SystemExit(f"{policy.name}: a hit was not answered 200")
-            _dump(proc)
+            _dump(counted())
             sock.close()
             if _Origin.requests - before != 1:
                 raise SystemExit(f"{policy.name}: the origin saw {_Origin.requests - before} requests, not 1")
+            pid = counted()
         finally:
-            proc.kill()
-            proc.wait()
-        dumps = sorted(prefix.glob("cg.out.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+            _stop(proc, counted)
+        dumps = sorted(prefix.glob(f"cg.out.{pid}.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
         totals = re.search(r"^(?:summary|totals): (\d+)", dumps[-1].read_text(), re.M)
         assert totals, dumps[-1]
         return int(totals.group(1)) / hits
 
 
+Started = tuple[subprocess.Popen[bytes], Callable[[], int]]
+
+
+def _callgrind(prefix: Path, argv: list[str]) -> list[str]:
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}/cg.out.%p",
+            "--trace-children=yes", "--trace-children-skip=*cc,*gcc,*sh,*ld,*as", *argv]
+
+
+def _start_nginx(prefix: Path, files: dict[str, OutputFile], admin: int) -> Started:
+    """One nginx process (no master, no daemon): it serves and is counted."""
+    for sub in ("logs", "cache", "tmp"):
+        (prefix / sub).mkdir()
+    conf = files["nginx.conf"].text.replace(
+        "worker_processes auto;", "worker_processes 1;\nmaster_process off;\ndaemon off;")
+    (prefix / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen(_callgrind(prefix, ["nginx", "-p", str(prefix), "-c", "nginx.conf"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, lambda: proc.pid
+
+
+def _start_varnish(prefix: Path, files: dict[str, OutputFile], admin: int) -> Started:
+    """varnishd in the foreground without a jail (valgrind follows the manager's fork into the
+    child, which serves and is counted; the VCL compiler runs uncounted); one small thread pool."""
+    (prefix / "default.vcl").write_text(files["default.vcl"].text)
+    args = varnishd_args(files["varnishd.args"].text, "127.0.0.1:0")
+    argv = ["varnishd", "-F", "-j", "none", "-n", str(prefix / "state"), "-f", str(prefix / "default.vcl"),
+            "-T", f"127.0.0.1:{admin}", "-p", "thread_pools=1", "-p", "thread_pool_min=5",
+            *(a for line in args if not line.startswith("-a https=") for a in line.split(" ", 1))]
+    log = prefix / "varnishd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(_callgrind(prefix, argv), stdout=out, stderr=subprocess.STDOUT)
+
+    def child() -> int:
+        found = re.search(r"Child \((\d+)\) Started", log.read_text(errors="replace"))
+        if found is None:
+            raise SystemExit(f"varnishd did not start its child under valgrind:\n{log.read_text()[-2000:]}")
+        return int(found.group(1))
+    return proc, child
+
+
+_START = {"nginx": _start_nginx, "varnish": _start_varnish}
+
+
+def _stop(proc: subprocess.Popen[bytes], counted: Callable[[], int]) -> None:
+    """Stop what started: the counted process (varnishd's child) by its PID, then valgrind."""
+    try:
+        pid = counted()
+    except SystemExit:
+        pid = proc.pid
+    if pid != proc.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
+
+
 def _connect(port: int, proc: subprocess.Popen[bytes]) -> socket.socket:
-    for _ in range(300):
+    for _ in range(600):
         if proc.poll() is not None:
-            raise SystemExit("nginx exited under valgrind")
+            raise SystemExit("the engine exited under valgrind")
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=30)
+            return socket.create_connection(("127.0.0.1", port), timeout=60)
         except OSError:
             time.sleep(0.1)
-    raise SystemExit("nginx did not start under valgrind")
+    raise SystemExit("the engine did not start under valgrind")
 
 
-def _dump(proc: subprocess.Popen[bytes]) -> None:
-    """Write callgrind's counters so far to a new file and reset them."""
-    subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, stdout=subprocess.DEVNULL,
+def _dump(pid: int) -> None:
+    """Write callgrind's counters of ``pid`` so far to a new file and reset them."""
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("policies", nargs="*", default=[f"examples/{e}/policy.yaml" for e in EXAMPLES])
+    parser.add_argument("--engine", choices=("nginx", "varnish", "all"), default="all")
     parser.add_argument("--hits", type=int, default=1000)
     args = parser.parse_args()
-    for tool in ("valgrind", "callgrind_control", "nginx"):
+    engines = ("nginx", "varnish") if args.engine == "all" else (args.engine,)
+    for tool in ("valgrind", "callgrind_control", *(ENGINE_BINARIES[e] for e in engines)):
         if shutil.which(tool) is None:
             print(f"{tool} not found (valgrind: apt-get install valgrind)", file=sys.stderr)
             return 2
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     origin_port = server.server_address[1]
-    print("| policy | rule | instructions/hit generated | baseline | ratio |")
-    print("|---|---|---|---|---|")
+    print("| policy | engine | rule | instructions/hit generated | baseline | ratio |")
+    print("|---|---|---|---|---|---|")
     try:
         for path in args.policies:
             policy = plain_http(load(path))
             request = hit_request(policy)
-            gen = instructions_per_hit(generated, policy, request, origin_port, args.hits)
-            base = instructions_per_hit(baseline_configs, policy, request, origin_port, args.hits)
             rule = next((r.name for r in (*policy.rules, policy.default_rule)
                          if probe_for(policy, r, tag="cwbench", host=request.host) == request), "?")
-            print(f"| {policy.name} | {rule} | {gen:,.0f} | {base:,.0f} | {gen / base:.2f} |", flush=True)
+            for engine in engines:
+                gen = instructions_per_hit(engine, generated, policy, request, origin_port, args.hits)
+                base = instructions_per_hit(engine, baseline_configs, policy, request, origin_port, args.hits)
+                print(f"| {policy.name} | {engine} | {rule} | {gen:,.0f} | {base:,.0f} | {gen / base:.2f} |",
+                      flush=True)
     finally:
         server.shutdown()
     return 0

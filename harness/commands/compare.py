@@ -38,8 +38,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--duration", type=_positive_float, default=d.duration_s, metavar="SECONDS",
                    help=f"length of each cached-hit load run (default: {d.duration_s:g})")
     p.add_argument("--rounds", type=_positive, default=d.rounds, metavar="N",
-                   help=f"cached-hit runs per engine, alternating with the baseline; the best of "
-                        f"each counts (default: {d.rounds})")
+                   help=f"cached-hit runs per engine, each followed by the baseline's; the ratio is "
+                        f"the median of the rounds' ratios (default: {d.rounds})")
     p.add_argument("--body-size", type=_positive, default=d.body_size, metavar="BYTES",
                    help=f"size of the cached responses the loads fetch (default: {d.body_size})")
     p.add_argument("--herd", type=_positive, default=d.herd_size, metavar="N",

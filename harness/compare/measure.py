@@ -48,12 +48,12 @@ TIMELINE_STEP_S = 0.5
 
 @dataclass(frozen=True)
 class Settings:
-    """How hard and how long each measurement pushes (the defaults take about 40 s per engine)."""
+    """How hard and how long each measurement pushes (the defaults take about 50 s per engine)."""
 
     concurrency: int = 32
     duration_s: float = 3.0
     threads: int = 2
-    rounds: int = 3
+    rounds: int = 5
     cold_samples: int = 50
     herd_size: int = 50
     origin_delay_s: float = 1.0

@@ -6,7 +6,10 @@ Two stacks run side by side, each with its own sample origin: the generated conf
 hand-written baselines (``harness.compare.baseline``). Correctness is ``cachewright test``'s
 derived checks and scenarios on the generated stack. Then each engine in turn is measured
 (``harness.compare.measure``), its cached-hit throughput alternating with its baseline's for
-``rounds`` rounds; the best round of each gives the ratio (the least disturbed run of each).
+``rounds`` rounds. Each round measures the generated config and then the baseline, back to back;
+the throughput ratio is the median of the rounds' ratios (on a shared machine one disturbed round
+moves a best-of or a mean, not the median of pairs). The best round of each is kept for its
+latency distribution.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -115,7 +119,8 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
         return {
             "hit": best, "hit_rounds": [h["rps"] for h in hits],
             "baseline_hit": best_base, "baseline_rounds": [h["rps"] for h in base_hits],
-            "throughput_ratio": best["rps"] / best_base["rps"] if best_base["rps"] else None,
+            "round_ratios": (ratios := _round_ratios(hits, base_hits)),
+            "throughput_ratio": statistics.median(ratios) if ratios else None,
             "cpu_us_per_hit": {"generated": _least(hits, "cpu_us_per_request"),
                                "baseline": _least(base_hits, "cpu_us_per_request")},
             "user_cpu_us_per_hit": {"generated": _least(hits, "user_us_per_request"),
@@ -139,6 +144,11 @@ def _target(stack: Stack, policy: Policy, engine: str, settings: Settings) -> It
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return max(runs, key=lambda run: run["rps"])
+
+
+def _round_ratios(hits: list[dict[str, Any]], base_hits: list[dict[str, Any]]) -> list[float]:
+    """Generated / baseline throughput of each round (both measured back to back)."""
+    return [h["rps"] / b["rps"] for h, b in zip(hits, base_hits, strict=True) if b["rps"]]
 
 
 def _least(runs: list[dict[str, Any]], key: str) -> float | None:
