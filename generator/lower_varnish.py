@@ -6,8 +6,9 @@
   (a task variable does not cross from the client to the backend side), and
   ``vcl_backend_fetch`` removes them before the origin sees them.
 * The cache-hit path is kept cheap (in Varnish every regex match and every header set or unset
-  costs about a thousand instructions, a header operation also a log record): one regex rejects
-  every unclean request target, a string comparison accepts an already canonical listed Host,
+  costs about a thousand instructions, a header operation also a log record): substring tests
+  let a clean request target skip the regex that rejects unclean ones, a string comparison
+  accepts an already canonical listed Host,
   the rule conditions match ``req.url`` itself (the path is split off only for ``path_regex``
   conditions and a key without the query), and the slower handling sits in subroutines only the
   rest reach.
