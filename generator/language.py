@@ -153,7 +153,8 @@ LISTEN = Obj("listen", {
     "hosts": Field(ListOf(HOST), "Host names served; other hosts get 421. Empty: any host.", (),
                    example=["shop.example.com", "www.shop.example.com"],
                    nginx="host part of the `$cw_target` dispatch regexes → `@guard-421`",
-                   varnish="`req.http.host !~ ...` → `synth(421)`"),
+                   varnish="`req.http.host ==` comparisons (one regex for `*.` names or more than "
+                           "8 hosts) → `synth(421)`"),
 }, "Where the cache listens.")
 
 QUERY = Obj("query", {
@@ -215,7 +216,8 @@ COOKIE_MATCH = Obj("cookie match", {
 MATCH = Obj("match", {
     "path_prefix": Field(Str(PATH, PATH_HINT, 1024), "Path starts with this literal.", None,
                          nginx="escaped, anchored regex in the rule-selection `map`",
-                         varnish="`var.get(\"path\") ~ \"^...\"` in the selection chain",
+                         varnish="`str.startswith(req.url, ...)` (vmod str; an anchored regex when "
+                                 "it holds a %-escape) in the selection chain",
                          nullable=True, example="/static/"),
     "path_regex": Field(REGEX, "Path matches this regular expression (unanchored unless you "
                         "anchor it).", None, nullable=True, example=r"^/p/[0-9]+$"),
@@ -230,10 +232,11 @@ MATCH = Obj("match", {
                   example="shop.example.com"),
     "header": Field(ListOf(HEADER_MATCH, one_or_many=True, unique=False), "Request header condition(s).", (),
                     nginx="a 1-character `map` on `$http_NAME` feeding the selection `map`",
-                    varnish="`req.http.NAME ~ ...`"),
+                    varnish="`req.http.NAME ~ ...`; without a regex `str.count(req.http.NAME) > 0`"),
     "cookie": Field(ListOf(COOKIE_MATCH, one_or_many=True, unique=False), "Cookie condition(s).", (),
                     nginx="value extracted from `$http_cookie` by `map`, then a 1-character `map`",
-                    varnish="`cookie.get(NAME) ~ ...` (vmod cookie)"),
+                    varnish="`cookie.get(NAME) ~ ...` (vmod cookie); without a regex "
+                            "`str.count(cookie.get(NAME)) > 0`"),
 }, "Conditions, all of which must hold. Paths are matched on the raw request path.")
 
 EXTRA_KEY = Obj("key", {

@@ -38,6 +38,9 @@ HOST_COMPARISONS = 8
 _UNRESERVED_ESCAPES = "3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e"
 TARGET_CHECK = (r"(?i)^(?:(?!/)|[^?]*(?:/\.\.?(?:[/?]|$)|\x5c|%(?![0-9a-f]{2})"
                 r"|%(?:2e|2f|5c|00|" + _UNRESERVED_ESCAPES + ")))")
+#: every target TARGET_CHECK matches contains one of these, or does not start with "/": a target
+#: without any skips the regex on the hit path (substring tests are far cheaper in VCL)
+TARGET_SUSPECT = ("/.", "%", "\\")
 #: a valid Host (before its port and trailing dot are removed), lowercased
 HOST_VALID = r"^(?!\.)(?!.*\.\.)(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$"
 #: a Host that HOST_VALID accepts and lowercasing and removing port and trailing dot leave alone
@@ -93,6 +96,7 @@ class VarnishModel:
     host_header: str | None
     methods: tuple[str, ...]
     target_check: str
+    target_suspect: str
     host_valid: str
     host_slow: str
     hosts_regex: str | None
@@ -153,6 +157,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         host_header=policy.origin.host_header,
         methods=_methods(policy),
         target_check=TARGET_CHECK,
+        target_suspect=" || ".join(['!str.startswith(req.url, "/")',
+                                    *(f"str.contains(req.url, {vcl_str(t)})" for t in TARGET_SUSPECT)]),
         host_valid=HOST_VALID,
         host_slow=_host_slow(policy),
         hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,

@@ -14,7 +14,7 @@ from generator.model import Policy
 from harness.api import Stack
 from harness.client import Client, Response
 from harness.local import LocalRuntime
-from harness.origin_client import parse_echo
+from harness.origin_client import OriginClient, parse_echo
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"
@@ -141,9 +141,10 @@ def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str
     """nginx keeps cache files open between hits (open_file_cache): after a purge and after an
     expiry the entry is a new file, and the hits that follow must serve it, not the old one."""
     client = _client(stack, engine)
+    path = f"/short/entry-{engine}"
 
     def served(expect_hit: bool) -> str:
-        response = client.request("GET", "/short/entry")
+        response = client.request("GET", path)
         assert response.status == 200, response.summary()
         status = response.header("Cache-Status") or ""
         assert status.startswith("cachewright; hit") == expect_hit, status
@@ -151,7 +152,7 @@ def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str
 
     first = served(False)
     assert [served(True) for _ in range(3)] == [first] * 3
-    assert client.request("PURGE", "/short/entry").status == 200
+    assert client.request("PURGE", path).status == 200
     second = served(False)
     assert second != first
     assert [served(True) for _ in range(3)] == [second] * 3
@@ -159,3 +160,5 @@ def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str
     third = served(False)
     assert third not in (first, second)
     assert [served(True) for _ in range(3)] == [third] * 3
+    with OriginClient(stack.origin.control_url) as origin:
+        assert origin.count(path, "GET") == 3  # the nine hits never reached it

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from policies import (
     WORKERS,
     nginx_directives,
@@ -29,6 +30,7 @@ from policies import (
 
 from generator.errors import PolicyError
 from generator.load import loads
+from generator.lower_varnish import TARGET_CHECK, TARGET_SUSPECT
 from generator.model import Policy
 from generator.pipeline import Compiled, compile_policy
 
@@ -143,3 +145,12 @@ def _kind(message: str) -> str:
     lines = [line for line in message.splitlines()[1:] if line.strip()]
     first = next((line for line in lines if "Could not delete" not in line), message)
     return re.sub(r"(/tmp/\S+|'[^']*'|\"[^\"]*\"|\d+)", "…", first)[:160]
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.text(alphabet="/.%\\?#:abe2ECF05-7", max_size=14))
+def test_every_target_the_varnish_hygiene_regex_refuses_is_a_suspect(target: str) -> None:
+    """The VCL runs TARGET_CHECK only for targets not starting with "/" or holding one of
+    TARGET_SUSPECT: a target the regex would refuse must never skip it."""
+    if re.search(TARGET_CHECK, target):
+        assert not target.startswith("/") or any(s in target for s in TARGET_SUSPECT), target

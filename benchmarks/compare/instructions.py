@@ -41,9 +41,10 @@ from generator.model import HttpListener, Listen, Policy  # noqa: E402
 from generator.pipeline import Options  # noqa: E402
 from generator.render import OutputFile  # noqa: E402
 from harness.compare.baseline import baseline_configs  # noqa: E402
+from harness.compare.measure import plain_get  # noqa: E402
 from harness.local import varnishd_args  # noqa: E402
-from harness.prepare import Configs, Placement, generated, request_host  # noqa: E402
-from harness.probe import Request, probe_for  # noqa: E402
+from harness.prepare import Configs, Placement, generated  # noqa: E402
+from harness.probe import Request  # noqa: E402
 from harness.procs import free_ports  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
@@ -71,16 +72,6 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 def plain_http(policy: Policy) -> Policy:
     """``policy`` with one plain HTTP listener (its hosts kept)."""
     return replace(policy, listen=Listen(HttpListener("127.0.0.1", 80), None, policy.listen.hosts))
-
-
-def hit_request(policy: Policy) -> Request:
-    """The request ``compare`` measures: the first cacheable rule a plain GET reaches."""
-    for rule in (*policy.rules, policy.default_rule):
-        req = probe_for(policy, rule, tag="cwbench", host=request_host(policy)) if rule.cache else None
-        if req is not None and req.method == "GET" and not req.cookie_header \
-                and not any(name.lower() == "authorization" for name, _ in req.headers):
-            return req
-    raise SystemExit(f"{policy.name}: no cacheable rule a plain GET reaches")
 
 
 def _send(sock: socket.socket, reader: object, raw: bytes) -> int:
@@ -227,13 +218,11 @@ def main() -> int:
     try:
         for path in args.policies:
             policy = plain_http(load(path))
-            request = hit_request(policy)
-            rule = next((r.name for r in (*policy.rules, policy.default_rule)
-                         if probe_for(policy, r, tag="cwbench", host=request.host) == request), "?")
+            rule, request = plain_get(policy, "cwbench")
             for engine in engines:
                 gen = instructions_per_hit(engine, generated, policy, request, origin_port, args.hits)
                 base = instructions_per_hit(engine, baseline_configs, policy, request, origin_port, args.hits)
-                print(f"| {policy.name} | {engine} | {rule} | {gen:,.0f} | {base:,.0f} | {gen / base:.2f} |",
+                print(f"| {policy.name} | {engine} | {rule.name} | {gen:,.0f} | {base:,.0f} | {gen / base:.2f} |",
                       flush=True)
     finally:
         server.shutdown()

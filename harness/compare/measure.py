@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from generator.model import Rule
+from generator.model import Policy, Rule
 
 from ..api import HarnessError, Stack
 from ..checks.base import Ctx
@@ -102,19 +102,24 @@ def _glob_escape(text: str) -> str:
 
 
 def hit_probe(ctx: Ctx) -> Probe:
-    """The first cacheable rule a plain GET (no cookie, no Authorization) reaches: what a
-    hand-written baseline config caches too."""
-    policy = ctx.policy
+    """The request the cached-hit measurements repeat (``plain_get``), checked on the engine."""
+    tag = ctx.tag()
+    rule, req = plain_get(ctx.policy, tag)
+    return _checked(ctx, Probe(rule, req, tag))
+
+
+def plain_get(policy: Policy, tag: str) -> tuple[Rule, Request]:
+    """The first cacheable rule a plain GET (no cookie, no Authorization) reaches, and that GET:
+    what a hand-written baseline config caches too."""
     for rule in (*policy.rules, policy.default_rule):
         if not rule.cache:
             continue
-        tag = ctx.tag()
         req = probe_for(policy, rule, tag=tag, host=request_host(policy))
         if req is None or req.method != "GET" or req.cookie_header:
             continue
         if any(name.lower() == "authorization" for name, _ in req.headers):
             continue
-        return _checked(ctx, Probe(rule, req, tag))
+        return rule, req
     raise MeasureError("no cacheable rule that a plain GET reaches: there is no hit path to measure")
 
 

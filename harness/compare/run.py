@@ -112,6 +112,7 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
             hits.append(measure_hit(target, probe))
             base_hits.append(measure_hit(baseline, probe))
         best, best_base = _best(hits), _best(base_hits)
+        ratios = _round_ratios(hits, base_hits)
         collapse = policy.cache.collapse_requests
         stale = stale_probe(target.ctx)
         windows = policy.cache.stale
@@ -119,7 +120,7 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
         return {
             "hit": best, "hit_rounds": [h["rps"] for h in hits],
             "baseline_hit": best_base, "baseline_rounds": [h["rps"] for h in base_hits],
-            "round_ratios": (ratios := _round_ratios(hits, base_hits)),
+            "round_ratios": ratios,
             "throughput_ratio": statistics.median(ratios) if ratios else None,
             "cpu_us_per_hit": {"generated": _least(hits, "cpu_us_per_request"),
                                "baseline": _least(base_hits, "cpu_us_per_request")},

@@ -39,8 +39,7 @@ sub vcl_recv {
     # and encoded unreserved characters. Refusing those makes matching the raw path equal
     # matching the decoded one. Most requests skip the match: a clean target has none of the
     # substrings those need.
-    if (!str.startswith(req.url, "/") || str.contains(req.url, "/.") || str.contains(req.url, "%") ||
-        str.contains(req.url, "\")) {
+    if (!str.startswith(req.url, "/") || str.contains(req.url, "/.") || str.contains(req.url, "%") || str.contains(req.url, "\")) {
         call cw_recv_target;
     }
     if (req.method != "GET" &&
