@@ -11,7 +11,11 @@
   accepts an already canonical listed Host,
   the rule conditions match ``req.url`` itself (the path is split off only for ``path_regex``
   conditions and a key without the query), and the slower handling sits in subroutines only the
-  rest reach.
+  rest reach. A hit sets one task variable, the rule (a ``var.set`` costs about 600
+  instructions); its branch applies the request handling inline, and the rule's profile and TTL
+  are derived from it by comparisons only where a fetch follows. Cache-Status is appended
+  (``vmod header``: ``set`` would first scan the headers to remove one that
+  ``vcl_backend_response`` already removed from the origin's answer).
 * Scheme comes from the listener (``local.socket``: ``http``, or ``https`` for Hitch's PROXY
   listener), never from a client header; a task variable holds it where both listeners exist.
   Host is lowercased and its port removed, as nginx's ``$host``.
@@ -31,6 +35,8 @@ HFM_TTL = 120
 CHUNK = 50
 #: at most this many listed hosts are compared as strings on the hit path (one regex beyond)
 HOST_COMPARISONS = 8
+#: at most this many rule names are compared as strings where a profile or TTL is derived
+RULE_COMPARISONS = 4
 
 #: what a request target must not match to skip the slow checks: not origin-form (absolute-form,
 #: or no leading "/"), or a path (up to "?") with a dot segment, a backslash, a malformed escape,
@@ -72,8 +78,15 @@ class Behaviour:
 @dataclass(frozen=True)
 class VclProfile:
     ident: str
-    rules: str
+    names: tuple[str, ...]
     behaviour: Behaviour
+    #: VCL true for a request whose selected rule has this behaviour (the hit path keeps only the
+    #: rule in a task variable; the profile is derived where it is needed)
+    test: str
+
+    @property
+    def rules(self) -> str:
+        return ", ".join(self.names)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class VclRule:
     condition: str
     profile: str
     ttl: int
+    behaviour: Behaviour
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,10 @@ class VarnishModel:
     storable_statuses: tuple[int, ...]
     grace: int
     while_revalidate: int
-    uncached_profiles: str
+    #: VCL true for a rule that never caches ("" when every rule may)
+    uncached_test: str
+    #: (TTL, VCL true for a rule with that TTL), for the fetch that stores the object
+    ttl_tests: tuple[tuple[int, str], ...]
     tag_headers: tuple[str, ...]
     stale_if_error: bool
     hfm_ttl: int
@@ -141,11 +158,14 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
     tags = policy.purge is not None and "tag" in policy.purge.kinds
     https = policy.listen.https
     imports = ["std", "var", "str"]
+    imports += ["header"] if policy.headers.cache_status else []
     imports += ["directors"] if len(policy.origin.servers) > 1 else []
     imports += ["cookie"] if cookies else []
     imports += ["xkey"] if tags else []
     stale = policy.cache.stale
     profiles = _profiles(policy)
+    rules = tuple(_rule(policy, r, profiles) for r in policy.rules)
+    default = _rule(policy, policy.default_rule, profiles)
     return VarnishModel(
         name=policy.name,
         imports=tuple(imports),
@@ -168,8 +188,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         query_ignore=_ignore(policy),
         query_sort=policy.cache.query.sort,
         uses_cookies=cookies,
-        chunks=_chunks(tuple(_rule(policy, r, profiles) for r in policy.rules)),
-        default=_rule(policy, policy.default_rule, profiles),
+        chunks=_chunks(rules),
+        default=default,
         profiles=tuple(profiles.values()),
         key_scheme="scheme" in policy.cache.key,
         key_host="host" in policy.cache.key,
@@ -181,7 +201,9 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         storable_statuses=storable_statuses(policy),
         grace=stale.while_revalidate + stale.if_error,
         while_revalidate=stale.while_revalidate,
-        uncached_profiles="|".join(p.ident for p in profiles.values() if not p.behaviour.cache),
+        uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
+                                      for n in p.names)),
+        ttl_tests=_ttl_tests((*rules, default)),
         tag_headers=tuple(sorted({r.tags_from_header for r in policy.rules if r.tags_from_header})),
         stale_if_error=stale.if_error > 0,
         hfm_ttl=HFM_TTL,
@@ -315,7 +337,25 @@ def _profiles(policy: Policy) -> dict[Behaviour, VclProfile]:
     names: dict[Behaviour, list[str]] = {}
     for rule in (*policy.rules, policy.default_rule):
         names.setdefault(_behaviour(rule), []).append(rule.name)
-    return {b: VclProfile(f"p{i}", ", ".join(n), b) for i, (b, n) in enumerate(names.items(), 1)}
+    return {b: VclProfile(f"p{i}", tuple(n), b, rule_test(tuple(n)))
+            for i, (b, n) in enumerate(names.items(), 1)}
+
+
+def rule_test(names: tuple[str, ...]) -> str:
+    """VCL true when the selected rule is one of ``names`` (rule names are [a-z][a-z0-9_-]*): a
+    few string comparisons, one regex for more; "" for no names."""
+    if len(names) <= RULE_COMPARISONS:
+        return " || ".join(f'var.get("rule") == "{n}"' for n in names)
+    return f'var.get("rule") ~ "^(?:{"|".join(names)})$"'
+
+
+def _ttl_tests(rules: tuple[VclRule, ...]) -> tuple[tuple[int, str], ...]:
+    """One test per distinct TTL, the most common first (it is read only when a fetch follows)."""
+    by_ttl: dict[int, list[str]] = {}
+    for rule in rules:
+        by_ttl.setdefault(rule.ttl, []).append(rule.name)
+    ordered = sorted(by_ttl.items(), key=lambda item: -len(item[1]))
+    return tuple((ttl, rule_test(tuple(names))) for ttl, names in ordered)
 
 
 def _rule(policy: Policy, rule: Rule, profiles: dict[Behaviour, VclProfile]) -> VclRule:
@@ -323,7 +363,8 @@ def _rule(policy: Policy, rule: Rule, profiles: dict[Behaviour, VclProfile]) -> 
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
     ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    return VclRule(rule.name, marker, _condition(rule), profiles[_behaviour(rule)].ident, ttl)
+    profile = profiles[_behaviour(rule)]
+    return VclRule(rule.name, marker, _condition(rule), profile.ident, ttl, profile.behaviour)
 
 
 def _chunks(rules: tuple[VclRule, ...]) -> tuple[tuple[VclRule, ...], ...]:

@@ -166,3 +166,22 @@ def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str
     assert [served(True) for _ in range(3)] == [third] * 3
     with OriginClient(stack.origin.control_url) as origin:
         assert origin.count(path, "GET") == 3  # the nine hits never reached it
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_origins_cache_status_is_replaced_by_ours(stack: Stack, engine: str) -> None:
+    """One Cache-Status line, ours, on a miss and on a hit: an origin's (or an upstream cache's)
+    is removed when the response arrives (Varnish appends ours when it delivers)."""
+    path = f"/upstream-status-{engine}"
+    with OriginClient(stack.origin.control_url) as origin:
+        origin.add_rule({"path": path, "cache_control": "max-age=60",
+                         "headers": {"Cache-Status": "upstream; hit"}})
+        client = _client(stack, engine)
+        seen = []
+        for _ in range(2):
+            response = client.request("GET", path)
+            assert response.status == 200, response.summary()
+            seen.append([v for k, v in response.headers if k.lower() == "cache-status"])
+            time.sleep(0.5)  # let the engine store the miss before the hit
+        assert seen == [["cachewright; fwd=miss; detail=default"], ["cachewright; hit; detail=default"]]
+        assert origin.count(path, "GET") == 1

@@ -83,7 +83,8 @@ def vcl_allowed() -> tuple[frozenset[str], frozenset[str]]:
     text = "\n".join(t.read_text(encoding="utf-8")
                      for t in (ROOT / "templates" / "varnish").glob("*.j2"))
     subs = set(re.findall(r"\bsub\s+([A-Za-z_][A-Za-z0-9_]*)", text))
-    return frozenset(subs), frozenset({"std", "var", "str", "directors", "cookie", "xkey"})  # lower_varnish.py
+    imports = {"std", "var", "str", "header", "directors", "cookie", "xkey"}  # lower_varnish.py
+    return frozenset(subs), frozenset(imports)
 
 
 def _vcl_names(tokens: list[tuple[str, str]], keyword: str) -> set[str]:
@@ -121,7 +122,7 @@ def read_back(files: tuple[OutputFile, ...]) -> str | None:
             return f"default.vcl: declarations {dict(decl)}"
         subs, imports = vcl_allowed()
         odd_subs = {s for s in _vcl_names(tokens, "sub") if s not in subs
-                    and not re.fullmatch(r"cw_select_[0-9]+|cw_request_p[0-9]+", s)}
+                    and not re.fullmatch(r"cw_select_[0-9]+", s)}
         odd_imports = _vcl_names(tokens, "import") - imports
         if odd_subs or odd_imports:
             return f"default.vcl: unexpected subs {sorted(odd_subs)} / imports {sorted(odd_imports)}"

@@ -44,7 +44,7 @@ def _lower_html_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hand-edit the compiled output: rule 'html' (5m) stores for 1s on both engines."""
     tamper(monkeypatch, lambda _, text: text.replace("proxy_cache_valid 200 203 204 300 301 308 5m;",
                                                      "proxy_cache_valid 200 203 204 300 301 308 1s;")
-           .replace('var.set("ttl", "300");', 'var.set("ttl", "1");'))
+           .replace('set req.http.X-Cw-Ttl = "300";', 'set req.http.X-Cw-Ttl = "1";'))
 
 
 def test_a_hand_lowered_ttl_fails_the_ttl_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

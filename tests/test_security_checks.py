@@ -127,7 +127,8 @@ VARNISH_EDITS = (
     ("    set bereq.http.X-Forwarded-Proto = bereq.http.X-Cw-Scheme;\n", ""),
     ("(?:utm_[^&=]*)", "(?:cwnever)"),                                # ignored parameters keyed
 )
-VARNISH_REGEX_EDITS = ((r'if \(req\.http\.Cookie\) \{\s*var\.set\("pass", "1"\);\s*\}', ""),)
+VARNISH_REGEX_EDITS = ((r'if \(req\.http\.Authorization \|\| req\.http\.Cookie\) \{',
+                        "if (req.http.Authorization) {"),)
 
 
 def _unsafe(path: str, text: str) -> str:

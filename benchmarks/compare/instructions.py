@@ -17,6 +17,7 @@ docs/compare.md, "Instructions per hit".
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import http.server
 import os
@@ -54,10 +55,11 @@ BODY = b"x" * 1024
 
 class _Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    requests = 0
+    #: requests per path (the api example's health probe has its own path)
+    requests: collections.Counter[str] = collections.Counter()
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        _Origin.requests += 1
+        _Origin.requests[self.path.split("?")[0]] += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Cache-Control", "max-age=600")
@@ -90,7 +92,9 @@ def _send(sock: socket.socket, reader: object, raw: bytes) -> int:
 
 
 def instructions_per_hit(engine: str, configs: Configs, policy: Policy, request: Request,
-                         origin_port: int, hits: int) -> float:
+                         origin_port: int, hits: int, keep: Path | None = None) -> float:
+    """Instructions per hit; ``keep``: where to copy callgrind's dump of the hits (for
+    ``callgrind_annotate``)."""
     port, admin = free_ports(2)
     place = Placement("127.0.0.1", port, 0, "127.0.0.1", origin_port)
     files = configs(policy, engine, place, Options())
@@ -102,7 +106,8 @@ def instructions_per_hit(engine: str, configs: Configs, policy: Policy, request:
                    + "".join(f"{n}: {v}\r\n" for n, v in request.headers) + "\r\n").encode()
             sock = _connect(port, proc)
             reader = sock.makefile("rb")
-            before = _Origin.requests
+            path = request.target.split("?")[0]
+            before = _Origin.requests[path]
             for _ in range(3):
                 _send(sock, reader, raw)
             _dump(counted())
@@ -115,14 +120,17 @@ def instructions_per_hit(engine: str, configs: Configs, policy: Policy, request:
                     raise SystemExit(f"{policy.name}: a hit was not answered 200")
             _dump(counted())
             sock.close()
-            if _Origin.requests - before != 1:
-                raise SystemExit(f"{policy.name}: the origin saw {_Origin.requests - before} requests, not 1")
+            seen = _Origin.requests[path] - before
+            if seen != 1:
+                raise SystemExit(f"{policy.name}: the origin saw {seen} requests for {path}, not 1")
             pid = counted()
         finally:
             _stop(proc, counted)
         dumps = sorted(prefix.glob(f"cg.out.{pid}.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
         totals = re.search(r"^(?:summary|totals): (\d+)", dumps[-1].read_text(), re.M)
         assert totals, dumps[-1]
+        if keep is not None:
+            shutil.copyfile(dumps[-1], keep)
         return int(totals.group(1)) / hits
 
 
@@ -204,8 +212,13 @@ def main() -> int:
     parser.add_argument("policies", nargs="*", default=[f"examples/{e}/policy.yaml" for e in EXAMPLES])
     parser.add_argument("--engine", choices=("nginx", "varnish", "all"), default="all")
     parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--profiles", type=Path, metavar="DIR",
+                        help="keep callgrind's dump of the hits as DIR/POLICY-ENGINE-{generated,baseline}.cg "
+                             "(read with callgrind_annotate)")
     args = parser.parse_args()
     engines = ("nginx", "varnish") if args.engine == "all" else (args.engine,)
+    if args.profiles:
+        args.profiles.mkdir(parents=True, exist_ok=True)
     for tool in ("valgrind", "callgrind_control", *(ENGINE_BINARIES[e] for e in engines)):
         if shutil.which(tool) is None:
             print(f"{tool} not found (valgrind: apt-get install valgrind)", file=sys.stderr)
@@ -220,8 +233,12 @@ def main() -> int:
             policy = plain_http(load(path))
             rule, request = plain_get(policy, "cwbench")
             for engine in engines:
-                gen = instructions_per_hit(engine, generated, policy, request, origin_port, args.hits)
-                base = instructions_per_hit(engine, baseline_configs, policy, request, origin_port, args.hits)
+                keep = {kind: args.profiles / f"{policy.name}-{engine}-{kind}.cg" if args.profiles else None
+                        for kind in ("generated", "baseline")}
+                gen = instructions_per_hit(engine, generated, policy, request, origin_port, args.hits,
+                                           keep["generated"])
+                base = instructions_per_hit(engine, baseline_configs, policy, request, origin_port, args.hits,
+                                            keep["baseline"])
                 print(f"| {policy.name} | {engine} | {rule.name} | {gen:,.0f} | {base:,.0f} | {gen / base:.2f} |",
                       flush=True)
     finally:

@@ -451,14 +451,15 @@ def _var(values: dict[str, str], request: Request, name: str) -> str:
 
 def varnish_view(policy: Policy, rule: Rule, request: Request,
                  reasons: tuple[str, ...]) -> EngineView:
-    """The Varnish side: selection condition, the rule, profile and TTL task variables, recv and hash."""
+    """The Varnish side: selection condition, the rule's task variable, the profile and TTL a fetch
+    derives from it, recv and hash."""
     model = lower_varnish.lower(policy)
     vcl_rule = next((r for chunk in model.chunks for r in chunk if r.name == rule.name),
                     model.default)
     profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
     lines = [("condition", vcl_rule.condition), ('var "rule"', rule.name),
-             ('var "profile"', f"{profile.ident} (behaviour shared by rules: {profile.rules})"),
-             ('var "ttl"', str(vcl_rule.ttl)),
+             ("X-Cw-Profile", f"{profile.ident} (on a fetch; behaviour shared by rules: {profile.rules})"),
+             ("X-Cw-Ttl", f"{vcl_rule.ttl} (on a fetch)"),
              ("vcl_recv", "return (pass)" if reasons else "return (hash)"),
              ("vcl_hash", " + ".join(varnish_hash(model, profile.behaviour)))]
     lines += [("cookies", _cookie_mode(profile.behaviour))]

@@ -6,7 +6,8 @@ Two stacks run side by side, each with its own sample origin: the generated conf
 hand-written baselines (``harness.compare.baseline``). Correctness is ``cachewright test``'s
 derived checks and scenarios on the generated stack. Then each engine in turn is measured
 (``harness.compare.measure``), its cached-hit throughput alternating with its baseline's for
-``rounds`` rounds. Each round measures the generated config and then the baseline, back to back;
+``rounds`` rounds. Each round measures the generated config and the baseline back to back, the
+generated one first in odd rounds and second in even ones (so neither gains from going first);
 the throughput ratio is the median of the rounds' ratios (on a shared machine one disturbed round
 moves a best-of or a mean, not the median of pairs). The best round of each is kept for its
 latency distribution.
@@ -108,9 +109,13 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
         hits, base_hits = [], []
         prepare_hit(target, probe)
         prepare_hit(baseline, probe)
-        for _ in range(max(1, settings.rounds)):
-            hits.append(measure_hit(target, probe))
-            base_hits.append(measure_hit(baseline, probe))
+        for index in range(max(1, settings.rounds)):
+            if index % 2:
+                base_hits.append(measure_hit(baseline, probe))
+                hits.append(measure_hit(target, probe))
+            else:
+                hits.append(measure_hit(target, probe))
+                base_hits.append(measure_hit(baseline, probe))
         best, best_base = _best(hits), _best(base_hits)
         ratios = _round_ratios(hits, base_hits)
         collapse = policy.cache.collapse_requests

@@ -7,6 +7,7 @@ vcl 4.1;
 import std;
 import var;
 import str;
+import header;
 import xkey;
 
 probe cw_probe {
@@ -85,8 +86,46 @@ sub vcl_recv {
     }
 
     # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
-    # sets its state and applies its request handling (cw_request_<profile>).
-    call cw_select_1;
+    # sets the rule and applies its request handling.
+    # cachewright: rule health (examples/api/policy.yaml:21:5)
+    if ((str.startswith(req.url, "/healthz"))) {
+        var.set("rule", "health");
+        var.set("pass", "1");
+    # cachewright: rule writes (examples/api/policy.yaml:24:5)
+    } elsif ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE")) {
+        var.set("rule", "writes");
+        var.set("pass", "1");
+    # cachewright: rule me (examples/api/policy.yaml:27:5)
+    } elsif ((str.startswith(req.url, "/v1/me"))) {
+        var.set("rule", "me");
+        if (req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    # cachewright: rule catalog (examples/api/policy.yaml:31:5)
+    } elsif ((str.startswith(req.url, "/v1/products"))) {
+        var.set("rule", "catalog");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    # cachewright: rule search (examples/api/policy.yaml:36:5)
+    } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
+        var.set("rule", "search");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    # cachewright: rule v1 (examples/api/policy.yaml:40:5)
+    } elsif ((str.startswith(req.url, "/v1/"))) {
+        var.set("rule", "v1");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
@@ -126,105 +165,6 @@ sub cw_recv_host {
     }
 }
 
-sub cw_select_1 {
-    # cachewright: rule health (examples/api/policy.yaml:21:5)
-    if ((str.startswith(req.url, "/healthz"))) {
-        var.set("rule", "health");
-        var.set("profile", "p1");
-        var.set("ttl", "0");
-        call cw_request_p1;
-    # cachewright: rule writes (examples/api/policy.yaml:24:5)
-    } elsif ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE")) {
-        var.set("rule", "writes");
-        var.set("profile", "p1");
-        var.set("ttl", "0");
-        call cw_request_p1;
-    # cachewright: rule me (examples/api/policy.yaml:27:5)
-    } elsif ((str.startswith(req.url, "/v1/me"))) {
-        var.set("rule", "me");
-        var.set("profile", "p2");
-        var.set("ttl", "30");
-        call cw_request_p2;
-    # cachewright: rule catalog (examples/api/policy.yaml:31:5)
-    } elsif ((str.startswith(req.url, "/v1/products"))) {
-        var.set("rule", "catalog");
-        var.set("profile", "p3");
-        var.set("ttl", "10");
-        call cw_request_p3;
-    # cachewright: rule search (examples/api/policy.yaml:36:5)
-    } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
-        var.set("rule", "search");
-        var.set("profile", "p4");
-        var.set("ttl", "5");
-        call cw_request_p4;
-    # cachewright: rule v1 (examples/api/policy.yaml:40:5)
-    } elsif ((str.startswith(req.url, "/v1/"))) {
-        var.set("rule", "v1");
-        var.set("profile", "p5");
-        var.set("ttl", "10");
-        call cw_request_p5;
-    } else {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p6");
-        var.set("ttl", "0");
-        call cw_request_p6;
-    }
-}
-
-# Per-rule request handling and the safe defaults, one subroutine per behaviour.
-# cachewright: rule health, writes (profile p1)
-sub cw_request_p1 {
-    var.set("pass", "1");
-}
-
-# cachewright: rule me (profile p2)
-sub cw_request_p2 {
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
-# cachewright: rule catalog (profile p3)
-sub cw_request_p3 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
-# cachewright: rule search (profile p4)
-sub cw_request_p4 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
-# cachewright: rule v1 (profile p5)
-sub cw_request_p5 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
-# cachewright: rule default (profile p6)
-sub cw_request_p6 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
 sub cw_recv_restart {
     if (req.method == "PURGE") {
@@ -246,7 +186,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (var.get("profile") ~ "^(?:p1)$") {
+    if (var.get("rule") == "health" || var.get("rule") == "writes") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -256,7 +196,7 @@ sub vcl_hash {
     hash_data("http");
     hash_data(req.http.host);
     hash_data(req.url);
-    if (var.get("profile") == "p2") {
+    if (var.get("rule") == "me") {
         hash_data("h:authorization:" + req.http.Authorization);
     }
     return (lookup);
@@ -267,7 +207,12 @@ sub vcl_hit {
         # Fresh, as the lookup judged it (ttl > 0 at req's start): no fetch follows.
         return (deliver);
     }
-    # Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+    call cw_hit_stale;
+}
+
+# Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+# (Apart from vcl_hit, which a fresh hit leaves without reading any task variable.)
+sub cw_hit_stale {
     call cw_fetch_state;
     if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 30s > 0s) {
         return (deliver);
@@ -291,10 +236,35 @@ sub vcl_pass {
 # What the backend side needs travels in request headers (task variables stay on the client
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
+# The rule's profile and TTL are derived from the rule here, on a fetch only.
 sub cw_fetch_state {
     set req.http.X-Cw-Scheme = "http";
-    set req.http.X-Cw-Profile = var.get("profile");
-    set req.http.X-Cw-Ttl = var.get("ttl");
+    if (var.get("rule") == "health" || var.get("rule") == "writes") {
+        set req.http.X-Cw-Profile = "p1";
+    } elsif (var.get("rule") == "me") {
+        set req.http.X-Cw-Profile = "p2";
+    } elsif (var.get("rule") == "catalog") {
+        set req.http.X-Cw-Profile = "p3";
+    } elsif (var.get("rule") == "search") {
+        set req.http.X-Cw-Profile = "p4";
+    } elsif (var.get("rule") == "v1") {
+        set req.http.X-Cw-Profile = "p5";
+    } elsif (var.get("rule") == "default") {
+        set req.http.X-Cw-Profile = "p6";
+    } else {
+        unset req.http.X-Cw-Profile;
+    }
+    if (var.get("rule") == "health" || var.get("rule") == "writes" || var.get("rule") == "default") {
+        set req.http.X-Cw-Ttl = "0";
+    } elsif (var.get("rule") == "catalog" || var.get("rule") == "v1") {
+        set req.http.X-Cw-Ttl = "10";
+    } elsif (var.get("rule") == "me") {
+        set req.http.X-Cw-Ttl = "30";
+    } elsif (var.get("rule") == "search") {
+        set req.http.X-Cw-Ttl = "5";
+    } else {
+        unset req.http.X-Cw-Ttl;
+    }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
 }
@@ -311,16 +281,16 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; stale; detail=" + var.get("rule"));
         } else {
-            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=bypass; detail=" + var.get("rule"));
     } elsif (var.get("refetch")) {
-        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=stale; detail=" + var.get("rule"));
     } else {
-        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=miss; detail=" + var.get("rule"));
     }
     unset resp.http.xkey;
     unset resp.http.Via;
@@ -410,6 +380,8 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
+    # vcl_deliver appends ours: the origin's (or an upstream cache's) is not passed on.
+    unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
     unset beresp.http.X-Cw-Url;
     # cachewright: rule me (profile p2)

@@ -7,6 +7,7 @@ vcl 4.1;
 import std;
 import var;
 import str;
+import header;
 import cookie;
 import xkey;
 
@@ -87,8 +88,55 @@ sub vcl_recv {
     cookie.parse(req.http.Cookie);
 
     # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
-    # sets its state and applies its request handling (cw_request_<profile>).
-    call cw_select_1;
+    # sets the rule and applies its request handling.
+    # cachewright: rule static (examples/shop/policy.yaml:30:5)
+    if ((str.startswith(req.url, "/static/"))) {
+        var.set("rule", "static");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule cart (examples/shop/policy.yaml:35:5)
+    } elsif ((str.startswith(req.url, "/cart"))) {
+        var.set("rule", "cart");
+        var.set("pass", "1");
+    # cachewright: rule checkout (examples/shop/policy.yaml:38:5)
+    } elsif ((str.startswith(req.url, "/checkout"))) {
+        var.set("rule", "checkout");
+        var.set("pass", "1");
+    # cachewright: rule account (examples/shop/policy.yaml:41:5)
+    } elsif ((str.startswith(req.url, "/account"))) {
+        var.set("rule", "account");
+        var.set("pass", "1");
+    # cachewright: rule products (examples/shop/policy.yaml:44:5)
+    } elsif ((str.startswith(req.url, "/products/"))) {
+        var.set("rule", "products");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        cookie.keep("currency");
+        set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
+        if (req.http.Cookie == "") {
+            unset req.http.Cookie;
+        }
+    # cachewright: rule category (examples/shop/policy.yaml:50:5)
+    } elsif ((str.startswith(req.url, "/c/"))) {
+        var.set("rule", "category");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        cookie.keep("currency");
+        set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
+        if (req.http.Cookie == "") {
+            unset req.http.Cookie;
+        }
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
@@ -131,100 +179,6 @@ sub cw_recv_host {
     }
 }
 
-sub cw_select_1 {
-    # cachewright: rule static (examples/shop/policy.yaml:30:5)
-    if ((str.startswith(req.url, "/static/"))) {
-        var.set("rule", "static");
-        var.set("profile", "p1");
-        var.set("ttl", "2592000");
-        call cw_request_p1;
-    # cachewright: rule cart (examples/shop/policy.yaml:35:5)
-    } elsif ((str.startswith(req.url, "/cart"))) {
-        var.set("rule", "cart");
-        var.set("profile", "p2");
-        var.set("ttl", "60");
-        call cw_request_p2;
-    # cachewright: rule checkout (examples/shop/policy.yaml:38:5)
-    } elsif ((str.startswith(req.url, "/checkout"))) {
-        var.set("rule", "checkout");
-        var.set("profile", "p2");
-        var.set("ttl", "60");
-        call cw_request_p2;
-    # cachewright: rule account (examples/shop/policy.yaml:41:5)
-    } elsif ((str.startswith(req.url, "/account"))) {
-        var.set("rule", "account");
-        var.set("profile", "p2");
-        var.set("ttl", "60");
-        call cw_request_p2;
-    # cachewright: rule products (examples/shop/policy.yaml:44:5)
-    } elsif ((str.startswith(req.url, "/products/"))) {
-        var.set("rule", "products");
-        var.set("profile", "p3");
-        var.set("ttl", "600");
-        call cw_request_p3;
-    # cachewright: rule category (examples/shop/policy.yaml:50:5)
-    } elsif ((str.startswith(req.url, "/c/"))) {
-        var.set("rule", "category");
-        var.set("profile", "p4");
-        var.set("ttl", "300");
-        call cw_request_p4;
-    } else {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p5");
-        var.set("ttl", "60");
-        call cw_request_p5;
-    }
-}
-
-# Per-rule request handling and the safe defaults, one subroutine per behaviour.
-# cachewright: rule static (profile p1)
-sub cw_request_p1 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    unset req.http.Cookie;
-}
-
-# cachewright: rule cart, checkout, account (profile p2)
-sub cw_request_p2 {
-    var.set("pass", "1");
-}
-
-# cachewright: rule products (profile p3)
-sub cw_request_p3 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    cookie.keep("currency");
-    set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
-    if (req.http.Cookie == "") {
-        unset req.http.Cookie;
-    }
-}
-
-# cachewright: rule category (profile p4)
-sub cw_request_p4 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    cookie.keep("currency");
-    set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
-    if (req.http.Cookie == "") {
-        unset req.http.Cookie;
-    }
-}
-
-# cachewright: rule default (profile p5)
-sub cw_request_p5 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
 sub cw_recv_restart {
     if (req.method == "PURGE") {
@@ -246,7 +200,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (var.get("profile") ~ "^(?:p2)$") {
+    if (var.get("rule") == "cart" || var.get("rule") == "checkout" || var.get("rule") == "account") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -256,10 +210,10 @@ sub vcl_hash {
     hash_data(var.get("scheme"));
     hash_data(req.http.host);
     hash_data(req.url);
-    if (var.get("profile") == "p3") {
+    if (var.get("rule") == "products") {
         hash_data("c:currency:" + cookie.get("currency"));
     }
-    if (var.get("profile") == "p4") {
+    if (var.get("rule") == "category") {
         hash_data("c:currency:" + cookie.get("currency"));
     }
     return (lookup);
@@ -270,7 +224,12 @@ sub vcl_hit {
         # Fresh, as the lookup judged it (ttl > 0 at req's start): no fetch follows.
         return (deliver);
     }
-    # Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+    call cw_hit_stale;
+}
+
+# Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+# (Apart from vcl_hit, which a fresh hit leaves without reading any task variable.)
+sub cw_hit_stale {
     call cw_fetch_state;
     if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 30s > 0s) {
         return (deliver);
@@ -294,10 +253,33 @@ sub vcl_pass {
 # What the backend side needs travels in request headers (task variables stay on the client
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
+# The rule's profile and TTL are derived from the rule here, on a fetch only.
 sub cw_fetch_state {
     set req.http.X-Cw-Scheme = var.get("scheme");
-    set req.http.X-Cw-Profile = var.get("profile");
-    set req.http.X-Cw-Ttl = var.get("ttl");
+    if (var.get("rule") == "static") {
+        set req.http.X-Cw-Profile = "p1";
+    } elsif (var.get("rule") == "cart" || var.get("rule") == "checkout" || var.get("rule") == "account") {
+        set req.http.X-Cw-Profile = "p2";
+    } elsif (var.get("rule") == "products") {
+        set req.http.X-Cw-Profile = "p3";
+    } elsif (var.get("rule") == "category") {
+        set req.http.X-Cw-Profile = "p4";
+    } elsif (var.get("rule") == "default") {
+        set req.http.X-Cw-Profile = "p5";
+    } else {
+        unset req.http.X-Cw-Profile;
+    }
+    if (var.get("rule") == "cart" || var.get("rule") == "checkout" || var.get("rule") == "account" || var.get("rule") == "default") {
+        set req.http.X-Cw-Ttl = "60";
+    } elsif (var.get("rule") == "static") {
+        set req.http.X-Cw-Ttl = "2592000";
+    } elsif (var.get("rule") == "products") {
+        set req.http.X-Cw-Ttl = "600";
+    } elsif (var.get("rule") == "category") {
+        set req.http.X-Cw-Ttl = "300";
+    } else {
+        unset req.http.X-Cw-Ttl;
+    }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
 }
@@ -323,16 +305,16 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; stale; detail=" + var.get("rule"));
         } else {
-            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=bypass; detail=" + var.get("rule"));
     } elsif (var.get("refetch")) {
-        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=stale; detail=" + var.get("rule"));
     } else {
-        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=miss; detail=" + var.get("rule"));
     }
     if (var.get("scheme") == "https") {
         set resp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
@@ -435,6 +417,8 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
+    # vcl_deliver appends ours: the origin's (or an upstream cache's) is not passed on.
+    unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
     unset beresp.http.X-Cw-Url;
     # cachewright: rule static (profile p1)

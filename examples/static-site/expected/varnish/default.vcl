@@ -7,6 +7,7 @@ vcl 4.1;
 import std;
 import var;
 import str;
+import header;
 
 backend cw_origin1 {
     .host = "docs-origin";
@@ -75,8 +76,35 @@ sub vcl_recv {
     }
 
     # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
-    # sets its state and applies its request handling (cw_request_<profile>).
-    call cw_select_1;
+    # sets the rule and applies its request handling.
+    # cachewright: rule assets (examples/static-site/policy.yaml:21:5)
+    if ((str.startswith(req.url, "/assets/"))) {
+        var.set("rule", "assets");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule media (examples/static-site/policy.yaml:26:5)
+    } elsif ((req.url ~ "^[^?]*\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)(?:[?]|$)")) {
+        var.set("rule", "media");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule html (examples/static-site/policy.yaml:30:5)
+    } elsif ((str.startswith(req.url, "/"))) {
+        var.set("rule", "html");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
@@ -119,61 +147,6 @@ sub cw_recv_host {
     }
 }
 
-sub cw_select_1 {
-    # cachewright: rule assets (examples/static-site/policy.yaml:21:5)
-    if ((str.startswith(req.url, "/assets/"))) {
-        var.set("rule", "assets");
-        var.set("profile", "p1");
-        var.set("ttl", "31536000");
-        call cw_request_p1;
-    # cachewright: rule media (examples/static-site/policy.yaml:26:5)
-    } elsif ((req.url ~ "^[^?]*\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)(?:[?]|$)")) {
-        var.set("rule", "media");
-        var.set("profile", "p2");
-        var.set("ttl", "604800");
-        call cw_request_p2;
-    # cachewright: rule html (examples/static-site/policy.yaml:30:5)
-    } elsif ((str.startswith(req.url, "/"))) {
-        var.set("rule", "html");
-        var.set("profile", "p2");
-        var.set("ttl", "300");
-        call cw_request_p2;
-    } else {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p3");
-        var.set("ttl", "300");
-        call cw_request_p3;
-    }
-}
-
-# Per-rule request handling and the safe defaults, one subroutine per behaviour.
-# cachewright: rule assets (profile p1)
-sub cw_request_p1 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    unset req.http.Cookie;
-}
-
-# cachewright: rule media, html (profile p2)
-sub cw_request_p2 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    unset req.http.Cookie;
-}
-
-# cachewright: rule default (profile p3)
-sub cw_request_p3 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
 sub cw_recv_restart {
     if (req.method == "PURGE") {
@@ -206,7 +179,12 @@ sub vcl_hit {
         # Fresh, as the lookup judged it (ttl > 0 at req's start): no fetch follows.
         return (deliver);
     }
-    # Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+    call cw_hit_stale;
+}
+
+# Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+# (Apart from vcl_hit, which a fresh hit leaves without reading any task variable.)
+sub cw_hit_stale {
     call cw_fetch_state;
     if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 60s > 0s) {
         return (deliver);
@@ -230,10 +208,27 @@ sub vcl_pass {
 # What the backend side needs travels in request headers (task variables stay on the client
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
+# The rule's profile and TTL are derived from the rule here, on a fetch only.
 sub cw_fetch_state {
     set req.http.X-Cw-Scheme = "http";
-    set req.http.X-Cw-Profile = var.get("profile");
-    set req.http.X-Cw-Ttl = var.get("ttl");
+    if (var.get("rule") == "assets") {
+        set req.http.X-Cw-Profile = "p1";
+    } elsif (var.get("rule") == "media" || var.get("rule") == "html") {
+        set req.http.X-Cw-Profile = "p2";
+    } elsif (var.get("rule") == "default") {
+        set req.http.X-Cw-Profile = "p3";
+    } else {
+        unset req.http.X-Cw-Profile;
+    }
+    if (var.get("rule") == "html" || var.get("rule") == "default") {
+        set req.http.X-Cw-Ttl = "300";
+    } elsif (var.get("rule") == "assets") {
+        set req.http.X-Cw-Ttl = "31536000";
+    } elsif (var.get("rule") == "media") {
+        set req.http.X-Cw-Ttl = "604800";
+    } else {
+        unset req.http.X-Cw-Ttl;
+    }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
 }
@@ -250,16 +245,16 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; stale; detail=" + var.get("rule"));
         } else {
-            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=bypass; detail=" + var.get("rule"));
     } elsif (var.get("refetch")) {
-        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=stale; detail=" + var.get("rule"));
     } else {
-        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=miss; detail=" + var.get("rule"));
     }
     unset resp.http.Via;
     unset resp.http.X-Varnish;
@@ -349,6 +344,8 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
+    # vcl_deliver appends ours: the origin's (or an upstream cache's) is not passed on.
+    unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
     unset beresp.http.X-Cw-Url;
     # cachewright: rule assets (profile p1)

@@ -7,6 +7,7 @@ vcl 4.1;
 import std;
 import var;
 import str;
+import header;
 import directors;
 import cookie;
 
@@ -90,8 +91,58 @@ sub vcl_recv {
     cookie.parse(req.http.Cookie);
 
     # Rule selection: first match wins. Purges select the rule a GET would. Each rule's branch
-    # sets its state and applies its request handling (cw_request_<profile>).
-    call cw_select_1;
+    # sets the rule and applies its request handling.
+    # cachewright: rule admin (examples/wordpress/policy.yaml:19:5)
+    if ((str.startswith(req.url, "/wp-admin/"))) {
+        var.set("rule", "admin");
+        var.set("pass", "1");
+    # cachewright: rule login (examples/wordpress/policy.yaml:22:5)
+    } elsif ((var.get("path") ~ "^/wp-(?:login|cron|signup)\.php")) {
+        var.set("rule", "login");
+        var.set("pass", "1");
+    # cachewright: rule logged-in (examples/wordpress/policy.yaml:25:5)
+    } elsif ((str.count(cookie.get("wordpress_logged_in_1a2b3c")) > 0)) {
+        var.set("rule", "logged-in");
+        var.set("pass", "1");
+    # cachewright: rule comment-author (examples/wordpress/policy.yaml:29:5)
+    } elsif ((str.count(cookie.get("comment_author_1a2b3c")) > 0)) {
+        var.set("rule", "comment-author");
+        var.set("pass", "1");
+    # cachewright: rule uploads (examples/wordpress/policy.yaml:33:5)
+    } elsif ((str.startswith(req.url, "/wp-content/uploads/"))) {
+        var.set("rule", "uploads");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:38:5)
+    } elsif ((req.url ~ "^[^?]*\.(?i:css|js|woff2|svg|png|jpg)(?:[?]|$)")) {
+        var.set("rule", "theme-assets");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
+    } elsif ((var.get("path") ~ "/feed/?$")) {
+        var.set("rule", "feeds");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
+    } elsif ((str.startswith(req.url, "/")) && (req.method == "GET" || req.method == "HEAD" || req.method == "PURGE" || req.method == "BAN")) {
+        var.set("rule", "pages");
+        if (req.http.Authorization) {
+            var.set("pass", "1");
+        }
+        unset req.http.Cookie;
+    } else {
+        # cachewright: rule default (requests no rule matches)
+        var.set("rule", "default");
+        if (req.http.Authorization || req.http.Cookie) {
+            var.set("pass", "1");
+        }
+    }
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
@@ -131,96 +182,6 @@ sub cw_recv_host {
     }
 }
 
-sub cw_select_1 {
-    # cachewright: rule admin (examples/wordpress/policy.yaml:19:5)
-    if ((str.startswith(req.url, "/wp-admin/"))) {
-        var.set("rule", "admin");
-        var.set("profile", "p1");
-        var.set("ttl", "600");
-        call cw_request_p1;
-    # cachewright: rule login (examples/wordpress/policy.yaml:22:5)
-    } elsif ((var.get("path") ~ "^/wp-(?:login|cron|signup)\.php")) {
-        var.set("rule", "login");
-        var.set("profile", "p1");
-        var.set("ttl", "600");
-        call cw_request_p1;
-    # cachewright: rule logged-in (examples/wordpress/policy.yaml:25:5)
-    } elsif ((str.count(cookie.get("wordpress_logged_in_1a2b3c")) > 0)) {
-        var.set("rule", "logged-in");
-        var.set("profile", "p1");
-        var.set("ttl", "600");
-        call cw_request_p1;
-    # cachewright: rule comment-author (examples/wordpress/policy.yaml:29:5)
-    } elsif ((str.count(cookie.get("comment_author_1a2b3c")) > 0)) {
-        var.set("rule", "comment-author");
-        var.set("profile", "p1");
-        var.set("ttl", "600");
-        call cw_request_p1;
-    # cachewright: rule uploads (examples/wordpress/policy.yaml:33:5)
-    } elsif ((str.startswith(req.url, "/wp-content/uploads/"))) {
-        var.set("rule", "uploads");
-        var.set("profile", "p2");
-        var.set("ttl", "2592000");
-        call cw_request_p2;
-    # cachewright: rule theme-assets (examples/wordpress/policy.yaml:38:5)
-    } elsif ((req.url ~ "^[^?]*\.(?i:css|js|woff2|svg|png|jpg)(?:[?]|$)")) {
-        var.set("rule", "theme-assets");
-        var.set("profile", "p3");
-        var.set("ttl", "604800");
-        call cw_request_p3;
-    # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
-    } elsif ((var.get("path") ~ "/feed/?$")) {
-        var.set("rule", "feeds");
-        var.set("profile", "p3");
-        var.set("ttl", "120");
-        call cw_request_p3;
-    # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
-    } elsif ((str.startswith(req.url, "/")) && (req.method == "GET" || req.method == "HEAD" || req.method == "PURGE" || req.method == "BAN")) {
-        var.set("rule", "pages");
-        var.set("profile", "p3");
-        var.set("ttl", "600");
-        call cw_request_p3;
-    } else {
-        # cachewright: rule default (requests no rule matches)
-        var.set("rule", "default");
-        var.set("profile", "p4");
-        var.set("ttl", "600");
-        call cw_request_p4;
-    }
-}
-
-# Per-rule request handling and the safe defaults, one subroutine per behaviour.
-# cachewright: rule admin, login, logged-in, comment-author (profile p1)
-sub cw_request_p1 {
-    var.set("pass", "1");
-}
-
-# cachewright: rule uploads (profile p2)
-sub cw_request_p2 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    unset req.http.Cookie;
-}
-
-# cachewright: rule theme-assets, feeds, pages (profile p3)
-sub cw_request_p3 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    unset req.http.Cookie;
-}
-
-# cachewright: rule default (profile p4)
-sub cw_request_p4 {
-    if (req.http.Authorization) {
-        var.set("pass", "1");
-    }
-    if (req.http.Cookie) {
-        var.set("pass", "1");
-    }
-}
-
 # Restarts come only from our own vcl_hit, vcl_synth and vcl_purge: the request is normalised.
 sub cw_recv_restart {
     if (req.method == "PURGE") {
@@ -238,7 +199,7 @@ sub cw_purge {
     if (req.method == "BAN") {
         return (synth(501, "Not Implemented"));
     }
-    if (var.get("profile") ~ "^(?:p1)$") {
+    if (var.get("rule") == "admin" || var.get("rule") == "login" || var.get("rule") == "logged-in" || var.get("rule") == "comment-author") {
         return (synth(404, "Not Cached"));
     }
     return (purge);
@@ -256,7 +217,12 @@ sub vcl_hit {
         # Fresh, as the lookup judged it (ttl > 0 at req's start): no fetch follows.
         return (deliver);
     }
-    # Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+    call cw_hit_stale;
+}
+
+# Stale: delivering it starts a background fetch, restarting refetches; both read the state.
+# (Apart from vcl_hit, which a fresh hit leaves without reading any task variable.)
+sub cw_hit_stale {
     call cw_fetch_state;
     if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 30s > 0s) {
         return (deliver);
@@ -280,10 +246,31 @@ sub vcl_pass {
 # What the backend side needs travels in request headers (task variables stay on the client
 # side), set only when a fetch follows: a hit does not pay for them, and whatever a client sent
 # under these names is replaced. vcl_backend_fetch removes them before the origin sees them.
+# The rule's profile and TTL are derived from the rule here, on a fetch only.
 sub cw_fetch_state {
     set req.http.X-Cw-Scheme = "http";
-    set req.http.X-Cw-Profile = var.get("profile");
-    set req.http.X-Cw-Ttl = var.get("ttl");
+    if (var.get("rule") == "admin" || var.get("rule") == "login" || var.get("rule") == "logged-in" || var.get("rule") == "comment-author") {
+        set req.http.X-Cw-Profile = "p1";
+    } elsif (var.get("rule") == "uploads") {
+        set req.http.X-Cw-Profile = "p2";
+    } elsif (var.get("rule") == "theme-assets" || var.get("rule") == "feeds" || var.get("rule") == "pages") {
+        set req.http.X-Cw-Profile = "p3";
+    } elsif (var.get("rule") == "default") {
+        set req.http.X-Cw-Profile = "p4";
+    } else {
+        unset req.http.X-Cw-Profile;
+    }
+    if (var.get("rule") ~ "^(?:admin|login|logged-in|comment-author|pages|default)$") {
+        set req.http.X-Cw-Ttl = "600";
+    } elsif (var.get("rule") == "uploads") {
+        set req.http.X-Cw-Ttl = "2592000";
+    } elsif (var.get("rule") == "theme-assets") {
+        set req.http.X-Cw-Ttl = "604800";
+    } elsif (var.get("rule") == "feeds") {
+        set req.http.X-Cw-Ttl = "120";
+    } else {
+        unset req.http.X-Cw-Ttl;
+    }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
 }
@@ -300,16 +287,16 @@ sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; stale; detail=" + var.get("rule"));
         } else {
-            set resp.http.Cache-Status = "cachewright; hit; detail=" + var.get("rule");
+            header.append(resp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=bypass; detail=" + var.get("rule"));
     } elsif (var.get("refetch")) {
-        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=stale; detail=" + var.get("rule"));
     } else {
-        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
+        header.append(resp.http.Cache-Status, "cachewright; fwd=miss; detail=" + var.get("rule"));
     }
     unset resp.http.Via;
     unset resp.http.X-Varnish;
@@ -399,6 +386,8 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
+    # vcl_deliver appends ours: the origin's (or an upstream cache's) is not passed on.
+    unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
     unset beresp.http.X-Cw-Url;
     # cachewright: rule uploads (profile p2)
