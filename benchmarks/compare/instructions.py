@@ -1,16 +1,20 @@
-"""User-space instructions per cached hit on nginx: generated config vs the hand-written baseline.
+"""User-space instructions per cached hit on nginx and Varnish: generated config vs the
+hand-written baseline.
 
     python benchmarks/compare/instructions.py [examples/shop/policy.yaml ...] [--hits 1000]
+        [--engine nginx|varnish|all] [--profiles DIR]
 
 Throughput on a shared 2-core machine moves by 10 % from one run to the next; the number of
-instructions nginx executes for a hit does not. Each config runs as one nginx process (no master,
-no daemon) under valgrind's callgrind, in front of a small in-process origin; after the first
-request has stored the entry, callgrind's counters are reset, ``--hits`` hits are sent over
-keep-alive connections, and the instructions counted in between are divided by the hits. Every hit
-is checked at the origin (it sees only the first request). Policies are measured on plain HTTP
+instructions an engine executes for a hit does not. Each config runs as one nginx process (no
+master, no daemon), or as varnishd's child with one small thread pool, under valgrind's
+callgrind, in front of a small in-process origin; after the first request has stored the entry,
+callgrind's counters are reset, ``--hits`` hits are sent over keep-alive connections, and the
+instructions counted in between are divided by the hits. Every hit is checked at the origin (it
+sees only the first request for the path). ``--profiles`` keeps the dumps for
+``callgrind_annotate``. Policies are measured on plain HTTP
 (an HTTPS listener is replaced by an HTTP one: TLS costs both configs the same).
 
-Needs valgrind (``apt-get install valgrind``) and nginx on PATH. What the figures mean:
+Needs valgrind (``apt-get install valgrind``) and the engines on PATH. What the figures mean:
 docs/compare.md, "Instructions per hit".
 """
 
