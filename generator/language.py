@@ -294,7 +294,9 @@ PURGE = Obj("purge", {
 HEADERS = Obj("headers", {
     "cache_status": Field(Bool(), "RFC 9211 Cache-Status header on every response.", True,
                           nginx="`add_header Cache-Status` from `$upstream_cache_status`",
-                          varnish="`resp.http.Cache-Status` in `vcl_deliver`/`vcl_synth`"),
+                          varnish="`header.append(resp.http.Cache-Status, ...)` in `vcl_deliver` (vmod "
+                                  "header; the origin's is removed in `vcl_backend_response`), set in "
+                                  "`vcl_synth`"),
     "cache_status_name": Field(Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase token"),
                                "Cache name used in Cache-Status.", "cachewright"),
 }, "Response headers added by the cache.")
