@@ -231,10 +231,13 @@ def test_missing_hitch_for_https(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
 # --------------------------------------------------------------------------- no leftovers
 
+# The child acts as a harness run from a terminal: Ctrl-C raises KeyboardInterrupt. (Started
+# from a background job of a non-interactive shell, as CI may be, it would inherit SIGINT ignored.)
 CHILD = """
-import json, sys, time
+import json, signal, sys, time
 from generator.load import loads
 from harness.local import LocalRuntime
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with LocalRuntime().start(loads(sys.argv[1], "child.yaml"), ("nginx", "varnish")) as stack:
     pids = stack.pids("nginx") + stack.pids("varnish")
     print(json.dumps({"run_dir": str(stack.run_dir), "pids": pids}), flush=True)
