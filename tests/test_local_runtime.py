@@ -5,7 +5,10 @@ records, readiness failures with logs, missing binaries, and no leftovers after 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import ssl
@@ -249,6 +252,8 @@ with LocalRuntime().start(loads(sys.argv[1], "child.yaml"), ("nginx", "varnish")
 def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
     child = subprocess.Popen([sys.executable, "-c", CHILD, POLICY], cwd=REPO, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids: list[int] = []
+    run_dir = None
     try:
         assert child.stdout is not None
         started = json.loads(child.stdout.readline() or "{}")
@@ -259,8 +264,16 @@ def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
         _, err = child.communicate(timeout=30)
     finally:
         if child.poll() is None:
+            # The harness did not clean up: kill it, then what it started (by the PIDs it
+            # reported), so a failing run leaves no engines behind either.
             child.kill()
             child.communicate()
+            for pid in pids:
+                if not gone(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
     assert "KeyboardInterrupt" in err or "Terminated" in err, err
     assert [p for p in pids if not gone(p)] == []
     assert not run_dir.exists()
