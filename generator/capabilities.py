@@ -126,7 +126,9 @@ TABLE: tuple[Feature, ...] = (
             "set purge.soft: false"),
     Feature("cache_status", "RFC 9211 Cache-Status header", "headers.cache_status",
             lambda p: p.headers.cache_status,
-            Support(N, "add_header from $upstream_cache_status"), Support(N, "vcl_deliver")),
+            Support(N, "add_header from $upstream_cache_status"),
+            # varnish-modules is needed by every generated VCL (vmod var, str), so not "module"
+            Support(N, "vcl_deliver, header.append (vmod header, varnish-modules)")),
 )
 FEATURES = {f.id: f for f in TABLE}
 
