@@ -65,7 +65,8 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "listen ... http2"), Support(M, "Hitch ALPN + feature=+http2")),
     Feature("tls.hsts", "HSTS on HTTPS responses", "listen.https.hsts",
             lambda p: p.listen.https is not None and p.listen.https.hsts is not None,
-            Support(N, "add_header in the ssl server"), Support(N, "vcl_deliver, https only")),
+            Support(N, "add_header in the ssl server"),
+            Support(N, "https fetches, stored with the object (vcl_deliver without scheme in key)")),
     Feature("query.ignore", "ignored query parameters", "cache.query.ignore",
             lambda p: bool(p.cache.query.ignore),
             Support(N, "8 map regex passes (more ignored parameters: cache bypass)"), Support(N, "regsuball")),
@@ -128,7 +129,8 @@ TABLE: tuple[Feature, ...] = (
             lambda p: p.headers.cache_status,
             Support(N, "add_header from $upstream_cache_status"),
             # varnish-modules is needed by every generated VCL (vmod var, str), so not "module"
-            Support(N, "vcl_deliver, header.append (vmod header, varnish-modules)")),
+            Support(N, "a hit's stored with the object (header.append, vmod header, "
+                       "varnish-modules); replaced in vcl_deliver otherwise")),
 )
 FEATURES = {f.id: f for f in TABLE}
 

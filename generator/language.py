@@ -110,7 +110,9 @@ ORIGIN = Obj("origin", {
 HSTS = Obj("hsts", {
     "max_age": Field(DURATION, "max-age of Strict-Transport-Security.", 31536000,
                      nginx="`add_header Strict-Transport-Security` (https only, via `map $scheme`)",
-                     varnish="`resp.http.Strict-Transport-Security` when the listener is https"),
+                     varnish="`beresp.http.Strict-Transport-Security` on a fetch over https "
+                             "(stored with the object; `resp.http` in `vcl_deliver` where the key "
+                             "has no scheme), `resp.http` in `vcl_synth`"),
     "include_subdomains": Field(Bool(), "Add includeSubDomains.", False),
     "preload": Field(Bool(), "Add preload.", False),
 }, "HTTP Strict Transport Security, sent on HTTPS responses only.")
@@ -294,9 +296,9 @@ PURGE = Obj("purge", {
 HEADERS = Obj("headers", {
     "cache_status": Field(Bool(), "RFC 9211 Cache-Status header on every response.", True,
                           nginx="`add_header Cache-Status` from `$upstream_cache_status`",
-                          varnish="`header.append(resp.http.Cache-Status, ...)` in `vcl_deliver` (vmod "
-                                  "header; the origin's is removed in `vcl_backend_response`), set in "
-                                  "`vcl_synth`"),
+                          varnish="a hit's stored with the object in `vcl_backend_response` "
+                                  "(`header.append`, vmod header; the origin's is removed), replaced in "
+                                  "`vcl_deliver` on any other outcome, set in `vcl_synth`"),
     "cache_status_name": Field(Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase token"),
                                "Cache name used in Cache-Status.", "cachewright"),
 }, "Response headers added by the cache.")

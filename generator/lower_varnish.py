@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .lower_nginx import DEFAULT_STATUSES, storable_statuses
-from .model import SAFE_METHODS, Policy, Rule
+from .model import SAFE_METHODS, Match, Policy, Rule
 from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl_str
 
 HFM_TTL = 120
@@ -123,7 +123,8 @@ class VarnishModel:
     chunks: tuple[tuple[VclRule, ...], ...]
     default: VclRule
     profiles: tuple[VclProfile, ...]
-    key_scheme: bool
+    #: the scheme is hashed: it is in the key and can vary (an HTTP-only policy's is always "http")
+    hash_scheme: bool
     key_host: bool
     key_query: bool
     needs_path: bool
@@ -142,6 +143,11 @@ class VarnishModel:
     hfm_ttl: int
     cache_status: bool
     cache_name: str
+    #: VCL true for a rule whose fresh hits may find an object another rule stored: their
+    #: Cache-Status is rewritten ("" when every object carries its hits' Cache-Status)
+    restatus_test: str
+    #: HSTS is stored with the object: every fetch over HTTPS sets it (the key holds the scheme)
+    stored_hsts: bool
     https: bool
     redirect_port: int | None
     hsts: str
@@ -191,7 +197,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         chunks=_chunks(rules),
         default=default,
         profiles=tuple(profiles.values()),
-        key_scheme="scheme" in policy.cache.key,
+        hash_scheme="scheme" in policy.cache.key and https is not None,
         key_host="host" in policy.cache.key,
         key_query="query" in policy.cache.key,
         needs_path="query" not in policy.cache.key or any(r.match.path_regex is not None for r in policy.rules),
@@ -209,6 +215,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         hfm_ttl=HFM_TTL,
         cache_status=policy.headers.cache_status,
         cache_name=policy.headers.cache_status_name,
+        restatus_test=rule_test(restatus_rules(policy)) if policy.headers.cache_status else "",
+        stored_hsts="scheme" in policy.cache.key,
         https=https is not None,
         redirect_port=https.port if https and https.redirect_http else None,
         hsts=_hsts(policy),
@@ -218,6 +226,40 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         storage=f"malloc,{policy.cache.size // (1024 * 1024)}m",
         http2=https is not None and https.http2,
     )
+
+
+def restatus_rules(policy: Policy) -> tuple[str, ...]:
+    """The cacheable rules whose fresh hits may find an object that another rule stored.
+
+    Every stored object carries the Cache-Status of a hit on it, naming the rule that stored it,
+    so that a fresh hit writes no header. That names the hit's own rule unless two rules can
+    select requests of one cache key: a rule that matches on more than the key (headers,
+    cookies, the host where the key has none, methods other than a set holding both GET and
+    HEAD, the only methods stored and hit) and any rule whose paths or hosts may overlap its
+    own. For any other rule, the first cacheable rule matching one request of a key matches all
+    of them (a request that a non-caching rule takes is passed, and never hits).
+    """
+    key = policy.cache.key
+    cacheable = [r for r in (*policy.rules, policy.default_rule) if r.cache]
+    beyond_key = [r for r in cacheable if _matches_beyond_key(r.match, key)]
+    return tuple(r.name for r in cacheable
+                 if any(r is other or _may_overlap(r.match, other.match, key) for other in beyond_key))
+
+
+def _matches_beyond_key(match: Match, key: tuple[str, ...]) -> bool:
+    return bool(match.headers or match.cookies
+                or (match.methods and not {"GET", "HEAD"} <= set(match.methods))
+                or (match.hosts and "host" not in key))
+
+
+def _may_overlap(a: Match, b: Match, key: tuple[str, ...]) -> bool:
+    """False only where no request can match both: two path prefixes, neither a prefix of the
+    other, or (with the host in the key) two lists of exact hosts without a common one."""
+    if a.path_prefix is not None and b.path_prefix is not None \
+            and not (a.path_prefix.startswith(b.path_prefix) or b.path_prefix.startswith(a.path_prefix)):
+        return False
+    exact = a.hosts and b.hosts and not any(h.startswith("*") for h in (*a.hosts, *b.hosts))
+    return not (exact and "host" in key and not set(a.hosts) & set(b.hosts))
 
 
 def _proxy_listener(listen: str, hitch_user: str) -> str:

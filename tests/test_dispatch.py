@@ -171,7 +171,8 @@ def test_a_hit_serves_the_response_its_entry_holds_now(stack: Stack, engine: str
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_origins_cache_status_is_replaced_by_ours(stack: Stack, engine: str) -> None:
     """One Cache-Status line, ours, on a miss and on a hit: an origin's (or an upstream cache's)
-    is removed when the response arrives (Varnish appends ours when it delivers)."""
+    is removed when the response arrives (Varnish stores a hit's with the object, and replaces it
+    when it delivers anything but a fresh hit)."""
     path = f"/upstream-status-{engine}"
     with OriginClient(stack.origin.control_url) as origin:
         origin.add_rule({"path": path, "cache_control": "max-age=60",

@@ -268,11 +268,12 @@ BREAKS: dict[str, tuple[Callable[[], Policy], bool, str, Edits, str]] = {
     }, "ALPN chose 'h2' with http2 off"),
     "hsts-dropped": (policy, False, "tls.hsts", {
         "nginx.conf": [(r"^\s*add_header Strict-Transport-Security .*\n", "")],
-        "default.vcl": [(r"^\s*set resp\.http\.Strict-Transport-Security = .*\n", "")],
+        # where responses are fetched (stored with the object) and where Varnish answers itself
+        "default.vcl": [(r"^\s*set (?:be)?resp\.http\.Strict-Transport-Security = .*\n", "")],
     }, "/hsts: 0 Strict-Transport-Security headers"),
     "hsts-on-plain-http": (policy, False, "tls.hsts", {
         "nginx.conf": [(r'^(\s*)https ("max-age[^"]*");\n\s*default "";', r"\1https \2;\n\1default \2;")],
-        "default.vcl": [(r'if \(var\.get\("scheme"\) == "https"\) \{(\n\s*set resp\.http\.Strict)',
+        "default.vcl": [(r'if \(bereq\.http\.X-Forwarded-Proto == "https"\) \{(\n\s*set beresp\.http\.Strict)',
                          r"if (true) {\1")],
     }, "plain HTTP response carries Strict-Transport-Security"),
     "redirect-loses-port": (lambda: policy(redirect=True), False, "tls.redirect", {

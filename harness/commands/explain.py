@@ -470,7 +470,7 @@ def varnish_view(policy: Policy, rule: Rule, request: Request,
 
 def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) -> list[str]:
     """The ``hash_data`` arguments of ``vcl_hash`` for this behaviour."""
-    parts = [model.scheme] if model.key_scheme else []
+    parts = [model.scheme] if model.hash_scheme else []
     parts += ["req.http.host"] if model.key_host else []
     parts += ["req.url" if model.key_query else "var.get(\"path\")"]
     return [*parts, *b.hash_parts]

@@ -282,6 +282,7 @@ sub cw_fetch_state {
     }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
+    set req.http.X-Cw-Rule = var.get("rule");
 }
 
 sub vcl_pipe {
@@ -303,21 +304,18 @@ sub vcl_purge {
 
 sub vcl_deliver {
     # A hit first: only a cached object has hits, and a passed request never gets one.
+    # A fresh hit answers with the Cache-Status stored with the object (vcl_backend_response),
+    # which names the rule that stored it; every other outcome replaces it.
     if (obj.hits > 0) {
         if (obj.ttl < 0s) {
-            header.append(resp.http.Cache-Status, "cachewright; hit; stale; detail=" + var.get("rule"));
-        } else {
-            header.append(resp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
+            set resp.http.Cache-Status = "cachewright; hit; stale; detail=" + var.get("rule");
         }
     } elsif (var.get("pass") || obj.uncacheable) {
-        header.append(resp.http.Cache-Status, "cachewright; fwd=bypass; detail=" + var.get("rule"));
+        set resp.http.Cache-Status = "cachewright; fwd=bypass; detail=" + var.get("rule");
     } elsif (var.get("refetch")) {
-        header.append(resp.http.Cache-Status, "cachewright; fwd=stale; detail=" + var.get("rule"));
+        set resp.http.Cache-Status = "cachewright; fwd=stale; detail=" + var.get("rule");
     } else {
-        header.append(resp.http.Cache-Status, "cachewright; fwd=miss; detail=" + var.get("rule"));
-    }
-    if (var.get("scheme") == "https") {
-        set resp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
+        set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
     }
     unset resp.http.xkey;
     unset resp.http.Via;
@@ -368,6 +366,7 @@ sub vcl_backend_fetch {
     var.set("host", bereq.http.host);
     var.set("profile", bereq.http.X-Cw-Profile);
     var.set("ttl", bereq.http.X-Cw-Ttl);
+    var.set("rule", bereq.http.X-Cw-Rule);
     if (bereq.is_bgfetch && var.get("sie") == "1") {
         return (abandon);
     }
@@ -417,8 +416,11 @@ sub vcl_backend_fetch {
 
 sub vcl_backend_response {
     unset beresp.http.xkey;
-    # vcl_deliver appends ours: the origin's (or an upstream cache's) is not passed on.
+    # Ours replaces the origin's (or an upstream cache's), which is not passed on.
     unset beresp.http.Cache-Status;
+    if (bereq.http.X-Forwarded-Proto == "https") {
+        set beresp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
+    }
     unset beresp.http.X-Cw-Host;
     unset beresp.http.X-Cw-Url;
     # cachewright: rule static (profile p1)
@@ -486,6 +488,8 @@ sub vcl_backend_response {
     }
     set beresp.grace = 3630s;
     set beresp.keep = 0s;
+    # What a fresh hit on this object answers (vcl_deliver replaces it on any other outcome).
+    header.append(beresp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
     return (deliver);
 }
 
@@ -506,6 +510,9 @@ sub vcl_backend_error {
     set beresp.status = 502;
     set beresp.reason = "Bad Gateway";
     set beresp.http.Content-Type = "text/plain; charset=utf-8";
+    if (bereq.http.X-Forwarded-Proto == "https") {
+        set beresp.http.Strict-Transport-Security = "max-age=31536000; includeSubDomains";
+    }
     set beresp.body = {"502 Bad Gateway
 "};
     set beresp.uncacheable = true;
