@@ -90,52 +90,56 @@ sub vcl_recv {
     # cachewright: rule health (examples/api/policy.yaml:21:5)
     if ((str.startswith(req.url, "/healthz"))) {
         var.set("rule", "health");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule writes (examples/api/policy.yaml:24:5)
     } elsif ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE")) {
         var.set("rule", "writes");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule me (examples/api/policy.yaml:27:5)
     } elsif ((str.startswith(req.url, "/v1/me"))) {
         var.set("rule", "me");
         if (req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     # cachewright: rule catalog (examples/api/policy.yaml:31:5)
     } elsif ((str.startswith(req.url, "/v1/products"))) {
         var.set("rule", "catalog");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     # cachewright: rule search (examples/api/policy.yaml:36:5)
     } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
         var.set("rule", "search");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     # cachewright: rule v1 (examples/api/policy.yaml:40:5)
     } elsif ((str.startswith(req.url, "/v1/"))) {
         var.set("rule", "v1");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     }
+    if (req.method != "GET" && req.method != "HEAD") {
+        call cw_pass;
+    }
+    return (hash);
+}
+
+# Not looked up: a purge (which selected the rule a GET would) is answered here; anything else
+# goes to the origin (vcl_deliver reports the bypass from the task variable).
+sub cw_pass {
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
-    if (req.method != "GET" && req.method != "HEAD") {
-        var.set("pass", "1");
-    }
-    if (var.get("pass")) {
-        return (pass);
-    }
-    return (hash);
+    var.set("pass", "1");
+    return (pass);
 }
 
 # A target that is not a clean origin-form path: an absolute-form target names the host and

@@ -92,61 +92,65 @@ sub vcl_recv {
     # cachewright: rule static (examples/shop/policy.yaml:30:5)
     if ((str.startswith(req.url, "/static/"))) {
         var.set("rule", "static");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule cart (examples/shop/policy.yaml:35:5)
     } elsif ((str.startswith(req.url, "/cart"))) {
         var.set("rule", "cart");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule checkout (examples/shop/policy.yaml:38:5)
     } elsif ((str.startswith(req.url, "/checkout"))) {
         var.set("rule", "checkout");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule account (examples/shop/policy.yaml:41:5)
     } elsif ((str.startswith(req.url, "/account"))) {
         var.set("rule", "account");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule products (examples/shop/policy.yaml:44:5)
     } elsif ((str.startswith(req.url, "/products/"))) {
         var.set("rule", "products");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         cookie.keep("currency");
         set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
+        }
+        if (req.http.Authorization) {
+            call cw_pass;
         }
     # cachewright: rule category (examples/shop/policy.yaml:50:5)
     } elsif ((str.startswith(req.url, "/c/"))) {
         var.set("rule", "category");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         cookie.keep("currency");
         set req.http.Cookie = regsub(cookie.get_string(), ";\s*$", "");
         if (req.http.Cookie == "") {
             unset req.http.Cookie;
+        }
+        if (req.http.Authorization) {
+            call cw_pass;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     }
+    if (req.method != "GET" && req.method != "HEAD") {
+        call cw_pass;
+    }
+    return (hash);
+}
+
+# Not looked up: a purge (which selected the rule a GET would) is answered here; anything else
+# goes to the origin (vcl_deliver reports the bypass from the task variable).
+sub cw_pass {
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
-    if (req.method != "GET" && req.method != "HEAD") {
-        var.set("pass", "1");
-    }
-    if (var.get("pass")) {
-        return (pass);
-    }
-    return (hash);
+    var.set("pass", "1");
+    return (pass);
 }
 
 # A target that is not a clean origin-form path: an absolute-form target names the host and

@@ -80,41 +80,45 @@ sub vcl_recv {
     # cachewright: rule assets (examples/static-site/policy.yaml:21:5)
     if ((str.startswith(req.url, "/assets/"))) {
         var.set("rule", "assets");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule media (examples/static-site/policy.yaml:26:5)
     } elsif ((req.url ~ "^[^?]*\.(?i:png|jpg|jpeg|gif|svg|webp|woff2|css|js)(?:[?]|$)")) {
         var.set("rule", "media");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule html (examples/static-site/policy.yaml:30:5)
     } elsif ((str.startswith(req.url, "/"))) {
         var.set("rule", "html");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     }
+    if (req.method != "GET" && req.method != "HEAD") {
+        call cw_pass;
+    }
+    return (hash);
+}
+
+# Not looked up: a purge (which selected the rule a GET would) is answered here; anything else
+# goes to the origin (vcl_deliver reports the bypass from the task variable).
+sub cw_pass {
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
-    if (req.method != "GET" && req.method != "HEAD") {
-        var.set("pass", "1");
-    }
-    if (var.get("pass")) {
-        return (pass);
-    }
-    return (hash);
+    var.set("pass", "1");
+    return (pass);
 }
 
 # A target that is not a clean origin-form path: an absolute-form target names the host and

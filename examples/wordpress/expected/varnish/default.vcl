@@ -95,64 +95,68 @@ sub vcl_recv {
     # cachewright: rule admin (examples/wordpress/policy.yaml:19:5)
     if ((str.startswith(req.url, "/wp-admin/"))) {
         var.set("rule", "admin");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule login (examples/wordpress/policy.yaml:22:5)
     } elsif ((var.get("path") ~ "^/wp-(?:login|cron|signup)\.php")) {
         var.set("rule", "login");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule logged-in (examples/wordpress/policy.yaml:25:5)
     } elsif ((str.count(cookie.get("wordpress_logged_in_1a2b3c")) > 0)) {
         var.set("rule", "logged-in");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule comment-author (examples/wordpress/policy.yaml:29:5)
     } elsif ((str.count(cookie.get("comment_author_1a2b3c")) > 0)) {
         var.set("rule", "comment-author");
-        var.set("pass", "1");
+        call cw_pass;
     # cachewright: rule uploads (examples/wordpress/policy.yaml:33:5)
     } elsif ((str.startswith(req.url, "/wp-content/uploads/"))) {
         var.set("rule", "uploads");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule theme-assets (examples/wordpress/policy.yaml:38:5)
     } elsif ((req.url ~ "^[^?]*\.(?i:css|js|woff2|svg|png|jpg)(?:[?]|$)")) {
         var.set("rule", "theme-assets");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
     } elsif ((var.get("path") ~ "/feed/?$")) {
         var.set("rule", "feeds");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
     } elsif ((str.startswith(req.url, "/")) && (req.method == "GET" || req.method == "HEAD" || req.method == "PURGE" || req.method == "BAN")) {
         var.set("rule", "pages");
-        if (req.http.Authorization) {
-            var.set("pass", "1");
-        }
         unset req.http.Cookie;
+        if (req.http.Authorization) {
+            call cw_pass;
+        }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
         if (req.http.Authorization || req.http.Cookie) {
-            var.set("pass", "1");
+            call cw_pass;
         }
     }
+    if (req.method != "GET" && req.method != "HEAD") {
+        call cw_pass;
+    }
+    return (hash);
+}
+
+# Not looked up: a purge (which selected the rule a GET would) is answered here; anything else
+# goes to the origin (vcl_deliver reports the bypass from the task variable).
+sub cw_pass {
     if (req.method == "PURGE" || req.method == "BAN") {
         call cw_purge;
     }
-    if (req.method != "GET" && req.method != "HEAD") {
-        var.set("pass", "1");
-    }
-    if (var.get("pass")) {
-        return (pass);
-    }
-    return (hash);
+    var.set("pass", "1");
+    return (pass);
 }
 
 # A target that is not a clean origin-form path: an absolute-form target names the host and
