@@ -771,8 +771,11 @@ class _Launch:
                    "-T", f"127.0.0.1:{admin}", "-j", jail, *(a for line in args for a in line.split(" ", 1))]
         tree = {f"{prefix}/default.vcl": (files["default.vcl"].text.encode(), 0o644),
                 f"{prefix}/varnishd.args": ("\n".join(args).encode() + b"\n", 0o644)}
+        # The workdir on tmpfs, as Varnish's platform notes ask (see harness.local.varnish_workdir);
+        # "exec": varnishd loads the compiled VCL from it.
         container = self._container("varnish", "varnish", info.image, command, tree,
-                                    _listeners(self.policy, http, 0), **self._extra())
+                                    _listeners(self.policy, http, 0), **self._extra(),
+                                    tmpfs={f"{prefix}/state": "exec,mode=0755"})
         stack.engines["varnish"].containers.append(container)
         front = container
         if "hitch.conf" in files:

@@ -9,8 +9,8 @@ Layout of a run (``cachewright-run-XXXX``, mode 0755 because the engines drop pr
 
     tls/            ca.pem, server.crt, server.key (when the policy serves HTTPS)
     nginx/          nginx.conf, ffdhe2048.pem, logs/ (error.log, stderr.log), cache/, tmp/
-    varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n),
-                    hitch.conf (as run), hitch.log, hitch-ocsp/
+    varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n, unless on
+                    tmpfs: see ``varnish_workdir``), hitch.conf (as run), hitch.log, hitch-ocsp/
 
 Every engine process leads its own process group; stopping signals those groups only (SIGTERM,
 then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM.
@@ -140,7 +140,7 @@ class LocalStack:
         run = self._engine(engine)
         if engine == "nginx":
             return nginx_stored(run.directory / "cache", path)
-        return varnish_stored(run.directory / "state", path)
+        return varnish_stored(varnish_workdir(self.run_dir), path)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop every process of every engine (all at once: SIGTERM, wait, SIGKILL)."""
@@ -193,12 +193,44 @@ class LocalRuntime:
 
 
 def _make_run_dir(cleanup: contextlib.ExitStack) -> Path:
-    """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges)."""
-    with deferred_signals():  # no Ctrl-C between making it and registering its removal
+    """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges), and
+    Varnish's workdir where it is not inside it."""
+    with deferred_signals():  # no Ctrl-C between making them and registering their removal
         run_dir = Path(tempfile.mkdtemp(prefix="cachewright-run-"))
         cleanup.callback(_remove_tree, run_dir)
+        workdir = varnish_workdir(run_dir)
+        if not workdir.is_relative_to(run_dir):
+            workdir.mkdir(mode=0o755)  # fails if it exists: the name is the fresh run dir's
+            cleanup.callback(_remove_tree, workdir)
     run_dir.chmod(0o755)
     return run_dir
+
+
+#: a tmpfs for Varnish's workdir, where the machine has one that allows executables
+TMPFS = Path("/dev/shm")
+
+
+def varnish_workdir(run_dir: Path) -> Path:
+    """varnishd's ``-n`` for the run in ``run_dir``: ``/dev/shm/<run dir's name>-varnish`` where
+    /dev/shm is a writable tmpfs mounted without noexec (varnishd loads the compiled VCL from
+    it), else ``run_dir/varnish/state``. Varnish's platform notes ask for a tmpfs workdir on
+    Linux: its log is a mapped file, and a disk file system's write throttling stalls the
+    workers that write it (here, an instance with its workdir on ext4 took 6-10 % more CPU per
+    hit than an identical one beside it)."""
+    return TMPFS / f"{run_dir.name}-varnish" if _tmpfs_usable() else run_dir / "varnish" / "state"
+
+
+@functools.cache
+def _tmpfs_usable() -> bool:
+    try:
+        mounts = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return False
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[1] == str(TMPFS) and fields[2] == "tmpfs":
+            return "noexec" not in fields[3].split(",") and os.access(TMPFS, os.W_OK | os.X_OK)
+    return False
 
 
 def _await_listeners(stack: LocalStack, waits: list[_Wait], deadline: float) -> None:
@@ -320,7 +352,7 @@ def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     vcl = _write(run.directory, "default.vcl", files["default.vcl"].text)
     args = varnishd_args(files["varnishd.args"].text, f"{HOST}:{proxy_port}")
     _write(run.directory, "varnishd.args", "\n".join(args) + "\n")
-    argv = [ctx.binaries["varnishd"], "-F", "-n", str(run.directory / "state"), "-f", str(vcl),
+    argv = [ctx.binaries["varnishd"], "-F", "-n", str(varnish_workdir(stack.run_dir)), "-f", str(vcl),
             "-T", f"{HOST}:{admin_port}", "-j", _jail(), *(a for line in args for a in line.split(" ", 1))]
     run.logs.append(run.directory / "varnishd.log")
     varnishd = spawn("varnishd", argv, run.logs[-1], run.directory, run.procs)

@@ -16,6 +16,7 @@ import pytest
 from harness.api import Endpoint
 from harness.cli import main
 from harness.client import Client
+from harness.local import varnish_workdir
 from harness.origin import OriginConfig, OriginServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +102,7 @@ def test_interrupted_test_run_leaves_nothing_behind(sig: signal.Signals) -> None
     assert wait_for(lambda: not pids_using(run_dir), 10) is not None, \
         f"left running: {pids_using(run_dir)}"
     assert not run_dir.exists(), f"{run_dir} was left behind"
+    assert not varnish_workdir(run_dir).exists(), f"{varnish_workdir(run_dir)} was left behind"
 
 
 def test_serve_prints_urls_and_stops_on_ctrl_c() -> None:

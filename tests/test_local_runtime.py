@@ -28,7 +28,7 @@ from generator.model import Policy
 from harness import procs
 from harness.api import HarnessError, Runtime, Stack, StoredObject
 from harness.client import Client
-from harness.local import LocalRuntime, LocalStack
+from harness.local import TMPFS, LocalRuntime, LocalStack, varnish_workdir
 from harness.origin import OriginConfig, OriginServer
 from harness.origin_client import OriginClient
 
@@ -76,7 +76,8 @@ def eventually(probe: Callable[[], T], timeout: float = 3.0) -> T:
 
 
 def run_dirs() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("cachewright-run-*"))
+    """Run directories, and Varnish workdirs kept apart from them (harness.local.varnish_workdir)."""
+    return {*Path(tempfile.gettempdir()).glob("cachewright-run-*"), *TMPFS.glob("cachewright-run-*")}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,11 @@ def test_each_engine_has_its_own_ports_and_directory(stack: LocalStack) -> None:
     assert (stack.run_dir / "nginx" / "nginx.conf").is_file()
     assert (stack.run_dir / "varnish" / "default.vcl").is_file()
     assert stack.run_dir.stat().st_mode & 0o777 == 0o755
+    # varnishd's -n on tmpfs where the machine has one (Varnish's platform notes)
+    workdir = varnish_workdir(stack.run_dir)
+    assert (workdir / "_.vsm_mgt").is_dir(), workdir
+    assert workdir.parent == TMPFS or not any(
+        line.split()[1:3] == [str(TMPFS), "tmpfs"] for line in Path("/proc/self/mounts").read_text().splitlines())
     assert stack.alive("nginx") and stack.alive("varnish")
 
 
@@ -274,6 +280,8 @@ def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
                         os.kill(pid, signal.SIGKILL)
             if run_dir is not None:
                 shutil.rmtree(run_dir, ignore_errors=True)
+                shutil.rmtree(varnish_workdir(run_dir), ignore_errors=True)
     assert "KeyboardInterrupt" in err or "Terminated" in err, err
     assert [p for p in pids if not gone(p)] == []
     assert not run_dir.exists()
+    assert not varnish_workdir(run_dir).exists()
