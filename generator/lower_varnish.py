@@ -13,9 +13,10 @@
   conditions and a key without the query), and the slower handling sits in subroutines only the
   rest reach. A hit sets one task variable, the rule (a ``var.set`` costs about 600
   instructions); its branch applies the request handling inline, and the rule's profile and TTL
-  are derived from it by comparisons only where a fetch follows. Cache-Status is appended
-  (``vmod header``: ``set`` would first scan the headers to remove one that
-  ``vcl_backend_response`` already removed from the origin's answer).
+  are derived from it by comparisons only where a fetch follows; a passing rule leaves
+  ``vcl_recv`` at once (``cw_pass``). A fresh hit writes no header: the stored object carries
+  the hit's Cache-Status (``restatus_rules`` names the rules whose hits must rewrite it) and,
+  where the key holds the scheme, HSTS.
 * Scheme comes from the listener (``local.socket``: ``http``, or ``https`` for Hitch's PROXY
   listener), never from a client header; a task variable holds it where both listeners exist.
   Host is lowercased and its port removed, as nginx's ``$host``.

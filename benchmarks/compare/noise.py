@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from generator.load import load  # noqa: E402
 from harness.compare.baseline import baseline_configs  # noqa: E402
-from harness.compare.measure import Settings, hit_probe, measure_hit, prepare_hit  # noqa: E402
-from harness.compare.run import _target  # noqa: E402
+from harness.compare.measure import Settings, hit_probe, prepare_hit  # noqa: E402
+from harness.compare.run import _round_ratios, _target, hit_rounds  # noqa: E402
 from harness.local import LocalRuntime  # noqa: E402
 
 
@@ -51,14 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         probe = hit_probe(a.ctx)
         prepare_hit(a, probe)
         prepare_hit(b, probe)
-        ratios, cpu = [], []
-        for index in range(args.rounds):
-            pair = (b, a) if index % 2 else (a, b)
-            runs = {id(t): measure_hit(t, probe) for t in pair}
-            ra, rb = runs[id(a)], runs[id(b)]
-            ratios.append(ra["rps"] / rb["rps"])
-            if ra["cpu_us_per_request"] and rb["cpu_us_per_request"]:
-                cpu.append(ra["cpu_us_per_request"] / rb["cpu_us_per_request"])
+        firsts, seconds = hit_rounds(a, b, probe, args.rounds)
+    ratios = _round_ratios(firsts, seconds)
+    cpu = [x["cpu_us_per_request"] / y["cpu_us_per_request"] for x, y in zip(firsts, seconds, strict=True)
+           if x["cpu_us_per_request"] and y["cpu_us_per_request"]]
     draws = sorted(statistics.median(random.Random(i).sample(ratios, min(5, len(ratios))))
                    for i in range(2000))
     print(f"{policy.name} {args.engine}: {args.rounds} rounds of {args.duration:g} s, "

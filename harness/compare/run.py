@@ -39,6 +39,7 @@ from .baseline import baseline_configs
 from .load import LoadResult
 from .measure import (
     MeasureError,
+    Probe,
     Settings,
     Target,
     hit_probe,
@@ -106,16 +107,9 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
     """Every measurement of one engine (the other engines are idle meanwhile)."""
     with _target(stack, policy, engine, settings) as target, _target(base, policy, engine, settings) as baseline:
         probe = hit_probe(target.ctx)
-        hits, base_hits = [], []
         prepare_hit(target, probe)
         prepare_hit(baseline, probe)
-        for index in range(max(1, settings.rounds)):
-            if index % 2:
-                base_hits.append(measure_hit(baseline, probe))
-                hits.append(measure_hit(target, probe))
-            else:
-                hits.append(measure_hit(target, probe))
-                base_hits.append(measure_hit(baseline, probe))
+        hits, base_hits = hit_rounds(target, baseline, probe, settings.rounds)
         best, best_base = _best(hits), _best(base_hits)
         ratios = _round_ratios(hits, base_hits)
         collapse = policy.cache.collapse_requests
@@ -139,6 +133,21 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
             "zipf": measure_zipf(target, probe),
             "rss_kb": rss_kb(stack, engine),
         }
+
+
+def hit_rounds(target: Target, baseline: Target, probe: Probe,
+               rounds: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``rounds`` cached-hit measurements of each, back to back, ``target`` first in odd rounds
+    and second in even ones (so neither gains from going first)."""
+    hits, base_hits = [], []
+    for index in range(max(1, rounds)):
+        if index % 2:
+            base_hits.append(measure_hit(baseline, probe))
+            hits.append(measure_hit(target, probe))
+        else:
+            hits.append(measure_hit(target, probe))
+            base_hits.append(measure_hit(baseline, probe))
+    return hits, base_hits
 
 
 @contextmanager
