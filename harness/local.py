@@ -456,12 +456,17 @@ def _key_matches(key: str, path: str) -> bool:
     return target.removesuffix("?") == path if "?" in path else target.split("?", 1)[0] == path
 
 
-_TTL_RECORD = re.compile(r"^-+\s+TTL\s+VCL\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+\d+\s+(\w+)", re.M)
+#: ``TTL VCL ttl grace keep reference cacheable`` (what VCL set) and ``TTL RFC ttl grace keep
+#: reference age date expires max-age cacheable`` (the origin's headers, before any VCL): the
+#: last one of a fetch is what was stored
+_TTL_RECORD = re.compile(r"^-+\s+TTL\s+(?:VCL|RFC)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+\d+\s+"
+                         r"(?:-?[\d.]+\s+){0,4}(\w+)", re.M)
 
 
 def varnish_stored(state_dir: Path, path: str) -> list[StoredObject]:
     """Objects Varnish stored for ``path``, from the backend transactions in its shared-memory
-    log: the last ``TTL VCL`` record of each fetch (hit-for-miss ones say "uncacheable")."""
+    log: the last ``TTL`` record (VCL or RFC) of each fetch (hit-for-miss ones say
+    "uncacheable")."""
     argv = [require("varnishlog"), "-d", "-n", str(state_dir), "-b", "-g", "vxid",
             "-i", "BereqURL,BereqHeader,TTL,VCL_return"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)

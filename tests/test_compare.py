@@ -15,8 +15,8 @@ from generator.pipeline import Options
 from harness.cli import main
 from harness.client import Client
 from harness.compare.baseline import baseline_configs
-from harness.compare.measure import Probe
-from harness.compare.run import capability_rows, targets, verdict
+from harness.compare.measure import Probe, Settings, hit_cache_control, hit_probe, store_hit
+from harness.compare.run import _target, capability_rows, median_interval, targets, verdict
 from harness.local import LocalRuntime
 from harness.origin_client import OriginClient
 from harness.prepare import Placement
@@ -27,8 +27,8 @@ EXAMPLES = ROOT / "examples"
 ENGINES = ("nginx", "varnish")
 SHORT = ["--duration", "1", "--rounds", "1", "--concurrency", "8", "--herd", "10",
          "--zipf-requests", "1500", "--zipf-keys", "150"]
-PERFORMANCE_SECTIONS = ("hit", "baseline_hit", "throughput_ratio", "cpu_us_per_hit", "cold_miss", "herd",
-                        "slow_origin", "origin_down", "zipf", "rss_kb")
+PERFORMANCE_SECTIONS = ("hit", "baseline_hit", "throughput_ratio", "throughput_ratio_interval", "cpu_us_per_hit",
+                        "cold_miss", "herd", "slow_origin", "origin_down", "zipf", "rss_kb")
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,48 @@ def test_baselines_start_and_cache_on_both_engines() -> None:
             before = origin.count("/x")
             assert [client.request("GET", "/x").status for _ in range(2)] == [200, 200]
             assert origin.count("/x") - before == 1, engine
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("example", ["static-site", "api"])
+def test_the_baseline_stores_the_hit_path_as_long_as_the_generated_config(example: str) -> None:
+    """The hit path's answer gives the lifetime the generated config gives the entry (static-site:
+    a rule overriding the origin for a year; api: one respecting the origin's max-age), so each
+    engine's own record shows the same TTL and grace for both configs."""
+    policy = load(EXAMPLES / example / "policy.yaml")
+    settings = Settings()
+    with LocalRuntime().start(policy, ENGINES) as stack, \
+            LocalRuntime(configs=baseline_configs).start(policy, ENGINES) as base:
+        for engine in ENGINES:
+            with _target(stack, policy, engine, settings) as target, \
+                    _target(base, policy, engine, settings) as baseline:
+                probe = hit_probe(target.ctx)
+                records = []
+                for one in (target, baseline):
+                    store_hit(one, probe)
+                    stored = one.stack.stored(engine, probe.request.path)
+                    assert stored, (engine, one.stack.run_dir)
+                    records.append(stored[-1])
+                generated, hand_written = records
+                assert abs(generated.ttl - hand_written.ttl) < 5, (engine, records)
+                if engine == "varnish":  # nginx's cache file has no grace
+                    assert generated.grace == hand_written.grace, records
+    rule = probe.rule
+    assert f"max-age={rule.ttl if rule.origin_headers == 'override' else 600}," in hit_cache_control(policy, rule)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([1.0], None), ([1.0, 2.0, 3.0, 4.0], None),  # even least..greatest covers under 90 %
+    ([0.99, 1.19, 0.94, 0.98, 0.99], (0.94, 1.19, 0.9375)),  # 1 - 2/32
+    ([float(v) for v in range(15)], (3.0, 11.0, 0.9648)),  # k=4: 1 - 2*576/32768; k=5 is 88 %
+    ([float(v) for v in range(20)], (5.0, 14.0, 0.9586)),
+])
+def test_the_median_interval_is_the_order_statistics_with_90_percent_coverage(
+        values: list[float], expected: tuple[float, float, float] | None) -> None:
+    got = median_interval(values)
+    assert (got and (got["low"], got["high"], got["confidence"])) == expected
+    if got:
+        assert got["low"] <= sorted(values)[len(values) // 2] <= got["high"]
 
 
 def test_baseline_refuses_a_value_that_is_not_a_plain_address() -> None:

@@ -82,6 +82,15 @@ def test_text_ratio_never_reads_as_meeting_a_target_it_missed(ratio: float, cell
     assert re.search(rf"throughput generated/baseline \(target 0.95\) +{cell}\n", text)
 
 
+@pytest.mark.parametrize(("interval", "cell"), [
+    ({"low": 0.9412, "high": 1.19, "confidence": 0.9375}, "0.941-1.190 (94%)"),
+    (None, "n/a"), ({"low": "0.9", "high": 1.1, "confidence": 0.9}, "n/a"), ("0.9-1.1", "n/a"),
+])
+def test_text_shows_the_ratios_interval_or_na(interval: Any, cell: str) -> None:
+    text = text_report({"performance": {"varnish": {"throughput_ratio": 1.0, "throughput_ratio_interval": interval}}})
+    assert re.search(rf"\nconfidence interval of that median +{re.escape(cell)}\n", text)
+
+
 def test_text_colour_paints_the_marks_only_when_asked(sample: dict[str, Any]) -> None:
     assert "\x1b[" not in text_report(sample)
     coloured = text_report(sample, color=True)

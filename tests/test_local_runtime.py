@@ -28,7 +28,7 @@ from generator.model import Policy
 from harness import procs
 from harness.api import HarnessError, Runtime, Stack, StoredObject
 from harness.client import Client
-from harness.local import TMPFS, LocalRuntime, LocalStack, varnish_workdir
+from harness.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
 from harness.origin import OriginConfig, OriginServer
 from harness.origin_client import OriginClient
 
@@ -179,6 +179,26 @@ def test_stored_reports_the_origin_max_age(stack: LocalStack, origin: OriginClie
 
 def _two(stored: list[StoredObject]) -> list[StoredObject]:
     return stored if len(stored) == 2 else []
+
+
+FETCH = """*   << BeReq    >> 32771
+-   BereqURL       /a/x?q=1
+-   BereqHeader    host: example.com
+-   VCL_return     fetch
+-   TTL            RFC 600 10 0 1795765099 1795765099 1795765098 0 600 cacheable
+{vcl}-   VCL_return     deliver
+"""
+
+
+@pytest.mark.parametrize(("vcl", "expected"), [
+    ("", (600.0, 10.0)),  # the builtin VCL sets nothing: the origin's headers decide
+    ("-   TTL            VCL 120 30 0 1795765099 cacheable\n", (120.0, 30.0)),
+    ("-   TTL            VCL 120 0 0 1795765099 uncacheable\n", None),  # hit-for-miss: not stored
+])
+def test_the_last_ttl_record_of_a_fetch_is_what_varnish_stored(vcl: str, expected: tuple[float, float] | None) -> None:
+    stored = varnish_fetch(FETCH.format(vcl=vcl), "/a/x")
+    assert (stored and (stored.ttl, stored.grace)) == expected
+    assert varnish_fetch(FETCH.format(vcl=vcl), "/a/y") is None
 
 
 def test_logs_hold_the_engines_output(stack: LocalStack) -> None:

@@ -46,7 +46,7 @@ from generator.model import HttpListener, Listen, Policy  # noqa: E402
 from generator.pipeline import Options  # noqa: E402
 from generator.render import OutputFile  # noqa: E402
 from harness.compare.baseline import baseline_configs  # noqa: E402
-from harness.compare.measure import plain_get  # noqa: E402
+from harness.compare.measure import hit_cache_control, plain_get  # noqa: E402
 from harness.local import varnishd_args  # noqa: E402
 from harness.prepare import Configs, Placement, generated  # noqa: E402
 from harness.probe import Request  # noqa: E402
@@ -61,12 +61,14 @@ class _Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     #: requests per path (the api example's health probe has its own path)
     requests: collections.Counter[str] = collections.Counter()
+    #: the hit path's lifetime, as compare programs it (set per policy)
+    cache_control = "max-age=600"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         _Origin.requests[self.path.split("?")[0]] += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
-        self.send_header("Cache-Control", "max-age=600")
+        self.send_header("Cache-Control", _Origin.cache_control)
         self.send_header("Content-Length", str(len(BODY)))
         self.end_headers()
         self.wfile.write(BODY)
@@ -236,6 +238,7 @@ def main() -> int:
         for path in args.policies:
             policy = plain_http(load(path))
             rule, request = plain_get(policy, "cwbench")
+            _Origin.cache_control = hit_cache_control(policy, rule)
             for engine in engines:
                 keep = {kind: args.profiles / f"{policy.name}-{engine}-{kind}.cg" if args.profiles else None
                         for kind in ("generated", "baseline")}

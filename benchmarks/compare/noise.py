@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from generator.load import load  # noqa: E402
 from harness.compare.baseline import baseline_configs  # noqa: E402
 from harness.compare.measure import Settings, hit_probe, prepare_hit  # noqa: E402
-from harness.compare.run import _round_ratios, _target, hit_rounds  # noqa: E402
+from harness.compare.run import _round_ratios, _target, hit_rounds, median_interval  # noqa: E402
 from harness.local import LocalRuntime  # noqa: E402
 
 
@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median {statistics.median(ratios):.3f}, range {min(ratios):.2f}-{max(ratios):.2f}; "
           f"median of 5 rounds: 5th percentile {draws[len(draws) // 20]:.3f}, "
           f"95th {draws[len(draws) * 19 // 20]:.3f}")
+    interval = median_interval(ratios)
+    if interval:
+        print(f"confidence interval of the median of all {len(ratios)} rounds ({interval['confidence']:.0%}): "
+              f"{interval['low']:.3f}-{interval['high']:.3f}")
     if cpu:
         print(f"engine CPU per hit, first/second stack: median {statistics.median(cpu):.3f}")
     return 0

@@ -35,6 +35,7 @@ from generator.model import Policy, Rule
 from ..api import HarnessError, Stack
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
+from ..checks.rules import effective_ttl
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
 from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
@@ -186,15 +187,31 @@ class Target:
                                f"reached the origin)")
 
 
-def prepare_hit(target: Target, probe: Probe) -> None:
-    """Program the hit path's answer (``body_size`` bytes, cacheable for 10 minutes), store it
-    and prove it stored; then one short unrecorded run (the first run after a start is slower)."""
-    s = target.settings
+def hit_cache_control(policy: Policy, rule: Rule) -> str:
+    """The hit path's Cache-Control: the lifetime the generated config gives the entry, so that a
+    baseline following the origin stores it as long (and both engines log the same TTL and grace
+    with every hit). A rule overriding the origin stores for its TTL, one respecting it for the
+    origin's max-age (10 minutes here); both keep the policy's stale windows, which the answer
+    gives as stale-while-revalidate (Varnish's builtin VCL takes its grace from it)."""
+    max_age = effective_ttl(policy, rule) if rule.origin_headers == "override" else 600
+    grace = policy.cache.stale.while_revalidate + policy.cache.stale.if_error
+    return f"public, max-age={max_age}" + (f", stale-while-revalidate={grace}" if grace else "")
+
+
+def store_hit(target: Target, probe: Probe) -> None:
+    """Program the hit path's answer (``body_size`` bytes, the lifetime of ``hit_cache_control``),
+    store it and prove it stored."""
     req = probe.request
-    target.program({"path": req.path}, status=200, cache_control="public, max-age=600", body="filler",
-                   body_size=s.body_size)
+    target.program({"path": req.path}, status=200, cache_control=hit_cache_control(target.ctx.policy, probe.rule),
+                   body="filler", body_size=target.settings.body_size)
     target.warm(req)
-    target.load([req], concurrency=s.concurrency, duration_s=min(1.0, s.duration_s), prefer="wrk")
+
+
+def prepare_hit(target: Target, probe: Probe) -> None:
+    """``store_hit``, then one short unrecorded run (the first run after a start is slower)."""
+    store_hit(target, probe)
+    s = target.settings
+    target.load([probe.request], concurrency=s.concurrency, duration_s=min(1.0, s.duration_s), prefer="wrk")
 
 
 def measure_hit(target: Target, probe: Probe) -> dict[str, Any]:

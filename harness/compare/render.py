@@ -250,7 +250,19 @@ def _performance(report: Mapping[str, Any], names: Sequence[str]) -> Section:
     rows = [(m.label, *(_fmt(_at(performance, name, *m.path), m.fmt) for name in names)) for m in METRICS]
     ratio = (f"throughput generated/baseline (target {THROUGHPUT_TARGET})",
              *(_ratio_cell(_at(performance, name, "throughput_ratio")) for name in names))
-    return Section("Performance", Table(("metric", *names), (*rows[:2], ratio, *rows[2:])))
+    interval = ("confidence interval of that median",
+                *(_interval(_at(performance, name, "throughput_ratio_interval")) for name in names))
+    return Section("Performance", Table(("metric", *names), (*rows[:2], ratio, interval, *rows[2:])))
+
+
+def _interval(value: Any) -> Cell:
+    """``low-high (confidence)``; n/a with too few rounds for one."""
+    if not isinstance(value, Mapping):
+        return NA
+    low, high, confidence = (_number(value.get(k)) for k in ("low", "high", "confidence"))
+    if low is None or high is None or confidence is None:
+        return NA
+    return f"{_ratio(low)}-{_ratio(high)} ({confidence:.0%})"
 
 
 def _ratio_cell(value: Any) -> Cell:
