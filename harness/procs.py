@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -189,14 +190,41 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
+#: the lowest port ``free_ports`` draws from; the highest is below the kernel's ephemeral range
+LISTEN_PORTS_FROM = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """``count`` distinct TCP ports that are free on ``host`` right now (all bound at once, so
-    they differ, then released for the engines to bind)."""
+    they differ, then released for the engines to bind). They are drawn at random below the
+    kernel's ephemeral port range: a free port from that range (what binding port 0 gives) may
+    become the source port of any outgoing connection before the engine binds it, and the engine
+    then fails to listen. Where there is no room below the range, the kernel picks (port 0)."""
+    high = _ephemeral_low()
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
+        ports: list[int] = []
+        for attempt in range(count + 200):
+            if len(ports) == count:
+                break
+            port = random.randrange(LISTEN_PORTS_FROM, high) if high - LISTEN_PORTS_FROM > 1000 and attempt < 200 else 0
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            ports.append(sock.getsockname()[1])
+        if len(ports) < count:
+            raise HarnessError(f"could not find {count} free ports on {host}")
+        return ports
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default where it cannot be read)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def tail(path: Path, lines: int) -> str:

@@ -243,6 +243,24 @@ def test_port_taken_fails_with_what_was_awaited_and_logs(monkeypatch: pytest.Mon
     assert run_dirs() == before
 
 
+def test_free_ports_are_distinct_free_and_below_the_ephemeral_range() -> None:
+    """The kernel hands ephemeral ports to outgoing connections: one of those could take a port
+    found free there before the engine binds it (varnishd: "-T ... could not be listened on")."""
+    low = int(procs.EPHEMERAL_RANGE.read_text().split()[0])
+    ports = procs.free_ports(30)
+    assert len(set(ports)) == 30 and all(procs.LISTEN_PORTS_FROM <= port < low for port in ports), ports
+    with contextlib.ExitStack() as stack:
+        for port in ports:
+            stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+
+
+def test_free_ports_leave_the_choice_to_the_kernel_without_room_below_the_range(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "range").write_text("1024\t65535\n")
+    monkeypatch.setattr(procs, "EPHEMERAL_RANGE", tmp_path / "range")
+    assert len(set(procs.free_ports(3))) == 3
+
+
 def test_missing_engine_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HarnessError, match=r"^nginx is not on PATH: .* apt-get install nginx-light"), \
