@@ -136,7 +136,7 @@ class LocalStack:
 
     def stored(self, engine: str, path: str) -> list[StoredObject]:
         """The engine's own record of objects stored for request path ``path``: nginx's cache
-        files (TTL = valid_sec - date), Varnish's shared-memory log (the final ``TTL VCL``)."""
+        files (TTL = valid_sec - date), Varnish's shared-memory log (a fetch's last ``TTL`` record)."""
         run = self._engine(engine)
         if engine == "nginx":
             return nginx_stored(run.directory / "cache", path)

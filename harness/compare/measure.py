@@ -45,6 +45,9 @@ EXPIRE_WAIT_S = 2.2
 #: the share of wall time the stale measurements may use of the policy's windows
 WINDOW_MARGIN_S = 1.0
 TIMELINE_STEP_S = 0.5
+#: the origin's max-age where a measurement needs an entry to stay fresh throughout
+MAX_AGE_S = 600
+STORED = f"public, max-age={MAX_AGE_S}"
 
 
 @dataclass(frozen=True)
@@ -191,9 +194,9 @@ def hit_cache_control(policy: Policy, rule: Rule) -> str:
     """The hit path's Cache-Control: the lifetime the generated config gives the entry, so that a
     baseline following the origin stores it as long (and both engines log the same TTL and grace
     with every hit). A rule overriding the origin stores for its TTL, one respecting it for the
-    origin's max-age (10 minutes here); both keep the policy's stale windows, which the answer
+    origin's max-age (``MAX_AGE_S``); both keep the policy's stale windows, which the answer
     gives as stale-while-revalidate (Varnish's builtin VCL takes its grace from it)."""
-    max_age = effective_ttl(policy, rule) if rule.origin_headers == "override" else 600
+    max_age = effective_ttl(policy, rule) if rule.origin_headers == "override" else MAX_AGE_S
     grace = policy.cache.stale.while_revalidate + policy.cache.stale.if_error
     return f"public, max-age={max_age}" + (f", stale-while-revalidate={grace}" if grace else "")
 
@@ -241,7 +244,7 @@ def measure_cold_miss(target: Target, probe: Probe) -> dict[str, Any]:
     """Requests that each miss, one at a time on one connection."""
     s = target.settings
     reqs = [probe.variant(f"c{i}") for i in range(s.cold_samples)]
-    target.program(probe.origin_pattern(), status=200, cache_control="public, max-age=600", body="filler",
+    target.program(probe.origin_pattern(), status=200, cache_control=STORED, body="filler",
                    body_size=s.body_size)
     paths = {r.path for r in reqs}
     before = target.counts(paths)
@@ -257,7 +260,7 @@ def measure_herd(target: Target, probe: Probe, collapse: bool) -> dict[str, Any]
     ``origin_delay_s``: how many reach it (1 when the engine collapses them)."""
     s = target.settings
     req = probe.variant("herd")
-    target.program({"path": req.path}, status=200, cache_control="public, max-age=600", delay=s.origin_delay_s)
+    target.program({"path": req.path}, status=200, cache_control=STORED, delay=s.origin_delay_s)
     result = target.load([req] * s.herd_size, concurrency=s.herd_size, max_requests=s.herd_size,
                          duration_s=s.origin_delay_s + 20.0)
     return {"concurrent": s.herd_size, "origin_requests": target.count(req.path), "ideal": 1,
@@ -332,7 +335,7 @@ def measure_zipf(target: Target, probe: Probe) -> dict[str, Any]:
     s = target.settings
     ranks = zipf_paths(s.zipf_requests, s.zipf_keys, prefix="z")
     reqs = [probe.variant(rank) for rank in ranks]
-    target.program(probe.origin_pattern(), status=200, cache_control="public, max-age=600", body="filler",
+    target.program(probe.origin_pattern(), status=200, cache_control=STORED, body="filler",
                    body_size=s.body_size)
     paths = {r.path for r in reqs}
     before = target.counts(paths)
