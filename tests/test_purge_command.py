@@ -182,8 +182,14 @@ def _client(stack: Stack, engine: str) -> Client:
 
 
 def _prime(stack: Stack, path: str) -> None:
+    """Store ``path`` on both engines and prove it with a hit. The engine's own record is awaited
+    first: nginx may finish its cache file after the client has the response (a CI run once saw
+    the second request miss)."""
     for engine in ("nginx", "varnish"):
         _client(stack, engine).get(path)
+        deadline = time.monotonic() + 3.0
+        while not stack.stored(engine, path) and time.monotonic() < deadline:
+            time.sleep(0.05)
         hit = _client(stack, engine).get(path)
         assert hit.cache.outcome == "hit", hit.summary()
 
