@@ -246,3 +246,59 @@ def test_a_policy_that_caches_nothing_is_reported_not_measured(tmp_path: Path) -
         assert "no cacheable rule" in report["performance"][engine]["error"]
     assert report["targets"] == []
     assert any(line.startswith("varnish: not measured") for line in report["verdict"])
+
+
+@pytest.mark.parametrize(("ratio", "interval", "status", "met"), [
+    (0.938, (0.851, 1.074), "inconclusive", None),  # the Varnish figure: was a FAIL
+    (0.983, (0.90, 1.05), "inconclusive", None),  # a median above the target is not enough either
+    (0.97, (0.95, 1.01), "met", True),  # the interval's lower end on the target meets it
+    (0.94, (0.90, 0.95), "inconclusive", None),  # its upper end on the target does not miss it
+    (0.90, (0.85, 0.9499), "missed", False),
+    (0.94, None, "missed", False),  # fewer than 5 rounds: no interval, the median decides
+    (0.95, None, "met", True),
+])
+def test_the_throughput_target_is_judged_on_its_interval(
+        ratio: float, interval: tuple[float, float] | None, status: str, met: bool | None) -> None:
+    perf = _perf(ratio, 1, 1.0, 0.0)
+    perf["throughput_ratio_interval"] = {"low": interval[0], "high": interval[1], "confidence": 0.94} \
+        if interval else None
+    row = targets({"performance": {"varnish": perf}})[0]
+    assert row["name"].startswith("cached-hit throughput")
+    assert (row["status"], row["met"]) == (status, met)
+
+
+def test_verdict_says_inconclusive_with_the_interval() -> None:
+    perf = _perf(0.938, 1, 1.0, 0.0)
+    perf["throughput_ratio_interval"] = {"low": 0.851, "high": 1.074, "confidence": 0.9375}
+    report: dict[str, Any] = {"capabilities": [], "performance": {"varnish": perf}}
+    report["targets"] = targets(report)
+    assert verdict(report) == [
+        "Inconclusive: cached-hit throughput generated/baseline >= 0.95 [varnish]: median 0.938, but its "
+        "confidence interval 0.851-1.074 spans 0.95: this run cannot tell whether the target is met "
+        "(more --rounds narrow the interval)."]
+
+
+@pytest.mark.parametrize(("interval", "strict", "code"), [
+    ((0.851, 1.074), True, 0), ((0.851, 1.074), False, 0),  # inconclusive: --strict does not fail it
+    ((0.80, 0.94), True, 1), ((0.80, 0.94), False, 0),  # missed: only --strict fails it
+])
+def test_strict_fails_a_missed_target_not_an_inconclusive_one(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        interval: tuple[float, float], strict: bool, code: int) -> None:
+    import harness.commands.compare as command
+
+    perf = _perf(0.9, 1, 1.0, 0.0)
+    perf["throughput_ratio_interval"] = {"low": interval[0], "high": interval[1], "confidence": 0.94}
+
+    def fake_compare(*_: Any, **__: Any) -> dict[str, Any]:
+        report: dict[str, Any] = {"capabilities": [], "correctness": {}, "performance": {"varnish": perf}}
+        report["targets"] = targets(report)
+        report["verdict"] = verdict(report)
+        return report
+
+    monkeypatch.setattr(command, "compare", fake_compare)
+    monkeypatch.setattr(command, "engines", lambda _: ("varnish",))
+    argv = ["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--no-correctness"]
+    assert main([*argv, "--strict"] if strict else argv) == code
+    shown = "INCONCLUSIVE" if interval[1] >= 0.95 else "FAIL"
+    assert f"{shown} cached-hit throughput generated/baseline >= 0.95 [varnish]: 0.9, interval " in capsys.readouterr().out

@@ -260,3 +260,24 @@ def test_odd_engine_names_are_drawn_literally(sample: dict[str, Any]) -> None:
     page = html_report(report)
     assert page.count("<svg") == 4
     assert "_$x$_" in text_report(report)
+
+
+@pytest.mark.parametrize(("ratio", "low", "high", "cell"), [
+    (0.938, 0.851, 1.074, "0.938 INCONCLUSIVE"), (0.983, 0.90, 1.05, "0.983 INCONCLUSIVE"),
+    (0.97, 0.95, 1.01, "0.970 PASS"), (0.90, 0.85, 0.9499, "0.900 FAIL"),
+])
+def test_text_ratio_is_judged_on_its_interval(ratio: float, low: float, high: float, cell: str) -> None:
+    interval = {"low": low, "high": high, "confidence": 0.9375}
+    text = text_report({"performance": {"varnish": {"throughput_ratio": ratio,
+                                                    "throughput_ratio_interval": interval}}})
+    assert re.search(rf"throughput generated/baseline \(target 0.95\) +{cell}\n", text)
+
+
+def test_text_target_line_shows_an_inconclusive_ratio_with_its_interval() -> None:
+    target = {"name": "cached-hit throughput generated/baseline >= 0.95", "engine": "varnish", "value": 0.938,
+              "target": 0.95, "met": None, "status": "inconclusive", "interval": {"low": 0.851, "high": 1.074}}
+    coloured = text_report({"targets": [target]}, color=True)
+    assert ("\x1b[33mINCONCLUSIVE cached-hit throughput generated/baseline >= 0.95 [varnish]: 0.938, "
+            "interval 0.851-1.074 (target 0.95)\x1b[0m") in coloured
+    hostile = text_report({"targets": [{**target, "status": ["met"], "interval": "x"}]})
+    assert "n/a cached-hit throughput generated/baseline >= 0.95 [varnish]: 0.938 (target 0.95)" in hostile

@@ -25,7 +25,10 @@ def add_parser(sub: Any) -> None:
                     "run every derived check and scenario, then measure each engine in turn: "
                     "cached-hit throughput and latency, cold misses, a thundering herd, a slow "
                     "origin, the origin down, a Zipf request mix, memory. Exit 0 when every check "
-                    "passed (with --strict, also every performance target met).",
+                    "passed (with --strict, also no performance target missed). The throughput "
+                    "ratio is judged on its confidence interval: met when the whole interval is at "
+                    "or above the target, missed when it is wholly below, inconclusive when it "
+                    "spans the target.",
         epilog="examples:\n  cachewright compare examples/shop/policy.yaml\n"
                "  cachewright compare policy.yaml --json report.json --html report.html\n"
                "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick",
@@ -54,7 +57,9 @@ def add_parser(sub: Any) -> None:
                    help="scenario file(s) (default: scenarios.yaml next to the policy)")
     p.add_argument("--no-scenarios", action="store_true", help="run no scenarios")
     p.add_argument("--strict", action="store_true",
-                   help="exit 1 also when a performance target is missed")
+                   help="exit 1 also when a performance target is missed (the throughput ratio: "
+                        "its whole confidence interval below the target; an inconclusive one, "
+                        "spanning the target, does not fail: add --rounds to decide it)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="write a self-contained HTML page with tables and charts (needs matplotlib)")
@@ -102,5 +107,6 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         write_report(args.html, html_report(report))
     failed = any(summary["failed"] for summary in report.get("correctness", {}).values())
+    # "inconclusive" (met None) is not a miss: the run could not tell, see harness.compare.targets
     missed = any(target["met"] is False for target in report["targets"])
     return 1 if failed or (args.strict and missed) else 0

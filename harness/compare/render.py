@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from generator import __version__
 from harness.api import ENGINES, HarnessError
+from harness.compare.targets import THROUGHPUT_TARGET, throughput_status
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 NA: Final = "n/a"
-THROUGHPUT_TARGET: Final = 0.95  # generated config's cached-hit req/s over the hand-written baseline's
 MATPLOTLIB_MISSING: Final = "--html needs matplotlib: pip install 'cachewright[report]'"
 
 Tone = Literal["good", "bad", "warn"]
@@ -249,7 +249,7 @@ def _performance(report: Mapping[str, Any], names: Sequence[str]) -> Section:
         return Section("Performance", None, (NA,))
     rows = [(m.label, *(_fmt(_at(performance, name, *m.path), m.fmt) for name in names)) for m in METRICS]
     ratio = (f"throughput generated/baseline (target {THROUGHPUT_TARGET})",
-             *(_ratio_cell(_at(performance, name, "throughput_ratio")) for name in names))
+             *(_ratio_cell(_at(performance, name)) for name in names))
     interval = ("confidence interval of that median",
                 *(_interval(_at(performance, name, "throughput_ratio_interval")) for name in names))
     return Section("Performance", Table(("metric", *names), (*rows[:2], ratio, interval, *rows[2:])))
@@ -265,12 +265,20 @@ def _interval(value: Any) -> Cell:
     return f"{_ratio(low)}-{_ratio(high)} ({confidence:.0%})"
 
 
-def _ratio_cell(value: Any) -> Cell:
-    ratio = _number(value)
+#: how a target's status reads: its mark and tone
+_MARKS: Final[Mapping[str, tuple[str, Tone]]] = {
+    "met": ("PASS", "good"), "missed": ("FAIL", "bad"), "inconclusive": ("INCONCLUSIVE", "warn")}
+
+
+def _ratio_cell(figures: Any) -> Cell:
+    """The median ratio and its mark, judged on its interval where there is one."""
+    ratio = _number(_at(figures, "throughput_ratio"))
     if ratio is None:
         return NA
-    met = ratio >= THROUGHPUT_TARGET
-    return (f"{_ratio(ratio)} {'PASS' if met else 'FAIL'}", "good" if met else "bad")
+    interval = _at(figures, "throughput_ratio_interval")
+    low, high = _number(_at(interval, "low")), _number(_at(interval, "high"))
+    mark, tone = _MARKS[throughput_status(ratio, low, high)]
+    return (f"{_ratio(ratio)} {mark}", tone)
 
 
 def _verdict(report: Mapping[str, Any]) -> Section:
@@ -281,10 +289,12 @@ def _verdict(report: Mapping[str, Any]) -> Section:
 
 def _target_line(target: Mapping[str, Any]) -> Cell:
     met = target.get("met")
-    tone: Tone
-    mark, tone = ("PASS", "good") if met is True else ("FAIL", "bad") if met is False else (NA, "warn")
+    status = target.get("status") or ("met" if met is True else "missed" if met is False else None)
+    mark, tone = _MARKS.get(status, (NA, "warn")) if isinstance(status, str) else (NA, "warn")
     value = _fmt(target.get("value"), lambda v: f"{v:g}")
-    return (f"{mark} {_text(target.get('name'))} [{_text(target.get('engine'))}]: {value} "
+    low, high = (_number(_at(target, "interval", end)) for end in ("low", "high"))
+    span = f", interval {_ratio(low)}-{_ratio(high)}" if low is not None and high is not None else ""
+    return (f"{mark} {_text(target.get('name'))} [{_text(target.get('engine'))}]: {value}{span} "
             f"(target {_text(target.get('target'))})", tone)
 
 

@@ -56,9 +56,9 @@ from .measure import (
     rss_kb,
     stale_probe,
 )
+from .targets import THROUGHPUT_TARGET, throughput_status
 
 FORMAT_VERSION = 1
-THROUGHPUT_TARGET = 0.95
 #: the least confidence of the interval reported around the throughput ratio
 INTERVAL_CONFIDENCE = 0.90
 ZIPF_GAP_TARGET = 2.0
@@ -226,9 +226,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     for engine, perf in report.get("performance", {}).items():
         if "error" in perf:
             continue
-        out.append(_target_row(f"cached-hit throughput generated/baseline >= {THROUGHPUT_TARGET}", engine,
-                               perf["throughput_ratio"], THROUGHPUT_TARGET,
-                               lambda v: v >= THROUGHPUT_TARGET))
+        out.append(throughput_row(engine, perf["throughput_ratio"], perf.get("throughput_ratio_interval")))
         herd = perf["herd"]
         if herd.get("collapse_requests"):
             out.append(_target_row("herd: origin requests", engine, herd["origin_requests"], 1,
@@ -245,9 +243,30 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _target_row(name: str, engine: str, value: float | None, target: float,
                 met: Callable[[float], bool]) -> dict[str, Any]:
-    shown = round(value, 4) + 0.0 if value is not None else None  # + 0.0: no "-0.0"
-    return {"name": name, "engine": engine, "value": shown, "target": target,
-            "met": met(value) if value is not None else None}
+    """A target judged on its value alone: ``status`` met or missed (None: not measured)."""
+    judged = met(value) if value is not None else None
+    status = None if judged is None else "met" if judged else "missed"
+    return {"name": name, "engine": engine, "value": _shown(value), "target": target,
+            "met": judged, "status": status}
+
+
+def throughput_row(engine: str, ratio: float | None, interval: dict[str, float] | None) -> dict[str, Any]:
+    """The throughput target, judged on the ratio's confidence interval (``harness.compare.targets``):
+    ``met`` is True or False only when the interval is wholly above or below the target, None
+    (``status`` inconclusive) when it spans it."""
+    row = _target_row(f"cached-hit throughput generated/baseline >= {THROUGHPUT_TARGET}", engine,
+                      ratio, THROUGHPUT_TARGET, lambda v: v >= THROUGHPUT_TARGET)
+    if ratio is None:
+        return row
+    low, high = (interval["low"], interval["high"]) if interval else (None, None)
+    status = throughput_status(ratio, low, high)
+    interval_shown = {"low": _shown(low), "high": _shown(high)} if interval else None
+    return {**row, "met": {"met": True, "missed": False}.get(status), "status": status,
+            "interval": interval_shown}
+
+
+def _shown(value: float | None) -> float | None:
+    return round(value, 4) + 0.0 if value is not None else None  # + 0.0: no "-0.0"
 
 
 def verdict(report: dict[str, Any]) -> list[str]:
@@ -277,7 +296,15 @@ def verdict(report: dict[str, Any]) -> list[str]:
     missed = [t for t in report.get("targets", []) if t["met"] is False]
     if missed:
         lines.append("Targets missed: " + "; ".join(f"{t['name']} [{t['engine']}]" for t in missed) + ".")
+    lines += [_inconclusive(t) for t in report.get("targets", []) if t.get("status") == "inconclusive"]
     return lines
+
+
+def _inconclusive(target: dict[str, Any]) -> str:
+    span = target["interval"]
+    return (f"Inconclusive: {target['name']} [{target['engine']}]: median {target['value']:.3f}, but "
+            f"its confidence interval {span['low']:.3f}-{span['high']:.3f} spans {target['target']}: "
+            "this run cannot tell whether the target is met (more --rounds narrow the interval).")
 
 
 # --------------------------------------------------------------------------- environment
