@@ -301,4 +301,5 @@ def test_strict_fails_a_missed_target_not_an_inconclusive_one(
     argv = ["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--no-correctness"]
     assert main([*argv, "--strict"] if strict else argv) == code
     shown = "INCONCLUSIVE" if interval[1] >= 0.95 else "FAIL"
-    assert f"{shown} cached-hit throughput generated/baseline >= 0.95 [varnish]: 0.9, interval " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{shown} cached-hit throughput generated/baseline >= 0.95 [varnish]: 0.9, interval " in out
