@@ -67,6 +67,12 @@ Control port (JSON over HTTP)
     GET    /counts                  {"total": n, "paths": {"/a": 2},
                                      "by_method": {"/a": {"GET": 1, "HEAD": 1}}}
     GET    /counts?path=/a          {"path": "/a", "count": 2, "by_method": {"GET": 1, "HEAD": 1}}
+
+Markers: a request whose query holds marker parameters (``cw``, ``cwtag``, ``cw_probe``) is also
+known by its *unit*, ``/a?cw=t1`` (the path and its markers, in their order): it is counted under
+its path and under its unit, an exact rule registered for ``/a?cw=t1`` answers it before a rule
+for ``/a``, and ``/requests?path=/a?cw=t1`` lists it. Checks that probe one path at once each
+use their own marker, so each owns its count and its answer.
     DELETE /counts                  zero the counters -> {"reset": ["counts"]}
     GET    /requests                ?path= &method= &since=SEQ &limit=N (the last N that match)
                                     -> {"requests": [entry, ...]} oldest first
@@ -159,6 +165,17 @@ class HttpError(Exception):
     """A request that cannot be parsed: answered with 400 and the connection closed."""
 
 
+#: query parameters that mark a probe (harness/probe.py puts one in when a rule leaves no room
+#: for a marker in the path); engines keep them in the cache key and forward them
+MARKERS = ("cw", "cwtag", "cw_probe")
+
+
+def unit_of(path: str, query: str) -> str:
+    """``path``, then ``?`` and the marker parameters of ``query`` in their order, if any."""
+    marks = [p for p in query.split("&") if p.split("=", 1)[0] in MARKERS] if query else []
+    return f"{path}?{'&'.join(marks)}" if marks else path
+
+
 @dataclass(frozen=True)
 class Request:
     """One parsed request; ``headers`` keeps wire order, case and duplicates."""
@@ -176,6 +193,13 @@ class Request:
         """All values of header ``name`` (case-insensitive), in wire order."""
         wanted = name.lower()
         return [value for key, value in self.headers if key.lower() == wanted]
+
+    @property
+    def unit(self) -> str:
+        """What counters, rules and the log know this request by: its path, plus ``?`` and its
+        marker parameters (``MARKERS``) when it has any, so that two checks probing one path
+        with different markers never share a count or a programmed answer."""
+        return unit_of(self.path, self.query)
 
     @property
     def keep_alive(self) -> bool:
@@ -818,10 +842,12 @@ class OriginState:
         """Exact rules sorted by path, then patterns in registration order."""
         return [self.exact[p] for p in sorted(self.exact)] + list(self.patterns)
 
-    def match(self, path: str) -> Rule | None:
-        """The rule for ``path``: exact first, then the last-registered matching pattern."""
-        if path in self.exact:
-            return self.exact[path]
+    def match(self, path: str, unit: str | None = None) -> Rule | None:
+        """The rule for a request: exact by its unit (a marked path), exact by ``path``, then
+        the last-registered matching pattern."""
+        for exact in (unit, path):
+            if exact is not None and exact in self.exact:
+                return self.exact[exact]
         for rule in reversed(self.patterns):
             if rule.pattern is not None and fnmatch.fnmatchcase(path, rule.pattern):
                 return rule
@@ -830,8 +856,9 @@ class OriginState:
     def arrive(self, request: Request) -> tuple[int, str]:
         """Count a request; returns its sequence number and response id."""
         self.total += 1
-        self.paths[request.path] += 1
-        self.by_method.setdefault(request.path, Counter())[request.method] += 1
+        for key in dict.fromkeys((request.path, request.unit)):
+            self.paths[key] += 1
+            self.by_method.setdefault(key, Counter())[request.method] += 1
         seq = next(self._seq)
         return seq, f"{self._boot}-{seq:06d}"
 
@@ -857,7 +884,7 @@ class OriginState:
             r
             for r in self.log
             if r.seq > since
-            and query.get("path", r.request.path) == r.request.path
+            and query.get("path", r.request.path) in (r.request.path, r.request.unit)
             and query.get("method", r.request.method) == r.request.method
         ]
         limit = _int_param(query, "limit", len(entries))
@@ -1002,7 +1029,7 @@ class Origin:
     async def handle_data(self, request: Request) -> Reply:
         """Count, log, wait and answer one data-port request."""
         started = time.monotonic()
-        rule = self.state.match(request.path)
+        rule = self.state.match(request.path, request.unit)
         effective = rule or _DEFAULT_RULE
         seq, response_id = self.state.arrive(request)
         outcome, status = decide(effective, request)

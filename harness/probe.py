@@ -21,6 +21,7 @@ path hygiene.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,7 +41,7 @@ MAX_PATHS = 32
 TAGS_PER_SHAPE = 2
 SEEDS = 6
 VALUES_PER_NAME = 4
-TAG_PARAMS = ("cw", "cwtag", "cw_probe")
+TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin.py MARKERS: the same names
 ABSENT = ""
 ESCAPE_VALUE = "cw-none"
 # The engines refuse these paths (400) before any rule is chosen: keep in step with the path
@@ -75,6 +76,19 @@ class Request:
         return self.path + ("?" + self.query if self.query else "")
 
     @property
+    def unit(self) -> str:
+        """What the sample origin counts, answers and logs this request by: the path, plus ``?``
+        and the tag parameters of the query when it has any (``harness/origin.py``, "Markers")."""
+        marks = [p for p in self.query.split("&") if p.split("=", 1)[0] in TAG_PARAMS] if self.query else []
+        return f"{self.path}?{'&'.join(marks)}" if marks else self.path
+
+    def with_query(self, query: str) -> Request:
+        """This request with ``query`` in place of its own, its tag parameters kept first (so
+        it stays in its check's cache entry and origin count)."""
+        marks = self.unit.partition("?")[2]
+        return replace(self, query="&".join(q for q in (marks, query) if q))
+
+    @property
     def raw_path(self) -> str:
         """What rules match: the target up to its first ``?``."""
         return self.target.split("?", 1)[0]
@@ -104,6 +118,11 @@ class Request:
         others = tuple((n, v) for n, v in self.headers if n.lower() not in ("host", "cookie"))
         cookie = (("Cookie", self.cookie_header),) if self.cookie_header else ()
         return (("Host", self.host), *others, *cookie)
+
+
+def unmarked(query: str) -> str:
+    """``query`` without its tag parameters (what a check compares across its own probes)."""
+    return "&".join(p for p in query.split("&") if p and p.split("=", 1)[0] not in TAG_PARAMS)
 
 
 def engine_host(host: str) -> str:
@@ -250,13 +269,40 @@ def _paths(policy: Policy, constraints: Sequence[Match], tag: str) -> tuple[Pair
     prefix = max((m.path_prefix or "" for m in constraints), key=len)
     tagged: list[str] = []
     untagged: list[str] = []
+    forms = tag_forms(tag)
     for base in _bases(prefix, [m.path_regex for m in constraints if m.path_regex is not None]):
         for shaped in _shapes(base, prefix, extensions):
-            tagged += islice(filter(ok, _with_tag(shaped, tag)), TAGS_PER_SHAPE)
-            untagged += [shaped] if ok(shaped) and tag not in shaped else []
+            for form in forms:
+                tagged += islice(filter(ok, _with_tag(shaped, form)), TAGS_PER_SHAPE)
+            untagged += [shaped] if ok(shaped) and not any(f in shaped for f in forms) else []
     query = f"{_tag_param(policy)}={tag}"
     return (*((p, "") for p in list(dict.fromkeys(tagged))[:MAX_PATHS]),
             *((p, query) for p in list(dict.fromkeys(untagged))[:MAX_PATHS // 2]))
+
+
+def tag_forms(tag: str) -> tuple[str, str, str]:
+    """``tag`` as it is, and spelled in hex and in digits (derived from it, so as unique), for
+    paths whose rule allows only such characters where the tag goes (``app\\.[0-9a-f]+\\.js``)."""
+    digest = hashlib.blake2s(tag.encode(), digest_size=6).hexdigest()
+    return tag, digest, str(int(digest, 16)).zfill(15)
+
+
+def tagged_path(request: Request, tag: str) -> bool:
+    """Whether ``request``'s path holds ``tag`` (in one of its ``tag_forms``)."""
+    return any(form in request.path for form in tag_forms(tag))
+
+
+def isolated(policy: Policy, request: Request, tag: str, *, entry: bool = True) -> bool:
+    """Whether a request built like ``request`` with a fresh tag gets an origin count (and,
+    with ``entry``, a cache entry) of its own: the tag is in its path, or in a query parameter
+    that reaches the origin (and that the cache key keeps). Checks whose probes are not
+    isolated would measure each other."""
+    if tagged_path(request, tag):
+        return True
+    ignored = [re.compile(glob_regex(g)) for g in policy.cache.query.ignore]
+    forwarded = request.unit != request.path and any(
+        not any(r.fullmatch(p) for r in ignored) for p in TAG_PARAMS)
+    return forwarded and (not entry or "query" in policy.cache.key)
 
 
 def _common_extensions(constraints: Sequence[Match]) -> tuple[str, ...] | None:

@@ -756,6 +756,21 @@ def test_counts_per_path_and_method_and_reset(
     assert len(control.requests()) == 4  # the log is kept
 
 
+def test_marked_requests_have_units_of_their_own(
+    server: OriginServer, control: OriginClient, http: requests.Session
+) -> None:
+    """Two checks probing one path, told apart by a marker parameter, each own a count, an
+    answer and a log; the path's own count still sees both."""
+    control.add_rule({"path": "/", "status": 200, "cache_control": "max-age=1"})
+    control.add_rule({"path": "/?cw=t1", "status": 203})
+    answers = [http.get(f"{server.data_url}{target}", timeout=TIMEOUT).status_code
+               for target in ("/?cw=t1", "/?x=1&cw=t1", "/?cw=t2", "/")]
+    assert answers == [203, 203, 200, 200]
+    assert (control.count("/?cw=t1"), control.count("/?cw=t2"), control.count("/")) == (2, 1, 4)
+    assert [r.target for r in control.requests(path="/?cw=t1")] == ["/?cw=t1", "/?x=1&cw=t1"]
+    assert len(control.requests(path="/")) == 4
+
+
 def test_request_log_filters(server: OriginServer, control: OriginClient) -> None:
     for method, path in [("GET", "/a"), ("POST", "/a"), ("GET", "/b"), ("GET", "/a")]:
         exchange(server.data_port, get(path, f"X-Seq: {method}{path}", method=method))

@@ -22,14 +22,19 @@ from generator.load import load, loads
 from generator.lower_nginx import NginxModel
 from generator.model import Policy, Rule
 from harness.commands import explain
+from harness.origin import MARKERS, unit_of
 from harness.probe import (
+    TAG_PARAMS,
     Request,
     engine_host,
+    isolated,
     matches,
     other_probe,
     overlap_probe,
     probe_for,
     select_rule,
+    tagged_path,
+    unmarked,
 )
 from harness.regexgen import example
 
@@ -40,14 +45,14 @@ HOST = "probe.test"
 
 
 def make_policy(rules: list[dict[str, Any]], hosts: tuple[str, ...] = (),
-                ignore: tuple[str, ...] = ()) -> Policy:
+                ignore: tuple[str, ...] = (), key: tuple[str, ...] | None = None) -> Policy:
     """A minimal valid policy around ``rules``."""
     doc = {
         "version": 1,
         "name": "t",
         "origin": {"url": "http://app:8000"},
         "listen": {"http": {"port": 80}, "hosts": list(hosts)},
-        "cache": {"query": {"ignore": list(ignore)}},
+        "cache": {"query": {"ignore": list(ignore)}, **({"key": list(key)} if key else {})},
         "rules": [{"cache": False, **rule} for rule in rules],
     }
     return loads(yaml.safe_dump(doc, sort_keys=False), "<test>")
@@ -110,7 +115,7 @@ TRICKY: dict[str, tuple[Policy, dict[str, str]]] = {
         rule("rest", path_prefix="/"),
     ]), {}),
     "query-tag": (make_policy([
-        rule("item", path_regex=r"^/item/\d+$"),
+        rule("item", path_regex=r"^/item/\d$"),
     ], ignore=("cw", "utm_*")), {}),
 }
 
@@ -123,7 +128,7 @@ def check_probe(policy: Policy, target: Rule, request: Request) -> None:
     """A probe is sendable, fresh (holds the tag) and selects ``target``."""
     assert select_rule(policy, request) == target, request
     assert re.fullmatch(PATH, request.path), request
-    assert TAG in request.path or TAG in request.query, request
+    assert tagged_path(request, TAG) or TAG in request.query, request
     if policy.listen.hosts:
         assert any(re.fullmatch(h.replace(".", r"\.").replace("*", ".+"), engine_host(request.host))
                    for h in policy.listen.hosts), request
@@ -146,7 +151,7 @@ def test_other_probe_does_not_match(policy: Policy, none: dict[str, str]) -> Non
         request = other_probe(policy, target, tag=TAG, host=HOST)
         if request is not None:
             assert not matches(target, request), (target.name, request)
-            assert TAG in request.path or TAG in request.query
+            assert tagged_path(request, TAG) or TAG in request.query
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -229,6 +234,38 @@ def test_query_tag_when_path_cannot_hold_it() -> None:
     policy, _ = TRICKY["query-tag"]
     request = probe_for(policy, policy.rules[0], tag=TAG, host=HOST)
     assert request == Request("GET", "/item/0", HOST, query=f"cwtag={TAG}")
+
+
+@pytest.mark.parametrize("regex", [r"^/static/app\.[0-9a-f]+\.js$", r"^/item/\d+$", r"^/p/[A-Fa-f0-9]{12,}$"])
+def test_tag_spelled_to_fit_the_path(regex: str) -> None:
+    """A path regex that allows only hex or digits where the tag goes still gets the tag in the
+    path (spelled in those characters), so the probe owns its path."""
+    policy = make_policy([rule("r", path_regex=regex)])
+    request = probe_for(policy, policy.rules[0], tag=TAG, host=HOST)
+    assert request is not None and request.query == "" and tagged_path(request, TAG)
+    other = probe_for(policy, policy.rules[0], tag=TAG + "x", host=HOST)
+    assert other is not None and other.path != request.path
+
+
+def test_units_and_markers() -> None:
+    """The sample origin and the probes agree on the marker parameters and on a request's unit."""
+    assert TAG_PARAMS == MARKERS
+    marked = Request("GET", "/", HOST, query=f"a=1&cw={TAG}&b=2")
+    assert marked.unit == unit_of("/", f"a=1&cw={TAG}&b=2") == f"/?cw={TAG}"
+    assert marked.with_query("z=9").query == f"cw={TAG}&z=9"
+    assert Request("GET", "/a", HOST, query="x=1").unit == "/a"
+    assert unmarked(f"cw={TAG}&x=1") == "x=1"
+
+
+def test_isolation() -> None:
+    """Fresh probes own a cache entry when the tag is in the path or in a kept query parameter."""
+    keyed = make_policy([rule("home", path_regex="^/$")])
+    unkeyed = make_policy([rule("home", path_regex="^/$")], key=("scheme", "host", "path"))
+    for policy, entry in ((keyed, True), (unkeyed, False)):
+        request = probe_for(policy, policy.rules[0], tag=TAG, host=HOST)
+        assert request is not None and request.unit == f"/?cw={TAG}"
+        assert isolated(policy, request, TAG, entry=True) is entry
+        assert isolated(policy, request, TAG, entry=False)
 
 
 def test_host_fallback_to_listen_hosts() -> None:

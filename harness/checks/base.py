@@ -56,6 +56,8 @@ class Ctx:
     origin: OriginClient | None
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     notes: list[str] = field(default_factory=list)
+    #: the origin units (paths, or marked paths) this check programmed or counted: its evidence
+    units: list[str] = field(default_factory=list)
 
     def tag(self) -> str:
         """A fresh token for paths, so no two checks share a cache entry."""
@@ -88,12 +90,19 @@ class Ctx:
             return "https"
         return "http"
 
-    def count(self, path: str) -> int:
-        return self.control().count(path)
+    def count(self, unit: str) -> int:
+        """How many requests the origin saw for ``unit`` (a path, or a request's ``unit``)."""
+        self._touch(unit)
+        return self.control().count(unit)
 
-    def program(self, path: str, **rule: Any) -> None:
-        """Program the origin's answer for ``path`` (status, cache_control, set_cookie, ...)."""
-        self.control().add_rule({"path": path, **rule})  # type: ignore[typeddict-item]
+    def program(self, unit: str, **rule: Any) -> None:
+        """Program the origin's answer for ``unit`` (status, cache_control, set_cookie, ...)."""
+        self._touch(unit)
+        self.control().add_rule({"path": unit, **rule})  # type: ignore[typeddict-item]
+
+    def _touch(self, unit: str) -> None:
+        if unit not in self.units:
+            self.units.append(unit)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

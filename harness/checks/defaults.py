@@ -14,16 +14,18 @@ from generator.model import Policy, Rule
 from ..prepare import request_host
 from ..probe import probe_for
 from .base import Check, CheckSkipped, Ctx
-from .rules import effective_ttl, expect_stored_ttl, origin_answer, probe
+from .rules import effective_ttl, expect_stored_ttl, isolated_rule, origin_answer, probe
 
 COLLAPSE_REQUESTS = 8
 STALE_WAIT_LIMIT = 6
 
 
 def cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule | None:
-    """The first cacheable rule a probe can reach (the default rule last). ``plain``: one that
-    neither strips nor keys on cookies; ``respect``: one that respects origin headers."""
-    for rule in (*policy.rules, policy.default_rule):
+    """The first cacheable rule a probe can reach (the default rule last; rules whose probes
+    get cache entries of their own first). ``plain``: one that neither strips nor keys on
+    cookies; ``respect``: one that respects origin headers."""
+    rules = (*policy.rules, policy.default_rule)
+    for rule in sorted(rules, key=lambda r: not isolated_rule(policy, r)):
         if not rule.cache or (respect and rule.origin_headers != "respect"):
             continue
         if plain and (rule.match.cookies or rule.key.cookies or rule.strip_cookies):
@@ -50,12 +52,12 @@ def check_authorization(ctx: Ctx) -> None:
     """Requests with Authorization reach the origin and are not stored for others."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     auth = {"Authorization": "Bearer cw-secret"}
     ctx.send(req, headers=auth)
     ctx.send(req, headers=auth)
     anonymous = ctx.send(req)
-    ctx.expect(ctx.count(req.path) == 3, f"origin saw {ctx.count(req.path)} requests, expected 3 "
+    ctx.expect(ctx.count(req.unit) == 3, f"origin saw {ctx.count(req.unit)} requests, expected 3 "
                "(two with Authorization, then an anonymous miss)")
     ctx.expect(anonymous.cache.outcome == "miss", "a response to an Authorization request was stored")
 
@@ -64,34 +66,34 @@ def check_cookie_bypass(ctx: Ctx) -> None:
     """Requests with cookies bypass rules that neither strip nor key on cookies."""
     rule = _rule_or_skip(ctx.policy, plain=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     with_cookie = replace(req, cookies=(("session", "cw-1"),))
     ctx.send(with_cookie)
     ctx.send(with_cookie)
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests, expected 2")
 
 
 def check_strip_cookies(rule: Rule, ctx: Ctx) -> None:
     """strip_cookies: the origin sees no Cookie, Set-Cookie is dropped, the response is shared."""
     req = probe(ctx, rule)
-    ctx.program(req.path, set_cookie=["cw_session=leak"], **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, set_cookie=["cw_session=leak"], **origin_answer(ctx.policy, rule))
     first = ctx.send(replace(req, cookies=(*req.cookies, ("session", "cw-1"))))
     second = ctx.send(req)
-    seen = ctx.control().requests(path=req.path)[-1].header("cookie")
+    seen = ctx.control().requests(path=req.unit)[-1].header("cookie")
     ctx.expect(seen is None, f"origin saw Cookie {seen!r}")
     ctx.expect(first.header("Set-Cookie") is None, "Set-Cookie reached the client")
-    ctx.expect(second.cache.outcome == "hit" and ctx.count(req.path) == 1,
-               f"second request {second.cache.outcome}, origin count {ctx.count(req.path)}")
+    ctx.expect(second.cache.outcome == "hit" and ctx.count(req.unit) == 1,
+               f"second request {second.cache.outcome}, origin count {ctx.count(req.unit)}")
 
 
 def check_set_cookie(ctx: Ctx) -> None:
     """A response with Set-Cookie is not stored (one client's cookie never goes to another)."""
     rule = _rule_or_skip(ctx.policy, plain=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, set_cookie=["cw_session=private"], **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, set_cookie=["cw_session=private"], **origin_answer(ctx.policy, rule))
     ctx.send(req)
     second = ctx.send(req)
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests, expected 2")
     ctx.expect(second.cache.outcome != "hit", "a Set-Cookie response was served from the cache")
 
 
@@ -99,25 +101,25 @@ def check_unsafe_methods(ctx: Ctx) -> None:
     """POST always reaches the origin; an unknown method gets 501 and never reaches it."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     for _ in range(2):
         ctx.send(req, method="POST", body=b"x=1")
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} POSTs, expected 2")
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} POSTs, expected 2")
     odd = ctx.send(req, method="FOO")
     ctx.expect(odd.status in (405, 501), f"method FOO answered {odd.status}, expected 501")
-    ctx.expect(ctx.count(req.path) == 2, "method FOO reached the origin")
+    ctx.expect(ctx.count(req.unit) == 2, "method FOO reached the origin")
 
 
 def check_forwarding_headers(ctx: Ctx) -> None:
     """Client forwarding/override headers never reach the origin; X-Forwarded-* are the real ones."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
                "X-Original-URL": "/admin", "X-Rewrite-URL": "/admin",
                "X-HTTP-Method-Override": "DELETE", "X-Forwarded-For": "203.0.113.9"}
     ctx.send(req, headers=spoofed)
-    seen = ctx.control().requests(path=req.path)[-1]
+    seen = ctx.control().requests(path=req.unit)[-1]
     for name in ("X-Forwarded-Host", "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override"):
         ctx.expect(seen.header(name) is None, f"origin saw client-sent {name}: {seen.header(name)!r}")
     ctx.expect(seen.header("X-Forwarded-Proto") == ctx.scheme,
@@ -138,13 +140,13 @@ def check_query_ignore(ctx: Ctx) -> None:
     """Ignored query parameters are out of the key and out of what the origin receives."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     param = ctx.policy.cache.query.ignore[0].replace("*", "x")
-    first = ctx.send(replace(req, query=f"a=1&{param}=one"))
-    second = ctx.send(replace(req, query=f"{param}=two&a=1"))
-    ctx.expect(second.response_id == first.response_id and ctx.count(req.path) == 1,
+    first = ctx.send(req.with_query(f"a=1&{param}=one"))
+    second = ctx.send(req.with_query(f"{param}=two&a=1"))
+    ctx.expect(second.response_id == first.response_id and ctx.count(req.unit) == 1,
                f"requests differing only in {param} were stored separately")
-    target = ctx.control().requests(path=req.path)[-1].target
+    target = ctx.control().requests(path=req.unit)[-1].target
     ctx.expect(param not in target, f"origin received the ignored parameter: {target}")
 
 
@@ -152,10 +154,10 @@ def check_query_sort(ctx: Ctx) -> None:
     """Query parameters in another order share one entry."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
-    ctx.send(replace(req, query="b=2&a=1"))
-    again = ctx.send(replace(req, query="a=1&b=2"))
-    ctx.expect(again.cache.outcome == "hit" and ctx.count(req.path) == 1,
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
+    ctx.send(req.with_query("b=2&a=1"))
+    again = ctx.send(req.with_query("a=1&b=2"))
+    ctx.expect(again.cache.outcome == "hit" and ctx.count(req.unit) == 1,
                "reordered query parameters were stored separately")
 
 
@@ -163,12 +165,12 @@ def check_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """A response with this status is stored for its status_ttl."""
     rule = _rule_or_skip(ctx.policy, respect=True) if ctx.policy.rules else ctx.policy.default_rule
     req = probe(ctx, rule)
-    ctx.program(req.path, status=code)
+    ctx.program(req.unit, status=code)
     ctx.send(req)
     second = ctx.send(req)
     ctx.expect(second.status == code, f"status {second.status}, expected {code}")
-    ctx.expect(ctx.count(req.path) == 1, f"origin saw {ctx.count(req.path)} requests, expected 1")
-    expect_stored_ttl(ctx, req.path, ttl)
+    ctx.expect(ctx.count(req.unit) == 1, f"origin saw {ctx.count(req.unit)} requests, expected 1")
+    expect_stored_ttl(ctx, req.unit, ttl)
 
 
 def check_host_in_key(ctx: Ctx) -> None:
@@ -181,10 +183,10 @@ def check_host_in_key(ctx: Ctx) -> None:
     req = probe(ctx, rule)
     if rule.match.hosts:
         raise CheckSkipped(f"rule '{rule.name}' matches on host")
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ctx.send(req)
     elsewhere = ctx.send(replace(req, host=other))
-    ctx.expect(elsewhere.cache.outcome == "miss" and ctx.count(req.path) == 2,
+    ctx.expect(elsewhere.cache.outcome == "miss" and ctx.count(req.unit) == 2,
                f"{other} was served {req.host}'s entry")
 
 
@@ -192,7 +194,7 @@ def check_scheme_in_key(ctx: Ctx) -> None:
     """The same URL over http and https are separate entries (no cached redirect loops)."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ctx.send(req, scheme="https")
     again = ctx.send(req, scheme="https")
     ctx.expect(again.cache.outcome == "hit", f"https repeat: {again.cache.outcome}, expected hit")
@@ -201,7 +203,7 @@ def check_scheme_in_key(ctx: Ctx) -> None:
         ctx.expect(redirect.status == 301, f"http answered {redirect.status}, expected 301")
         return
     plain = ctx.send(req, scheme="http")
-    ctx.expect(plain.cache.outcome == "miss" and ctx.count(req.path) == 2,
+    ctx.expect(plain.cache.outcome == "miss" and ctx.count(req.unit) == 2,
                "http was served the https entry")
 
 
@@ -209,15 +211,15 @@ def check_stale_while_revalidate(ctx: Ctx) -> None:
     """After expiry, stale is served at once while one background fetch refreshes."""
     rule = _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.program(req.unit, status=200, cache_control="max-age=1")
     ctx.send(req)
     ctx.sleep(2.2)
-    ctx.program(req.path, status=200, cache_control="max-age=1", delay=1.5)
+    ctx.program(req.unit, status=200, cache_control="max-age=1", delay=1.5)
     stale = ctx.send(req)
     ctx.expect(stale.elapsed < 1.0, f"stale answer took {stale.elapsed:.2f}s (waited for the origin)")
     ctx.expect(stale.cache.outcome == "stale", f"{stale.cache.outcome}, expected stale")
     ctx.sleep(2.0)
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2 "
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests, expected 2 "
                "(one background refresh)")
 
 
@@ -225,10 +227,10 @@ def check_stale_if_error(ctx: Ctx) -> None:
     """With the origin failing after expiry, the stale copy is served."""
     rule = _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.program(req.unit, status=200, cache_control="max-age=1")
     first = ctx.send(req)
     ctx.sleep(2.2)
-    ctx.program(req.path, status=500, failure="error")
+    ctx.program(req.unit, status=500, failure="error")
     responses = [ctx.send(req) for _ in range(2)]
     ctx.sleep(0.5)
     for response in responses:
@@ -244,10 +246,10 @@ def check_stale_window_ends(ctx: Ctx) -> None:
         raise CheckSkipped(f"the stale window ({window}s) is too long to wait for")
     rule = _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.program(req.unit, status=200, cache_control="max-age=1")
     ctx.send(req)
     ctx.sleep(1 + window + 1.5)
-    ctx.program(req.path, status=500, failure="error")
+    ctx.program(req.unit, status=500, failure="error")
     late = ctx.send(req)
     ctx.expect(late.status >= 500, f"{late.status} {late.cache.outcome} after the window, "
                "expected the origin's error")
@@ -257,12 +259,12 @@ def check_collapse(ctx: Ctx) -> None:
     """Concurrent misses for one URL send one request to the origin."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, delay=1.0, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, delay=1.0, **origin_answer(ctx.policy, rule))
     with concurrent.futures.ThreadPoolExecutor(COLLAPSE_REQUESTS) as pool:
         statuses = list(pool.map(lambda _: ctx.send(req).status, range(COLLAPSE_REQUESTS)))
     ctx.expect(all(s == 200 for s in statuses), f"statuses {statuses}")
-    ctx.expect(ctx.count(req.path) == 1, f"{COLLAPSE_REQUESTS} concurrent misses made "
-               f"{ctx.count(req.path)} origin requests, expected 1")
+    ctx.expect(ctx.count(req.unit) == 1, f"{COLLAPSE_REQUESTS} concurrent misses made "
+               f"{ctx.count(req.unit)} origin requests, expected 1")
 
 
 def default_checks(policy: Policy) -> Iterator[Check]:

@@ -167,8 +167,8 @@ def _expect_recovery(ctx: Ctx, req: Request, rule: Rule, *, stale_id: str | None
     0.25 s, after a refused connection); meanwhile a stale copy or a gateway error may be served.
     An answer that is still an error after the grace means the error was stored (or the engine
     did not recover)."""
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
-    before = ctx.count(req.path)
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
+    before = ctx.count(req.unit)
     started = time.monotonic()
     grace = _recovery_wait(ctx.policy)
     seen: list[str] = []
@@ -188,8 +188,8 @@ def _expect_recovery(ctx: Ctx, req: Request, rule: Rule, *, stale_id: str | None
     if len(seen) > 1:
         ctx.notes.append(f"recovered after {len(seen) - 1} more requests "
                          f"({time.monotonic() - started:.1f}s): {', '.join(seen[:-1])}")
-    ctx.expect(ctx.count(req.path) > before,
-               f"after the origin recovered the origin saw no request for {req.path}")
+    ctx.expect(ctx.count(req.unit) > before,
+               f"after the origin recovered the origin saw no request for {req.unit}")
 
 
 def check_fresh(fault: Fault, ctx: Ctx) -> None:
@@ -197,7 +197,7 @@ def check_fresh(fault: Fault, ctx: Ctx) -> None:
     _needs_short_timeout(ctx.policy, fault)
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    with _Faulted(ctx, req.path, fault):
+    with _Faulted(ctx, req.unit, fault):
         answer = _send_faulted(ctx, req, fault)
     _expect_clean_error(ctx, fault, answer)
     _expect_recovery(ctx, req, rule, stale_id=None)
@@ -209,11 +209,11 @@ def check_stale(fault: Fault, ctx: Ctx) -> None:
     _needs_short_timeout(ctx.policy, fault)
     rule = _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
-    ctx.program(req.path, status=200, cache_control="max-age=1")
+    ctx.program(req.unit, status=200, cache_control="max-age=1")
     first = ctx.send(req)
     ctx.expect(first.status == 200, f"storing the copy: {_describe(first)}")
     ctx.sleep(2.2)
-    with _Faulted(ctx, req.path, fault):
+    with _Faulted(ctx, req.unit, fault):
         answer = _send_faulted(ctx, req, fault)
         ctx.sleep(0.3)  # a background refresh (stale-while-revalidate) meets the fault too
     what = DESCRIPTIONS[fault]
@@ -236,13 +236,13 @@ def check_error_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """An origin error listed in status_ttl is stored no longer than its status_ttl."""
     rule = _rule_or_skip(ctx.policy, respect=True) if ctx.policy.rules else ctx.policy.default_rule
     req = probe(ctx, rule)
-    ctx.program(req.path, status=code, failure="error")
+    ctx.program(req.unit, status=code, failure="error")
     ctx.send(req)
     deadline = time.monotonic() + 2.0
-    stored = ctx.stack.stored(ctx.engine, req.path)
+    stored = ctx.stack.stored(ctx.engine, req.unit)
     while not stored and time.monotonic() < deadline:
         ctx.sleep(0.1)
-        stored = ctx.stack.stored(ctx.engine, req.path)
+        stored = ctx.stack.stored(ctx.engine, req.unit)
     too_long = [round(s.ttl) for s in stored if s.ttl > ttl + 1]
     ctx.expect(not too_long, f"{ctx.engine} stored the {code} for {too_long}s, status_ttl "
                f"allows {ttl}s")

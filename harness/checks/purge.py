@@ -21,9 +21,9 @@ from generator.model import Policy, Rule
 
 from ..client import Client, Response
 from ..prepare import request_host
-from ..probe import Request, probe_for, select_rule
+from ..probe import Request, probe_for, select_rule, tagged_path
 from .base import Check, CheckSkipped, Ctx
-from .rules import origin_answer, stored_when_fresh
+from .rules import isolated_rule, origin_answer, own, stored_when_fresh
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 PURGER = "127.0.0.1"
@@ -86,11 +86,11 @@ def purge_rules(policy: Policy, need: Callable[[Rule], bool] = lambda r: True) -
     found = []
     for rule in (*policy.rules, policy.default_rule):
         sample = probe_for(policy, rule, tag="cwprobe", host=host)
-        if not (rule.cache and need(rule) and sample is not None and "cwprobe" in sample.path):
+        if not (rule.cache and need(rule) and sample is not None and tagged_path(sample, "cwprobe")):
             continue
         if sample.method == "GET" and stored_when_fresh(policy, rule, sample):
             found.append(rule)
-    return sorted(found, key=_keyed)
+    return sorted(found, key=lambda r: (not isolated_rule(policy, r), _keyed(r)))
 
 
 def _rule(ctx: Ctx, need: Callable[[Rule], bool] = lambda r: True, what: str = "") -> Rule:
@@ -101,10 +101,11 @@ def _rule(ctx: Ctx, need: Callable[[Rule], bool] = lambda r: True, what: str = "
 
 
 def _probe(ctx: Ctx, rule: Rule, tag: str | None = None) -> Request:
-    req = probe_for(ctx.policy, rule, tag=tag or ctx.tag(), host=request_host(ctx.policy))
+    tag = tag or ctx.tag()
+    req = probe_for(ctx.policy, rule, tag=tag, host=request_host(ctx.policy))
     if req is None:
         raise CheckSkipped(f"cannot build a request that rule '{rule.name}' matches")
-    return req
+    return own(ctx, req, tag, rule)
 
 
 def _other_host(ctx: Ctx, rule: Rule, req: Request) -> Request | None:
@@ -128,7 +129,7 @@ def _label(req: Request) -> str:
 def prime(ctx: Ctx, rule: Rule, req: Request, **origin: object) -> Response:
     """Program the origin for ``req`` and store it: a miss, then a hit without a new origin
     request. ``origin`` adds to the rule's usual origin answer (e.g. surrogate keys)."""
-    ctx.program(req.path, **{**origin_answer(ctx.policy, rule), **origin})
+    ctx.program(req.unit, **{**origin_answer(ctx.policy, rule), **origin})
     first = ctx.send(req)
     ctx.expect(first.status == 200, f"{_label(req)}: status {first.status}, expected 200")
     expect_kept(ctx, req, "after priming")
@@ -137,20 +138,20 @@ def prime(ctx: Ctx, rule: Rule, req: Request, **origin: object) -> Response:
 
 def expect_kept(ctx: Ctx, req: Request, when: str, scheme: str | None = None) -> None:
     """``req`` is answered from the cache: a hit, and the origin count does not move."""
-    before = ctx.count(req.path)
+    before = ctx.count(req.unit)
     again = ctx.send(req, scheme=scheme or ctx.scheme)
-    ctx.expect(again.cache.outcome == "hit" and ctx.count(req.path) == before,
+    ctx.expect(again.cache.outcome == "hit" and ctx.count(req.unit) == before,
                f"{when}: {_label(req)} {again.cache.outcome} (origin count {before} -> "
-               f"{ctx.count(req.path)}), expected a hit")
+               f"{ctx.count(req.unit)}), expected a hit")
 
 
 def expect_gone(ctx: Ctx, req: Request, when: str, scheme: str | None = None) -> None:
     """``req`` is no longer stored: a miss, and exactly one more origin request."""
-    before = ctx.count(req.path)
+    before = ctx.count(req.unit)
     again = ctx.send(req, scheme=scheme or ctx.scheme)
-    ctx.expect(again.cache.outcome == "miss" and ctx.count(req.path) == before + 1,
+    ctx.expect(again.cache.outcome == "miss" and ctx.count(req.unit) == before + 1,
                f"{when}: {_label(req)} {again.cache.outcome} (origin count {before} -> "
-               f"{ctx.count(req.path)}), expected a miss and one origin request")
+               f"{ctx.count(req.unit)}), expected a miss and one origin request")
 
 
 def send_purge(ctx: Ctx, req: Request, method: str = "PURGE", headers: dict[str, str] | None = None,
@@ -194,11 +195,11 @@ def check_variants(ctx: Ctx) -> None:
     rule = _rule(ctx, lambda r: bool(r.vary), " with vary")
     req = _probe(ctx, rule)
     variants = [_with_header(req, rule.vary[0], f"cw-{v}") for v in ("a", "b")]
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     for variant in variants:
         ctx.send(variant)
         expect_kept(ctx, variant, "after priming")
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests for two "
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests for two "
                "variants, expected 2")
     send_purge(ctx, req)
     for variant in variants:
@@ -209,7 +210,7 @@ def check_schemes(ctx: Ctx) -> None:
     """PURGE over one scheme removes the URL's copy for both (the scheme is in the key)."""
     rule = _rule(ctx)
     req = _probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     for scheme in ("http", "https"):
         ctx.send(req, scheme=scheme)
         expect_kept(ctx, req, f"after priming over {scheme}", scheme)

@@ -32,9 +32,9 @@ from generator.model import SAFE_METHODS, Policy, Rule
 from ..client import Response
 from ..origin_client import OriginError, SeenRequest, parse_echo
 from ..prepare import request_host
-from ..probe import Request, probe_for, select_rule
+from ..probe import Request, probe_for, select_rule, unmarked
 from .base import Check, CheckSkipped, Ctx
-from .rules import origin_answer, probe
+from .rules import isolated_rule, origin_answer, probe
 
 FILL_VARIANTS = 20
 MAX_RULES = 3
@@ -51,14 +51,15 @@ SEPARATORS = ("", "#", "|", ":", "?", ";", ",")
 
 
 def _cacheable_rules(policy: Policy, limit: int = MAX_RULES) -> list[Rule]:
-    """Up to ``limit`` cacheable rules a GET probe can reach, in policy order."""
+    """Up to ``limit`` cacheable rules a GET probe can reach, in policy order (rules whose
+    probes get cache entries of their own first)."""
     host = request_host(policy)
     found = []
     for rule in (*policy.rules, policy.default_rule):
         sample = probe_for(policy, rule, tag="cwprobe", host=host) if rule.cache else None
         if sample is not None and sample.method == "GET":
             found.append(rule)
-    return found[:limit]
+    return sorted(found, key=lambda r: not isolated_rule(policy, r))[:limit]
 
 
 def _rules_or_skip(policy: Policy, limit: int = MAX_RULES) -> list[Rule]:
@@ -119,12 +120,12 @@ def check_authorization_isolated(ctx: Ctx) -> None:
     must not get A's response."""
     for rule in _rules_or_skip(ctx.policy):
         req = probe(ctx, rule)
-        ctx.program(req.path, **origin_answer(ctx.policy, rule))
+        ctx.program(req.unit, **origin_answer(ctx.policy, rule))
         secret = _secret(ctx)
         ctx.send(req, headers={"Authorization": f"Bearer {secret}"})
-        _expect_not_leaked(ctx, req.path, ctx.send(req), secret, f"rule '{rule.name}': anonymous B")
+        _expect_not_leaked(ctx, req.unit, ctx.send(req), secret, f"rule '{rule.name}': anonymous B")
         other = ctx.send(req, headers={"Authorization": "Bearer cw-other"})
-        _expect_not_leaked(ctx, req.path, other, secret, f"rule '{rule.name}': C (another token)")
+        _expect_not_leaked(ctx, req.unit, other, secret, f"rule '{rule.name}': C (another token)")
 
 
 def check_session_cookie_isolated(ctx: Ctx) -> None:
@@ -132,10 +133,10 @@ def check_session_cookie_isolated(ctx: Ctx) -> None:
     client. Rules that strip cookies may share the response: the origin never saw the cookie."""
     for rule in _rules_or_skip(ctx.policy):
         req = probe(ctx, rule)
-        ctx.program(req.path, **origin_answer(ctx.policy, rule))
+        ctx.program(req.unit, **origin_answer(ctx.policy, rule))
         secret = _secret(ctx)
         ctx.send(replace(req, cookies=(*req.cookies, ("cw_session", secret))))
-        _expect_not_leaked(ctx, req.path, ctx.send(req), secret, f"rule '{rule.name}': anonymous B")
+        _expect_not_leaked(ctx, req.unit, ctx.send(req), secret, f"rule '{rule.name}': anonymous B")
 
 
 def check_set_cookie_isolated(ctx: Ctx) -> None:
@@ -144,7 +145,7 @@ def check_set_cookie_isolated(ctx: Ctx) -> None:
     for rule in _rules_or_skip(ctx.policy):
         req = probe(ctx, rule)
         secret = _secret(ctx)
-        ctx.program(req.path, set_cookie=[f"cw_session={secret}; Path=/"],
+        ctx.program(req.unit, set_cookie=[f"cw_session={secret}; Path=/"],
                     **origin_answer(ctx.policy, rule))
         first = ctx.send(req)
         second = ctx.send(req)
@@ -167,9 +168,9 @@ def check_directives(ctx: Ctx) -> None:
         cases += [(override, d) for d in ("private", "no-store")]
     for rule, directive in cases:
         req = probe(ctx, rule)
-        ctx.program(req.path, status=200, cache_control=directive)
+        ctx.program(req.unit, status=200, cache_control=directive)
         first, second = ctx.send(req), ctx.send(req)
-        ctx.expect(second.response_id != first.response_id and ctx.count(req.path) == 2,
+        ctx.expect(second.response_id != first.response_id and ctx.count(req.unit) == 2,
                    f"rule '{rule.name}' ({rule.origin_headers}): a 'Cache-Control: {directive}' "
                    f"answer was served again ({second.cache.outcome})")
 
@@ -238,14 +239,14 @@ def check_poison(poison: Poison, ctx: Ctx) -> None:
     client's answer (echo) shows none of it, and an error the poison caused is not reused."""
     rule = _rules_or_skip(ctx.policy, limit=1)[0]
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     marker = f"cwpoison{ctx.tag()}"
     bad = ctx.send(req, headers=_poison_headers(ctx, poison, marker),
                    body=poison.body.replace(b"{m}", marker.encode()) if poison.body else None)
     clean = ctx.send(req)
     ctx.expect(clean.status == 200, f"after a poisoned request ({bad.status}) the clean request "
                f"got {clean.status} {clean.cache.outcome}: the error was reused")
-    for seen in ctx.control().requests(path=req.path):
+    for seen in ctx.control().requests(path=req.unit):
         shown = _poisoned(ctx, seen, marker, body=True)
         ctx.expect(shown is None, f"the origin received {shown} (response {seen.response_id})")
     try:
@@ -287,7 +288,7 @@ def check_absolute_form(ctx: Ctx) -> None:
     req = probe(ctx, rule)
     if rule.match.hosts:
         raise CheckSkipped(f"rule '{rule.name}' matches on host")
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     other = _other_host(ctx.policy)
     target = f"{ctx.scheme}://{other}{req.target}"
     first = ctx.client.request("GET", target, {}, host=req.host, scheme=ctx.scheme)
@@ -320,8 +321,8 @@ def _collision_pairs(req: Request, rule: Rule) -> Iterator[tuple[str, Request, R
     parts = _key_parts(rule)
     for sep in SEPARATORS:
         kind, name, label = parts[0]
-        a = _with_part(replace(req, query=f"cwq=1{sep}{label}x"), kind, name, "y")
-        b = _with_part(replace(req, query="cwq=1"), kind, name, f"x{sep}{label}y")
+        a = _with_part(req.with_query(f"cwq=1{sep}{label}x"), kind, name, "y")
+        b = _with_part(req.with_query("cwq=1"), kind, name, f"x{sep}{label}y")
         yield f"query|{name} with '{sep}'", a, b
         for (k1, n1, _), (k2, n2, l2) in zip(parts, parts[1:], strict=False):
             a = _with_part(_with_part(req, k1, n1, f"x{sep}{l2}y"), k2, n2, "z")
@@ -341,7 +342,7 @@ def _scheme_host_pair(ctx: Ctx) -> Iterator[tuple[str, Request, str, Request, st
         return
     rule = _rules_or_skip(ctx.policy, limit=1)[0]
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     yield "scheme|host", replace(req, host="s" + req.host), "http", req, "https"
 
 
@@ -350,7 +351,7 @@ def _part_pairs(ctx: Ctx) -> Iterator[tuple[str, Request, str, Request, str]]:
     if rule is None:
         return
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     for what, a, b in _collision_pairs(req, rule):
         yield what, a, ctx.scheme, b, ctx.scheme
 
@@ -430,14 +431,14 @@ def check_deception(ctx: Ctx) -> None:
 
 def _expect_trick_safe(ctx: Ctx, pair: DeceptionPair, req: Request, private_path: str) -> None:
     secret = _secret(ctx)
-    ctx.program(req.path, status=200, cache_control="private",
+    ctx.program(req.unit, status=200, cache_control="private",
                 set_cookie=[f"cw_session={secret}; Path=/"])
     personal = ctx.send(replace(req, cookies=(*req.cookies, ("cw_session", secret))))
-    ctx.notes.append(f"{req.path}: {personal.status} {personal.cache.detail or ''}".strip())
+    ctx.notes.append(f"{req.unit}: {personal.status} {personal.cache.detail or ''}".strip())
     if personal.status == 400:
         return  # refused by the path guard: safe
     anonymous = ctx.send(req)
-    _expect_not_leaked(ctx, req.path, anonymous, secret, f"anonymous {req.path}")
+    _expect_not_leaked(ctx, req.unit, anonymous, secret, f"anonymous {req.unit}")
     resolves_private = select_rule(ctx.policy, replace(req, path=_resolved(req.path))) == pair.private
     detail = personal.cache.detail
     if resolves_private and detail is not None and _resolved(req.path) == _resolved(private_path):
@@ -462,22 +463,22 @@ def check_cloaking(ctx: Ctx) -> None:
     rule = _rules_or_skip(ctx.policy, limit=1)[0]
     param = ctx.policy.cache.query.ignore[0].replace("*", "source")
     shared = probe(ctx, rule)
-    ctx.program(shared.path, **origin_answer(ctx.policy, rule))
+    ctx.program(shared.unit, **origin_answer(ctx.policy, rule))
     for query in cloaking_queries(param):
         fresh = probe(ctx, rule)
-        ctx.program(fresh.path, **origin_answer(ctx.policy, rule))
-        ctx.send(replace(fresh, query=query))
-        expected = _forwarded_query(ctx, fresh.path)
-        answer = ctx.send(replace(shared, query=query))
-        produced = _produced_by(ctx, shared.path, answer)
-        got = produced.query if produced else None
+        ctx.program(fresh.unit, **origin_answer(ctx.policy, rule))
+        ctx.send(fresh.with_query(query))
+        expected = _forwarded_query(ctx, fresh.unit)
+        answer = ctx.send(shared.with_query(query))
+        produced = _produced_by(ctx, shared.unit, answer)
+        got = unmarked(produced.query) if produced else None
         ctx.expect(got is None or got == expected, f"?{query}: the origin receives ?{expected}, "
                    f"but the answer ({answer.cache.outcome}) was made for ?{got}")
 
 
 def _forwarded_query(ctx: Ctx, path: str) -> str | None:
     seen = ctx.control().requests(path=path)
-    return seen[-1].query if seen else None
+    return unmarked(seen[-1].query) if seen else None
 
 
 # --------------------------------------------------------------------------- methods
@@ -489,22 +490,22 @@ def check_methods(ctx: Ctx) -> None:
     served to a GET; odd tokens get 400/405/501 and never reach it."""
     rule = _rules_or_skip(ctx.policy, limit=1)[0]
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ids = set()
     for method in (m for m in UNSAFE_METHODS if m in SAFE_METHODS):
-        before = ctx.count(req.path)
+        before = ctx.count(req.unit)
         for _ in range(2):
             ids.add(ctx.send(req, method=method, body=b"x=1").response_id)
-        ctx.expect(ctx.count(req.path) == before + 2, f"{method} twice made "
-                   f"{ctx.count(req.path) - before} origin requests, expected 2")
+        ctx.expect(ctx.count(req.unit) == before + 2, f"{method} twice made "
+                   f"{ctx.count(req.unit) - before} origin requests, expected 2")
     get = ctx.send(req)
     ctx.expect(get.response_id not in ids, "a GET was served the answer to a write")
-    before = ctx.count(req.path)
+    before = ctx.count(req.unit)
     for method in ODD_METHODS:
         odd = ctx.send(req, method=method)
         ctx.expect(odd.status in (400, 405, 501), f"method {method!r} answered {odd.status}, "
                    "expected 400/405/501")
-        ctx.expect(ctx.count(req.path) == before, f"method {method!r} reached the origin")
+        ctx.expect(ctx.count(req.unit) == before, f"method {method!r} reached the origin")
 
 
 # --------------------------------------------------------------------------- cache fill
@@ -518,15 +519,15 @@ def check_fill(ctx: Ctx) -> None:
     ignore = ctx.policy.cache.query.ignore
     for kind in ("query", "header") if ignore else ("header",):
         req = probe(ctx, rule)
-        ctx.program(req.path, **origin_answer(ctx.policy, rule))
+        ctx.program(req.unit, **origin_answer(ctx.policy, rule))
         for i in range(FILL_VARIANTS):
             if kind == "query":
-                ctx.send(replace(req, query=f"{ignore[-1].replace('*', 'fill')}={i}"))
+                ctx.send(req.with_query(f"{ignore[-1].replace('*', 'fill')}={i}"))
             else:
                 ctx.send(req, headers={"X-Cw-Fill": str(i), "User-Agent": f"cw-fill/{i}"})
-        stored = _stored_count(ctx, req.path)
+        stored = _stored_count(ctx, req.unit)
         ctx.expect(stored <= 1, f"{FILL_VARIANTS} variants in unkeyed {kind} stored {stored} "
-                   f"objects for {req.path}, expected at most 1")
+                   f"objects for {req.unit}, expected at most 1")
 
 
 # --------------------------------------------------------------------------- the suite

@@ -437,12 +437,12 @@ def check_hit(ctx: Ctx) -> None:
     """A cacheable response misses then hits over HTTPS, with one origin request."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     first, second = ctx.send(req, scheme="https"), ctx.send(req, scheme="https")
     ctx.expect(first.status == 200, f"status {first.status}, expected 200")
     ctx.expect(first.cache.outcome == "miss", f"first request: {first.cache.outcome}, expected miss")
     ctx.expect(second.cache.outcome == "hit", f"second request: {second.cache.outcome}, expected hit")
-    ctx.expect(ctx.count(req.path) == 1, f"origin saw {ctx.count(req.path)} requests, expected 1")
+    ctx.expect(ctx.count(req.unit) == 1, f"origin saw {ctx.count(req.unit)} requests, expected 1")
     ctx.expect(first.response_id == second.response_id, "the hit is not the stored response")
 
 
@@ -460,19 +460,19 @@ def _origin_redirect_not_shared(ctx: Ctx) -> None:
     """The origin's 301 stored for http; then over https the origin's 200, not the 301."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, status=301, cache_control="max-age=60",
+    ctx.program(req.unit, status=301, cache_control="max-age=60",
                 headers={"Location": f"https://{req.host}{req.target}"})
     ctx.send(req, scheme="http")
     stored = ctx.send(req, scheme="http")
-    if stored.status != 301 or ctx.count(req.path) != 1:
+    if stored.status != 301 or ctx.count(req.unit) != 1:
         raise CheckSkipped(f"rule '{rule.name}' did not store the origin's 301 over http "
-                           f"({stored.status}, origin count {ctx.count(req.path)}): no redirect "
+                           f"({stored.status}, origin count {ctx.count(req.unit)}): no redirect "
                            "to leak")
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     secure = ctx.send(req, scheme="https")
     ctx.expect(secure.status == 200, f"https was answered {secure.status} "
                f"(Location {secure.header('Location')!r}): the http redirect leaked")
-    ctx.expect(ctx.count(req.path) == 2, f"origin saw {ctx.count(req.path)} requests, expected 2")
+    ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests, expected 2")
 
 
 def _own_redirect_not_shared(ctx: Ctx) -> None:
@@ -480,15 +480,15 @@ def _own_redirect_not_shared(ctx: Ctx) -> None:
     200 (a miss, then a hit)."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     redirect = ctx.send(req, scheme="http")
     ctx.expect(redirect.status == 301, f"plain HTTP answered {redirect.status}, expected 301")
     first, second = ctx.send(req, scheme="https"), ctx.send(req, scheme="https")
     for response in (first, second):
         ctx.expect(response.status == 200, f"https answered {response.status}, expected 200")
-    ctx.expect(first.cache.outcome == "miss" and ctx.count(req.path) == 1,
+    ctx.expect(first.cache.outcome == "miss" and ctx.count(req.unit) == 1,
                f"https after the redirect: {first.cache.outcome}, origin count "
-               f"{ctx.count(req.path)} (expected a miss, one origin request)")
+               f"{ctx.count(req.unit)} (expected a miss, one origin request)")
 
 
 def check_forwarded(ctx: Ctx) -> None:
@@ -496,10 +496,10 @@ def check_forwarded(ctx: Ctx) -> None:
     real client address (through hitch's PROXY protocol for Varnish)."""
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
-    ctx.program(req.path, **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     spoofed = {"X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.9"}
     ctx.send(req, scheme="https", headers=spoofed)
-    seen = ctx.control().requests(path=req.path)[-1]
+    seen = ctx.control().requests(path=req.unit)[-1]
     proto, client = seen.header("X-Forwarded-Proto"), seen.header("X-Forwarded-For")
     ctx.expect(proto == "https", f"origin saw X-Forwarded-Proto {proto!r}, expected 'https'")
     real = ctx.stack.client_address
