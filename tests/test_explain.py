@@ -13,6 +13,7 @@ import pytest
 from generator.load import load
 from generator.model import Policy
 from harness.checks.rules import stored_when_fresh
+from harness.cli import main
 from harness.client import Client, Response
 from harness.commands import explain
 from harness.local import LocalRuntime
@@ -65,14 +66,81 @@ def test_verdict_follows_the_safe_defaults(name: str) -> None:
             assert (result.verdict == "cached") == stored_when_fresh(policy, rule, request), request
 
 
-def test_shop_product_page_in_text() -> None:
-    code_out = explain.render(_shop_products())
-    assert "rule:     products  (rules[4] (" in code_out
-    assert "cached: looked up in the cache, stored on a miss" in code_out
-    assert "removed query parameters: utm_source=x" in code_out
-    assert "Cookie: currency=eur\n" in code_out + "\n"
-    assert "@r5q (" in code_out and 'var "rule"        products' in code_out
-    assert "https://shop.example.com/products/1?a=1\\nc:currency:eur" in code_out
+SHOP_PRODUCTS = """\
+GET https://shop.example.com/products/1?utm_source=x&a=1
+rule          products  (rules[4], {policy}:44:5)
+  matched     path_prefix /products/
+cached        yes: looked up in the cache; a miss is fetched and stored
+  ttl         the origin's Cache-Control (s-maxage, max-age) or Expires (origin_headers: respect)
+              without them: 10m (the rule's ttl) for 200 203 204 300 301 308
+              1m for 404 (cache.status_ttl)
+  stale       30s while it is refreshed in the background (stale.while_revalidate)
+              1h while the origin fails (stale.if_error)
+              nginx serves stale responses without an age limit
+  not stored  Cache-Control private or no-store, no-cache, a zero lifetime, Set-Cookie, Vary: *, a
+              status other than 200 203 204 300 301 302 307 308 404 410 414
+key           https://shop.example.com/products/1?a=1  (scheme + host + path + query)
+  + cookie    currency=eur
+  + vary      Accept-Language: de
+origin        GET /products/1?a=1  (to shop-app:8000)
+  Host        shop.example.com
+  Cookie      currency=eur (sid removed: only key.cookies are passed on)
+  query       without utm_source=x (cache.query.ignore)
+  set         X-Forwarded-For, X-Real-IP: the client address; X-Forwarded-Proto: https
+  unchanged   Accept-Language
+Cache-Status  cachewright; fwd=miss; detail=products
+              then cachewright; hit; detail=products
+
+(add -v for each engine's internals: nginx's map and location, the VCL's variables and subroutines)
+"""
+SHOP_ARGS = ["GET", "/products/1?utm_source=x&a=1", "-H", "Cookie: currency=eur; sid=1",
+             "-H", "Accept-Language: de"]
+
+
+def test_default_text_is_the_decision_without_engine_internals(capsys: pytest.CaptureFixture[str]) -> None:
+    policy = REPO / "examples/shop/policy.yaml"
+    assert main(["explain", str(policy), *SHOP_ARGS]) == 0
+    assert capsys.readouterr().out == SHOP_PRODUCTS.format(policy=policy)
+
+
+@pytest.mark.parametrize("argv", [["-q", "explain", "{policy}"], ["explain", "{policy}", "-q"]])
+def test_quiet_is_the_rule_the_verdict_and_the_ttl(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    policy = str(REPO / "examples/shop/policy.yaml")
+    assert main([a.format(policy=policy) for a in argv] + SHOP_ARGS) == 0
+    out = capsys.readouterr().out
+    assert out == SHOP_PRODUCTS.format(policy=policy).split("key  ")[0]
+    assert "(?<cw_path>" not in out and "@r5" not in out
+
+
+@pytest.mark.parametrize("argv", [["-v", "explain", "{policy}"], ["explain", "{policy}", "-v"]])
+def test_verbose_adds_each_engines_internals(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    policy = str(REPO / "examples/shop/policy.yaml")
+    assert main([a.format(policy=policy) for a in argv] + SHOP_ARGS) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(SHOP_PRODUCTS.format(policy=policy).split("\n\n(add -v")[0] + "\n\nnginx:\n")
+    assert "@r5q (" in out and 'var "rule"        products' in out and "(?<cw_path>" in out
+    assert "https://shop.example.com/products/1?a=1\\nc:currency:eur" in out
+    assert "add -v" not in out
+
+
+def test_regex_rules_read_plainly(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("version: 1\nname: app\norigin: {url: 'http://127.0.0.1:8000'}\n"
+                    "listen: {http: {port: 8080}}\nrules:\n"
+                    "  - name: static\n    match: {path_regex: '^/static/app\\.[0-9a-f]+\\.js$'}\n"
+                    "    ttl: 30d\n    origin_headers: override\n    strip_cookies: true\n"
+                    "  - name: home\n    match: {path_regex: '^/$'}\n    ttl: 1m\n", encoding="utf-8")
+    policy = load(path)
+    static = explain.render(explain.explain(policy, explain.build_request(
+        policy, "GET", "/static/app.3fa9.js", ["Cookie: sid=1; theme=dark"])))
+    assert "rule          static  (rules[0]," in static
+    assert "  ttl         30d (the rule's ttl) for 200 203 204 300 301 308, whatever the origin says\n" in static
+    assert "  Cookie      none: sid, theme removed (strip_cookies)\n" in static
+    home = explain.render(explain.explain(policy, explain.build_request(policy, "GET", "/", ["Cookie: a=1"])))
+    assert "cached        no: not looked up, not stored; every request reaches the origin\n" \
+           "  because     the request carries cookies and rule 'home' neither strips them (strip_cookies) nor\n" \
+           "              keys on them (key.cookies)\n" in home
+    assert "  Cookie      a=1\n" in home and "key " not in home and "ttl " not in home
 
 
 def _shop_products() -> explain.Explanation:
@@ -112,6 +180,17 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["rule"] == "catalog" and data["verdict"] == "cached"
     assert data["origin"]["target"] == "/v1/products/1" and data["origin"]["removed_query"] == ["_=123"]
     assert [e["engine"] for e in data["engines"]] == ["nginx", "varnish"]
+    nginx = dict(data["engines"][0]["lines"])  # the internals -v prints: all there
+    assert nginx["map $cw_target"].startswith("~^") and nginx["location"].startswith("@r4")
+    assert data["ttl"][1] == "without them: 10s (the rule's ttl) for 200 203 204 300 301 308"
+    assert data["stale"] and data["never_stored"].startswith("Cache-Control private")
+
+
+def test_a_purge_is_not_a_disagreement_and_reaches_no_origin() -> None:
+    policy = policy_of("api")
+    result = explain.explain(policy, explain.build_request(policy, "PURGE", "/v1/products/1", []))
+    assert result.verdict == "purge" and result.origin is None
+    assert not explain.render(result).count("warning")
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,11 @@ The answer is computed, not described: the rule comes from ``harness.probe.selec
 match, the engines' semantics) and is cross-checked against nginx's rule-selection ``map`` as the
 compiler lowers it (``generator.lower_nginx``); the per-engine part is read from the same render
 models the templates receive (``lower_nginx.lower`` and ``lower_varnish.lower``).
+
+The text says the decision first and the engines' internals last: ``-q`` prints the rule, whether
+it is cached (or why not) and the TTL; the default adds the cache key, what the origin receives
+and the Cache-Status; ``-v`` adds each engine's internals (nginx's dispatch map and location, the
+VCL's variables and subroutines). ``--json`` always holds everything.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import dataclasses
 import json
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from generator.model import SAFE_METHODS, Policy, Rule
 from generator.quote import glob_regex, host_regex
 from generator.units import format_duration
 
+from .. import ui
 from ..prepare import request_host
 from ..probe import REFUSED_PATHS, Request, engine_host, engine_method, select_rule
 
@@ -32,7 +39,7 @@ NGINX_VERSION = (1, 22, 1)
 NGINX_MODULES = "/usr/lib/nginx/modules"
 # Client headers the generated configurations never pass on (docs/policy.md, safe defaults).
 DROPPED_HEADERS = ("X-Forwarded-Host", "X-Forwarded-Scheme", "X-Original-URL", "X-Rewrite-URL",
-                   "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+                   "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "Forwarded")
 REPLACED_HEADERS = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto")
 
 
@@ -48,9 +55,11 @@ class OriginRequest:
     target: str
     host: str
     cookie: str | None
+    removed_cookies: tuple[str, ...]
     removed_query: tuple[str, ...]
     dropped_headers: tuple[str, ...]
     set_headers: tuple[Pair, ...]
+    passed_headers: tuple[str, ...]
     servers: tuple[str, ...]
 
 
@@ -67,7 +76,9 @@ class Explanation:
     """Everything ``explain`` says about one request (``--json`` prints it as is).
 
     ``verdict``: ``cached`` (looked up, stored on a miss), ``bypass`` (neither), ``purge``,
-    ``refused`` (400/421/501 before any rule) or ``redirect`` (301 to https).
+    ``refused`` (400/421/501 before any rule) or ``redirect`` (301 to https). ``ttl``, ``stale``
+    and ``never_stored`` are set for ``cached`` only. ``engines`` holds each engine's internals
+    (what ``-v`` prints).
     """
 
     request: str
@@ -77,7 +88,9 @@ class Explanation:
     rule_source: str
     conditions: tuple[str, ...]
     reasons: tuple[str, ...]
-    storage: tuple[str, ...]
+    ttl: tuple[str, ...]
+    stale: tuple[str, ...]
+    never_stored: str | None
     key: tuple[Pair, ...]
     cache_status: tuple[str, ...]
     origin: OriginRequest | None
@@ -115,7 +128,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scheme", choices=("http", "https"),
                    help="the listener the request arrives on (default: https when the policy "
                         "redirects plain HTTP or only serves HTTPS, else http)")
-    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the explanation as JSON (everything, engine internals included)")
+    # Also after the subcommand (cachewright's own -q/-v come before it); SUPPRESS keeps an
+    # earlier `cachewright -v explain ...` from being reset by this parser's default.
+    volume = p.add_mutually_exclusive_group()
+    volume.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="the decision only: rule, cached or why not, TTL")
+    volume.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="also each engine's internals: nginx's dispatch map and location, "
+                             "the Varnish VCL's variables and subroutines")
     p.set_defaults(run=run)
 
 
@@ -131,8 +153,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"cachewright explain: {exc}", file=sys.stderr)
         return 2
     result = explain(policy, request, scheme)
-    print(json.dumps(result.to_json(), indent=2) if args.json else render(result))
+    print(json.dumps(result.to_json(), indent=2) if args.json else render(result, _level(args)))
     return 0
+
+
+def _level(args: argparse.Namespace) -> int:
+    """-q / -v given after ``explain`` (the same names as cachewright's own, which set ui.level)."""
+    if getattr(args, "quiet", False):
+        return ui.QUIET
+    return ui.VERBOSE if getattr(args, "verbose", False) else ui.level
 
 
 def default_scheme(policy: Policy) -> str:
@@ -187,13 +216,15 @@ def explain(policy: Policy, request: Request, scheme: str = "http") -> Explanati
     rule = select_rule(policy, request)
     reasons = bypass_reasons(policy, rule, request)
     verdict = "purge" if request.method in PURGES else "bypass" if reasons else "cached"
+    cached = verdict == "cached"
     return Explanation(
         request=shown, verdict=verdict, status=None, rule=rule.name,
         rule_source=rule_source(policy, rule), conditions=conditions(rule), reasons=reasons,
-        storage=storage(policy, rule) if verdict == "cached" else (),
+        ttl=ttl(policy, rule) if cached else (), stale=stale(policy) if cached else (),
+        never_stored=never_stored(policy, rule) if cached else None,
         key=key_parts(policy, rule, request, scheme),
         cache_status=expected_cache_status(policy, verdict, rule.name),
-        origin=origin_request(policy, rule, request, scheme, verdict == "cached"),
+        origin=origin_request(policy, rule, request, scheme, cached) if verdict != "purge" else None,
         engines=(nginx_view(policy, rule, request, scheme),
                  varnish_view(policy, rule, request, reasons)),
     )
@@ -203,7 +234,8 @@ def _refused(policy: Policy, shown: str, status: int, why: str) -> Explanation:
     detail = "redirect" if status == 301 else "guard"
     verdict = "redirect" if status == 301 else "refused"
     return Explanation(shown, verdict, status, None, f"before any rule (detail={detail})", (),
-                       (why,), (), (), expected_cache_status(policy, verdict, detail), None, ())
+                       (why,), (), (), None, (), expected_cache_status(policy, verdict, detail),
+                       None, ())
 
 
 def guard(policy: Policy, request: Request, scheme: str) -> tuple[int, str] | None:
@@ -232,7 +264,7 @@ def rule_source(policy: Policy, rule: Rule) -> str:
     """``rules[4] (policy.yaml:45:5)``, or the implicit default rule."""
     if rule.name == "default":
         return "the implicit default rule (no rule matched)"
-    return f"rules[{rule.index}] ({policy.where(f'rules[{rule.index}]')})"
+    return f"rules[{rule.index}], {policy.where(f'rules[{rule.index}]')}"
 
 
 def conditions(rule: Rule) -> tuple[str, ...]:
@@ -273,38 +305,40 @@ def expected_cache_status(policy: Policy, verdict: str, detail: str) -> tuple[st
     return (f"{name}; fwd=bypass; detail={detail}",) * 2
 
 
-def storage(policy: Policy, rule: Rule) -> tuple[str, ...]:
-    """What is stored, for how long, and what never is."""
-    ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    codes = lower_nginx.DEFAULT_STATUSES
+def ttl(policy: Policy, rule: Rule) -> tuple[str, ...]:
+    """How long a stored response stays fresh, and who decides: one line per case."""
+    lifetime = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
+    source = "the rule's ttl" if rule.ttl is not None else "cache.default_ttl"
+    given = f"{format_duration(lifetime)} ({source}) for {lower_nginx.DEFAULT_STATUSES}"
+    statuses = tuple(f"{format_duration(t)} for {code} (cache.status_ttl)"
+                     for code, t in policy.cache.status_ttl)
     if rule.origin_headers == "respect":
-        fallback = f"else {format_duration(ttl)} for {codes}" if ttl else \
-            "else not stored (no rule ttl and cache.default_ttl is 0s)"
-        out = ["origin_headers: respect: the origin's s-maxage / max-age / Expires decide; "
-               f"{fallback}; no-cache or a zero lifetime: not stored"]
-    else:
-        out = [f"origin_headers: override: {format_duration(ttl)} for {codes}, whatever the "
-               "origin says" if ttl else "origin_headers: override without a ttl: only status_ttl"]
-    out += [f"status {code}: {format_duration(t)}" for code, t in policy.cache.status_ttl]
-    out.append(_never_stored(policy, rule))
-    return (*out, *_stale(policy))
+        fallback = given if lifetime else "not stored (no ttl, and cache.default_ttl is 0s)"
+        return ("the origin's Cache-Control (s-maxage, max-age) or Expires (origin_headers: respect)",
+                f"without them: {fallback}", *statuses)
+    if not lifetime:
+        return ("origin_headers: override without a ttl: only cache.status_ttl", *statuses)
+    return (f"{given}, whatever the origin says (origin_headers: override)", *statuses)
 
 
-def _never_stored(policy: Policy, rule: Rule) -> str:
+def never_stored(policy: Policy, rule: Rule) -> str:
+    """The responses the rule never stores (whatever the TTL)."""
     statuses = " ".join(str(s) for s in lower_nginx.storable_statuses(policy))
-    cookie = "Set-Cookie is removed (strip_cookies) and the response shared" if rule.strip_cookies \
-        else "a response with Set-Cookie is not stored"
-    return (f"never stored: Cache-Control private or no-store, Vary: *, statuses other than "
-            f"{statuses}; {cookie}")
+    zero = "no-cache, a zero lifetime, " if rule.origin_headers == "respect" else ""
+    cookie = "" if rule.strip_cookies else "Set-Cookie, "
+    kept = "; Set-Cookie is removed and the response shared (strip_cookies)" if rule.strip_cookies else ""
+    return (f"Cache-Control private or no-store, {zero}{cookie}Vary: *, a status other than "
+            f"{statuses}{kept}")
 
 
-def _stale(policy: Policy) -> list[str]:
-    stale = policy.cache.stale
-    out = [f"stale-while-revalidate {format_duration(stale.while_revalidate)} (nginx: no age "
-           "limit)"] if stale.while_revalidate else []
-    if stale.if_error:
-        out.append(f"stale-if-error {format_duration(stale.if_error)} (nginx: no age limit)")
-    return out
+def stale(policy: Policy) -> tuple[str, ...]:
+    """How long past its TTL a stored response is still served, and when."""
+    windows = policy.cache.stale
+    out = [f"{format_duration(windows.while_revalidate)} while it is refreshed in the background "
+           "(stale.while_revalidate)"] if windows.while_revalidate else []
+    if windows.if_error:
+        out.append(f"{format_duration(windows.if_error)} while the origin fails (stale.if_error)")
+    return (*out, "nginx serves stale responses without an age limit") if out else ()
 
 
 def split_query(policy: Policy, query: str) -> tuple[str, tuple[str, ...]]:
@@ -333,15 +367,21 @@ def origin_request(policy: Policy, rule: Rule, request: Request, scheme: str,
     query, removed = split_query(policy, request.query)
     method = "GET" if cached and request.method == "HEAD" else request.method
     sent = {n.lower() for n, _ in request.headers}
+    cookie = forwarded_cookie(rule, request)
+    kept = {n for n, _ in parse_cookies(cookie or "")}
+    rewritten = {h.lower() for h in (*DROPPED_HEADERS, *REPLACED_HEADERS)} | {"cookie", "host"}
     return OriginRequest(
         method=method,
         target=request.raw_path + (f"?{query}" if query else ""),
         host=policy.origin.host_header or engine_host(request.host),
-        cookie=forwarded_cookie(rule, request),
+        cookie=cookie,
+        removed_cookies=tuple(dict.fromkeys(n for n, _ in parse_cookies(request.cookie_header)
+                                            if n not in kept)),
         removed_query=removed,
         dropped_headers=tuple(h for h in DROPPED_HEADERS if h.lower() in sent),
         set_headers=(("X-Forwarded-For", "the client address"), ("X-Real-IP", "the client address"),
                      ("X-Forwarded-Proto", scheme)),
+        passed_headers=tuple(n for n, _ in request.headers if n.lower() not in rewritten),
         servers=tuple(f"{s.host}:{s.port}" for s in policy.origin.servers),
     )
 
@@ -365,8 +405,9 @@ def nginx_view(policy: Policy, rule: Rule, request: Request, scheme: str) -> Eng
     location = next(loc for loc in model.locations if loc.ident == rule.ident)
     key = nginx_dispatch_key(model, request)
     chosen, entry = nginx_dispatch(model, request, key)
+    # a purge request is dispatched to purge-<ident>: the rule whose entries it purges
     lines = [("DISAGREEMENT", f"nginx's dispatch map selects {chosen}, select_rule {rule.ident} "
-              "(please report this)")] if chosen != rule.ident else []
+              "(please report this)")] if chosen.removeprefix("purge-") != rule.ident else []
     query, dropped = split_query(policy, request.query)
     named = f"@{rule.ident}" + ("q" if dropped else "")
     lines += [("location", f"{named} (error_page 418 = @$cw_target; rule {rule.name})"),
@@ -486,29 +527,110 @@ def _cookie_mode(b: lower_varnish.Behaviour) -> str:
 
 # --------------------------------------------------------------------------- text
 
+#: the width of the label column of the text output, and of a whole line (values wrap)
+LABEL, WIDTH = 14, 100
 
-def render(e: Explanation) -> str:
-    """The explanation as text for a terminal."""
-    lines = [e.request, f"rule:     {e.rule or '-'}  ({e.rule_source})"]
-    lines += [f"matched:  {c}" for c in e.conditions]
-    lines.append(f"verdict:  {_verdict(e)}")
-    lines += [f"  because {r}" for r in e.reasons]
-    lines += _section("storage", [(s, "") for s in e.storage])
-    lines += _section("cache key", [(k, v or "(empty)") for k, v in e.key])
-    if e.cache_status:
-        lines.append("Cache-Status: " + "  then  ".join(dict.fromkeys(e.cache_status)))
-    lines += _origin_lines(e.origin)
-    for view in e.engines:
-        lines += _section(view.engine, list(view.lines))
+
+def render(e: Explanation, level: int = ui.NORMAL) -> str:
+    """The explanation as text: the decision (``-q``: rule, cached or why not, TTL), the key and
+    what the origin receives (default), each engine's internals (``-v``)."""
+    lines = [e.request, *_warnings(e), *_decision(e)]
+    if level >= ui.NORMAL:
+        lines += [*_key_lines(e), *_origin_lines(e.origin), *_cache_status(e)]
+    if level >= ui.VERBOSE:
+        for view in e.engines:
+            lines += ["", *_section(view.engine, list(view.lines))]
+    elif level == ui.NORMAL and e.engines:
+        lines += ["", "(add -v for each engine's internals: nginx's map and location, the VCL's "
+                      "variables and subroutines)"]
     return "\n".join(lines)
 
 
+def _line(label: str, value: str, indent: int = 0) -> str:
+    """``label`` in the label column (indented by ``indent``), ``value`` wrapped beside it."""
+    wrapped = textwrap.wrap(value, WIDTH - LABEL, break_long_words=False,
+                            break_on_hyphens=False) or [""]
+    head = " " * indent + label.ljust(LABEL - indent - 2) + "  "
+    return "\n".join([head + wrapped[0], *(" " * LABEL + rest for rest in wrapped[1:])])
+
+
+def _lines(label: str, values: tuple[str, ...] | list[str], indent: int = 2) -> list[str]:
+    """Several values under one label, each on its own line."""
+    return [_line(label if i == 0 else "", v, indent) for i, v in enumerate(values)]
+
+
+def _warnings(e: Explanation) -> list[str]:
+    """An engine's lowering that disagrees with the selection model: shown whatever the level."""
+    return [f"warning: {value}" for view in e.engines for what, value in view.lines
+            if what == "DISAGREEMENT"]
+
+
+def _decision(e: Explanation) -> list[str]:
+    if e.rule is None:
+        lines = [_line("rule", "none: the engines answer before choosing a rule")]
+    else:
+        lines = [_line("rule", f"{e.rule}  ({e.rule_source})"), *_lines("matched", e.conditions)]
+    return [*lines, _line("cached", _verdict(e)), *_lines("because", e.reasons),
+            *_lines("ttl", e.ttl), *_lines("stale", e.stale),
+            *(_lines("not stored", [e.never_stored]) if e.never_stored else [])]
+
+
 def _verdict(e: Explanation) -> str:
-    return {"cached": "cached: looked up in the cache, stored on a miss",
-            "bypass": "bypass: not looked up, not stored; every request reaches the origin",
-            "purge": "purge request (answered by the purge interface)",
-            "redirect": f"{e.status} redirect to https:// (detail=redirect)",
-            "refused": f"refused with {e.status} before any rule (detail=guard)"}[e.verdict]
+    return {"cached": "yes: looked up in the cache; a miss is fetched and stored",
+            "bypass": "no: not looked up, not stored; every request reaches the origin",
+            "purge": "no: a purge request, answered by the purge interface",
+            "redirect": f"no: a {e.status} redirect to https://",
+            "refused": f"no: refused with {e.status}"}[e.verdict]
+
+
+def _key_lines(e: Explanation) -> list[str]:
+    """The cache key as the URL it is built from, then its extra parts (a cached request only)."""
+    if e.verdict != "cached":
+        return []
+    parts = dict(e.key)
+    url = (f"{parts['scheme']}://" if "scheme" in parts else "") + parts.get("host", "") + \
+        parts.get("path", "") + (f"?{parts['query']}" if parts.get("query") else "")
+    shown = [p for p in ("scheme", "host", "path", "query") if p in parts]
+    extras = [(name.partition(" "), value) for name, value in e.key if name not in shown]
+    return [_line("key", f"{url}  ({' + '.join(shown)})"),
+            *(_line(f"+ {kind}", f"{name}{'=' if kind == 'cookie' else ': '}{value or '(absent)'}", 2)
+              for (kind, _, name), value in extras)]
+
+
+def _origin_lines(o: OriginRequest | None) -> list[str]:
+    if o is None:
+        return []
+    lines = [_line("origin", f"{o.method} {o.target}  (to {', '.join(o.servers)})"),
+             _line("Host", o.host, 2)]
+    if o.cookie or o.removed_cookies:
+        lines.append(_line("Cookie", _cookie_text(o), 2))
+    if o.removed_query:
+        lines.append(_line("query", f"without {'&'.join(o.removed_query)} (cache.query.ignore)", 2))
+    if o.dropped_headers:
+        lines.append(_line("removed", ", ".join(o.dropped_headers), 2))
+    by_value: dict[str, list[str]] = {}
+    for name, value in o.set_headers:
+        by_value.setdefault(value, []).append(name)
+    lines.append(_line("set", "; ".join(f"{', '.join(n)}: {v}" for v, n in by_value.items()), 2))
+    if o.passed_headers:
+        lines.append(_line("unchanged", ", ".join(o.passed_headers), 2))
+    return lines
+
+
+def _cookie_text(o: OriginRequest) -> str:
+    """The Cookie header the origin gets and the cookies taken out (by the only two ways a rule
+    removes cookies: strip_cookies all, key.cookies all but the keyed ones)."""
+    removed = ", ".join(o.removed_cookies)
+    if o.cookie is None:
+        return f"none: {removed} removed (strip_cookies)"
+    return f"{o.cookie} ({removed} removed: only key.cookies are passed on)" if removed else o.cookie
+
+
+def _cache_status(e: Explanation) -> list[str]:
+    statuses = list(dict.fromkeys(e.cache_status))
+    if not statuses:
+        return []
+    return _lines("Cache-Status", [statuses[0], *(f"then {s}" for s in statuses[1:])], 0)
 
 
 def _section(title: str, pairs: list[Pair]) -> list[str]:
@@ -516,14 +638,3 @@ def _section(title: str, pairs: list[Pair]) -> list[str]:
         return []
     width = max(len(k) for k, v in pairs if v) if any(v for _, v in pairs) else 0
     return [f"{title}:"] + [f"  {k:{width}}  {v}".rstrip() if v else f"  - {k}" for k, v in pairs]
-
-
-def _origin_lines(o: OriginRequest | None) -> list[str]:
-    if o is None:
-        return []
-    lines = ["to the origin:", f"  {o.method} {o.target}  ({', '.join(o.servers)})",
-             f"  Host: {o.host}", f"  Cookie: {o.cookie}" if o.cookie else "  no Cookie"]
-    lines += [f"  removed query parameters: {'&'.join(o.removed_query)}"] if o.removed_query else []
-    lines += [f"  dropped headers: {', '.join(o.dropped_headers)}"] if o.dropped_headers else []
-    lines.append("  set: " + ", ".join(f"{n} ({v})" for n, v in o.set_headers))
-    return lines
