@@ -56,6 +56,7 @@ from generator.render import OutputFile
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .local import nginx_stored, varnish_fetch, varnishd_args
+from .ports import Fixed, engine_ports
 from .prepare import Configs, Placement, generated
 from .procs import accepts, deferred_signals, free_ports, signals_raise
 from .tlsfiles import TlsFiles, write_tls_files
@@ -414,8 +415,10 @@ class DockerRuntime:
 
     def __init__(self, images: dict[str, str] | None = None, origin_image: str | None = None,
                  network: NetworkMode = "private", ready_timeout: float = READY_TIMEOUT,
-                 app_image: str | None = None, app_port: int = 8080, configs: Configs = generated) -> None:
+                 app_image: str | None = None, app_port: int = 8080, configs: Configs = generated,
+                 ports: Fixed | None = None) -> None:
         self.configs = configs
+        self.ports = dict(ports or {})  # engine -> fixed (http, https) host ports (harness.ports)
         self.app_image = app_image
         self.app_port = app_port
         unknown = sorted(set(images or {}) - set(ROLES[:3]))
@@ -709,14 +712,15 @@ class _Launch:
             return self.policy
         return replace(self.policy, purge=replace(purge, allow=(*purge.allow, f"{self.gateway}/32")))
 
-    def _ports(self) -> tuple[int, int, int]:
-        """http, https and Varnish PROXY ports. http and https are free host ports, used inside
-        the container too and published as themselves: an engine's own port is what it writes
-        into redirects (``Location: https://host:PORT/``), so it must be the port clients use."""
+    def _ports(self, engine: str) -> tuple[int, int, int]:
+        """http, https and Varnish PROXY ports. http and https are free host ports (or the fixed
+        ones asked for), used inside the container too and published as themselves: an engine's
+        own port is what it writes into redirects (``Location: https://host:PORT/``), so it must
+        be the port clients use."""
         if self.host_mode:
-            http, https, proxy = free_ports(3)
+            http, https, proxy = engine_ports(self.runtime.ports, engine, 1)
             return http, https, proxy
-        http, https = free_ports(2)
+        http, https = engine_ports(self.runtime.ports, engine)
         return http, https, PROXY_PORT
 
     def _compile(self, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
@@ -737,7 +741,7 @@ class _Launch:
         return {} if self.host_mode else {"extra_hosts": {"host.docker.internal": "host-gateway"}}
 
     def _nginx(self, stack: DockerStack, info: ImageInfo, origin_host: str, origin_port: int) -> None:
-        http, https, _ = self._ports()
+        http, https, _ = self._ports("nginx")
         options = Options(nginx_version=info.nginx_version or Options().nginx_version,
                           nginx_modules_dir=info.nginx_modules_dir or Options().nginx_modules_dir,
                           varnish_version=Options().varnish_version)
@@ -758,7 +762,7 @@ class _Launch:
     def _varnish(self, stack: DockerStack, infos: Mapping[str, ImageInfo], origin_host: str,
                  origin_port: int) -> None:
         info = infos["varnish"]
-        http, https, proxy = self._ports()
+        http, https, proxy = self._ports("varnish")
         options = Options(varnish_version=info.varnish_version or Options().varnish_version)
         files = self._compile("varnish", self._place(http, https, origin_host, origin_port), options)
         require_modules("varnish", info, files)

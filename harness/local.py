@@ -39,8 +39,9 @@ from generator.render import OutputFile
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .origin import OriginConfig, OriginServer
+from .ports import Fixed, engine_ports
 from .prepare import Configs, Placement, generated
-from .procs import Proc, deferred_signals, free_ports, signals_raise, spawn, stop_all, tail, wait_listening
+from .procs import Proc, deferred_signals, signals_raise, spawn, stop_all, tail, wait_listening
 from .tlsfiles import TlsFiles, write_tls_files
 
 HOST = "127.0.0.1"
@@ -156,10 +157,11 @@ class LocalRuntime:
     name = "local"
 
     def __init__(self, ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
-                 configs: Configs = generated) -> None:
+                 configs: Configs = generated, ports: Fixed | None = None) -> None:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.configs = configs
+        self.ports = dict(ports or {})  # engine -> fixed (http, https) listen ports (harness.ports)
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
@@ -186,7 +188,8 @@ class LocalRuntime:
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None
         stack = LocalStack(run_dir, origin, tls.ca if tls else None)
         cleanup.callback(stack.stop, self.stop_timeout)
-        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries), self.configs)
+        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries), self.configs,
+                       self.ports)
         waits = [wait for engine in engines for wait in _START[engine](stack, ctx)]
         _await_listeners(stack, waits, time.monotonic() + self.ready_timeout)
         return stack
@@ -289,6 +292,7 @@ class _Context:
     origin_port: int
     options: Options
     configs: Configs
+    ports: Fixed
 
     def place(self, http_port: int, https_port: int) -> Placement:
         cert, key = (str(self.tls.cert), str(self.tls.key)) if self.tls else ("", "")
@@ -331,7 +335,7 @@ def _listeners(policy: Policy, http_port: int, https_port: int) -> list[int]:
 def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     """nginx in the foreground with the run's prefix; its workers drop to ``nobody`` as root."""
     run = _engine_dir(stack, "nginx", "logs", "cache", "tmp")
-    http_port, https_port = free_ports(2)
+    http_port, https_port = engine_ports(ctx.ports, "nginx")
     for name, out in ctx.compile("nginx", ctx.place(http_port, https_port)).items():
         _write(run.directory, name, out.text, out.mode)
     logs = run.directory / "logs"
@@ -347,7 +351,7 @@ def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
 def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     """varnishd in the foreground (``-F``), and hitch in front of its PROXY listener for HTTPS."""
     run = _engine_dir(stack, "varnish")
-    http_port, https_port, proxy_port, admin_port = free_ports(4)
+    http_port, https_port, proxy_port, admin_port = engine_ports(ctx.ports, "varnish", 2)
     files = ctx.compile("varnish", ctx.place(http_port, https_port))
     vcl = _write(run.directory, "default.vcl", files["default.vcl"].text)
     args = varnishd_args(files["varnishd.args"].text, f"{HOST}:{proxy_port}")

@@ -226,16 +226,14 @@ def test_user_origin_is_used_and_has_no_control_port() -> None:
     ("nginx", 0.5, "timed out waiting for nginx"),        # nginx retries bind() for 2.5 s
     ("varnish", 15.0, "gave up waiting for varnishd"),   # varnishd exits at once
 ])
-def test_port_taken_fails_with_what_was_awaited_and_logs(monkeypatch: pytest.MonkeyPatch, engine: str,
-                                                         timeout: float, expected: str) -> None:
+def test_port_taken_fails_with_what_was_awaited_and_logs(engine: str, timeout: float, expected: str) -> None:
     before = run_dirs()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        monkeypatch.setattr("harness.local.free_ports", lambda n: [taken, *procs.free_ports(n - 1)])
         with pytest.raises(HarnessError) as failure, \
-                LocalRuntime(ready_timeout=timeout).start(policy(), (engine,)):
+                LocalRuntime(ready_timeout=timeout, ports={engine: (taken, 0)}).start(policy(), (engine,)):
             pass
     message = str(failure.value)
     assert f"{expected} (pid " in message and f"to listen on 127.0.0.1:{taken}" in message

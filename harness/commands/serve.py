@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from generator.load import load
+from generator.model import Policy
 
-from ..api import Stack
+from .. import ports
+from ..api import Runtime, Stack
+from ..local import LocalRuntime
 from ..procs import Terminated
 from . import test
 
@@ -19,10 +22,23 @@ from . import test
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "serve", help="keep the sample origin and the engine(s) running for curl and friends",
+        description="Start the sample origin (or use --origin) and the engine(s) with the "
+                    "policy's configuration, print their URLs, and keep them up until Ctrl-C. "
+                    "The first engine listens on the policy's ports (listen.http.port, "
+                    "listen.https.port) on 127.0.0.1 when they are free, else on free ports "
+                    "(with a note); --port and --https-port choose them (an error when taken); "
+                    "other engines listen on free ports.",
         epilog="examples:\n  cachewright serve examples/shop/policy.yaml --engine varnish\n"
+               "  cachewright serve policy.yaml --engine nginx --port 8080\n"
                "  curl -si -H 'Host: shop.example.com' http://127.0.0.1:PORT/products/1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
+    p.add_argument("--port", type=_port, metavar="PORT",
+                   help="plain-HTTP port on 127.0.0.1 for the first engine (default: the policy's "
+                        "listen.http.port when free, else a free one)")
+    p.add_argument("--https-port", type=_port, metavar="PORT",
+                   help="HTTPS port on 127.0.0.1 for the first engine, when the policy serves HTTPS "
+                        "(default: listen.https.port when free, else a free one)")
     test.add_run_options(p)
     p.add_argument("--json", action="store_true", help="print the URLs as one JSON line")
     p.set_defaults(run=run)
@@ -40,9 +56,21 @@ def describe(stack: Stack) -> dict[str, Any]:
             "engines": engines, "ca_file": str(stack.ca_file) if stack.ca_file else None}
 
 
+def _port(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: expected a port number from 1 to 65535")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
-    with test.runtime(args).start(policy, test.engines(args), args.origin) as stack:
+    selected = test.engines(args)
+    _check_port_options(policy, args)
+    choice = ports.choose(policy, selected, args.port, args.https_port)
+    for note in choice.notes:
+        print(note, file=sys.stderr)
+    with runtime(args, choice.fixed).start(policy, selected, args.origin) as stack:
         info = describe(stack)
         if args.json:
             print(json.dumps(info), flush=True)
@@ -53,6 +81,26 @@ def run(args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, Terminated):
             print("stopping", file=sys.stderr)
     return 0
+
+
+def _check_port_options(policy: Policy, args: argparse.Namespace) -> None:
+    """--port / --https-port only for a listener the policy has."""
+    if args.port is not None and policy.listen.http is None:
+        raise test.UsageError(f"--port {args.port}: the policy serves no plain HTTP (listen.http)")
+    if args.https_port is not None and policy.listen.https is None:
+        raise test.UsageError(f"--https-port {args.https_port}: the policy serves no HTTPS (listen.https)")
+
+
+def runtime(args: argparse.Namespace, fixed: ports.Fixed) -> Runtime:
+    """The runtime the options ask for, its first engine listening on the ``fixed`` ports."""
+    if args.runtime == "local":
+        return LocalRuntime(ports=fixed)
+    from ..docker_runtime import DockerRuntime  # needs the docker SDK
+
+    chosen = test.runtime(args)  # the images, network and origin the options name
+    if isinstance(chosen, DockerRuntime):
+        chosen.ports = dict(fixed)  # the host ports it publishes (as themselves)
+    return chosen
 
 
 def _print(info: dict[str, Any]) -> None:
