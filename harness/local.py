@@ -11,9 +11,13 @@ Layout of a run (``cachewright-run-XXXX``, mode 0755 because the engines drop pr
     nginx/          nginx.conf, ffdhe2048.pem, logs/ (error.log, stderr.log), cache/, tmp/
     varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n, unless on
                     tmpfs: see ``varnish_workdir``), hitch.conf (as run), hitch.log, hitch-ocsp/
+    cachewright-run.json   the marker: the owner (pid, start time, boot, host), the workdir, the
+                    binaries, the process groups started and the watchdog (``harness.reaper``)
 
 Every engine process leads its own process group; stopping signals those groups only (SIGTERM,
-then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM.
+then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM. When the harness dies without
+cleaning up (SIGKILL), the run's watchdog kills the groups and removes the directories, and the
+next run reaps any run whose owner is gone (``harness.reaper``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from .origin import OriginConfig, OriginServer
 from .ports import Fixed, engine_ports
 from .prepare import Configs, Placement, generated
 from .procs import Proc, deferred_signals, signals_raise, spawn, stop_all, tail, wait_listening
+from .reaper import RUN_PREFIX, Marker, Owner, Watchdog, reap, remove_run
 from .tlsfiles import TlsFiles, write_tls_files
 
 HOST = "127.0.0.1"
@@ -94,8 +99,10 @@ class EngineRun:
 class LocalStack:
     """A ``harness.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
 
-    def __init__(self, run_dir: Path, origin: OriginEndpoint, ca_file: Path | None) -> None:
+    def __init__(self, run_dir: Path, origin: OriginEndpoint, ca_file: Path | None,
+                 marker: Marker | None = None) -> None:
         self.run_dir = run_dir
+        self.marker = marker
         self.origin = origin
         self.ca_file = ca_file
         self.endpoints: dict[str, Endpoint] = {}
@@ -143,6 +150,12 @@ class LocalStack:
             return nginx_stored(run.directory / "cache", path)
         return varnish_stored(varnish_workdir(self.run_dir), path)
 
+    def record(self, proc: Proc) -> None:
+        """Record the process group ``proc`` leads in the run's marker (for the watchdog and the
+        reaper), as soon as it is started."""
+        if self.marker is not None:
+            self.marker.add(self.run_dir, proc.pid)
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop every process of every engine (all at once: SIGTERM, wait, SIGKILL)."""
         stop_all([proc for run in self.engines.values() for proc in run.procs], timeout)
@@ -183,10 +196,11 @@ class LocalRuntime:
         """Start everything, registering each undo step on ``cleanup`` as soon as it is needed."""
         engines = tuple(dict.fromkeys(engines))
         binaries = {name: require(name) for name in _binaries(policy, engines)}
-        run_dir = _make_run_dir(cleanup)
+        reap()  # what runs killed earlier left (their watchdogs died with them)
+        run_dir, marker = _make_run_dir(cleanup, list(binaries.values()))
         origin, origin_host, origin_port = cleanup.enter_context(_origin(origin_url))
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None
-        stack = LocalStack(run_dir, origin, tls.ca if tls else None)
+        stack = LocalStack(run_dir, origin, tls.ca if tls else None, marker)
         cleanup.callback(stack.stop, self.stop_timeout)
         ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries), self.configs,
                        self.ports)
@@ -195,18 +209,33 @@ class LocalRuntime:
         return stack
 
 
-def _make_run_dir(cleanup: contextlib.ExitStack) -> Path:
-    """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges), and
-    Varnish's workdir where it is not inside it."""
+def _make_run_dir(cleanup: contextlib.ExitStack, binaries: list[str]) -> tuple[Path, Marker]:
+    """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges), with its
+    marker naming this process as the owner, Varnish's workdir where it is not inside it, and
+    the run's watchdog. The marker is written first, so a run killed at any moment after leaves
+    a directory the next run can tell is cachewright's and dead."""
     with deferred_signals():  # no Ctrl-C between making them and registering their removal
-        run_dir = Path(tempfile.mkdtemp(prefix="cachewright-run-"))
-        cleanup.callback(_remove_tree, run_dir)
+        run_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
         workdir = varnish_workdir(run_dir)
+        marker = Marker(Owner.current(), str(workdir), [os.path.realpath(b) for b in binaries])
+        marker.save(run_dir)
+        watchdog = Watchdog(run_dir)
+        cleanup.callback(_close_run, run_dir, workdir, watchdog)
         if not workdir.is_relative_to(run_dir):
             workdir.mkdir(mode=0o755)  # fails if it exists: the name is the fresh run dir's
-            cleanup.callback(_remove_tree, workdir)
+    marker.watchdog = watchdog.pid
+    marker.save(run_dir)
     run_dir.chmod(0o755)
-    return run_dir
+    return run_dir, marker
+
+
+def _close_run(run_dir: Path, workdir: Path, watchdog: Watchdog) -> None:
+    """Remove the run's directories (marker last), then release the watchdog: it finds nothing
+    left to do, unless this removal was cut short."""
+    try:
+        remove_run(run_dir, workdir)
+    finally:
+        watchdog.close()
 
 
 #: a tmpfs for Varnish's workdir, where the machine has one that allows executables
@@ -240,12 +269,6 @@ def _await_listeners(stack: LocalStack, waits: list[_Wait], deadline: float) -> 
     """Every awaited listener accepts connections before ``deadline`` (or HarnessError + logs)."""
     for engine, proc, port in waits:
         wait_listening(proc, HOST, port, deadline, functools.partial(stack.logs, engine))
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():  # a straggler wrote into it while it was being removed: once more
-        shutil.rmtree(path)
 
 
 @contextlib.contextmanager
@@ -343,7 +366,7 @@ def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     run.fallback_logs.append(logs / "stderr.log")
     argv = [ctx.binaries["nginx"], "-p", f"{run.directory}/", "-c", str(run.directory / "nginx.conf"),
             "-e", str(logs / "error.log"), "-g", "daemon off;"]
-    proc = spawn("nginx", argv, logs / "stderr.log", run.directory, run.procs)
+    proc = spawn("nginx", argv, logs / "stderr.log", run.directory, run.procs, stack.record)
     stack.endpoints["nginx"] = _endpoint("nginx", ctx.policy, http_port, https_port)
     return [("nginx", proc, port) for port in _listeners(ctx.policy, http_port, https_port)]
 
@@ -359,22 +382,23 @@ def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     argv = [ctx.binaries["varnishd"], "-F", "-n", str(varnish_workdir(stack.run_dir)), "-f", str(vcl),
             "-T", f"{HOST}:{admin_port}", "-j", _jail(), *(a for line in args for a in line.split(" ", 1))]
     run.logs.append(run.directory / "varnishd.log")
-    varnishd = spawn("varnishd", argv, run.logs[-1], run.directory, run.procs)
+    varnishd = spawn("varnishd", argv, run.logs[-1], run.directory, run.procs, stack.record)
     waits = [("varnish", varnishd, port) for port in _listeners(ctx.policy, http_port, proxy_port)]
     stack.endpoints["varnish"] = _endpoint("varnish", ctx.policy, http_port, https_port)
     if "hitch.conf" in files:
-        waits.append(("varnish", _start_hitch(run, ctx, files["hitch.conf"].text, proxy_port), https_port))
+        waits.append(("varnish", _start_hitch(stack, run, ctx, files["hitch.conf"].text, proxy_port), https_port))
     return waits
 
 
-def _start_hitch(run: EngineRun, ctx: _Context, compiled: str, proxy_port: int) -> Proc:
+def _start_hitch(stack: LocalStack, run: EngineRun, ctx: _Context, compiled: str, proxy_port: int) -> Proc:
     ocsp = run.directory / "hitch-ocsp"
     ocsp.mkdir(mode=0o755)
     if os.geteuid() == 0:
         shutil.chown(ocsp, "_hitch", "_hitch")
     conf = _write(run.directory, "hitch.conf", hitch_conf(compiled, f"{HOST}:{proxy_port}", ocsp))
     run.logs.append(run.directory / "hitch.log")
-    return spawn("hitch", [ctx.binaries["hitch"], f"--config={conf}"], run.logs[-1], run.directory, run.procs)
+    return spawn("hitch", [ctx.binaries["hitch"], f"--config={conf}"], run.logs[-1], run.directory,
+                 run.procs, stack.record)
 
 
 _START = {"nginx": _start_nginx, "varnish": _start_varnish}

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any, TypeAlias
 
 from .api import HarnessError
+from .reaper import proc_stat, running
 
 POLL_INTERVAL = 0.05
 STOP_TIMEOUT = 5.0
@@ -64,14 +65,18 @@ class Proc:
 # --------------------------------------------------------------------------- start & stop
 
 
-def spawn(name: str, argv: Sequence[str], log: Path, cwd: Path, register: list[Proc]) -> Proc:
+def spawn(name: str, argv: Sequence[str], log: Path, cwd: Path, register: list[Proc],
+          on_start: Callable[[Proc], None] | None = None) -> Proc:
     """Start ``argv`` in a new session (its own process group, no controlling terminal, so a
     terminal's Ctrl-C reaches only the harness), stdout and stderr appended to ``log``, and
-    append it to ``register`` before any signal can interrupt (so the cleanup always sees it)."""
+    append it to ``register`` and pass it to ``on_start`` (e.g. to record it in the run's marker)
+    before any signal can interrupt (so the cleanup always sees it)."""
     with deferred_signals(), open(log, "ab") as out:
         popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
         register.append(Proc(name, popen, log))
+        if on_start is not None:
+            on_start(register[-1])
     return register[-1]
 
 
@@ -109,19 +114,10 @@ def group_members(pgid: int) -> list[int]:
     """PIDs of live (non-zombie) processes whose process group is ``pgid`` (from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _pgrp_state(entry / "stat") == (pgid, True):
+        fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and running(fields) and int(fields[2]) == pgid:
             found.append(int(entry.name))
     return found
-
-
-def _pgrp_state(stat: Path) -> tuple[int, bool] | None:
-    """(process group, running) from /proc/<pid>/stat; None when the process is gone."""
-    try:
-        text = stat.read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may contain spaces
-    return int(fields[2]), fields[0] not in ("Z", "X")
 
 
 # --------------------------------------------------------------------------- readiness

@@ -1,7 +1,8 @@
-"""Shared test helper: whether the processes a run started are gone."""
+"""Shared test helpers: whether the processes a run started are gone; a process's children."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -26,3 +27,14 @@ def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
     while (left := [p for p in pids if not gone(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = (entry / "stat").read_text() if entry.name.isdigit() else ""
+            if text and int(text[text.rindex(")") + 2:].split()[1]) == pid and not gone(int(entry.name)):
+                found.add(int(entry.name))
+    return found
