@@ -20,12 +20,11 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Context, Decimal
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from generator import __version__
 from harness.api import ENGINES, HarnessError
-from harness.compare.targets import THROUGHPUT_TARGET, throughput_status
+from harness.compare.targets import THROUGHPUT_TARGET, ratio_text, throughput_status
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -42,7 +41,6 @@ _SGR: Final[Mapping[Tone, str]] = {"good": "32", "bad": "1;31", "warn": "33"}
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")  # never reaches a terminal raw
 _CAPABILITY_TONE: Final[Mapping[str, Tone]] = {"native": "good", "unsupported": "warn"}
 _OUTCOMES: Final = ("passed", "failed", "unsupported", "skipped")
-_WIDE: Final = Context(prec=400)  # room for any float's digits: 1e308 quantized to 0.001
 
 
 @dataclass(frozen=True)
@@ -134,11 +132,6 @@ def _points(v: float) -> str:
 
 def _mib(kb: float) -> str:
     return f"{kb / 1024:.1f} MiB"
-
-
-def _ratio(v: float) -> str:
-    # Three places, rounded down: neither 0.949 nor 0.9496 may read as a target of 0.95 met.
-    return str(Decimal(repr(v)).quantize(Decimal("0.001"), rounding=ROUND_FLOOR, context=_WIDE))
 
 
 # --------------------------------------------------------------------------- the sections
@@ -262,7 +255,7 @@ def _interval(value: Any) -> Cell:
     low, high, confidence = (_number(value.get(k)) for k in ("low", "high", "confidence"))
     if low is None or high is None or confidence is None:
         return NA
-    return f"{_ratio(low)}-{_ratio(high)} ({confidence:.0%})"
+    return f"{ratio_text(low)}-{ratio_text(high)} ({confidence:.0%})"
 
 
 #: how a target's status reads: its mark and tone
@@ -278,7 +271,7 @@ def _ratio_cell(figures: Any) -> Cell:
     interval = _at(figures, "throughput_ratio_interval")
     low, high = _number(_at(interval, "low")), _number(_at(interval, "high"))
     mark, tone = _MARKS[throughput_status(ratio, low, high)]
-    return (f"{_ratio(ratio)} {mark}", tone)
+    return (f"{ratio_text(ratio)} {mark}", tone)
 
 
 def _verdict(report: Mapping[str, Any]) -> Section:
@@ -293,7 +286,7 @@ def _target_line(target: Mapping[str, Any]) -> Cell:
     mark, tone = _MARKS.get(status, (NA, "warn")) if isinstance(status, str) else (NA, "warn")
     value = _fmt(target.get("value"), lambda v: f"{v:g}")
     low, high = (_number(_at(target, "interval", end)) for end in ("low", "high"))
-    span = f", interval {_ratio(low)}-{_ratio(high)}" if low is not None and high is not None else ""
+    span = f", interval {ratio_text(low)}-{ratio_text(high)}" if low is not None and high is not None else ""
     return (f"{mark} {_text(target.get('name'))} [{_text(target.get('engine'))}]: {value}{span} "
             f"(target {_text(target.get('target'))})", tone)
 
@@ -580,7 +573,7 @@ def _thousands_axis(ax: Axes) -> None:
 
 
 def _throughput_tick(perf: Mapping[str, Any], name: str) -> str:
-    return f"{name}\nratio {_fmt(_at(perf, name, 'throughput_ratio'), _ratio)}"
+    return f"{name}\nratio {_fmt(_at(perf, name, 'throughput_ratio'), ratio_text)}"
 
 
 def _zipf(perf: Mapping[str, Any], names: Sequence[str]) -> Figure | None:

@@ -56,7 +56,7 @@ from .measure import (
     rss_kb,
     stale_probe,
 )
-from .targets import THROUGHPUT_TARGET, throughput_status
+from .targets import THROUGHPUT_TARGET, ratio_text, throughput_status
 
 FORMAT_VERSION = 1
 #: the least confidence of the interval reported around the throughput ratio
@@ -260,9 +260,9 @@ def throughput_row(engine: str, ratio: float | None, interval: dict[str, float] 
         return row
     low, high = (interval["low"], interval["high"]) if interval else (None, None)
     status = throughput_status(ratio, low, high)
-    interval_shown = {"low": _shown(low), "high": _shown(high)} if interval else None
-    return {**row, "met": {"met": True, "missed": False}.get(status), "status": status,
-            "interval": interval_shown}
+    # the interval as measured: the renderers round it as they round the performance table's
+    ends = {"low": low, "high": high} if interval else None
+    return {**row, "met": {"met": True, "missed": False}.get(status), "status": status, "interval": ends}
 
 
 def _shown(value: float | None) -> float | None:
@@ -302,8 +302,9 @@ def verdict(report: dict[str, Any]) -> list[str]:
 
 def _inconclusive(target: dict[str, Any]) -> str:
     span = target["interval"]
-    return (f"Inconclusive: {target['name']} [{target['engine']}]: median {target['value']:.3f}, but "
-            f"its confidence interval {span['low']:.3f}-{span['high']:.3f} spans {target['target']}: "
+    low, high = ratio_text(span["low"]), ratio_text(span["high"])
+    return (f"Inconclusive: {target['name']} [{target['engine']}]: median {ratio_text(target['value'])}, but "
+            f"its confidence interval {low}-{high} spans {target['target']}: "
             "this run cannot tell whether the target is met (more --rounds narrow the interval).")
 
 

@@ -15,12 +15,14 @@ over) the target says little by itself: the interval decides.
 
 from __future__ import annotations
 
+from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Final, Literal
 
 #: the generated config's cached-hit req/s over the hand-written baseline's, at least
 THROUGHPUT_TARGET: Final = 0.95
 
 Status = Literal["met", "missed", "inconclusive"]
+_WIDE: Final = Context(prec=400)  # room for any float's digits: 1e308 quantized to 0.001
 
 
 def throughput_status(ratio: float, low: float | None = None, high: float | None = None,
@@ -31,3 +33,9 @@ def throughput_status(ratio: float, low: float | None = None, high: float | None
     if low >= target:
         return "met"
     return "missed" if high < target else "inconclusive"
+
+
+def ratio_text(value: float) -> str:
+    """A ratio to three places, rounded down: neither 0.949 nor 0.9496 may read as a target of
+    0.95 met."""
+    return str(Decimal(repr(value)).quantize(Decimal("0.001"), rounding=ROUND_FLOOR, context=_WIDE))
