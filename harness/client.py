@@ -4,6 +4,7 @@ HTTP or HTTPS to one engine, and the Cache-Status header parsed into one vocabul
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
@@ -48,6 +49,45 @@ def parse_cache_status(value: str | None, cache_name: str = "cachewright") -> Ca
             return CacheStatus(entry.strip(), "hit" in params, params.get("fwd") or None,
                                "stale" in params, params.get("detail") or None)
     return CacheStatus(value or "", False, None, False, None)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What tells one origin response from another, so that "the hit is the stored response" can
+    be judged without counting at the origin.
+
+    ``header`` names a header the app sets on every response (the sample origin's
+    ``X-Response-Id``; a user's app: ``--response-id-header``). Without one, a response is known
+    by its ``ETag``, else by a digest of its body: those are per *content*, so two equal values
+    show a consistent answer, and prove a hit only where the app's content changes per response.
+    """
+
+    header: str | None = None
+
+    def of(self, response: Response) -> str | None:
+        """``response``'s identity, with what it was taken from (``ETag "abc"``,
+        ``body sha256:…``); None when the chosen header is absent (matches nothing)."""
+        if self.header is not None:
+            value = response.header(self.header)
+            return None if value is None else f"{self.header} {value}"
+        etag = response.header("ETag")
+        if etag is not None:
+            return f"ETag {etag}"
+        return f"body sha256:{hashlib.sha256(response.body).hexdigest()[:16]}"
+
+    def describe(self, response: Response) -> str:
+        """``of`` for messages: the identity, or which header is missing."""
+        return self.of(response) or f"no {self.header}"
+
+    @property
+    def name(self) -> str:
+        """What identities are taken from, for messages: a header name or "ETag, else a body
+        digest"."""
+        return self.header or "ETag, else a body digest"
+
+
+#: the sample origin gives every response a unique X-Response-Id
+SAMPLE_IDENTITY = Identity("X-Response-Id")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from generator.load import reader_problem
 from generator.spec import MISSING, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Reader, Str
 
 from .api import Stack
-from .client import Client, Response
+from .client import SAMPLE_IDENTITY, Client, Identity, Response
 from .origin_client import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
 from .results import CheckResult, Outcome
 
@@ -99,6 +99,17 @@ HEADER_EXPECTATIONS = Obj("header expectations", {
                       "Headers whose value must contain this text (or each text of a list).", ()),
 }, "Expectations on response headers.")
 
+COOKIE_EXPECTATIONS = Obj("cookie expectations", {
+    "present": Field(ListOf(COOKIE_NAME), "Cookies the origin must have received.", ()),
+    "absent": Field(ListOf(COOKIE_NAME), "Cookies the origin must not have received.", ()),
+    "equal": Field(MapOf(COOKIE_NAME, VALUE), "Cookies it must have received with this value.", ()),
+}, "Expectations on the cookies the origin received.")
+
+RECEIVED = Obj("origin received", {
+    "headers": Field(HEADER_EXPECTATIONS, "Headers of the request the origin received.", None),
+    "cookies": Field(COOKIE_EXPECTATIONS, "Cookies of the request the origin received.", None),
+}, "What the sample origin received for this step's request (it must have received one).")
+
 EXPECT = Obj("expectations", {
     "status": Field(ListOf(Int(100, 599), one_or_many=True), "Response status (or one of a list).",
                     ()),
@@ -108,9 +119,11 @@ EXPECT = Obj("expectations", {
     "origin_delta": Field(Int(0, 100000), "Requests the origin received for this step's path.",
                           None),
     "origin_total_delta": Field(Int(0, 100000), "Requests the origin received in all.", None),
-    "same_response_as": Field(NAME, "An earlier step whose response (X-Response-Id) this is.", None),
+    "same_response_as": Field(NAME, "An earlier step whose response this is (same response "
+                              "identity: X-Response-Id with the sample origin).", None),
     "different_response_from": Field(NAME, "An earlier step whose response this is not.", None),
     "headers": Field(HEADER_EXPECTATIONS, "Response header expectations.", None),
+    "origin_received": Field(RECEIVED, "What the sample origin received for this step.", None),
 }, "What the response and the origin's counts must show.")
 
 STEP = Obj("step", {
@@ -196,6 +209,23 @@ class HeaderExpectations:
 
 
 @dataclass(frozen=True)
+class CookieExpectations:
+    """Expectations on the cookies the origin received (names compared exactly)."""
+
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    equal: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the sample origin must have received for a step's request."""
+
+    headers: HeaderExpectations = field(default_factory=HeaderExpectations)
+    cookies: CookieExpectations = field(default_factory=CookieExpectations)
+
+
+@dataclass(frozen=True)
 class Expect:
     """What one step's response and the origin's counts must show; empty means anything goes."""
 
@@ -207,6 +237,13 @@ class Expect:
     same_response_as: str | None = None
     different_response_from: str | None = None
     headers: HeaderExpectations = field(default_factory=HeaderExpectations)
+    origin_received: Received | None = None
+
+    @property
+    def needs_origin(self) -> bool:
+        """Whether judging it needs the sample origin's control port (counts, its request log)."""
+        return (self.origin_delta is not None or self.origin_total_delta is not None
+                or self.origin_received is not None)
 
 
 @dataclass(frozen=True)
@@ -260,6 +297,12 @@ class Scenario:
     def check_id(self) -> str:
         """The id its results carry."""
         return f"scenario:{self.name}"
+
+    @property
+    def needs_origin(self) -> bool:
+        """Whether it programs the sample origin, counts its requests or reads what it received
+        (it cannot run against the user's own app)."""
+        return bool(self.origin) or any(step.expect.needs_origin for step in self.steps)
 
 
 # --------------------------------------------------------------------------- loading
@@ -410,11 +453,26 @@ def _step(index: int, raw: dict[str, Any]) -> Step:
 def _expect(raw: Mapping[str, Any]) -> Expect:
     if not raw:
         return Expect()
-    headers = raw["headers"] or {"present": (), "absent": (), "equal": (), "contains": ()}
+    received = raw["origin_received"]
     return Expect(tuple(raw["status"]), tuple(raw["cache"]), raw["rule"], raw["origin_delta"],
                   raw["origin_total_delta"], raw["same_response_as"], raw["different_response_from"],
-                  HeaderExpectations(tuple(headers["present"]), tuple(headers["absent"]),
-                                     tuple(headers["equal"]), tuple(headers["contains"])))
+                  _header_expectations(raw["headers"]),
+                  None if received is None else Received(
+                      _header_expectations(received["headers"]),
+                      _cookie_expectations(received["cookies"])))
+
+
+def _header_expectations(raw: Mapping[str, Any] | None) -> HeaderExpectations:
+    if not raw:
+        return HeaderExpectations()
+    return HeaderExpectations(tuple(raw["present"]), tuple(raw["absent"]), tuple(raw["equal"]),
+                              tuple(raw["contains"]))
+
+
+def _cookie_expectations(raw: Mapping[str, Any] | None) -> CookieExpectations:
+    if not raw:
+        return CookieExpectations()
+    return CookieExpectations(tuple(raw["present"]), tuple(raw["absent"]), tuple(raw["equal"]))
 
 
 # --------------------------------------------------------------------------- running
@@ -504,20 +562,21 @@ def new_token() -> str:
 
 def run_scenarios(scenarios: Iterable[Scenario], ctx: ScenarioContext,
                   engines: Sequence[str]) -> Iterator[CheckResult]:
-    """Every scenario on every engine of ``engines``, one at a time (skipped where it does not
-    run)."""
+    """Every scenario on each engine of ``engines`` it runs on (``engines:``), one at a time."""
     for scenario in scenarios:
         for engine in engines:
-            yield run_scenario(scenario, ctx, engine)
+            if engine in scenario.engines:
+                yield run_scenario(scenario, ctx, engine)
 
 
 def run_scenario(scenario: Scenario, ctx: ScenarioContext, engine: str,
-                 token: str | None = None) -> CheckResult:
-    """Run ``scenario`` against ``engine``; the result's details explain a failure."""
+                 token: str | None = None, identity: Identity = SAMPLE_IDENTITY) -> CheckResult:
+    """Run ``scenario`` against ``engine``; the result's details explain a failure.
+    ``identity`` is what ``same_response_as`` compares (the sample origin's X-Response-Id)."""
     if engine not in scenario.engines:
         return _result(scenario, engine, "skipped", f"runs on {', '.join(scenario.engines)} only")
     started = time.monotonic()
-    run = _Run(scenario, ctx, engine, token or new_token())
+    run = _Run(scenario, ctx, engine, token or new_token(), identity)
     failure = run.execute()
     outcome: Outcome = "passed" if failure is None else "failed"
     details = tuple(run.details) if failure is not None else ()
@@ -538,6 +597,8 @@ class Exchange:
     response: Response
     before: Counts
     after: Counts
+    #: the request the origin received for the step's path (read when ``origin_received`` asks)
+    received: RecordedRequest | None = None
 
     def delta(self, path: str | None) -> int:
         """How many requests the origin received meanwhile (for ``path``, or in all)."""
@@ -549,11 +610,13 @@ class Exchange:
 class _Run:
     """One scenario on one engine: origin set-up, the steps, the record of what happened."""
 
-    def __init__(self, scenario: Scenario, ctx: ScenarioContext, engine: str, token: str) -> None:
+    def __init__(self, scenario: Scenario, ctx: ScenarioContext, engine: str, token: str,
+                 identity: Identity) -> None:
         self.scenario = scenario
         self.ctx = ctx
         self.engine = engine
         self.token = token
+        self.identity = identity
         self.exchanges: dict[str, Exchange] = {}
         self.details: list[str] = [f"scenario {scenario.name} ({scenario.source}) on {engine}, "
                                    f"{TOKEN} = {token}"]
@@ -599,7 +662,7 @@ class _Run:
         except (OSError, http.client.HTTPException) as exc:
             return self._fail(f"{step.label}: request failed: {type(exc).__name__}: {exc}", step)
         self.details.append(f"{step.label}: {_exchange_line(exchange, self.token)}")
-        problems = check_expectations(exchange, self.exchanges, self.token)
+        problems = check_expectations(exchange, self.exchanges, self.token, self.identity)
         if step.name:
             self.exchanges[step.name] = exchange
         if problems:
@@ -615,7 +678,12 @@ class _Run:
         before = self.ctx.origin.counts()
         response = client.request(request.method, sub(request.target), headers, scheme=request.scheme,
                                   body=body, source=request.source, host=request.host)
-        return Exchange(step, response, before, self.ctx.origin.counts())
+        after = self.ctx.origin.counts()
+        received = None
+        path = sub(request.origin_path)
+        if step.expect.origin_received is not None and after.path(path) > before.path(path):
+            received = next(iter(self.ctx.origin.requests(path=path, limit=1)), None)
+        return Exchange(step, response, before, after, received)
 
     def _sub(self, text: str) -> str:
         return text.replace(TOKEN, self.token)
@@ -661,14 +729,16 @@ def _exchange_line(exchange: Exchange, token: str) -> str:
 # --------------------------------------------------------------------------- expectations
 
 
-def check_expectations(exchange: Exchange, earlier: Mapping[str, Exchange], token: str) -> list[str]:
+def check_expectations(exchange: Exchange, earlier: Mapping[str, Exchange], token: str,
+                       identity: Identity = SAMPLE_IDENTITY) -> list[str]:
     """Every expectation of ``exchange``'s step the exchange does not meet, each phrased to follow
-    the word "expected" (``cache hit, got miss (...)``); empty when all are met."""
+    the word "expected" (``cache hit, got miss (...)``); empty when all are met. ``identity``
+    tells responses apart for ``same_response_as`` and ``different_response_from``."""
     expect = exchange.step.expect
     response = exchange.response
     problems = [_status(expect, response), _cache(expect, response), _rule(expect, response),
-                *_origin(expect, exchange, token), *_identity(expect, response, earlier),
-                *_headers(expect.headers, response, token)]
+                *_origin(expect, exchange, token), *_identity(expect, response, earlier, identity),
+                *_headers(expect.headers, response, token), *_received(exchange, token)]
     return [problem for problem in problems if problem is not None]
 
 
@@ -703,40 +773,85 @@ def _origin(expect: Expect, exchange: Exchange, token: str) -> Iterator[str]:
         yield f"the origin to receive {_requests(expect.origin_total_delta)} in all, got {total}"
 
 
-def _identity(expect: Expect, response: Response, earlier: Mapping[str, Exchange]) -> Iterator[str]:
-    mine = response.response_id
+def _identity(expect: Expect, response: Response, earlier: Mapping[str, Exchange],
+              identity: Identity) -> Iterator[str]:
+    mine = identity.of(response)
     if expect.same_response_as is not None:
-        theirs = earlier[expect.same_response_as].response.response_id
-        if mine is None or mine != theirs:
-            yield (f"the same response as '{expect.same_response_as}' (X-Response-Id {theirs}), "
-                   f"got X-Response-Id {mine}")
+        theirs = earlier[expect.same_response_as].response
+        if mine is None or mine != identity.of(theirs):
+            yield (f"the same response as '{expect.same_response_as}' "
+                   f"({identity.describe(theirs)}), got {identity.describe(response)}")
     if expect.different_response_from is not None:
-        theirs = earlier[expect.different_response_from].response.response_id
-        if mine is None or mine == theirs:
+        theirs = earlier[expect.different_response_from].response
+        if mine is None or mine == identity.of(theirs):
             yield (f"a different response from '{expect.different_response_from}' "
-                   f"(X-Response-Id {theirs}), got X-Response-Id {mine}")
+                   f"({identity.describe(theirs)}), got {identity.describe(response)}")
 
 
-def _headers(expect: HeaderExpectations, response: Response, token: str) -> Iterator[str]:
+class _Headers(Protocol):
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name``, or None."""
+        ...
+
+
+def _headers(expect: HeaderExpectations, response: _Headers, token: str,
+             where: str = "header") -> Iterator[str]:
     for name in expect.present:
         if response.header(name) is None:
-            yield f"header {name} to be present, it is absent"
+            yield f"{where} {name} to be present, it is absent"
     for name in expect.absent:
         if response.header(name) is not None:
-            yield f"header {name} to be absent, got {name}: {response.header(name)}"
+            yield f"{where} {name} to be absent, got {name}: {response.header(name)}"
     for name, value in expect.equal:
         wanted = value.replace(TOKEN, token)
         if response.header(name) != wanted:
-            yield f"header {name}: {wanted}, got {_shown(name, response)}"
+            yield f"{where} {name}: {wanted}, got {_shown(name, response)}"
     for name, texts in expect.contains:
         for wanted in (text.replace(TOKEN, token) for text in texts):
             if wanted not in (response.header(name) or ""):
-                yield f"header {name} to contain {wanted!r}, got {_shown(name, response)}"
+                yield f"{where} {name} to contain {wanted!r}, got {_shown(name, response)}"
 
 
-def _shown(name: str, response: Response) -> str:
+def _shown(name: str, response: _Headers) -> str:
     value = response.header(name)
     return "no such header" if value is None else f"{name}: {value}"
+
+
+def _received(exchange: Exchange, token: str) -> Iterator[str]:
+    """What the origin received for the step, against ``origin_received``."""
+    wanted = exchange.step.expect.origin_received
+    if wanted is None:
+        return
+    request = exchange.step.request
+    path = request.origin_path.replace(TOKEN, token) if request else "/"
+    seen = exchange.received
+    if seen is None:
+        yield f"the origin to receive a request for {path}, it received none"
+        return
+    yield from _headers(wanted.headers, seen, token, "the origin to receive header")
+    cookies = _cookies(seen.header_values("cookie"))
+    shown = "; ".join(f"{k}={v}" for k, v in cookies.items()) or "none"
+    for name in wanted.cookies.present:
+        if name not in cookies:
+            yield f"the origin to receive cookie {name}, it received cookies: {shown}"
+    for name in wanted.cookies.absent:
+        if name in cookies:
+            yield f"the origin not to receive cookie {name}, it received cookies: {shown}"
+    for name, value in wanted.cookies.equal:
+        if cookies.get(name) != value.replace(TOKEN, token):
+            yield (f"the origin to receive cookie {name}={value.replace(TOKEN, token)}, it "
+                   f"received cookies: {shown}")
+
+
+def _cookies(lines: Sequence[str]) -> dict[str, str]:
+    """The cookies of Cookie header lines, by name (the first of a repeated name)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        for pair in line.split(";"):
+            name, sep, value = pair.strip().partition("=")
+            if sep and name not in out:
+                out[name] = value
+    return out
 
 
 def _either(values: Iterable[str]) -> str:

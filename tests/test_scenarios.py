@@ -19,7 +19,7 @@ import pytest
 from generator import docs
 from generator.errors import PolicyError
 from harness.api import Endpoint
-from harness.client import Client
+from harness.client import Client, Identity
 from harness.origin import OriginConfig, OriginServer
 from harness.origin_client import OriginClient
 from harness.scenarios import (
@@ -386,7 +386,9 @@ def test_an_unreachable_engine_fails_with_the_error(ctx: OriginAsEngine) -> None
     assert result.details[-1] == "  nginx: the last log line"
 
 
-def test_engines_a_scenario_does_not_name_are_skipped(ctx: OriginAsEngine) -> None:
+def test_a_scenario_runs_only_on_the_engines_it_names(ctx: OriginAsEngine) -> None:
+    """Not selected for the other engines: no result there (a skip would make a run
+    incomplete); asked for one directly, it says why it did not run."""
     scenarios = loads_scenarios("""\
 scenarios:
   - {name: only-varnish, engines: [varnish], tags: [smoke], steps: [{path: "/v/{run}"}]}
@@ -394,12 +396,87 @@ scenarios:
 """)
     results = list(run_scenarios(scenarios, ctx, ("nginx", "varnish")))
     assert [(r.check_id, r.engine, r.outcome, r.message) for r in results] == [
-        ("scenario:only-varnish", "nginx", "skipped", "runs on varnish only"),
         ("scenario:only-varnish", "varnish", "passed", ""),
         ("scenario:both", "nginx", "passed", ""),
         ("scenario:both", "varnish", "passed", ""),
     ]
     assert results[0].tags == ("scenario", "smoke")
+    direct = run_scenario(scenarios[0], ctx, "nginx")
+    assert (direct.outcome, direct.message) == ("skipped", "runs on varnish only")
+
+
+def test_origin_received_judges_the_request_the_origin_got(ctx: OriginAsEngine) -> None:
+    (scenario,) = loads_scenarios("""\
+scenarios:
+  - name: received
+    steps:
+      - path: /r/{run}
+        headers: {If-None-Match: '"v1"'}
+        cookies: {currency: EUR, session: "s-{run}"}
+        expect:
+          origin_received:
+            headers: {equal: {If-None-Match: '"v1"'}, absent: [Authorization]}
+            cookies: {present: [currency], equal: {session: "s-{run}"}}
+""")
+    assert scenario.needs_origin
+    assert run_scenario(scenario, ctx, "nginx", token="tokrecv").outcome == "passed"
+
+
+def test_origin_received_names_what_the_origin_got_instead(ctx: OriginAsEngine) -> None:
+    (scenario,) = loads_scenarios("""\
+scenarios:
+  - name: received
+    steps:
+      - path: /r/{run}
+        cookies: {currency: EUR, session: s1}
+        expect:
+          origin_received:
+            headers: {present: [If-None-Match]}
+            cookies: {absent: [session], equal: {currency: USD}}
+""")
+    result = run_scenario(scenario, ctx, "nginx", token="tokwrong")
+    expected = [line for line in result.details if line.startswith("  expected ")]
+    assert expected == [
+        "  expected the origin to receive header If-None-Match to be present, it is absent",
+        "  expected the origin not to receive cookie session, it received cookies: currency=EUR; session=s1",
+        "  expected the origin to receive cookie currency=USD, it received cookies: currency=EUR; session=s1",
+    ]
+
+
+def test_origin_received_needs_a_request_to_reach_the_origin(ctx: OriginAsEngine) -> None:
+    (scenario,) = loads_scenarios("""\
+scenarios:
+  - name: none
+    steps:
+      - {path: "/n/{run}", expect: {origin_received: {headers: {present: [Host]}}}}
+""")
+
+    class Nowhere(OriginAsEngine):  # answers, but the origin's count does not move
+        def client(self, engine: str) -> Client:
+            return Client(Endpoint(engine, "127.0.0.1", self.server.control_port, None), "h")
+
+    result = run_scenario(scenario, Nowhere(ctx.server, ctx.origin), "nginx", token="toknone")
+    assert "  expected the origin to receive a request for /n/toknone, it received none" in result.details
+
+
+def test_same_response_as_uses_the_chosen_identity(ctx: OriginAsEngine) -> None:
+    """With an ETag as identity (a user's app without --response-id-header), two answers of the
+    same content are the same response; with X-Response-Id they are not."""
+    (scenario,) = loads_scenarios("""\
+scenarios:
+  - name: etag
+    origin: [{path: "/e/{run}", etag: v1}]
+    steps:
+      - {name: first, path: "/e/{run}"}
+      - {name: again, path: "/e/{run}", expect: {same_response_as: first}}
+""")
+    assert run_scenario(scenario, ctx, "nginx", identity=Identity()).outcome == "passed"
+    result = run_scenario(scenario, ctx, "nginx", token="tokid")
+    assert re.fullmatch(r"step 2 'again': expected the same response as 'first' \(X-Response-Id "
+                        r"\S+\), got X-Response-Id \S+", result.message)
+    missing = run_scenario(scenario, ctx, "nginx", identity=Identity("X-Request-Id"))
+    assert missing.message == ("step 2 'again': expected the same response as 'first' "
+                               "(no X-Request-Id), got no X-Request-Id")
 
 
 def test_each_run_gets_its_own_token(ctx: OriginAsEngine) -> None:
