@@ -11,6 +11,11 @@ JSON shape (``FORMAT`` / ``FORMAT_VERSION``; keys always in this order, results 
       "started": "2024-05-01T12:00:00+00:00",     # ISO 8601
       "duration": 12.345,                           # seconds, 3 decimals
       "passed": false,                              # no result failed
+      "verdict": "failed",                          # passed | failed | incomplete (a check skipped)
+      "allow_skips": false,                         # --allow-skips: incomplete exits 0
+      "exit_code": 1,                               # 0 passed, 1 failed, 4 incomplete
+      "skip_reasons": [{"reason": "...", "count": 3}],   # most frequent first
+      "notes": ["..."],                             # what the selection left out, and why
       "summary": {"nginx": {"passed": 10, "failed": 1, "unsupported": 2, "skipped": 0,
                             "total": 13}, "varnish": {...}},
       "results": [
@@ -79,9 +84,11 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 
 
 def failures_only(run: RunResult, color: bool) -> str:
-    """The ``--quiet`` report: every failure's details, then the summary line."""
+    """The ``--quiet`` report: every failure's details, why checks were skipped, then the
+    summary line."""
     parts = [_failure_block(result, color) for result in run.failures()]
-    return "\n\n".join([*parts, summary_line(run, color)]) + "\n"
+    skips = "\n".join(skip_lines(run))
+    return "\n\n".join([*parts, *([skips] if skips else []), summary_line(run, color)]) + "\n"
 
 
 def notes(run: RunResult) -> str:
@@ -90,17 +97,29 @@ def notes(run: RunResult) -> str:
                      if r.outcome == "passed" and r.message)
 
 
-def table(run: RunResult, color: bool) -> str:
-    """The terminal report: a check × engine table, every failure's details, a summary line."""
+def table(run: RunResult, color: bool, verbose: bool = False) -> str:
+    """The terminal report: a check × engine table, every failure's details, why checks were
+    unsupported or skipped (skips grouped by reason with a count; one line each when
+    ``verbose``), the run's notes, and a summary line."""
     parts = [_heading(run), _grid(run, color)]
     failures = run.failures()
     if failures:
         parts.append("\n\n".join(_failure_block(result, color) for result in failures))
-    notes = [r for r in run.results if r.outcome in ("unsupported", "skipped") and r.message]
-    if notes:
-        parts.append("\n".join(_note_line(result) for result in notes))
+    shown = [r for r in run.results if r.message and (
+        r.outcome == "unsupported" or (verbose and r.outcome == "skipped"))]
+    lines = [_note_line(result) for result in shown]
+    if not verbose:
+        lines += skip_lines(run)
+    lines += [f"NOTE {note}" for note in run.notes]
+    if lines:
+        parts.append("\n".join(lines))
     parts.append(summary_line(run, color))
     return "\n\n".join(parts) + "\n"
+
+
+def skip_lines(run: RunResult) -> list[str]:
+    """One line per reason checks were skipped, with how many results it covers."""
+    return [f"SKIP {count}× {reason}" for reason, count in run.skip_reasons()]
 
 
 def _heading(run: RunResult) -> str:
@@ -152,15 +171,26 @@ def _note_line(result: CheckResult) -> str:
 
 
 def summary_line(run: RunResult, color: bool = False) -> str:
-    """One line: counts per engine, the verdict and the run's duration."""
+    """One line: the verdict, the run's duration and the counts per engine."""
     per_engine = []
     for summary in run.summaries():
         counts = [f"{summary.count(o)} {o}" for o in OUTCOMES if summary.count(o) or o == "passed"]
         per_engine.append(f"{summary.engine}: {', '.join(counts)}")
-    failed = len(run.failures())
-    verdict = _paint("PASSED", _SGR["passed"], color) if run.passed else _paint(
-        f"FAILED ({failed} failed)", _SGR["failed"], color)
-    return f"{verdict} in {run.duration:.1f}s — {'; '.join(per_engine) or 'no engines'}"
+    return f"{verdict_text(run, color)} in {run.duration:.1f}s — {'; '.join(per_engine) or 'no engines'}"
+
+
+def verdict_text(run: RunResult, color: bool = False) -> str:
+    """``PASSED``, ``FAILED (2 failed, 3 skipped)`` or ``INCOMPLETE (3 skipped)``; with
+    ``--allow-skips`` an incomplete run says the skips were allowed."""
+    failed, skipped = len(run.failures()), len(run.skipped)
+    counts = [f"{failed} failed"] if failed else []
+    counts += [f"{skipped} skipped"] if skipped else []
+    if run.verdict == "failed":
+        return _paint(f"FAILED ({', '.join(counts)})", _SGR["failed"], color)
+    if run.verdict == "incomplete":
+        allowed = ", allowed by --allow-skips" if run.allow_skips else ""
+        return _paint(f"INCOMPLETE ({skipped} skipped{allowed})", _SGR["unsupported"], color)
+    return _paint("PASSED", _SGR["passed"], color)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -177,6 +207,11 @@ def to_json(run: RunResult) -> str:
         "started": run.started.isoformat(),
         "duration": round(run.duration, 3),
         "passed": run.passed,
+        "verdict": run.verdict,
+        "allow_skips": run.allow_skips,
+        "exit_code": run.exit_code,
+        "skip_reasons": [{"reason": reason, "count": count} for reason, count in run.skip_reasons()],
+        "notes": list(run.notes),
         "summary": {s.engine: {**{o: s.count(o) for o in OUTCOMES}, "total": s.total}
                     for s in run.summaries()},
         "results": [_result_json(result) for result in run.results],
@@ -209,7 +244,9 @@ def from_json(text: str) -> RunResult:
             policy_name=str(doc["policy"]["name"]), policy_file=str(doc["policy"]["file"]),
             runtime=str(doc["runtime"]), engines=tuple(str(e) for e in doc["engines"]),
             results=tuple(_result_from(raw) for raw in doc["results"]),
-            started=datetime.fromisoformat(doc["started"]), duration=float(doc["duration"]))
+            started=datetime.fromisoformat(doc["started"]), duration=float(doc["duration"]),
+            allow_skips=bool(doc.get("allow_skips", False)),
+            notes=tuple(str(n) for n in doc.get("notes", ())))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed {FORMAT} document: {exc!r}") from exc
 
@@ -254,7 +291,8 @@ def _suite(run: RunResult, engine: str) -> ET.Element:
                                      "timestamp": run.started.isoformat(timespec="seconds")})
     properties = ET.SubElement(suite, "properties")
     for name, value in (("policy", run.policy_name), ("policy_file", run.policy_file),
-                        ("runtime", run.runtime), ("engine", engine)):
+                        ("runtime", run.runtime), ("engine", engine), ("verdict", run.verdict),
+                        ("allow_skips", str(run.allow_skips).lower())):
         ET.SubElement(properties, "property", {"name": name, "value": _xml_text(value)})
     suite.extend(_testcase(result) for result in results)
     return suite

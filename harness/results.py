@@ -6,12 +6,20 @@ the HTML comparison) reads the same thing, and a JSON report can be read back in
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal, TypeAlias
 
 Outcome: TypeAlias = Literal["passed", "failed", "unsupported", "skipped"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("passed", "failed", "unsupported", "skipped")
+Verdict: TypeAlias = Literal["passed", "failed", "incomplete"]
+
+#: ``cachewright test``'s exit codes by verdict (1 check failed, 2 bad policy and 3 environment
+#: come from the error classes; 4 is a run that passed what ran but skipped checks)
+EXIT_PASSED: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_INCOMPLETE: Final = 4
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,12 @@ class RunResult:
     results: tuple[CheckResult, ...]
     started: datetime
     duration: float
+    #: skipped checks were accepted (``--allow-skips``): the exit code is 0, the verdict still
+    #: says what was skipped
+    allow_skips: bool = False
+    #: what the run's selection left out and why, one line each (e.g. with ``--origin``, the
+    #: checks that need the sample origin)
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -77,9 +91,33 @@ class RunResult:
         return not any(result.failed for result in self.results)
 
     @property
+    def skipped(self) -> tuple[CheckResult, ...]:
+        """The results of checks that were selected but did not run, in run order."""
+        return tuple(result for result in self.results if result.outcome == "skipped")
+
+    @property
+    def verdict(self) -> Verdict:
+        """``failed`` when a check failed; else ``incomplete`` when one was skipped; else
+        ``passed``. ``unsupported`` is a result, not a gap: the capability matrix says the
+        engine lacks the feature, and the policy compiled for it only with that gap accepted."""
+        if not self.passed:
+            return "failed"
+        return "incomplete" if self.skipped else "passed"
+
+    @property
     def exit_code(self) -> int:
-        """The CLI's exit code for this run: 0 when it passed, 1 when a check failed."""
-        return 0 if self.passed else 1
+        """The CLI's exit code: 0 passed (or incomplete with ``allow_skips``), 1 a check failed,
+        4 incomplete (checks were skipped)."""
+        if self.verdict == "failed":
+            return EXIT_FAILED
+        if self.verdict == "incomplete" and not self.allow_skips:
+            return EXIT_INCOMPLETE
+        return EXIT_PASSED
+
+    def skip_reasons(self) -> tuple[tuple[str, int], ...]:
+        """Each distinct reason checks were skipped for, with how many results it covers, most
+        frequent first (ties in run order)."""
+        return tuple(Counter(r.message or "no reason given" for r in self.skipped).most_common())
 
     def summary(self, engine: str) -> EngineSummary:
         """Counts by outcome of ``engine``'s results."""

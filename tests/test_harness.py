@@ -28,7 +28,10 @@ def results(report: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("policy", EXAMPLES, ids=lambda p: p.parent.name)
 def test_every_example_passes_on_both_engines(policy: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    code = main(["test", str(policy), "--json", str(report), "--junit", str(tmp_path / "j.xml")])
+    # Checks an example cannot run here (timeout faults at origin.read_timeout 30s, a stale
+    # window of hours) are skipped: INCOMPLETE, accepted knowingly (the verdict still says so).
+    code = main(["test", str(policy), "--allow-skips", "--json", str(report), "--junit",
+                 str(tmp_path / "j.xml")])
     found = results(report)
     failed = [f"{r['check_id']} [{r['engine']}]: {r['message']}" for r in found
               if r["outcome"] == "failed"]

@@ -7,11 +7,21 @@ import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from harness.report import Progress, from_json, should_color, summary_line, table, to_json, to_junit
+from harness.report import (
+    Progress,
+    failures_only,
+    from_json,
+    should_color,
+    summary_line,
+    table,
+    to_json,
+    to_junit,
+)
 from harness.results import CheckResult, EngineSummary, Outcome, RunResult
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -80,7 +90,7 @@ def test_table_rows_cells_and_summary() -> None:
         "purge-tag          UNSUPPORTED  PASS     purge-tag works",
         "scenario:cart      -            SKIP     scenario:cart works",
     ]
-    assert lines[-1] == ("FAILED (1 failed) in 12.3s — nginx: 1 passed, 1 unsupported; "
+    assert lines[-1] == ("FAILED (1 failed, 1 skipped) in 12.3s — nginx: 1 passed, 1 unsupported; "
                          "varnish: 1 passed, 1 failed, 1 skipped")
     assert "\x1b[" not in text
 
@@ -97,7 +107,8 @@ def test_table_shows_every_failure_with_its_details() -> None:
         "      Child starts",
     ]
     assert "UNSUPPORTED purge-tag [nginx]: purge.tag is unsupported on nginx" in text
-    assert "SKIP scenario:cart [varnish]: runs on varnish only" in text
+    assert "SKIP 1× runs on varnish only" in text
+    assert "SKIP scenario:cart [varnish]: runs on varnish only" in table(RUN, False, verbose=True)
 
 
 def test_table_colours_cells_only_when_asked() -> None:
@@ -105,6 +116,53 @@ def test_table_colours_cells_only_when_asked() -> None:
     assert "\x1b[32mPASS       \x1b[0m" in text  # padded before painting: columns stay aligned
     assert "\x1b[1;31mFAIL   \x1b[0m" in text
     assert "\x1b[33mUNSUPPORTED\x1b[0m" in text
+
+
+SKIPS = make_run(result("a", "nginx"), result("a", "varnish"),
+                 *(result(f"s{i}", e, "skipped", message="needs the sample origin")
+                   for i in range(3) for e in ("nginx", "varnish")),
+                 result("t", "nginx", "skipped", message="too long to wait"),
+                 result("u", "nginx", "unsupported", message="no such feature"))
+
+
+def test_a_run_with_skips_is_incomplete_and_exits_4() -> None:
+    assert SKIPS.passed and SKIPS.verdict == "incomplete" and SKIPS.exit_code == 4
+    assert SKIPS.skip_reasons() == (("needs the sample origin", 6), ("too long to wait", 1))
+    assert summary_line(SKIPS).startswith("INCOMPLETE (7 skipped) in 12.3s — nginx: 1 passed, "
+                                          "1 unsupported, 4 skipped")
+
+
+def test_skips_are_one_line_per_reason_unless_verbose() -> None:
+    text = table(SKIPS, color=False)
+    assert "SKIP 6× needs the sample origin\nSKIP 1× too long to wait" in text
+    assert "SKIP s0 [nginx]" not in text
+    assert "UNSUPPORTED u [nginx]: no such feature" in text
+    verbose = table(SKIPS, color=False, verbose=True)
+    assert verbose.count("needs the sample origin") == 6 and "SKIP 6×" not in verbose
+    assert failures_only(SKIPS, False).splitlines()[0] == "SKIP 6× needs the sample origin"
+
+
+def test_allow_skips_exits_0_and_still_says_incomplete() -> None:
+    allowed = replace(SKIPS, allow_skips=True)
+    assert allowed.exit_code == 0 and allowed.verdict == "incomplete"
+    assert summary_line(allowed).startswith("INCOMPLETE (7 skipped, allowed by --allow-skips)")
+
+
+def test_a_failure_wins_over_skips() -> None:
+    run = replace(SKIPS, results=(*SKIPS.results, result("f", "nginx", "failed")), allow_skips=True)
+    assert run.verdict == "failed" and run.exit_code == 1
+    assert summary_line(run).startswith("FAILED (1 failed, 7 skipped)")
+
+
+def test_unsupported_alone_passes() -> None:
+    run = make_run(result("a", "nginx"), result("u", "nginx", "unsupported", message="gap"))
+    assert run.verdict == "passed" and run.exit_code == 0
+
+
+def test_run_notes_are_printed_and_kept() -> None:
+    run = replace(SKIPS, notes=("12 derived checks need the sample origin",))
+    assert "NOTE 12 derived checks need the sample origin" in table(run, color=False)
+    assert from_json(to_json(run)).notes == run.notes
 
 
 def test_summary_line_of_a_passing_run() -> None:
@@ -138,7 +196,10 @@ def test_should_color_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_json_shape() -> None:
     doc = json.loads(to_json(RUN))
     assert list(doc) == ["format", "format_version", "policy", "runtime", "engines", "started",
-                         "duration", "passed", "summary", "results"]
+                         "duration", "passed", "verdict", "allow_skips", "exit_code",
+                         "skip_reasons", "notes", "summary", "results"]
+    assert (doc["verdict"], doc["allow_skips"], doc["exit_code"]) == ("failed", False, 1)
+    assert doc["skip_reasons"] == [{"reason": "runs on varnish only", "count": 1}]
     assert doc["format"] == "cachewright-test-results" and doc["format_version"] == 1
     assert doc["policy"] == {"name": "shop", "file": "examples/shop/policy.yaml"}
     assert doc["started"] == "2024-05-01T12:00:00+00:00"
@@ -182,7 +243,8 @@ def test_junit_suites_cases_failures_and_skips() -> None:
     assert varnish.get("failures") == "1" and varnish.get("skipped") == "1"
     props = {p.get("name"): p.get("value") for p in nginx.iter("property")}
     assert props == {"policy": "shop", "policy_file": "examples/shop/policy.yaml",
-                     "runtime": "local", "engine": "nginx"}
+                     "runtime": "local", "engine": "nginx", "verdict": "failed",
+                     "allow_skips": "false"}
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
     failure = cases[("cachewright.varnish", "rule-products-hit")].find("failure")
     assert failure is not None

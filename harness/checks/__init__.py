@@ -22,6 +22,7 @@ from ..origin_client import OriginClient
 from ..prepare import request_host
 from ..results import CheckResult
 from .base import Check, CheckFailed, CheckSkipped, Ctx
+from .blackbox import Options, blackbox_checks
 from .defaults import default_checks
 from .faults import fault_checks
 from .purge import purge_checks
@@ -29,7 +30,8 @@ from .rules import rule_checks
 from .security import security_checks
 from .tls import tls_checks
 
-__all__ = ["Check", "Ctx", "context", "derive", "run_checks", "select"]
+__all__ = ["Check", "Ctx", "Options", "context", "derive", "derive_for_app", "left_out",
+           "run_checks", "select"]
 
 Progress = Callable[[CheckResult], None]
 #: checks run at once on one engine (each uses its own paths, so they never share an entry)
@@ -40,6 +42,20 @@ def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
             *tls_checks(policy), *security_checks(policy), *fault_checks(policy)]
+
+
+def derive_for_app(policy: Policy, options: Options) -> tuple[list[Check], list[Check]]:
+    """With the user's own app as the origin: the checks that can run (the black-box checks,
+    then the derived checks that need no control port), and those left out (they program or
+    count the sample origin)."""
+    every = derive(policy)
+    runnable = [c for c in every if not c.needs_control]
+    return [*blackbox_checks(policy, options), *runnable], [c for c in every if c.needs_control]
+
+
+def left_out(check: Check, engine: str) -> CheckResult:
+    """The result of a check that was asked for by name but cannot run with the user's app."""
+    return _result(check, engine, "skipped", "needs the sample origin (not with --origin or --origin-image)")
 
 
 def select(checks: Iterable[Check], patterns: Sequence[str]) -> list[Check]:
@@ -88,7 +104,7 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
                        tuple(f"{engine} log: {line}" for line in stack.logs(engine, 15).splitlines()))
     origin = OriginClient(stack.origin.control_url) if stack.origin.control_url else None
     if check.needs_control and origin is None:
-        return _result(check, engine, "skipped", "needs the sample origin (not with --origin)")
+        return _result(check, engine, "skipped", "needs the sample origin (not with --origin or --origin-image)")
     ctx = context(stack, policy, engine, origin)
     started = time.monotonic()
     try:
@@ -116,7 +132,7 @@ def _details(ctx: Ctx) -> tuple[str, ...]:
         try:
             counts = ctx.origin.counts()
             lines += [f"origin count {path}: {n}" for path, n in sorted(counts.paths.items())
-                      if ctx.run_token in path]
+                      if path in ctx.units or ctx.run_token in path]
         except Exception as exc:  # noqa: BLE001 - the origin may be what failed
             lines.append(f"origin counts unavailable: {exc}")
     lines += [f"{ctx.engine} log: {line}" for line in ctx.stack.logs(ctx.engine, 15).splitlines()]

@@ -18,7 +18,8 @@ from generator.model import Policy
 
 from .. import checks, client, report, ui
 from ..api import ENGINES, Runtime, Stack
-from ..client import Response
+from ..checks.blackbox import parse_paths
+from ..client import SAMPLE_IDENTITY, Identity, Response
 from ..local import LocalRuntime
 from ..origin_client import Counts
 from ..prepare import Configs, generated, request_host
@@ -51,6 +52,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trace", action="store_true",
                    help="print one line per request: engine, request, status, cache outcome, and "
                         "whether the origin produced the response")
+    p.add_argument("--allow-skips", action="store_true",
+                   help="exit 0 when checks were skipped but none failed (the verdict still says "
+                        "INCOMPLETE and why; without this option such a run exits 4)")
+    p.add_argument("--response-id-header", metavar="NAME",
+                   help="a header your app sets uniquely on every response: what proves a hit "
+                        "with --origin/--origin-image and what same_response_as compares "
+                        "(default: X-Response-Id with the sample origin; else ETag, else a "
+                        "digest of the body)")
+    p.add_argument("--path", action="append", default=[], metavar="RULE=/PATH",
+                   help="with --origin/--origin-image: a real page of your app that RULE "
+                        "matches, for that rule's checks (repeatable; 'default' for the "
+                        "implicit rule)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
     p.set_defaults(run=run)
@@ -69,8 +82,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "cachewright/ROLE:local stand-ins when present, else the official images)")
     p.add_argument("--origin-image", metavar="IMAGE",
                    help="docker: run your own app from IMAGE as the origin (its own command, "
-                        "listening on --origin-port); checks that program the sample origin are "
-                        "skipped, as with --origin")
+                        "listening on --origin-port); the black-box checks run, as with --origin")
     p.add_argument("--origin-port", type=int, default=8080, metavar="PORT",
                    help="docker: the port the --origin-image app listens on (default: 8080)")
     p.add_argument("--sample-origin-image", metavar="IMAGE",
@@ -79,8 +91,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docker-network", choices=("private", "host"), default="private",
                    help="docker: one private network per run (default), or the host's network")
     p.add_argument("--origin", metavar="URL",
-                   help="use your running app at URL instead of the sample origin (checks that "
-                        "need the origin's control port are skipped; scenarios still run)")
+                   help="use your running app at URL instead of the sample origin (test: "
+                        "black-box checks in place of those that need the sample origin's "
+                        "control port, and the scenarios that neither program nor count it)")
 
 
 def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
@@ -132,24 +145,60 @@ def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     selected = engines(args)
     scenarios = scenarios_of(args)
-    derived = [] if args.no_derived else checks.select(checks.derive(policy), args.checks)
+    derived, asked_out, notes = derived_checks(args, policy)
     started, clock = datetime.now(UTC), time.monotonic()
-    total = len(selected) * (len(derived) + len(scenarios))
+    total = len(selected) * len(derived) + sum(len(set(s.engines) & set(selected)) for s in scenarios)
     chosen = runtime(args)
     client.TRACE = Tracer() if args.trace else None
+    identity = response_identity(args)
     with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
             chosen.start(policy, selected, args.origin) as stack:
         results = checks.run_checks(derived, stack, policy, selected, progress.done)
-        results += run_scenarios(scenarios, stack, policy, selected, progress.done)
+        results += [checks.left_out(c, e) for e in selected for c in asked_out]
+        results += run_scenarios(scenarios, stack, policy, selected, progress.done, identity)
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
-                        time.monotonic() - clock)
+                        time.monotonic() - clock, args.allow_skips, notes)
     color = report.should_color(sys.stdout)
     print(report.failures_only(outcome, color) if ui.level == ui.QUIET else
-          report.table(outcome, color), end="")
+          report.table(outcome, color, verbose=ui.level == ui.VERBOSE), end="")
     ui.detail(report.notes(outcome))
     write_report(args.json, report.to_json(outcome))
     write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+def user_app(args: argparse.Namespace) -> bool:
+    """Whether the origin is the user's own app (``--origin`` or ``--origin-image``)."""
+    return bool(args.origin or getattr(args, "origin_image", None))
+
+
+def response_identity(args: argparse.Namespace) -> Identity:
+    """What tells responses apart: ``--response-id-header``, else the sample origin's
+    X-Response-Id, else (the user's app) ETag or a body digest."""
+    if args.response_id_header:
+        return Identity(args.response_id_header)
+    return Identity() if user_app(args) else SAMPLE_IDENTITY
+
+
+Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
+
+
+def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
+    """The derived checks to run; those asked for by ``--checks`` that cannot run against the
+    user's app (reported as skipped); and a note on what the selection left out."""
+    if args.no_derived:
+        return [], [], ()
+    if not user_app(args):
+        if args.path:
+            raise UsageError("--path applies to your own app (--origin or --origin-image)")
+        return checks.select(checks.derive(policy), args.checks), [], ()
+    options = checks.Options(response_identity(args), parse_paths(args.path))
+    runnable, out = checks.derive_for_app(policy, options)
+    asked_out = checks.select(out, args.checks) if args.checks else []
+    note = (f"{len(out)} derived checks need the sample origin (they program or count it: TTLs, "
+            "stale serving, origin faults, the security suite, ...) and were left out; run "
+            "without --origin/--origin-image for them") if out and not args.checks else ""
+    return checks.select(runnable, args.checks), asked_out, (note,) if note else ()
 
 
 class Tracer:
@@ -182,8 +231,9 @@ def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
 
 
 def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
-                  selected: tuple[str, ...], done: Any = None) -> list[CheckResult]:
-    """Each engine runs every scenario in its own thread."""
+                  selected: tuple[str, ...], done: Any = None,
+                  identity: Identity = SAMPLE_IDENTITY) -> list[CheckResult]:
+    """Each engine runs the scenarios meant for it (``engines:``), in its own thread."""
     if not scenarios:
         return []
     ctx = StackContext(stack, request_host(policy))
@@ -192,8 +242,8 @@ def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
 
     def one_engine(engine: str) -> list[CheckResult]:
         out = []
-        for scenario in scenarios:
-            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url))
+        for scenario in (s for s in scenarios if engine in s.engines):
+            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url), identity)
             if done is not None:
                 done(result)
             out.append(result)
@@ -203,18 +253,14 @@ def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
         return [r for rs in pool.map(one_engine, selected) for r in rs]
 
 
-def _scenario_result(scenario: Scenario, ctx: StackContext, engine: str,
-                     control: bool) -> CheckResult:
-    if not control and _needs_origin(scenario):
+def _scenario_result(scenario: Scenario, ctx: StackContext, engine: str, control: bool,
+                     identity: Identity) -> CheckResult:
+    if not control and scenario.needs_origin:
         return CheckResult(scenario.check_id, scenario.description or scenario.name, engine,
-                           "skipped", "programs or counts the sample origin (not with --origin)")
-    return run_scenario(scenario, ctx, engine)
-
-
-def _needs_origin(scenario: Scenario) -> bool:
-    expects = [step.expect for step in scenario.steps]
-    return bool(scenario.origin) or any(
-        e.origin_delta is not None or e.origin_total_delta is not None for e in expects)
+                           "skipped", "programs or counts the sample origin, or reads what it "
+                           "received (not with --origin or --origin-image)",
+                           tags=("scenario", *scenario.tags))
+    return run_scenario(scenario, ctx, engine, identity=identity)
 
 
 class _NoOrigin:
