@@ -8,10 +8,18 @@ enough. Fixtures:
 * ``cachewright_engine`` – the engine of this test run; tests using it (or ``cache``) run once per
   engine selected by ``--cachewright-engine nginx|varnish|all`` (default: all) and by the marker
   ``@pytest.mark.cachewright(engines=["varnish"])``;
+* ``cachewright_origin_url`` – your own app's URL, which the engines then proxy to instead of
+  the sample origin: ``--cachewright-origin URL``, the ini value ``cachewright_origin``, or
+  override this fixture (e.g. to start your app for the session and return its URL); None: the
+  sample origin;
 * ``cachewright_stack`` – one ``LocalRuntime`` stack for the whole session (origin + engines);
 * ``cache`` – a ``harness.client.Client`` for the current engine (Host: the policy's first
   ``listen.hosts`` entry; https when the policy redirects plain HTTP);
-* ``origin`` – an ``OriginClient`` on the sample origin's control port, reset before each test.
+* ``cachewright_identity`` – a ``harness.client.Identity``: what tells responses apart
+  (``--cachewright-response-id-header``; else the sample origin's ``X-Response-Id``, or your
+  app's ``ETag``, else a body digest);
+* ``origin`` – an ``OriginClient`` on the sample origin's control port, reset before each test
+  (a test using it is skipped against your own app: there is no control port).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from generator.load import load
 from generator.model import Policy
 
 from .api import ENGINES, Stack
-from .client import Client, Response
+from .client import SAMPLE_IDENTITY, Client, Identity, Response
 from .local import LocalRuntime
 from .origin_client import OriginClient
 from .prepare import request_host
@@ -56,8 +64,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="policy file the cachewright fixtures run (overrides the ini value)")
     group.addoption("--cachewright-engine", choices=(*ENGINES, "all"), default="all",
                     help="engine(s) cachewright tests run on (default: all)")
+    group.addoption("--cachewright-origin", metavar="URL",
+                    help="your running app (http://HOST:PORT): the engines proxy to it instead of "
+                         "the sample origin (overrides the ini value)")
+    group.addoption("--cachewright-response-id-header", metavar="NAME",
+                    help="a header your app sets uniquely per response (cachewright_identity)")
     parser.addini("cachewright_policy", "policy file the cachewright fixtures run (relative to "
                   "the ini file)", default=None)
+    parser.addini("cachewright_origin", "your running app's URL (instead of the sample origin)",
+                  default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,13 +131,33 @@ def cachewright_policy_model(cachewright_policy: Path) -> Policy:
 
 
 @pytest.fixture(scope="session")
-def cachewright_stack(pytestconfig: pytest.Config, cachewright_policy_model: Policy) -> Iterator[Stack]:
-    """The sample origin and every selected, installed engine, for the whole session."""
+def cachewright_origin_url(pytestconfig: pytest.Config) -> str | None:
+    """Your app's URL (``--cachewright-origin`` or the ini value), or None for the sample
+    origin. Override this fixture to start your app for the session and return its URL."""
+    given = pytestconfig.getoption("cachewright_origin") or pytestconfig.getini("cachewright_origin")
+    return str(given) if given else None
+
+
+@pytest.fixture(scope="session")
+def cachewright_stack(pytestconfig: pytest.Config, cachewright_policy_model: Policy,
+                      cachewright_origin_url: str | None) -> Iterator[Stack]:
+    """The origin (the sample one, or your app) and every selected, installed engine, for the
+    whole session."""
     engines = tuple(e for e in selected_engines(pytestconfig) if _installed(e))
     if not engines:
         pytest.skip("cachewright: no selected engine is installed (nginx, varnishd)")
-    with LocalRuntime().start(cachewright_policy_model, engines) as stack:
+    with LocalRuntime().start(cachewright_policy_model, engines, cachewright_origin_url) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def cachewright_identity(pytestconfig: pytest.Config, cachewright_origin_url: str | None) -> Identity:
+    """What tells two responses apart: ``identity.of(a) == identity.of(b)`` means the same
+    response (with a per-response header, proof that ``b`` came from the cache)."""
+    header = pytestconfig.getoption("cachewright_response_id_header")
+    if header:
+        return Identity(header)
+    return Identity() if cachewright_origin_url else SAMPLE_IDENTITY
 
 
 def _installed(engine: str) -> bool:
@@ -148,7 +183,11 @@ def _scheme(policy: Policy) -> str:
 
 @pytest.fixture
 def origin(cachewright_stack: Stack) -> Iterator[OriginClient]:
-    """The sample origin's control port, reset (rules, counts, log) before the test."""
+    """The sample origin's control port, reset (rules, counts, log) before the test; skipped
+    against your own app, which has none."""
+    if not cachewright_stack.origin.control_url:
+        pytest.skip("cachewright: the origin fixture needs the sample origin's control port "
+                    "(not with your own app as the origin)")
     with OriginClient(cachewright_stack.origin.control_url) as client:
         client.reset()
         yield client

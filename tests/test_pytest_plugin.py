@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -12,6 +15,26 @@ pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples/pytest/test_my_cache.py"
 SHOP = REPO / "examples/shop/policy.yaml"
+UX_APP, UX_POLICY = REPO / "tests/data/ux_app.py", REPO / "tests/data/ux_app.yaml"
+
+#: tests a user writes against their own app (tests/data/ux_app.py and its policy)
+OWN_APP_TESTS = """
+def test_a_post_is_cached(cache, cachewright_identity):
+    first, again = cache.get("/blog/hello?t=1"), cache.get("/blog/hello?t=1")
+    assert (first.cache.outcome, again.cache.outcome) == ("miss", "hit")
+    assert cachewright_identity.of(first) == cachewright_identity.of(again)
+    assert cachewright_identity.header == "X-Request-Id"
+
+
+def test_the_account_is_never_shared(cache, cachewright_identity):
+    first, again = cache.get("/account/"), cache.get("/account/")
+    assert again.cache.outcome == "bypass"
+    assert cachewright_identity.of(first) != cachewright_identity.of(again)
+
+
+def test_programming_the_origin(origin):
+    pass
+"""
 
 
 def plugin_args() -> list[str]:
@@ -49,3 +72,53 @@ def test_missing_policy_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(*plugin_args(), "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.cachewright(engines=*"])
+
+
+@pytest.fixture
+def ux_app() -> Iterator[str]:
+    """tests/data/ux_app.py on a free loopback port, stopped by its PID."""
+    proc = subprocess.Popen([sys.executable, str(UX_APP)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("listening "), line
+        yield f"http://127.0.0.1:{line.split()[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.mark.engine
+def test_the_users_own_app_by_option(pytester: pytest.Pytester, ux_app: str) -> None:
+    pytester.makepyfile(test_own_app=OWN_APP_TESTS)
+    result = pytester.runpytest_subprocess(
+        *plugin_args(), "--cachewright-policy", str(UX_POLICY), "--cachewright-origin", ux_app,
+        "--cachewright-response-id-header", "X-Request-Id", "--cachewright-engine", "nginx",
+        "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=2, skipped=3)  # the other engine twice; origin once
+    result.stdout.fnmatch_lines(["*origin fixture needs the sample origin's control port*"])
+
+
+@pytest.mark.engine
+def test_the_users_own_app_by_fixture(pytester: pytest.Pytester) -> None:
+    """A conftest overrides ``cachewright_origin_url``: it starts the app for the session."""
+    pytester.makeconftest(f"""
+import subprocess, sys
+import pytest
+
+@pytest.fixture(scope="session")
+def cachewright_origin_url():
+    proc = subprocess.Popen([sys.executable, {str(UX_APP)!r}], stdout=subprocess.PIPE, text=True)
+    port = proc.stdout.readline().split()[1]
+    yield f"http://127.0.0.1:{{port}}"
+    proc.terminate()
+    proc.wait()
+    proc.stdout.close()
+""")
+    pytester.makepyfile(test_own_app=OWN_APP_TESTS)
+    pytester.makeini(f"[pytest]\ncachewright_policy = {UX_POLICY}\n")
+    result = pytester.runpytest_subprocess(
+        *plugin_args(), "--cachewright-engine", "varnish", "--cachewright-response-id-header",
+        "X-Request-Id", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, skipped=3)  # the other engine twice; origin once
