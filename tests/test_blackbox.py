@@ -205,3 +205,16 @@ def _app_image(client: Any) -> str:
     finally:
         container.remove(force=True)
     return str(image.id)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--path", "blog=/blog/"], "--path applies to your own app (--origin or --origin-image)"),
+    (["--origin", "http://127.0.0.1:9", "--path", "blog"],
+     "--path 'blog': expected RULE=/path, e.g. static=/static/app.3f2a.js"),
+    (["--origin", "http://127.0.0.1:9", "--path", "blog=/admin/"],
+     "--path blog=/admin/: that request selects rule 'admin', not 'blog'"),
+])
+def test_bad_paths_exit_2_before_anything_starts(args: list[str], message: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(POLICY), "--skip-missing", *args]) == 2
+    assert capsys.readouterr().err.strip() == message
