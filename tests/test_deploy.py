@@ -62,6 +62,7 @@ HOST_SETUP = """install -d -g adm /var/log/nginx
 """
 BLOCK = re.compile(r"^```(?P<lang>\w+) deploy:(?P<step>[\w-]+)\n(?P<body>.*?)^```$", re.M | re.S)
 
+
 def doc_blocks() -> dict[str, str]:
     """The page's ``deploy:<step>`` blocks by step, in page order."""
     found = [(m.group("step"), m.group("body")) for m in BLOCK.finditer(DOC.read_text(encoding="utf-8"))]
