@@ -41,6 +41,7 @@ from generator.model import Policy
 from generator.pipeline import Options
 from generator.render import OutputFile
 
+from . import ui
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .origin import OriginConfig, OriginServer
 from .ports import Fixed, engine_ports
@@ -196,7 +197,8 @@ class LocalRuntime:
         """Start everything, registering each undo step on ``cleanup`` as soon as it is needed."""
         engines = tuple(dict.fromkeys(engines))
         binaries = {name: require(name) for name in _binaries(policy, engines)}
-        reap()  # what runs killed earlier left (their watchdogs died with them)
+        for left in reap():  # what runs killed earlier left (their watchdogs died with them)
+            ui.detail(f"reaped {left}: its harness was killed and its watchdog with it")
         run_dir, marker = _make_run_dir(cleanup, list(binaries.values()))
         origin, origin_host, origin_port = cleanup.enter_context(_origin(origin_url))
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None

@@ -25,7 +25,7 @@ import pytest
 from processes import children, gone, wait_gone
 
 from generator.load import load
-from harness import reaper
+from harness import reaper, ui
 from harness.local import LocalRuntime, LocalStack, varnish_workdir
 from harness.procs import group_members
 from harness.reaper import MARKER, Marker, Owner
@@ -209,7 +209,8 @@ def test_sigkill_compare_with_both_stacks_up(temp: Path) -> None:
 
 
 @pytest.mark.engine
-def test_next_run_reaps_a_run_whose_watchdog_died_too(temp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_next_run_reaps_a_run_whose_watchdog_died_too(temp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """As when a whole cgroup is killed: the engines are left running, the next run reaps them."""
     with harness(temp, "serve", str(SHOP), "--json") as run:
         assert run.popen.stdout is not None and run.popen.stdout.readline()
@@ -220,10 +221,13 @@ def test_next_run_reaps_a_run_whose_watchdog_died_too(temp: Path, monkeypatch: p
     leftover = {d for d in run.run_dirs if d.exists()}
     assert len(leftover) == 2, leftover  # the run directory and the Varnish workdir
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(ui, "level", ui.VERBOSE)
     with LocalRuntime().start(load(STATIC), ("nginx",)) as stack:
         assert wait_gone(sorted(run.engines), 0) == []
         assert {d for d in run.run_dirs if d.exists()} == set()
         assert isinstance(stack, LocalStack) and list(temp.iterdir()) == [stack.run_dir]
+    (reaped,) = (d for d in run.run_dirs if d.parent == temp)
+    assert f"reaped {reaped}: its harness was killed" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the reaper's judgement
