@@ -33,6 +33,8 @@ class Feature:
     varnish: Support
     alternative: str = ""
     enforced: bool = True  # False: reported (and checked) but never a compile error
+    #: False: accept_missing cannot waive it (the engine would do something less safe instead)
+    acceptable: bool = True
 
     def on(self, engine: str) -> Support:
         return self.nginx if engine == "nginx" else self.varnish
@@ -53,6 +55,14 @@ TABLE: tuple[Feature, ...] = (
     Feature("origin.servers", "several origin servers, round-robin", "origin.url",
             lambda p: len(p.origin.servers) > 1,
             Support(N, "upstream block"), Support(M, "vmod directors (bundled)")),
+    Feature("origin.https", "TLS to the origin (https:// origin URLs)", "origin.url",
+            lambda p: p.origin.tls is not None,
+            Support(N, "proxy_pass https:// with SNI (proxy_ssl_name), proxy_ssl_verify against "
+                       "the system or the given CAs, explicit proxy_ssl_protocols"),
+            Support(U, "open-source Varnish has no TLS to backends"),
+            "a TLS client sidecar beside varnishd (stunnel4 in client mode, or nginx's "
+            "proxy_pass https://) that verifies the origin, with origin.url pointing Varnish at "
+            "it as http://127.0.0.1:PORT", acceptable=False),
     Feature("origin.probe", "active health probe", "origin.probe",
             lambda p: p.origin.probe is not None,
             Support(U, "active checks are NGINX Plus only; passive max_fails is always on"),
@@ -148,19 +158,32 @@ def missing(policy: Policy, engine: str) -> list[Feature]:
 def check(policy: Policy, engine: str) -> list[str]:
     """Raise CapabilityError for unsupported features not accepted by the policy; else warnings."""
     accepted = set(policy.accepted_missing(engine))
-    errors, warnings = [], []
+    errors, warnings = [], _warnings(policy, engine)
     for feature in missing(policy, engine):
         where = f"{policy.where(feature.path.replace('[]', ''))}: {feature.path}"
         what = f"{feature.title} ({feature.id}) is unsupported on {engine}: {feature.on(engine).how}"
-        if feature.id in accepted:
+        if feature.id in accepted and feature.acceptable:
             warnings.append(f"{where}: warning: {what}; accepted by accept_missing.{engine}")
+            continue
+        if feature.acceptable:
+            waive = f"; or accept it with accept_missing: {{{engine}: [{feature.id}]}}"
         else:
-            errors.append(f"{where}: {what} (alternative: {feature.alternative}; or compile with "
-                          f"--target {_other(engine)}; or accept it with accept_missing: "
-                          f"{{{engine}: [{feature.id}]}})")
+            waive = "; accept_missing cannot waive it: the output would be less safe, not lacking"
+        errors.append(f"{where}: {what} (alternative: {feature.alternative}; or compile with "
+                      f"--target {_other(engine)}{waive})")
     if errors:
         raise CapabilityError("\n".join(errors))
     return warnings
+
+
+def _warnings(policy: Policy, engine: str) -> list[str]:
+    """What compiles but weakens a safe default the policy turned off on purpose."""
+    tls = policy.origin.tls
+    if tls is not None and not tls.verify and engine == "nginx":
+        return [f"{policy.where('origin.tls.verify')}: origin.tls.verify: warning: nginx accepts "
+                "any certificate from the origin (proxy_ssl_verify off): anyone on the path to "
+                "it can read and change what is cached"]
+    return []
 
 
 def _other(engine: str) -> str:

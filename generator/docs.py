@@ -151,6 +151,8 @@ def capabilities_table(only: tuple[str, ...] = ()) -> str:
         alternative = _cell(f.alternative) if f.alternative else NONE
         if not getattr(f, "enforced", True):
             alternative += " (reported only: never a compile error)"
+        if not f.acceptable:
+            alternative += " (accept_missing cannot waive it)"
         out.append(f"| `{f.id}` | {_cell(f.title)} ({path}) | {_support(f.nginx)} | "
                    f"{_support(f.varnish)} | {alternative} |")
     return "\n".join(out) + "\n"
@@ -174,7 +176,7 @@ class Generated:
 
 def tls_and_invalidation_table() -> str:
     """The rows of the capability table about TLS and invalidation (docs/engines.md)."""
-    return capabilities_table(("tls", "purge"))
+    return capabilities_table(("tls", "origin.https", "purge"))
 
 
 GENERATED = (

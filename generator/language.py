@@ -50,12 +50,25 @@ def _check_cidr(value: str) -> str | None:
     return None
 
 
+ORIGIN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/:?#]*)"
+                        r"(?::(?P<port>[^/?#]*))?(?P<rest>.*)")
+ORIGIN_URL_HINT = "expected http://host[:port] or https://host[:port], e.g. http://app:8000"
+
+
 def _check_origin_url(value: str) -> str | None:
-    match = re.fullmatch(r"http://([a-z0-9.-]+)(?::(\d{1,5}))?/?", value)
-    if not match or not re.fullmatch(HOSTNAME.replace(r"(?:\*\.)?", ""), match.group(1)):
-        return f'"{value}" is not an origin URL (expected http://host[:port], e.g. http://app:8000)'
-    if match.group(2) and not 0 < int(match.group(2)) < 65536:
+    match = ORIGIN_URL.fullmatch(value)
+    if not match:
+        return f'"{value}" is not an origin URL ({ORIGIN_URL_HINT})'
+    scheme, host, port, rest = match.group("scheme", "host", "port", "rest")
+    if scheme not in ("http", "https"):
+        return f'"{value}": scheme "{scheme}" is not supported ({ORIGIN_URL_HINT})'
+    if not re.fullmatch(str(PLAIN_HOST.pattern), host):
+        return f'"{value}": "{host}" is not a lowercase host name or IPv4 address ({ORIGIN_URL_HINT})'
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         return f'"{value}" has an invalid port (1-65535)'
+    if rest not in ("", "/"):
+        return (f'"{value}" has a path or query ("{rest}"); an origin URL names a server only '
+                f"(requests keep their own path; {ORIGIN_URL_HINT})")
     return None
 
 
@@ -88,13 +101,41 @@ PROBE = Obj("probe", {
                              varnish="`.expected_response`"),
 }, "Active health probe of every origin server.")
 
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+FILE_PATH = Str(r"[A-Za-z0-9_./-]+", "a file path (letters, digits, _ . / -)", 512)
+
+ORIGIN_TLS = Obj("origin tls", {
+    "verify": Field(Bool(), "Check the origin's certificate chain and name. false accepts any "
+                    "certificate (a compile warning says so).", True,
+                    nginx="`proxy_ssl_verify`", varnish="unsupported (see origin.https)"),
+    "ca": Field(FILE_PATH, "PEM file of the certificates trusted for the origin; default: the "
+                "system bundle /etc/ssl/certs/ca-certificates.crt. A relative path is read beside "
+                "the policy at load and written as given (nginx resolves it against the "
+                "directory of nginx.conf).", None, nullable=True, example="certs/origin-ca.pem",
+                nginx="`proxy_ssl_trusted_certificate`"),
+    "server_name": Field(PLAIN_HOST, "Name sent as SNI and checked against the origin's "
+                         "certificate; default: the host of origin.url (never the client's "
+                         "Host, nor origin.host_header).", None, nullable=True,
+                         example="app.internal.example.com",
+                         nginx="`proxy_ssl_name`, `proxy_ssl_server_name on`"),
+    "protocols": Field(ListOf(Enum(TLS_PROTOCOLS), min_items=1), "TLS versions offered to the "
+                       "origin.", TLS_PROTOCOLS, nginx="`proxy_ssl_protocols`"),
+    "verify_depth": Field(Int(1, 9), "Intermediate certificates allowed between the origin's "
+                          "certificate and a trusted one.", 3, nginx="`proxy_ssl_verify_depth`"),
+}, "TLS to https origin servers (only with https:// URLs).")
+
 ORIGIN = Obj("origin", {
     "url": Field(ListOf(Str(None, "an origin URL such as http://app:8000", 300, _check_origin_url),
                         min_items=1, one_or_many=True),
-                 "One origin URL or a list of them (`http://host[:port]`); requests are balanced "
+                 "One origin URL or a list of them (`http://host[:port]` or "
+                 "`https://host[:port]`, all with the same scheme); requests are balanced "
                  "round-robin.", example="http://app:8000",
-                 nginx="`upstream` block, one `server` each, `max_fails=3 fail_timeout=10s`",
-                 varnish="one `backend` each, `directors.round_robin()` when more than one"),
+                 nginx="`upstream` block, one `server` each, `max_fails=3 fail_timeout=10s`; "
+                       "`proxy_pass https://` for https",
+                 varnish="one `backend` each, `directors.round_robin()` when more than one; "
+                         "https unsupported (see origin.https)"),
+    "tls": Field(ORIGIN_TLS, "TLS to https origin servers; defaults apply to https URLs.", None,
+                 nullable=True),
     "host_header": Field(HOST, "Host header sent to the origin; default: the client's Host.",
                          None, nullable=True, example="shop.example.com",
                          nginx="`proxy_set_header Host`", varnish="`bereq.http.Host`"),

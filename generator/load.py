@@ -13,7 +13,7 @@ import yaml
 
 from . import capabilities
 from .errors import PolicyError, Problem
-from .language import POLICY
+from .language import ORIGIN_TLS, POLICY
 from .model import (
     CACHEABLE_METHODS,
     CachePolicy,
@@ -25,6 +25,7 @@ from .model import (
     Listen,
     Match,
     Origin,
+    OriginTls,
     Policy,
     Probe,
     Purge,
@@ -144,12 +145,72 @@ def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) 
 def _origin(raw: dict[str, Any]) -> Origin:
     servers = []
     for url in raw["url"]:
-        hostport = url.removeprefix("http://").rstrip("/")
+        scheme, _, hostport = url.rstrip("/").partition("://")
         host, _, port = hostport.partition(":")
-        servers.append(Server(host, int(port or 80)))
+        servers.append(Server(host, int(port or (443 if scheme == "https" else 80)), scheme))
     probe = Probe(**raw["probe"]) if raw["probe"] else None
+    tls = raw["tls"]
+    if tls is None and any(s.scheme == "https" for s in servers):
+        tls = ORIGIN_TLS.fill({})  # https with every default: verified against the system CAs
     return Origin(tuple(servers), raw["host_header"], probe, raw["connect_timeout"],
-                  raw["read_timeout"])
+                  raw["read_timeout"], OriginTls(**tls) if tls else None)
+
+
+def _check_origin(policy: Policy, marks: dict[str, tuple[int, int]], problem: Report) -> None:
+    """https and http servers are not mixed; TLS settings only for https; one name to verify."""
+    servers, tls = policy.origin.servers, policy.origin.tls
+
+    def url_path(i: int) -> str:
+        return f"origin.url[{i}]" if f"origin.url[{i}]" in marks else "origin.url"
+
+    for i, server in enumerate(servers):
+        if server.scheme != servers[0].scheme:
+            problem(url_path(i), f"is {server.scheme} while origin.url[0] is {servers[0].scheme} "
+                    "(expected every origin URL with the same scheme: the cache speaks one "
+                    "protocol to its origin servers)")
+            return
+    if tls is None:
+        return
+    if servers[0].scheme == "http":
+        problem("origin.tls", "applies to https origins only (origin.url is http://...; write "
+                "https://host[:port] or remove origin.tls)")
+        return
+    _check_origin_name(policy, url_path, problem)
+    _check_origin_ca(policy, problem)
+
+
+def _check_origin_name(policy: Policy, url_path: Any, problem: Report) -> None:
+    servers, tls = policy.origin.servers, policy.origin.tls
+    if tls is None or tls.server_name is not None:
+        return
+    hosts = list(dict.fromkeys(s.host for s in servers))
+    if len(hosts) > 1:
+        problem("origin.url", f"https servers with different host names ({', '.join(hosts)}): "
+                "nginx sends and verifies one name for all of them (expected "
+                "origin.tls.server_name: the name their certificates share)")
+    elif tls.verify and re.fullmatch(r"[0-9.]+", hosts[0]):
+        problem(url_path(0), f"{hosts[0]} is an IP address: no SNI is sent for an address and "
+                "the certificate is checked by name (expected origin.tls.server_name: the name "
+                "in the origin's certificate)")
+
+
+def _check_origin_ca(policy: Policy, problem: Report) -> None:
+    tls = policy.origin.tls
+    if tls is None or tls.ca is None:
+        return
+    if not tls.verify:
+        problem("origin.tls.ca", "has no effect with verify: false (remove one of them)")
+        return
+    path = Path(policy.source).parent / tls.ca
+    try:
+        text = path.read_bytes()[:MAX_POLICY_BYTES]
+    except OSError as exc:
+        problem("origin.tls.ca", f"cannot read {shown(str(path))} ({exc.strerror}; a relative "
+                "path is read beside the policy file)")
+        return
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        problem("origin.tls.ca", f"{shown(str(path))} holds no PEM certificate (expected "
+                "-----BEGIN CERTIFICATE----- blocks)")
 
 
 def _listen(raw: dict[str, Any]) -> Listen:
@@ -209,6 +270,7 @@ def _cross_checks(policy: Policy, reader: Reader) -> list[Problem]:
         out.append(Problem(reader.file, line, col, path, message))
 
     _check_listen(policy, problem)
+    _check_origin(policy, reader.marks, problem)
     _check_cache(policy, problem)
     names: dict[str, int] = {}
     shadows = ShadowIndex()

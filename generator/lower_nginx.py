@@ -123,12 +123,27 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class UpstreamTls:
+    """``proxy_ssl_*`` for an https origin: one name for SNI and verification (the upstream
+    block's name, nginx's default for both, is not the origin's)."""
+
+    name: str
+    protocols: str
+    verify: bool
+    trusted: str
+    verify_depth: int
+
+
+@dataclass(frozen=True)
 class NginxModel:
     name: str
     load_modules: tuple[str, ...]
     cache_size: str
     inactive: str
     servers: tuple[str, ...]
+    #: what proxy_pass names: ``http://cw_origin`` or ``https://cw_origin``
+    upstream: str
+    upstream_tls: UpstreamTls | None
     connect_timeout: str
     read_timeout: str
     host_header: str | None
@@ -172,6 +187,8 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         cache_size=f"{policy.cache.size // (1024 * 1024)}m",
         inactive=format_duration(max(_max_ttl(policy), 600)),
         servers=tuple(f"{s.host}:{s.port}" for s in policy.origin.servers),
+        upstream=f"{policy.origin.scheme}://cw_origin",
+        upstream_tls=_upstream_tls(policy),
         connect_timeout=f"{policy.origin.connect_timeout}s",
         read_timeout=f"{policy.origin.read_timeout}s",
         host_header=policy.origin.host_header,
@@ -199,6 +216,14 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         storable_statuses="|".join(str(s) for s in storable_statuses(policy)),
         variables_hash_max_size=_hash_size(len(predicates) + len(cookies) * 2 + len(rules)),
     )
+
+
+def _upstream_tls(policy: Policy) -> UpstreamTls | None:
+    tls = policy.origin.tls
+    if tls is None:
+        return None
+    return UpstreamTls(policy.origin.tls_name, " ".join(tls.protocols), tls.verify, tls.trusted,
+                       tls.verify_depth)
 
 
 def _hash_size(variables: int) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import CapabilityError
 from .lower_nginx import DEFAULT_STATUSES, storable_statuses
 from .model import SAFE_METHODS, Match, Policy, Rule
 from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl_str
@@ -59,6 +60,15 @@ class Backend:
     ident: str
     host: str
     port: int
+
+
+def _backends(policy: Policy) -> tuple[Backend, ...]:
+    """One backend per origin server. Varnish speaks only plain HTTP to a backend: an https
+    origin is refused here too (capabilities.check names the alternative), never downgraded."""
+    if policy.origin.tls is not None:
+        raise CapabilityError("origin.https: Varnish cannot fetch from an https origin")
+    return tuple(Backend(f"cw_origin{i}", s.host, s.port)
+                 for i, s in enumerate(policy.origin.servers, 1))
 
 
 @dataclass(frozen=True)
@@ -176,8 +186,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
     return VarnishModel(
         name=policy.name,
         imports=tuple(imports),
-        backends=tuple(Backend(f"cw_origin{i}", s.host, s.port)
-                       for i, s in enumerate(policy.origin.servers, 1)),
+        backends=_backends(policy),
         probe=policy.origin.probe,
         connect_timeout=policy.origin.connect_timeout,
         read_timeout=policy.origin.read_timeout,

@@ -19,6 +19,8 @@ SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 class Server:
     host: str
     port: int
+    #: as written in origin.url (load refuses a mix); the lowering reads ``Origin.tls`` instead
+    scheme: str = "http"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,29 @@ class Probe:
     expected_status: int
 
 
+#: the CA bundle an https origin is verified against when the policy names none (Debian's
+#: ca-certificates; the same path on Ubuntu and Alpine)
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class OriginTls:
+    """How the cache speaks TLS to https origin servers."""
+
+    verify: bool
+    #: PEM file of trusted certificates; None: ``SYSTEM_CA``
+    ca: str | None
+    #: the name sent as SNI and checked against the certificate; None: the servers' one host
+    server_name: str | None
+    protocols: tuple[str, ...]
+    verify_depth: int
+
+    @property
+    def trusted(self) -> str:
+        """The trusted-certificates file the engine reads."""
+        return self.ca or SYSTEM_CA
+
+
 @dataclass(frozen=True)
 class Origin:
     servers: tuple[Server, ...]
@@ -38,6 +63,18 @@ class Origin:
     probe: Probe | None
     connect_timeout: int
     read_timeout: int
+    #: None: plain http to every server; else https to every server
+    tls: OriginTls | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the cache speaks TLS to the origin, else ``http``."""
+        return "https" if self.tls else "http"
+
+    @property
+    def tls_name(self) -> str:
+        """The name sent as SNI and verified: ``tls.server_name``, else the first server's host."""
+        return (self.tls.server_name if self.tls else None) or self.servers[0].host
 
 
 @dataclass(frozen=True)

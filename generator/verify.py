@@ -96,7 +96,8 @@ def _nginx(prefix: Path, policy_dir: Path) -> Verified:
     for sub in ("logs", "cache", "tmp"):
         (prefix / sub).mkdir(exist_ok=True)
     _provide_certs(conf, prefix, policy_dir,
-                   r'^\s*(?P<directive>ssl_certificate(?:_key)?)\s+"(?P<path>[^"]+)";')
+                   r'^\s*(?P<directive>ssl_certificate(?:_key)?|proxy_ssl_trusted_certificate)'
+                   r'\s+"(?P<path>[^"]+)";')
     result = _run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(conf),
                    "-e", str(prefix / "logs" / "verify.log")], prefix)
     if result.returncode != 0:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from generator.model import HttpListener, Listen, Origin, Policy, Server
+from generator import capabilities
+from generator.model import HttpListener, Listen, Origin, OriginTls, Policy, Server
 from generator.pipeline import Options, compile_policy
 from generator.render import OutputFile
 
@@ -26,6 +27,9 @@ class Placement:
     origin_port: int
     certificate: str = ""
     key: str = ""
+    #: TLS the placed origin serves; None: plain HTTP (the sample origin), so an https policy's
+    #: engine fetches from it over http (``generated`` still refuses what an engine lacks)
+    origin_tls: OriginTls | None = None
 
 
 def for_harness(policy: Policy, place: Placement) -> Policy:
@@ -36,7 +40,9 @@ def for_harness(policy: Policy, place: Placement) -> Policy:
     if listen.https:
         https = replace(listen.https, address=place.address, port=place.https_port,
                         certificate=place.certificate, key=place.key)
-    origin: Origin = replace(policy.origin, servers=(Server(place.origin_host, place.origin_port),))
+    scheme = "https" if place.origin_tls else "http"
+    origin: Origin = replace(policy.origin, servers=(Server(place.origin_host, place.origin_port, scheme),),
+                             tls=place.origin_tls)
     return replace(policy, listen=Listen(http, https, listen.hosts), origin=origin)
 
 
@@ -47,6 +53,7 @@ Configs = Callable[[Policy, str, Placement, Options], dict[str, OutputFile]]
 
 def generated(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
     """The compiler's files for ``policy`` adapted to ``place`` (every runtime's default)."""
+    capabilities.check(policy, engine)  # as written: adapting must not hide an https origin
     files = compile_policy(for_harness(policy, place), (engine,), options).files
     return {Path(f.path).name: f for f in files}
 

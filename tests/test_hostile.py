@@ -180,7 +180,7 @@ FIELDS = (
     Field("name", ("name",), extras=(("max-len", "a" * 63), ("too-long", "a" * 64))),
     Field("origin.url", ("origin", "url", 0), _origin, extras=(
         ("localhost", "http://localhost:8123"), ("slash", "http://127.0.0.9:8123/"),
-        ("no-port", "http://127.0.0.9"), ("ipv6", "http://[::1]:8123"), ("https", "https://x"),
+        ("no-port", "http://127.0.0.9"), ("ipv6", "http://[::1]:8123"), ("scheme", "ftp://x"),
         ("path", "http://127.0.0.9:8123/x"), ("big-port", "http://127.0.0.9:99999"),
         ("userinfo", "http://a@127.0.0.9:8123"))),
     Field("origin.host_header", ("origin", "host_header"), nginx_at=lambda v: v,

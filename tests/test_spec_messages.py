@@ -83,3 +83,30 @@ def test_a_control_character_exits_2_without_traceback(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith(f"{policy}:4:23: invalid YAML: unprintable character #x0007 ")
     assert "\x07" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("origin", "expected"), [
+    ("origin:\n  url: ftp://app:21\n",
+     'p.yaml:4:8: origin.url: "ftp://app:21": scheme "ftp" is not supported (expected '
+     'http://host[:port] or https://host[:port], e.g. http://app:8000)'),
+    ("origin:\n  url: https://app/api\n",
+     'p.yaml:4:8: origin.url: "https://app/api" has a path or query ("/api"); an origin URL names '
+     'a server only (requests keep their own path; expected http://host[:port] or '
+     'https://host[:port], e.g. http://app:8000)'),
+    ("origin:\n  url: https://app\n  tls:\n    ca: certs/nowhere.pem\n",
+     "p.yaml:6:5: origin.tls.ca: cannot read certs/nowhere.pem (No such file or directory; a "
+     "relative path is read beside the policy file)"),
+])
+def test_https_origin_errors_are_one_positioned_line(origin: str, expected: str) -> None:
+    assert problems("version: 1\nname: x\n" + origin) == [expected]
+
+
+def test_an_unreadable_ca_exits_2_naming_where_it_was_looked_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nname: x\norigin: {url: 'https://app', tls: {ca: ca.pem}}\n")
+    assert main(["compile", str(policy), "-o", str(tmp_path / "build")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{policy}:3:36: origin.tls.ca: cannot read {tmp_path}/ca.pem (No such "
+                          "file or directory; a relative path is read beside the policy file)")
+    assert "Traceback" not in err
