@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import warnings
 
+from . import dialect
 from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
 
 HEADER_NAME = Str(r"[A-Za-z][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
@@ -25,19 +25,10 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _check_regex(value: str) -> str | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. FutureWarning "possible nested set"
-            re.compile(value)
-    except re.error as exc:
-        return f'"{value[:60]}" is not a valid regular expression ({exc})'
+    """The policy's regex dialect (``generator/dialect.py``), and what a VCL string can hold."""
     if '"}' in value or value.endswith('"'):
         return 'a regular expression may not contain \'"}\' or end in \'"\' (write the quote as \\x22)'
-    if re.search(r"\(\?P?<\w+>|\(\?P=|\\[1-9]|\\[gk]", value):
-        return "named groups and back-references are not supported (use (?:...))"
-    if re.search(r"(?<!\\)(?:\\\\)*\\[uUN]|\(\?[a-zA-Z]*[auL]", value):
-        return r"\u, \U, \N and the (?a), (?u), (?L) flags are Python-only (PCRE has \x{...})"
-    return None
+    return dialect.check(value)
 
 
 def _check_cidr(value: str) -> str | None:
@@ -72,8 +63,8 @@ def _check_origin_url(value: str) -> str | None:
     return None
 
 
-REGEX = Str(None, "a regular expression (PCRE subset: no named groups, no back-references)", 1024,
-            _check_regex)
+REGEX = Str(None, "a regular expression (the PCRE2 and Python common dialect: no back-references; "
+            "see docs/policy.md)", 1024, _check_regex)
 DURATION = Duration()
 PORT = Int(1, 65535)
 ADDRESS = Str(r"[0-9.]+|\[[0-9a-fA-F:]+\]", "an IPv4 address or [IPv6] address", 64,
@@ -263,7 +254,15 @@ MATCH = Obj("match", {
                                  "it holds a %-escape) in the selection chain",
                          nullable=True, example="/static/"),
     "path_regex": Field(REGEX, "Path matches this regular expression (unanchored unless you "
-                        "anchor it).", None, nullable=True, example=r"^/p/[0-9]+$"),
+                        "anchor it; the dialect both engines and the model read alike, see "
+                        "Regular expressions).", None, nullable=True, example=r"^/p/[0-9]+$",
+                        nginx="a 1-character `map` on `$cw_rawpath` feeding the dispatch `map`",
+                        varnish='`var.get("path") ~ ...` in the selection chain'),
+    "path": Field(Str(PATH, PATH_HINT, 1024), "Path is exactly this (the raw path, without the "
+                  "query): `path: /` is the home page only.", None, nullable=True, example="/",
+                  nginx="escaped regex anchored at both ends in the rule's dispatch regex",
+                  varnish='`req.url == "..."` or `str.startswith(req.url, "...?")` (an anchored '
+                          "regex when it holds a %-escape)"),
     "extensions": Field(ListOf(Str(r"[A-Za-z0-9]{1,16}", "a file extension without the dot")),
                         "Path ends in one of these extensions (case-insensitive).", (),
                         example=["css", "js"]),

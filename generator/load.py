@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import capabilities
+from . import capabilities, dialect, paths, reach
 from .errors import PolicyError, Problem
 from .language import ORIGIN_TLS, POLICY
 from .model import (
@@ -63,10 +64,10 @@ def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
     if reader.problems or raw is MISSING:
         raise PolicyError(reader.problems)
     policy = _build(raw, filename, reader.marks)
-    problems = _cross_checks(policy, reader)
+    problems, warned = _cross_checks(policy, reader)
     if problems:
         raise PolicyError(problems)
-    return policy
+    return replace(policy, warnings=tuple(str(w) for w in sorted(set(warned))))
 
 
 def _compose(data: bytes | str, filename: str) -> yaml.Node:
@@ -240,12 +241,13 @@ def _rule(index: int, raw: dict[str, Any], cache: CachePolicy) -> Rule:
     m = raw["match"]
     match = Match(
         path_prefix=m["path_prefix"],
-        path_regex=m["path_regex"],
+        path_regex=_canonical(m["path_regex"]),
+        path=m["path"],
         extensions=tuple(e.lower() for e in m["extensions"]),
         methods=m["methods"],
         hosts=m["host"],
-        headers=tuple(ValueMatch(h["name"], h["regex"]) for h in m["header"]),
-        cookies=tuple(ValueMatch(c["name"], c["regex"]) for c in m["cookie"]),
+        headers=tuple(ValueMatch(h["name"], _canonical(h["regex"])) for h in m["header"]),
+        cookies=tuple(ValueMatch(c["name"], _canonical(c["regex"])) for c in m["cookie"]),
     )
     return Rule(
         name=raw["name"],
@@ -261,26 +263,34 @@ def _rule(index: int, raw: dict[str, Any], cache: CachePolicy) -> Rule:
     )
 
 
-def _cross_checks(policy: Policy, reader: Reader) -> list[Problem]:
-    """Problems that involve more than one field."""
+def _canonical(regex: str | None) -> str | None:
+    """A regex as the engines are given it: named groups as non-capturing ones."""
+    return None if regex is None else dialect.canonical(regex)
+
+
+def _cross_checks(policy: Policy, reader: Reader) -> tuple[list[Problem], list[Problem]]:
+    """Problems that involve more than one field, and warnings (messages start "warning:")."""
     out: list[Problem] = []
+    warned: list[Problem] = []
 
     def problem(path: str, message: str) -> None:
         line, col = reader.position(None, path)
-        out.append(Problem(reader.file, line, col, path, message))
+        (warned if message.startswith("warning: ") else out).append(
+            Problem(reader.file, line, col, path, message))
 
     _check_listen(policy, problem)
     _check_origin(policy, reader.marks, problem)
     _check_cache(policy, problem)
     names: dict[str, int] = {}
-    shadows = ShadowIndex()
     for rule in policy.rules:
         _check_rule(policy, rule, names, problem)
-        _check_reachable(rule, shadows, problem)
-        shadows.add(rule)
+    found = reach.check(policy)
+    for path, message in found.errors + found.warnings:
+        problem(path, message)
+    _warn_trailing_slash(policy, problem)
     _check_purge(policy, problem)
     _check_accept_missing(policy, problem)
-    return out
+    return out, warned
 
 
 Report = Any  # Callable[[str, str], None]
@@ -320,52 +330,34 @@ def _check_rule(policy: Policy, rule: Rule, names: dict[str, int], problem: Repo
     _check_contradictions(policy, rule, at, problem)
 
 
-def _check_reachable(rule: Rule, shadows: ShadowIndex, problem: Report) -> None:
-    if rule.match == Match():
-        return
-    earlier = shadows.first_covering(rule.match)
-    if earlier is not None:
-        problem(f"rules[{rule.index}].match", f"rule '{rule.name}' can never match: rule "
-                f"'{earlier.name}' (rules[{earlier.index}]) matches every request it matches "
-                f"(move it before '{earlier.name}' or narrow '{earlier.name}')")
+def _warn_trailing_slash(policy: Policy, problem: Report) -> None:
+    """``path_prefix: /x/`` leaves ``/x`` to whatever comes next: say so where that is a rule for
+    any path (or the default) that caches where this rule does not, or the other way round (a
+    ``cache: false`` section whose bare name would be cached), as no rule names ``/x`` itself."""
+    for rule in policy.rules:
+        prefix = rule.match.path_prefix
+        if not prefix or len(prefix) < 3 or not prefix.endswith("/"):
+            continue
+        bare = prefix[:-1]
+        taker = next((r for r in policy.rules if r is not rule and _takes(r.match, bare)), None)
+        if taker is not None and (taker.match.path_prefix not in (None, "/") or taker.match.path
+                                  or taker.match.path_regex or taker.match.extensions):
+            continue
+        if (taker or policy.default_rule).cache == rule.cache:
+            continue
+        goes = f"rule '{taker.name}' (rules[{taker.index}])" if taker else "the default rule"
+        problem(f"rules[{rule.index}].match.path_prefix",
+                f"warning: rule '{rule.name}' does not match {bare} (no trailing slash), which goes "
+                f"to {goes} (write path_prefix: {bare} to take it too, or add a rule with "
+                f"path: {bare})")
 
 
-class ShadowIndex:
-    """Earlier rules bucketed by their most selective condition, so finding one that covers a
-    new rule looks only at rules that could (linear overall for realistic policies)."""
-
-    def __init__(self) -> None:
-        self.by_prefix: dict[str, list[Rule]] = {}
-        self.by_regex: dict[str, list[Rule]] = {}
-        self.by_extension: dict[str, list[Rule]] = {}
-        self.general: list[Rule] = []
-
-    def add(self, rule: Rule) -> None:
-        m = rule.match
-        if m.path_prefix not in (None, "/"):
-            self.by_prefix.setdefault(str(m.path_prefix), []).append(rule)
-        elif m.path_regex is not None:
-            self.by_regex.setdefault(m.path_regex, []).append(rule)
-        elif m.extensions:
-            for ext in m.extensions:
-                self.by_extension.setdefault(ext, []).append(rule)
-        else:
-            self.general.append(rule)
-
-    def first_covering(self, match: Match) -> Rule | None:
-        found = [r for r in self._candidates(match) if covers(r.match, match)]
-        return min(found, key=lambda r: r.index) if found else None
-
-    def _candidates(self, match: Match) -> list[Rule]:
-        out = list(self.general)
-        prefix = match.path_prefix or ""
-        for end in range(1, len(prefix) + 1):
-            out += self.by_prefix.get(prefix[:end], [])
-        if match.path_regex is not None:
-            out += self.by_regex.get(match.path_regex, [])
-        if match.extensions:
-            out += self.by_extension.get(match.extensions[0], [])
-        return out
+def _takes(match: Match, path: str) -> bool:
+    """Whether a plain GET of ``path`` (no headers, cookies or host condition) meets ``match``."""
+    if match.hosts or match.headers or match.cookies or (match.methods and "GET" not in match.methods):
+        return False
+    regexes = paths.path_regexes(match)
+    return bool(regexes) and all(paths.compiled(r).search(path) for r in regexes)
 
 
 def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) -> None:
@@ -394,6 +386,14 @@ def _check_purge(policy: Policy, problem: Report) -> None:
         if not any(r.tags_from_header for r in policy.rules):
             problem("purge.kinds", "'tag' needs a rule with tags_from_header (expected e.g. "
                     "tags_from_header: Surrogate-Key)")
+    if policy.purge and "tag" in policy.purge.kinds:
+        return
+    why = "the policy has no purge section" if policy.purge is None else "purge.kinds has no 'tag'"
+    for rule in policy.rules:
+        if rule.tags_from_header:
+            problem(f"rules[{rule.index}].tags_from_header",
+                    f"warning: the tags in {rule.tags_from_header} can never be purged: {why} "
+                    "(add purge: {allow: [...], kinds: [tag]}, or remove tags_from_header)")
 
 
 def _check_accept_missing(policy: Policy, problem: Report) -> None:
@@ -406,18 +406,6 @@ def _check_accept_missing(policy: Policy, problem: Report) -> None:
 
 
 def covers(a: Match, b: Match) -> bool:
-    """True when every request ``b`` matches is also matched by ``a``."""
-    return (
-        (a.path_prefix in (None, "/") or (b.path_prefix or "").startswith(str(a.path_prefix)))
-        and (a.path_regex is None or a.path_regex == b.path_regex)
-        and (not a.extensions or (bool(b.extensions) and set(b.extensions) <= set(a.extensions)))
-        and (not a.methods or (bool(b.methods) and set(b.methods) <= set(a.methods)))
-        and (not a.hosts or (bool(b.hosts) and all(_host_covered(h, a.hosts) for h in b.hosts)))
-        and set(a.headers) <= set(b.headers)
-        and set(a.cookies) <= set(b.cookies)
-    )
-
-
-def _host_covered(host: str, patterns: tuple[str, ...]) -> bool:
-    return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+    """True when every request ``b`` matches is provably matched by ``a`` (``generator/reach.py``)."""
+    return reach.others_cover(a, b) and reach.contains(reach.path_cond(a), reach.path_cond(b)) is True
 

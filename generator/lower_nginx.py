@@ -313,6 +313,8 @@ def _choice_regex(rule: Rule, predicates: dict[tuple[str, str], Predicate],
     bits = _bits(rule, predicates, cookies)
     methods = "(?:" + "|".join(m.methods) + ")" if m.methods else "[A-Z_-]+"
     path = literal_regex(m.path_prefix) if m.path_prefix else ""
+    if m.path is not None:
+        path = (f"(?={path})" if path else "") + literal_regex(m.path) + "$"
     if m.extensions:  # the prefix and the extension may share characters (/logo.png + png)
         path = (f"(?={path})" if path else "") + ".*" + extensions_regex(m.extensions)
     return f"^{bits}[01]*:{methods}:{path}"
@@ -386,9 +388,12 @@ def _methods_and_body(methods: tuple[str, ...]) -> str:
 
 
 def _path_condition(rule: Rule) -> str:
-    """Lookaheads at the start of the raw path: its prefix, its extension (before the query)."""
+    """Lookaheads at the start of the raw path: its prefix or exact path, its extension (before
+    the query)."""
     m = rule.match
     out = f"(?={literal_regex(m.path_prefix)})" if m.path_prefix else ""
+    if m.path is not None:  # the whole raw path: the query or the end follows
+        out += rf"(?={literal_regex(m.path)}(?:\?|$))"
     if m.extensions:
         out += rf"(?=[^?]*{extension_pattern(m.extensions)}(?:\?|$))"
     return out

@@ -328,6 +328,8 @@ def _condition(rule: Rule) -> str:
     if m.path_prefix:
         parts.append(f"str.startswith(req.url, {vcl_str(m.path_prefix)})" if "%" not in m.path_prefix
                      else f"req.url ~ {vcl_str('^' + literal_regex(m.path_prefix))}")
+    if m.path is not None:
+        parts.append(_exact_path(m.path))
     if m.path_regex is not None:
         parts.append(f'var.get("path") ~ {vcl_str(m.path_regex)}')
     if m.extensions:
@@ -341,6 +343,14 @@ def _condition(rule: Rule) -> str:
     for c in m.cookies:
         parts.append(_value_condition(f"cookie.get({vcl_str(c.name)})", c.regex))
     return " && ".join(f"({p})" for p in parts) or "true"
+
+
+def _exact_path(path: str) -> str:
+    """The raw path is ``path``: the target is the path, or the path and a query. A string
+    comparison where the path holds no %-escape (whose hex may come in either case)."""
+    if "%" in path:
+        return f"req.url ~ {vcl_str('^' + literal_regex(path) + '(?:[?]|$)')}"
+    return f"req.url == {vcl_str(path)} || str.startswith(req.url, {vcl_str(path + '?')})"
 
 
 def _value_condition(value: str, regex: str | None) -> str:

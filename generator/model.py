@@ -145,6 +145,8 @@ class ValueMatch:
 class Match:
     path_prefix: str | None = None
     path_regex: str | None = None
+    #: the raw path is exactly this (no query)
+    path: str | None = None
     extensions: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
@@ -206,6 +208,8 @@ class Policy:
     headers: Headers
     accept_missing: tuple[tuple[str, tuple[str, ...]], ...] = ()
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+    #: what compiles but may not be what was meant, as ``file:line:col: path: warning: ...``
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def where(self, path: str) -> str:
         """``file:line:col`` of ``path`` in the policy source (for messages)."""

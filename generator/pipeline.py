@@ -37,7 +37,7 @@ def compile_policy(policy: Policy, targets: tuple[str, ...] = TARGETS,
     """Every file for ``targets``; raises CapabilityError naming each unsupported feature."""
     options = options or Options()
     files: list[OutputFile] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(policy.warnings)
     errors: list[str] = []
     for target in targets:
         try:

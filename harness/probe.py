@@ -155,8 +155,10 @@ def match_holds(m: Match, request: Request) -> bool:
 
 
 def path_holds(m: Match, path: str) -> bool:
-    """Whether the path conditions of ``m`` (prefix, regex, extensions) hold for raw ``path``."""
+    """Whether the path conditions of ``m`` (prefix, exact path, regex, extensions) hold for raw
+    ``path``."""
     return ((not m.path_prefix or _search(prefix_regex(m.path_prefix), path))
+            and (m.path is None or _search(prefix_regex(m.path) + "$", path))
             and (m.path_regex is None or _search(m.path_regex, path))
             and (not m.extensions or _search(extensions_regex(m.extensions), path)))
 
@@ -266,7 +268,8 @@ def _paths(policy: Policy, constraints: Sequence[Match], tag: str) -> tuple[Pair
     def ok(path: str) -> bool:
         return _path_ok(path) and all(path_holds(m, path) for m in constraints)
 
-    prefix = max((m.path_prefix or "" for m in constraints), key=len)
+    # an exact path is the longest prefix there is: the shapes built on it include it as is
+    prefix = max((m.path or m.path_prefix or "" for m in constraints), key=len)
     tagged: list[str] = []
     untagged: list[str] = []
     forms = tag_forms(tag)

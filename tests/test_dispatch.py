@@ -15,6 +15,7 @@ from harness.api import Stack
 from harness.client import Client, Response
 from harness.local import LocalRuntime
 from harness.origin_client import OriginClient, parse_echo
+from harness.probe import Request, select_rule
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"
@@ -45,6 +46,21 @@ rules:
   - name: short
     match: {{path_prefix: /short/}}
     ttl: 3s
+  - name: home
+    match: {{path: /}}
+    ttl: 1m
+  - name: numbered
+    match: {{path_regex: '^/n/(?<id>[0-9]+)(?P<tail>/[a-z]+)?$'}}
+    ttl: 1m
+  - name: exact
+    match: {{path: /ex/a}}
+    ttl: 1m
+  - name: under
+    match: {{path_prefix: /ex/}}
+    ttl: 1m
+  - name: escaped
+    match: {{path: "/%C3%A9"}}
+    ttl: 1m
 purge:
   allow: [127.0.0.1/32]
 """
@@ -92,6 +108,25 @@ def test_rules_are_chosen_first_match_with_their_conditions(stack: Stack, engine
     assert _detail(client.request("GET", "/m/a.css?x=.png")) == "assets"            # query is not path
     assert _detail(client.request("GET", "/M/a.css")) == "default"                  # prefix case
     assert _detail(client.request("GET", "/m/x", host="x.b.example.com")) == "default"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("target", "rule"), [
+    ("/", "home"), ("/?a=1", "home"), ("/?", "home"), ("//", "default"), ("/x", "default"),
+    ("/n/12", "numbered"), ("/n/12/ab?x=1", "numbered"), ("/n/12/", "default"), ("/n/x", "default"),
+    ("/ex/a", "exact"), ("/ex/a?q=1", "exact"), ("/ex/a/", "under"), ("/ex/ab", "under"),
+    ("/ex/", "under"), ("/%C3%A9", "escaped"), ("/%c3%a9?x", "escaped"), ("/%c3%a9x", "default"),
+])
+def test_exact_paths_and_named_groups_select_their_rule(stack: Stack, engine: str, target: str,
+                                                          rule: str) -> None:
+    """``path`` is the whole raw path (a query may follow, nothing else), %-escapes in either hex
+    case; a regex with named groups means what it says (they are written as (?:...)). The model
+    (harness/probe.py) agrees with the engine on each."""
+    policy = loads(POLICY, "dispatch.yaml")
+    path, _, query = target.partition("?")
+    assert select_rule(policy, Request("GET", path, HOST, query)).name == rule
+    response = _client(stack, engine).request("GET", target)
+    assert response.status == 200 and _detail(response) == rule, response.summary()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

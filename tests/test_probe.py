@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import lower_nginx
+from generator import lower_nginx, reach
 from generator.language import PATH
 from generator.load import load, loads
 from generator.lower_nginx import NginxModel
@@ -45,8 +46,13 @@ HOST = "probe.test"
 
 
 def make_policy(rules: list[dict[str, Any]], hosts: tuple[str, ...] = (),
-                ignore: tuple[str, ...] = (), key: tuple[str, ...] | None = None) -> Policy:
-    """A minimal valid policy around ``rules``."""
+                ignore: tuple[str, ...] = (), key: tuple[str, ...] | None = None,
+                unreachable: bool = False) -> Policy:
+    """A minimal valid policy around ``rules`` (``unreachable``: rules load rejects as never
+    matching are kept, to test that no probe is found for them)."""
+    if unreachable:
+        with mock.patch("generator.reach.check", return_value=reach.Findings()):
+            return make_policy(rules, hosts, ignore, key)
     doc = {
         "version": 1,
         "name": "t",
@@ -78,16 +84,16 @@ TRICKY: dict[str, tuple[Policy, dict[str, str]]] = {
         rule("no-path-has-query", path_regex=r"\?"),
         rule("api", path_regex=r"^/api/"),
         rule("shadowed", path_prefix="/api/v2/"),
-    ]), {"impossible": "a^b matches nothing", "contradiction": "prefix /b/ vs ^/c/",
-         "no-path-has-query": "the raw path never holds '?'",
-         "shadowed": "every /api/v2/ path is taken by api (load cannot see that)"}),
+    ], unreachable=True), {"impossible": "a^b matches nothing", "contradiction": "prefix /b/ vs ^/c/",
+                           "no-path-has-query": "the raw path never holds '?'",
+                           "shadowed": "every /api/v2/ path is taken by api (load rejects it)"}),
     "extensions": (make_policy([
         rule("static-png", path_prefix="/static/", extensions=["png"]),
         rule("static", path_prefix="/static/"),
         rule("images", extensions=["png", "JPG", "webp"]),
         rule("dotted-prefix", path_prefix="/v1.2/", extensions=["json"]),
         rule("regex-ext", path_regex=r"^/dl/[a-z]+$", extensions=["zip"]),
-    ]), {"regex-ext": "the regex ends the path before any extension"}),
+    ], unreachable=True), {"regex-ext": "the regex ends the path before any extension"}),
     "hosts": (make_policy([
         rule("api", host=["api.example.com"]),
         rule("wild", host=["*.example.com"], path_prefix="/w/"),
