@@ -84,10 +84,10 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 
 
 def failures_only(run: RunResult, color: bool) -> str:
-    """The ``--quiet`` report: every failure's details, why checks were skipped, then the
-    summary line."""
+    """The ``--quiet`` report: every failure's details, why checks were skipped, what the
+    selection left out, then the summary line."""
     parts = [_failure_block(result, color) for result in run.failures()]
-    skips = "\n".join(skip_lines(run))
+    skips = "\n".join([*skip_lines(run), *(f"NOTE {note}" for note in run.notes)])
     return "\n\n".join([*parts, *([skips] if skips else []), summary_line(run, color)]) + "\n"
 
 

@@ -52,8 +52,7 @@ def run(tmp_path: Path, key: str = "", *args: str) -> tuple[int, list[dict[str, 
     policy = tmp_path / "app.yaml"
     policy.write_text(APP_POLICY % {"key": key})
     report = tmp_path / "report.json"
-    # --allow-skips: the timeout faults cannot run at the default origin.read_timeout (30s)
-    code = main(["test", str(policy), "--no-scenarios", "--allow-skips", "--json", str(report), *args])
+    code = main(["test", str(policy), "--no-scenarios", "--json", str(report), *args])
     results: list[dict[str, Any]] = json.loads(report.read_text())["results"]
     return code, results
 
@@ -92,3 +91,32 @@ def test_a_broken_ttl_on_a_single_path_rule_still_fails(tmp_path: Path, monkeypa
     assert len(changed) == 2, changed
     assert code == 1
     assert {("rule.home.ttl", "nginx"), ("rule.home.ttl", "varnish")} <= outcomes(results, "failed")
+
+
+SLOW_POLICY = """\
+version: 1
+name: slow
+origin: {url: "http://127.0.0.1:8080", read_timeout: 8s}
+rules:
+  - name: pages
+    match: {path_prefix: /}
+    ttl: 1m
+"""
+
+
+def test_slow_checks_are_left_out_with_a_note_and_run_with_slow(tmp_path: Path) -> None:
+    """A check that waits out origin.read_timeout (8 s + margin > SLOW_WAIT) is not selected by
+    default: the run is PASSED and its note names it; --slow runs it (and it passes)."""
+    policy = tmp_path / "slow.yaml"
+    policy.write_text(SLOW_POLICY)
+    report = tmp_path / "report.json"
+    code = main(["test", str(policy), "--no-scenarios", "--engine", "nginx", "--json", str(report)])
+    doc = json.loads(report.read_text())
+    assert code == 0 and doc["verdict"] == "passed", doc["notes"]
+    assert "faults.timeout.fresh" not in {r["check_id"] for r in doc["results"]}
+    assert any("faults.timeout.fresh 12s" in n and "--slow" in n for n in doc["notes"]), doc["notes"]
+    code = main(["test", str(policy), "--no-scenarios", "--slow", "--checks", "faults.timeout",
+                 "--json", str(report)])
+    doc = json.loads(report.read_text())
+    ran = outcomes(doc["results"], "passed")
+    assert code == 0 and {("faults.timeout.fresh", "nginx"), ("faults.timeout.fresh", "varnish")} <= ran

@@ -51,8 +51,7 @@ def test_every_rule_of_a_large_policy_passes_on_both_engines(tmp_path: Path) -> 
     policy = tmp_path / "large.yaml"
     policy.write_text(POLICY)
     report = tmp_path / "report.json"
-    # --allow-skips: the timeout faults cannot run at the default origin.read_timeout (30s)
-    code = main(["test", str(policy), "--no-scenarios", "--allow-skips", "--json", str(report)])
+    code = main(["test", str(policy), "--no-scenarios", "--json", str(report)])
     found = json.loads(report.read_text())["results"]
     failed = [f"{r['check_id']} [{r['engine']}]: {r['message']}" for r in found if r["outcome"] == "failed"]
     assert code == 0 and not failed, "\n".join(failed)

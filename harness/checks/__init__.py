@@ -21,7 +21,7 @@ from ..client import Client
 from ..origin_client import OriginClient
 from ..prepare import request_host
 from ..results import CheckResult
-from .base import Check, CheckFailed, CheckSkipped, Ctx
+from .base import SLOW_WAIT, Check, CheckFailed, CheckSkipped, Ctx
 from .blackbox import Options, blackbox_checks
 from .defaults import default_checks
 from .faults import fault_checks
@@ -30,7 +30,7 @@ from .rules import rule_checks
 from .security import security_checks
 from .tls import tls_checks
 
-__all__ = ["Check", "Ctx", "Options", "context", "derive", "derive_for_app", "left_out",
+__all__ = ["SLOW_WAIT", "Check", "Ctx", "Options", "context", "derive", "derive_for_app", "left_out",
            "run_checks", "select"]
 
 Progress = Callable[[CheckResult], None]

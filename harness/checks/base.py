@@ -40,9 +40,16 @@ class Check:
     tags: tuple[str, ...] = ()
     feature: str | None = None
     needs_control: bool = True
+    #: the longest the check must wait, in seconds, for the policy's timers (a timeout, a stale
+    #: window) to run out; checks over ``SLOW_WAIT`` run only when asked (``test --slow``)
+    wait: float = 0.0
 
 
 _TAGS = itertools.count(1)
+#: waits longer than this make a check slow (left out unless asked for)
+SLOW_WAIT = 10.0
+#: no check waits longer than this, even when asked: it is skipped with the wait it needs
+MAX_WAIT = 120.0
 
 
 @dataclass

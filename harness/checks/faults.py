@@ -33,15 +33,13 @@ from generator.model import Policy, Rule
 
 from ..client import Response
 from ..probe import Request
-from .base import Check, CheckSkipped, Ctx
+from .base import MAX_WAIT, Check, CheckSkipped, Ctx
 from .defaults import _rule_or_skip
 from .rules import origin_answer, probe
 
 Fault = Literal["error", "timeout", "down", "close-mid-body"]
 FAULTS: tuple[Fault, ...] = ("error", "timeout", "down", "close-mid-body")
 GATEWAY_ERRORS = (502, 503, 504)
-#: the longest origin.read_timeout the timeout checks wait out
-TIMEOUT_LIMIT = 5
 #: slack on top of the read timeout (and on plain errors) before a response counts as a hang
 HANG_MARGIN = 4.0
 #: how long recovery may take after the origin is back (Varnish's health probe, if any, adds more)
@@ -87,10 +85,15 @@ def _hang_limit(policy: Policy, fault: Fault) -> float:
     return HANG_MARGIN + (policy.origin.connect_timeout if fault == "down" else 0)
 
 
-def _needs_short_timeout(policy: Policy, fault: Fault) -> None:
-    if fault == "timeout" and policy.origin.read_timeout > TIMEOUT_LIMIT:
+def _wait(policy: Policy, fault: Fault) -> float:
+    """How long a check of ``fault`` waits for the engine to give up on the origin."""
+    return _hang_limit(policy, fault) if fault == "timeout" else 0.0
+
+
+def _needs_bounded_wait(policy: Policy, fault: Fault) -> None:
+    if _wait(policy, fault) > MAX_WAIT:
         raise CheckSkipped(f"origin.read_timeout is {policy.origin.read_timeout}s: too long to "
-                           f"wait out (the timeout checks run when it is at most {TIMEOUT_LIMIT}s)")
+                           f"wait out (at most {MAX_WAIT:.0f}s)")
 
 
 def _recovery_wait(policy: Policy) -> float:
@@ -99,7 +102,7 @@ def _recovery_wait(policy: Policy) -> float:
     probe_ = policy.origin.probe
     extra = probe_.interval * probe_.threshold if probe_ else 0
     # a background refresh started during a timeout runs out only after read_timeout
-    return RECOVERY_GRACE + min(policy.origin.read_timeout, TIMEOUT_LIMIT) + extra
+    return RECOVERY_GRACE + min(policy.origin.read_timeout, MAX_WAIT) + extra
 
 
 class _Faulted:
@@ -194,7 +197,7 @@ def _expect_recovery(ctx: Ctx, req: Request, rule: Rule, *, stale_id: str | None
 
 def check_fresh(fault: Fault, ctx: Ctx) -> None:
     """Nothing cached: a clean 5xx, then, once the origin recovers, the origin's 200."""
-    _needs_short_timeout(ctx.policy, fault)
+    _needs_bounded_wait(ctx.policy, fault)
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     with _Faulted(ctx, req.unit, fault):
@@ -206,7 +209,7 @@ def check_fresh(fault: Fault, ctx: Ctx) -> None:
 def check_stale(fault: Fault, ctx: Ctx) -> None:
     """A stored copy past its max-age, inside stale.if_error: the stale copy is served while the
     origin fails; once it recovers a fresh copy replaces it."""
-    _needs_short_timeout(ctx.policy, fault)
+    _needs_bounded_wait(ctx.policy, fault)
     rule = _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200, cache_control="max-age=1")
@@ -255,12 +258,13 @@ def fault_checks(policy: Policy) -> Iterator[Check]:
         tags: tuple[str, ...] = ("faults", "exclusive") if fault == "down" else ("faults",)
         what = DESCRIPTIONS[fault]
         run: Callable[[Ctx], None] = partial(check_fresh, fault)
+        wait = _wait(policy, fault)
         yield Check(f"faults.{fault}.fresh", f"{what}, nothing cached: a clean 5xx, and the "
-                    "error is not stored", run, tags)
+                    "error is not stored", run, tags, wait=wait)
         if stale.if_error:
             yield Check(f"faults.{fault}.stale", f"{what}, an expired copy inside "
                         "stale.if_error: the stale copy is served", partial(check_stale, fault),
-                        tags, "stale.if_error")
+                        tags, "stale.if_error", wait=wait)
     for code, ttl in policy.cache.status_ttl:
         if code >= 500 and ttl:
             yield Check(f"faults.error.status-ttl.{code}", f"an origin {code} is stored no "

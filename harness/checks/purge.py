@@ -333,17 +333,23 @@ def check_all(ctx: Ctx) -> None:
 
 
 def purge_checks(policy: Policy) -> Iterator[Check]:
-    """The purge checks ``policy`` implies (none without a ``purge`` section)."""
-    if policy.purge is None:
+    """The purge checks ``policy`` implies (none without a ``purge`` section, nor without a
+    cacheable rule whose URLs a fresh GET can reach: nothing is stored to purge)."""
+    if policy.purge is None or not purge_rules(policy):
         return
-    kinds = policy.purge.kinds
+    for check in _purge_checks(policy, policy.purge.kinds):
+        if check.id != "purge.tag" or purge_rules(policy, lambda r: r.tags_from_header is not None):
+            yield check
+
+
+def _purge_checks(policy: Policy, kinds: tuple[str, ...]) -> Iterator[Check]:
     if "url" in kinds:
         yield Check("purge.url", "PURGE removes exactly that URL (not others, not other hosts)",
                     check_url, ("purge",), "purge.url")
         if _both_schemes(policy):
             yield Check("purge.schemes", "PURGE over http also removes the https copy",
                         check_schemes, ("purge", "tls"), "purge.schemes")
-        if any(r.vary and r.cache for r in (*policy.rules, policy.default_rule)):
+        if purge_rules(policy, lambda r: bool(r.vary)):
             yield Check("purge.variants", "PURGE of a URL removes every Vary variant",
                         check_variants, ("purge", "vary"), "purge.variants")
     yield Check("purge.refused", "PURGE and BAN from outside purge.allow are refused, "

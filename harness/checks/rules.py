@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import partial
+from functools import lru_cache, partial
 
 from generator.model import Policy, Rule
 
@@ -69,6 +69,7 @@ def _no_query_room(policy: Policy) -> str:
     return "cache.query.ignore drops the marker parameters"
 
 
+@lru_cache(maxsize=4096)
 def isolated_rule(policy: Policy, rule: Rule) -> bool:
     """Whether fresh probes of ``rule`` get cache entries of their own (rules that match one
     path, with no query in the key, do not): checks choosing among rules prefer these."""

@@ -540,7 +540,22 @@ def _check(ident: str, family: str, description: str, run: Callable[[Ctx], None]
 
 
 def security_checks(policy: Policy) -> Iterator[Check]:
-    """The security suite for ``policy``: every family, skipping what the policy cannot have."""
+    """The security suite for ``policy``: every family, leaving out what the policy cannot have
+    (with no cacheable rule nothing is stored to leak, poison or fill; a key-collision needs
+    two schemes or keyed parts; a deception needs an uncached and a cacheable rule to combine)."""
+    rules = _cacheable_rules(policy, 16)
+    applies = {
+        "security.deception.paths": deception_pair(policy) is not None,
+        "security.host.key-collision": bool(rules) and (
+            _both_schemes(policy) or any(_key_parts(r) for r in rules)),
+        "security.host.absolute-form": bool(rules) and not rules[0].match.hosts,
+    }
+    for check in _security_checks(policy):
+        if applies.get(check.id, bool(rules)):
+            yield check
+
+
+def _security_checks(policy: Policy) -> Iterator[Check]:
     yield _check("private.authorization", "private", "a response to a request with Authorization "
                  "is never served to another client", check_authorization_isolated)
     yield _check("private.session-cookie", "private", "a response made for a session cookie is "

@@ -52,6 +52,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trace", action="store_true",
                    help="print one line per request: engine, request, status, cache outcome, and "
                         "whether the origin produced the response")
+    p.add_argument("--slow", action="store_true",
+                   help=f"also run the checks that wait longer than {checks.SLOW_WAIT:.0f}s for the "
+                        "policy's timers (origin.read_timeout, long stale windows); without this "
+                        "option they are left out, and a note says which")
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 when checks were skipped but none failed (the verdict still says "
                         "INCOMPLETE and why; without this option such a run exits 4)")
@@ -183,6 +187,23 @@ def response_identity(args: argparse.Namespace) -> Identity:
 Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
 
 
+def _split_slow(found: list[checks.Check], args: argparse.Namespace) -> tuple[list[checks.Check], list[checks.Check]]:
+    """The checks to run, and the slow ones left out: those waiting longer than ``SLOW_WAIT``
+    for the policy's timers, unless ``--slow`` or ``--checks`` asked for them."""
+    if args.slow or args.checks:
+        return found, []
+    return ([c for c in found if c.wait <= checks.SLOW_WAIT],
+            [c for c in found if c.wait > checks.SLOW_WAIT])
+
+
+def _slow_note(slow: list[checks.Check]) -> tuple[str, ...]:
+    if not slow:
+        return ()
+    waits = ", ".join(f"{c.id} {c.wait:.0f}s" for c in slow)
+    return (f"{len(slow)} derived checks wait longer than {checks.SLOW_WAIT:.0f}s for the policy's "
+            f"timers and were left out ({waits}); run with --slow for them",)
+
+
 def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     """The derived checks to run; those asked for by ``--checks`` that cannot run against the
     user's app (reported as skipped); and a note on what the selection left out."""
@@ -191,7 +212,8 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     if not user_app(args):
         if args.path:
             raise UsageError("--path applies to your own app (--origin or --origin-image)")
-        return checks.select(checks.derive(policy), args.checks), [], ()
+        runnable, slow = _split_slow(checks.select(checks.derive(policy), args.checks), args)
+        return runnable, [], _slow_note(slow)
     options = checks.Options(response_identity(args), parse_paths(args.path))
     runnable, out = checks.derive_for_app(policy, options)
     asked_out = checks.select(out, args.checks) if args.checks else []
