@@ -356,6 +356,9 @@ def _takes(match: Match, path: str) -> bool:
     """Whether a plain GET of ``path`` (no headers, cookies or host condition) meets ``match``."""
     if match.hosts or match.headers or match.cookies or (match.methods and "GET" not in match.methods):
         return False
+    literal = match.path if match.path is not None else match.path_prefix
+    if literal and "%" not in literal and not path.startswith(literal):
+        return False  # the common case, without a regex
     regexes = paths.path_regexes(match)
     return bool(regexes) and all(paths.compiled(r).search(path) for r in regexes)
 

@@ -257,6 +257,7 @@ def path_language(match: Match) -> Language:
     return language
 
 
+@lru_cache(maxsize=8192)
 def path_regexes(match: Match) -> tuple[str, ...]:
     """The regexes the engines search the raw path with, one per path condition."""
     out = []

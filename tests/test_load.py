@@ -132,3 +132,32 @@ def test_durations_and_sizes_in_human_units() -> None:
 ])
 def test_covers(a: Match, b: Match, expected: bool) -> None:
     assert covers(a, b) is expected
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    (Match(path_prefix="/a"), Match(path="/ab"), True),
+    (Match(path="/ab"), Match(path_prefix="/ab"), False),
+    (Match(path="/"), Match(path="/"), True),
+    (Match(path_regex="^/blog/"), Match(path_prefix="/blog/drafts/"), True),
+    (Match(path_regex="^/blog/", methods=("GET",)), Match(path_prefix="/blog/drafts/"), False),
+    (Match(extensions=("png",)), Match(path="/a.PNG"), True),
+])
+def test_covers_every_path_condition(a: Match, b: Match, expected: bool) -> None:
+    assert covers(a, b) is expected
+
+
+def test_an_exact_path_loads_and_may_hold_escapes() -> None:
+    text = BASE + "rules:\n  - {name: home, match: {path: /}}\n  - {name: e, match: {path: /caf%C3%A9}}\n"
+    policy = loads(text, "policy.yaml")
+    assert [r.match.path for r in policy.rules] == ["/", "/caf%C3%A9"]
+
+
+def test_an_exact_path_is_a_path() -> None:
+    assert problems(BASE + "rules:\n  - {name: a, match: {path: /a?b=1}}\n") == [
+        'policy.yaml:5:29: rules[0].match.path: "/a?b=1" is not valid (a path starting with /, '
+        "percent-encoded where needed (e.g. /static/, /my%20files/))"]
+
+
+def test_named_groups_are_accepted_and_written_plain() -> None:
+    text = BASE + "rules:\n  - {name: a, match: {path_regex: '^/(?<slug>[a-z]+)/(?P<id>[0-9]+)$'}}\n"
+    assert loads(text, "policy.yaml").rules[0].match.path_regex == "^/(?:[a-z]+)/(?:[0-9]+)$"

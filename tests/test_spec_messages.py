@@ -110,3 +110,15 @@ def test_an_unreadable_ca_exits_2_naming_where_it_was_looked_for(
     assert err.startswith(f"{policy}:3:36: origin.tls.ca: cannot read {tmp_path}/ca.pem (No such "
                           "file or directory; a relative path is read beside the policy file)")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("regex", "message"), [
+    ("a\\\\v", "\\v is a vertical tab in Python but any vertical space in PCRE (write \\x0b)"),
+    ("a{,3}", "{,n} is literal text in PCRE2 but a repeat in Python (write {0,n})"),
+    ("(a)\\\\1", "back-references are not supported (a rule matches a path or a value, never a capture)"),
+    ("[[:alpha:]]", "POSIX classes such as [:alpha:] inside [...] are read differently by PCRE and "
+                    "Python (write the characters, e.g. [a-zA-Z])"),
+])
+def test_a_regex_outside_the_dialect_says_why_where(regex: str, message: str) -> None:
+    text = BASE + f'rules:\n  - {{name: a, match: {{path_regex: "{regex}"}}}}\n'
+    assert problems(text) == [f"p.yaml:5:35: rules[0].match.path_regex: {message}"]
