@@ -249,14 +249,6 @@ def _anchored(tree: Any) -> tuple[bool, bool]:
     return starts, ends
 
 
-def path_language(match: Match) -> Language:
-    """The raw paths a rule's path conditions (all of them) accept."""
-    language = Language(PATHS, PATHS)
-    for regex in path_regexes(match):
-        language = language & regex_language(regex)
-    return language
-
-
 @lru_cache(maxsize=8192)
 def path_regexes(match: Match) -> tuple[str, ...]:
     """The regexes the engines search the raw path with, one per path condition."""
@@ -281,23 +273,6 @@ def compiled(regex: str) -> re.Pattern[str]:
         return re.compile(regex)
 
 
-def witness(fsm: Any) -> str | None:
-    """A short path ``fsm`` accepts, written with readable characters where it can; None when it
-    accepts none. (A breadth-first walk over states, not over strings.)"""
-    seen = {fsm.initial: ""}
-    queue = [fsm.initial]
-    for state in queue:
-        if state in fsm.finals:
-            return seen[state].strip(START + END)
-        for charclass, target in sorted(fsm.map[state].items(), key=lambda kv: str(kv[0])):
-            if target not in seen and fsm.islive(target):
-                char = _readable(charclass)
-                if char is not None:
-                    seen[target] = seen[state] + char
-                    queue.append(target)
-    return None
-
-
 def _readable(charclass: Any) -> str | None:
     """A character of ``charclass``: a letter or digit, else "/" or "-", else any."""
     for char in "abcdefghijklmnopqrstuvwxyz0123456789/-._~ABCDEFGHIJKLMNOPQRSTUVWXYZ" + START + END:
@@ -305,21 +280,6 @@ def _readable(charclass: Any) -> str | None:
             return char
     codes = [c for c in PATH_BYTES if charclass.accepts(chr(c))]
     return chr(codes[0]) if codes else None
-
-
-def literal_start(fsm: Any) -> str:
-    """The longest text every path ``fsm`` accepts starts with (after the start sentinel)."""
-    state, text = fsm.initial, ""
-    for _ in range(1024):
-        live = [(cc, t) for cc, t in fsm.map[state].items() if fsm.islive(t)]
-        if state in fsm.finals or len(live) != 1:
-            break
-        charclass, state = live[0]
-        chars = list(charclass.get_chars()) if not charclass.negated else []
-        if len(chars) != 1:
-            break
-        text += chars[0]
-    return text.removeprefix(START)
 
 
 def find(fsms: tuple[Any, ...], test: Callable[[list[bool]], bool]) -> str | None:

@@ -214,11 +214,6 @@ def overlap(a: PathCond, b: PathCond, surely: bool = True) -> str | None:
     return None if rest is None else (head + rest).replace(END, "")
 
 
-def overlap_example(a: PathCond, b: PathCond) -> str | None:
-    """A path both surely accept, or None."""
-    return overlap(a, b)
-
-
 # --- other conditions ---
 
 
@@ -362,7 +357,7 @@ def _partly(rule: Rule, cond: PathCond, candidates: list[tuple[Rule, PathCond]],
             continue
         if contains(cond, other_cond) is not False:
             continue  # the earlier rule is a carve-out of this one
-        example = overlap_example(other_cond, cond)
+        example = overlap(other_cond, cond)
         if example is not None:
             found.warnings.append((f"rules[{rule.index}].match", (
                 f"warning: rule '{rule.name}' is partly shadowed: rule '{other.name}' "
