@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from generator import dialect
-from generator.errors import PolicyError
+from generator.errors import PolicyError, VerifyError
 from generator.load import loads
 from generator.pipeline import compile_policy
 from generator.verify import verify
@@ -309,3 +309,19 @@ def test_the_docs_name_the_dialect() -> None:
     page = (Path(__file__).resolve().parent.parent / "docs" / "policy.md").read_text()
     assert "### Regular expressions: one dialect for both engines and the model" in page
     assert "(?<name>...)" in page and "{,n}" in page and textwrap.dedent("PCRE2") in page
+
+
+@pytest.mark.engine
+def test_why_named_groups_are_written_plain(tmp_path: Path) -> None:
+    """Both engines accept a named group, but nginx makes it a variable: one named like one of
+    nginx's own (host) fails nginx -t, so the compiler writes (?:...) instead."""
+    policy = loads(BASE + "rules:\n  - {name: a, match: {path_regex: '^/(?<host>[a-z]+)$'}}\n",
+                   str(tmp_path / "p.yaml"))
+    files = compile_policy(policy).files
+    named = [type(f)(f.path, f.text.replace("^/(?:[a-z]+)$", "^/(?<h>[a-z]+)$")) for f in files]
+    assert all("(?<h>" in f.text for f in named if f.path.endswith(("nginx.conf", "default.vcl")))
+    assert {v.engine for v in verify(named, tmp_path, ["app"])} >= {"nginx", "varnish"}
+    clash = [type(f)(f.path, f.text.replace("^/(?:[a-z]+)$", "^/(?<host>[a-z]+)$")) for f in files
+             if f.path.startswith("nginx/")]
+    with pytest.raises(VerifyError, match='duplicate "host" variable'):
+        verify(clash, tmp_path, ["app"])
