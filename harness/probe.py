@@ -308,6 +308,24 @@ def isolated(policy: Policy, request: Request, tag: str, *, entry: bool = True) 
     return forwarded and (not entry or "query" in policy.cache.key)
 
 
+def isolate(policy: Policy, request: Request, tag: str, *, entry: bool = True) -> Request | None:
+    """``request`` if it is ``isolated``; else the same request on a host of its own (a
+    subdomain named by the tag) where the key holds the host, the marker reaches the origin and
+    the same rule still answers; else ``None``."""
+    if isolated(policy, request, tag, entry=entry):
+        return request
+    if "host" not in policy.cache.key or not isolated(policy, request, tag, entry=False):
+        return None
+    label = tag_forms(tag)[1]
+    bases = [engine_host(request.host), *(h[2:] for h in policy.listen.hosts if h.startswith("*."))]
+    rule = select_rule(policy, request)
+    for base in bases:
+        moved = replace(request, host=f"cw{label}.{base}")
+        if _host_allowed(policy, moved.host) and select_rule(policy, moved) == rule:
+            return moved
+    return None
+
+
 def _common_extensions(constraints: Sequence[Match]) -> tuple[str, ...] | None:
     """Extensions every constraint allows (``()``: unconstrained; ``None``: impossible)."""
     lists = [tuple(e.lower() for e in m.extensions) for m in constraints if m.extensions]

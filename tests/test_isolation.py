@@ -72,12 +72,23 @@ def test_single_path_and_hex_regex_rules_pass_every_check(tmp_path: Path) -> Non
             assert (check, engine) in passed, (check, engine)
 
 
-def test_without_query_in_the_key_shared_checks_are_skipped_with_their_reason(tmp_path: Path) -> None:
-    _, results = run(tmp_path, "  key: [scheme, host, path]")
+def test_without_query_in_the_key_a_host_of_its_own_isolates_the_probe(tmp_path: Path) -> None:
+    """key [scheme, host, path]: rule 'home' ('^/$') is probed on a subdomain named by each
+    check's tag (the marker parameter still tells the origin's counts apart)."""
+    code, results = run(tmp_path, "  key: [scheme, host, path]")
+    failed = [f"{r['check_id']} [{r['engine']}]: {r['message']}" for r in results if r["outcome"] == "failed"]
+    assert code == 0 and not failed, "\n".join(failed)
+    passed = outcomes(results, "passed")
+    for check in ("rule.home", "rule.home.ttl", "rule.home.origin-headers", "defaults.authorization"):
+        assert {(check, "nginx"), (check, "varnish")} <= passed, check
+
+
+def test_without_query_nor_host_in_the_key_shared_checks_are_skipped_with_their_reason(tmp_path: Path) -> None:
+    _, results = run(tmp_path, "  key: [scheme, path]")
     failed = [f"{r['check_id']} [{r['engine']}]: {r['message']}" for r in results if r["outcome"] == "failed"]
     assert not failed, "\n".join(failed)
     skipped = {r["check_id"]: r["message"] for r in results if r["outcome"] == "skipped"}
-    assert "rule.home" in skipped and "cache.key has no query" in skipped["rule.home"]
+    assert "rule.home" in skipped and "cache.key has neither query nor host" in skipped["rule.home"]
     # the checks that may pick any rule pick one whose probes are isolated, and run
     assert {("defaults.authorization", "nginx"), ("defaults.set-cookie", "varnish")} <= outcomes(results, "passed")
 

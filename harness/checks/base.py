@@ -16,7 +16,7 @@ from typing import Any
 
 from generator.model import Policy
 
-from ..api import Stack
+from ..api import Stack, StoredObject
 from ..client import Client, Response
 from ..origin_client import OriginClient
 from ..probe import Request
@@ -46,6 +46,8 @@ class Check:
 
 
 _TAGS = itertools.count(1)
+#: how long the engine's record of a stored object is polled for
+RECORD_WAIT = 3.0
 #: waits longer than this make a check slow (left out unless asked for)
 SLOW_WAIT = 10.0
 #: no check waits longer than this, even when asked: it is skipped with the wait it needs
@@ -113,3 +115,23 @@ class Ctx:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def stored(self, req: Request, at_least: int = 1, wait: float = RECORD_WAIT) -> list[StoredObject]:
+        """The engine's own record of the entries ``req`` is stored under: by its unit where
+        the key holds the query (by its path otherwise), on its host. Engines finish writing
+        after the response is sent, so the record is polled for ``wait`` seconds until it holds
+        ``at_least`` objects."""
+        target = req.unit if "query" in self.policy.cache.key else req.path
+        deadline = time.monotonic() + wait
+        while True:
+            found = [s for s in self.stack.stored(self.engine, target) if _on_host(s.key, req.host)]
+            if len(found) >= at_least or time.monotonic() >= deadline:
+                return found
+            self.sleep(0.1)
+
+
+def _on_host(key: str, host: str) -> bool:
+    """Whether a stored key (``scheme://host/target`` or ``host/target``) is for ``host``; a
+    key without the host is for every host."""
+    rest = key.split("://", 1)[-1]
+    return rest.startswith("/") or rest.lower().startswith(host.lower() + "/")

@@ -171,7 +171,7 @@ def check_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     second = ctx.send(req)
     ctx.expect(second.status == code, f"status {second.status}, expected {code}")
     ctx.expect(ctx.count(req.unit) == 1, f"origin saw {ctx.count(req.unit)} requests, expected 1")
-    expect_stored_ttl(ctx, req.unit, ttl)
+    expect_stored_ttl(ctx, req, ttl)
 
 
 def check_host_in_key(ctx: Ctx) -> None:

@@ -241,11 +241,7 @@ def check_error_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     req = probe(ctx, rule)
     ctx.program(req.unit, status=code, failure="error")
     ctx.send(req)
-    deadline = time.monotonic() + 2.0
-    stored = ctx.stack.stored(ctx.engine, req.unit)
-    while not stored and time.monotonic() < deadline:
-        ctx.sleep(0.1)
-        stored = ctx.stack.stored(ctx.engine, req.unit)
+    stored = ctx.stored(req, wait=2.0)
     too_long = [round(s.ttl) for s in stored if s.ttl > ttl + 1]
     ctx.expect(not too_long, f"{ctx.engine} stored the {code} for {too_long}s, status_ttl "
                f"allows {ttl}s")

@@ -3,7 +3,6 @@ Vary, and how origin headers are treated."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache, partial
@@ -11,12 +10,11 @@ from functools import lru_cache, partial
 from generator.model import Policy, Rule
 
 from ..prepare import request_host
-from ..probe import Request, isolated, overlap_probe, probe_for
+from ..probe import Request, isolate, overlap_probe, probe_for
 from .base import Check, CheckSkipped, Ctx
 
 SHORT_TTL = 4  # TTLs up to this are proven by waiting; longer ones by the engine's own record
 TTL_TOLERANCE = 3.0
-RECORD_WAIT = 3.0
 
 
 def effective_ttl(policy: Policy, rule: Rule) -> int:
@@ -54,18 +52,22 @@ def probe(ctx: Ctx, rule: Rule) -> Request:
 
 
 def own(ctx: Ctx, req: Request, tag: str, rule: Rule) -> Request:
-    """``req``, if it is isolated from every other check's requests (``probe.isolated``)."""
-    if not isolated(ctx.policy, req, tag, entry=rule.cache):
+    """``req``, or the same request on a host of its own, isolated from every other check's
+    requests (``probe.isolate``); skipped when neither is."""
+    found = isolate(ctx.policy, req, tag, entry=rule.cache)
+    if found is None:
         raise CheckSkipped(f"rule '{rule.name}' leaves no room for a marker of this check in "
                            f"its requests ({req.target}: the path cannot vary and "
                            f"{_no_query_room(ctx.policy)}), so they would share "
                            "a cache entry with other checks")
-    return req
+    return found
 
 
 def _no_query_room(policy: Policy) -> str:
     if "query" not in policy.cache.key:
-        return "cache.key has no query"
+        if "host" in policy.cache.key:
+            return "cache.key has no query, and the rule is answered on no other host"
+        return "cache.key has neither query nor host"
     return "cache.query.ignore drops the marker parameters"
 
 
@@ -74,7 +76,7 @@ def isolated_rule(policy: Policy, rule: Rule) -> bool:
     """Whether fresh probes of ``rule`` get cache entries of their own (rules that match one
     path, with no query in the key, do not): checks choosing among rules prefer these."""
     sample = probe_for(policy, rule, tag="cwprobe", host=request_host(policy))
-    return sample is not None and isolated(policy, sample, "cwprobe", entry=rule.cache)
+    return sample is not None and isolate(policy, sample, "cwprobe", entry=rule.cache) is not None
 
 
 def check_rule(rule: Rule, ctx: Ctx) -> None:
@@ -122,21 +124,16 @@ def check_ttl(rule: Rule, ctx: Ctx) -> None:
         ctx.expect(ctx.count(req.unit) == 2, f"after {ttl}s the origin saw {ctx.count(req.unit)} "
                    f"requests, expected 2 (expired); last: {again.cache.outcome}")
         return
-    expect_stored_ttl(ctx, req.unit, ttl)
+    expect_stored_ttl(ctx, req, ttl)
 
 
-def expect_stored_ttl(ctx: Ctx, path: str, ttl: float) -> None:
-    """The engine's own record says ``path`` is stored for ``ttl`` seconds. Engines finish
-    writing after the response is sent, so the record is polled briefly."""
-    deadline = time.monotonic() + RECORD_WAIT
-    stored = ctx.stack.stored(ctx.engine, path)
-    while not stored and time.monotonic() < deadline:
-        ctx.sleep(0.1)
-        stored = ctx.stack.stored(ctx.engine, path)
-    ctx.expect(bool(stored), f"{ctx.engine} has no stored object for {path}")
+def expect_stored_ttl(ctx: Ctx, req: Request, ttl: float) -> None:
+    """The engine's own record says ``req`` is stored for ``ttl`` seconds."""
+    stored = ctx.stored(req)
+    ctx.expect(bool(stored), f"{ctx.engine} has no stored object for {req.host}{req.unit}")
     ttls = [round(s.ttl) for s in stored]
     ctx.expect(any(abs(s.ttl - ttl) <= TTL_TOLERANCE for s in stored),
-               f"{ctx.engine} stored {path} with TTL {ttls}, expected {ttl}s")
+               f"{ctx.engine} stored {req.host}{req.unit} with TTL {ttls}, expected {ttl}s")
 
 
 def check_origin_headers(rule: Rule, ctx: Ctx) -> None:
@@ -145,7 +142,7 @@ def check_origin_headers(rule: Rule, ctx: Ctx) -> None:
     ctx.program(req.unit, status=200, cache_control="max-age=77")
     ctx.send(req)
     expected = 77 if rule.origin_headers == "respect" else effective_ttl(ctx.policy, rule)
-    expect_stored_ttl(ctx, req.unit, expected)
+    expect_stored_ttl(ctx, req, expected)
     private = probe(ctx, rule)
     ctx.program(private.unit, status=200, cache_control="private, max-age=60")
     ctx.send(private)

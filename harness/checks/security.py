@@ -21,7 +21,6 @@ request that produced it (found by its response id) carried the secret.
 from __future__ import annotations
 
 import posixpath
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -38,7 +37,6 @@ from .rules import isolated_rule, origin_answer, probe
 
 FILL_VARIANTS = 20
 MAX_RULES = 3
-RECORD_WAIT = 3.0
 OVERSIZED = 16 * 1024
 FORBIDDEN = frozenset({"x-forwarded-host", "x-forwarded-scheme", "x-original-url", "x-rewrite-url",
                        "x-http-method-override", "x-http-method", "x-method-override", "forwarded"})
@@ -98,17 +96,6 @@ def _expect_not_leaked(ctx: Ctx, path: str, response: Response, secret: str, who
         return
     cookies = [v for n, v in response.headers if n.lower() == "set-cookie" and secret in v]
     ctx.expect(not cookies, f"{who} was handed a cookie set for another client: {cookies}")
-
-
-def _stored_count(ctx: Ctx, path: str, at_least: int = 1) -> int:
-    """How many objects the engine's own record holds for ``path`` (polled briefly: engines
-    finish writing after the response is sent)."""
-    deadline = time.monotonic() + RECORD_WAIT
-    stored = ctx.stack.stored(ctx.engine, path)
-    while len(stored) < at_least and time.monotonic() < deadline:
-        ctx.sleep(0.1)
-        stored = ctx.stack.stored(ctx.engine, path)
-    return len(stored)
 
 
 # --------------------------------------------------------------------------- private data
@@ -525,7 +512,7 @@ def check_fill(ctx: Ctx) -> None:
                 ctx.send(req.with_query(f"{ignore[-1].replace('*', 'fill')}={i}"))
             else:
                 ctx.send(req, headers={"X-Cw-Fill": str(i), "User-Agent": f"cw-fill/{i}"})
-        stored = _stored_count(ctx, req.unit)
+        stored = len(ctx.stored(req))
         ctx.expect(stored <= 1, f"{FILL_VARIANTS} variants in unkeyed {kind} stored {stored} "
                    f"objects for {req.unit}, expected at most 1")
 
