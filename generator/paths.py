@@ -27,6 +27,7 @@ from .model import Match
 from .quote import extensions_regex, literal_regex
 
 _fsm: Any = importlib.import_module("greenery.fsm")  # greenery ships no type information
+_crawl = _fsm.crawl
 _parser: Any = importlib.import_module("re._parser")
 _c: Any = importlib.import_module("re._constants")
 
@@ -37,6 +38,9 @@ PATH_BYTES = frozenset(range(0x21, 0x100)) - {0x7F, ord("?")}
 LINE_FEED = 10
 #: repeats with more iterations than this are approximated (building them costs states)
 MAX_COUNT = 40
+#: transitions followed in one automaton construction or product walk before giving up: a
+#: hostile regex (``.*a.{30}``) has exponentially many states, and a policy must still load
+MAX_STEPS = 20_000
 _DIGIT = frozenset(range(0x30, 0x3A))
 _WORD = _DIGIT | frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B)) | {0x5F}
 _SPACE = frozenset((9, 10, 11, 12, 13, 32))
@@ -93,6 +97,26 @@ _DOUBLED = ANY.star() + (word(START + START) | word(END + END) | word(END + STAR
 
 class _Inexact(Exception):
     """Not regular as the engines read it (the message says why)."""
+
+
+class TooComplex(Exception):
+    """An automaton grew past ``MAX_STEPS``: the question is left undecided."""
+
+
+def _budgeted_crawl(alphabet: Any, initial: Any, final: Any, follow: Any) -> Any:
+    """greenery's ``crawl`` (which builds every automaton it returns), with a step budget."""
+    steps = [0]
+
+    def counted(state: Any, symbol: Any) -> Any:
+        steps[0] += 1
+        if steps[0] > MAX_STEPS:
+            raise TooComplex("too many automaton states")
+        return follow(state, symbol)
+
+    return _crawl(alphabet, initial, final, counted)
+
+
+_fsm.crawl = _budgeted_crawl  # greenery's operations look crawl up in their module
 
 
 @dataclass
@@ -230,6 +254,8 @@ def regex_language(regex: str) -> Language:
         if not strict.why and not (pattern & _DOUBLED).empty():
             return Language(under, PATHS, "an anchor next to another anchor")
         over = _searched(loose.seq(tree, icase)) if strict.why else under
+    except TooComplex:
+        return Language(_fsm.NULL, PATHS, "a regex this large (too many automaton states)")
     except (_Inexact, RecursionError, KeyError, re.error) as exc:
         return Language(_fsm.NULL, PATHS, f"{exc or 'a construct'}")
     return Language(under, over, strict.why)
@@ -284,9 +310,9 @@ def _readable(charclass: Any) -> str | None:
 
 def find(fsms: tuple[Any, ...], test: Callable[[list[bool]], bool]) -> str | None:
     """A shortest string taking ``fsms`` (run side by side) to states whose finality passes
-    ``test``, or None. greenery's own product (``parallel``) minimises every result, which
-    costs far more than the question "is there one?" needs; this walks the same product lazily
-    and stops at the first answer."""
+    ``test``, or None; raises TooComplex past ``MAX_STEPS`` states. greenery's own product
+    (``parallel``) minimises every result, which costs far more than the question "is there
+    one?" needs; this walks the same product lazily and stops at the first answer."""
     unified = _fsm.unify_alphabets(fsms)
     symbols = sorted(unified[0].alphabet, key=_rank)
     start = tuple(f.initial for f in unified)
@@ -295,6 +321,8 @@ def find(fsms: tuple[Any, ...], test: Callable[[list[bool]], bool]) -> str | Non
     for state in queue:
         if test([s in f.finals for s, f in zip(state, unified, strict=True)]):
             return seen[state]
+        if len(queue) > MAX_STEPS:
+            raise TooComplex("too many automaton states")
         for symbol in symbols:
             target = tuple(f.map[s][symbol] for s, f in zip(state, unified, strict=True))
             if target not in seen:

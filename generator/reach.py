@@ -20,7 +20,19 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from .model import Match, Policy, Rule
-from .paths import END, PATHS, START, Language, compiled, find, path_regexes, regex_language, subset, word
+from .paths import (
+    END,
+    PATHS,
+    START,
+    Language,
+    TooComplex,
+    compiled,
+    find,
+    path_regexes,
+    regex_language,
+    subset,
+    word,
+)
 from .quote import extensions_regex
 
 _parser: Any = importlib.import_module("re._parser")
@@ -272,7 +284,12 @@ def check(policy: Policy) -> Findings:
     for rule in policy.rules:
         if rule.match != Match():
             cond = path_cond(rule.match)
-            _check_rule(rule, cond, earlier, found)
+            try:
+                _check_rule(rule, cond, earlier, found)
+            except TooComplex:
+                found.warnings.append((f"rules[{rule.index}].match", (
+                    f"warning: whether rule '{rule.name}' can ever match is not decided: its paths "
+                    "and earlier rules' make automata too large to compare")))
             earlier.add(rule, cond)
     return found
 

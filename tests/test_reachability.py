@@ -325,3 +325,14 @@ def test_why_named_groups_are_written_plain(tmp_path: Path) -> None:
              if f.path.startswith("nginx/")]
     with pytest.raises(VerifyError, match='duplicate "host" variable'):
         verify(clash, tmp_path, ["app"])
+
+
+def test_a_regex_with_exponentially_many_states_is_left_undecided_quickly() -> None:
+    """``(?:a|b)*a(?:a|b){30}`` has 2**30 states as a deterministic automaton: the check gives up
+    (a warning) instead of hanging the load."""
+    import time
+    started = time.monotonic()
+    errors, warnings = outcome([r("a", path_regex="(?:a|b)*a(?:a|b){30}"), r("b", path_prefix="/x/")])
+    assert time.monotonic() - started < 30
+    undecided = [w for w in warnings if " rules[1].match: " in w]
+    assert errors == [] and len(undecided) == 1 and "too many automaton states" in undecided[0]
