@@ -91,6 +91,8 @@ def word(text: str) -> Any:
 ANY = _fsm.from_charclass(~_fsm.Charclass())  # one class: small alphabets keep products cheap
 #: every raw path, between its sentinels
 PATHS = word(START + "/") + _cls(PATH_BYTES).star() + word(END)
+#: every header or cookie value (empty: absent), between the sentinels
+VALUES = word(START) + _cls(frozenset(range(0x20, 0x100)) - {0x7F} | {9}).star() + word(END)
 #: a pair of anchors no text can hold both of (only the translation of ^^ or $$ needs one)
 _DOUBLED = ANY.star() + (word(START + START) | word(END + END) | word(END + START)) + ANY.star()
 
@@ -241,8 +243,10 @@ def _class(items: Any, icase: bool) -> frozenset[int]:
 
 
 @lru_cache(maxsize=4096)
-def regex_language(regex: str) -> Language:
-    """The raw paths ``re.search(regex, path)`` accepts (as the engines read it)."""
+def regex_language(regex: str, values: bool = False) -> Language:
+    """The raw paths (``values``: the header or cookie values) ``re.search(regex, text)``
+    accepts, as the engines read it."""
+    universe = VALUES if values else PATHS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -250,21 +254,22 @@ def regex_language(regex: str) -> Language:
         icase = bool(tree.state.flags & re.IGNORECASE)
         strict, loose = _Build(False), _Build(True)
         pattern = strict.seq(tree, icase)
-        under = _searched(pattern, *_anchored(tree))
+        under = _searched(pattern, universe, *_anchored(tree))
         if not strict.why and not (pattern & _DOUBLED).empty():
-            return Language(under, PATHS, "an anchor next to another anchor")
-        over = _searched(loose.seq(tree, icase)) if strict.why else under
+            return Language(under, universe, "an anchor next to another anchor")
+        over = _searched(loose.seq(tree, icase), universe) if strict.why else under
     except TooComplex:
-        return Language(_fsm.NULL, PATHS, "a regex this large (too many automaton states)")
+        return Language(_fsm.NULL, universe, "a regex this large (too many automaton states)")
     except (_Inexact, RecursionError, KeyError, re.error) as exc:
-        return Language(_fsm.NULL, PATHS, f"{exc or 'a construct'}")
+        return Language(_fsm.NULL, universe, f"{exc or 'a construct'}")
     return Language(under, over, strict.why)
 
 
-def _searched(pattern: Any, starts: bool = False, ends: bool = False) -> Any:
-    """The paths in which ``pattern`` occurs somewhere (an anchored side needs no padding)."""
+def _searched(pattern: Any, universe: Any, starts: bool = False, ends: bool = False) -> Any:
+    """The texts of ``universe`` in which ``pattern`` occurs somewhere (an anchored side needs
+    no padding)."""
     padded = pattern if starts else ANY.star() + pattern
-    return (padded if ends else padded + ANY.star()) & PATHS
+    return (padded if ends else padded + ANY.star()) & universe
 
 
 def _anchored(tree: Any) -> tuple[bool, bool]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from .model import Match, Policy, Rule
+from .model import Match, Policy, Rule, ValueMatch
 from .paths import (
     END,
     PATHS,
@@ -233,8 +233,30 @@ def others_cover(a: Match, b: Match) -> bool:
     """Every request meeting ``b``'s conditions other than the path meets ``a``'s."""
     return ((not a.methods or (bool(b.methods) and set(b.methods) <= set(a.methods)))
             and (not a.hosts or (bool(b.hosts) and all(_host_covered(h, a.hosts) for h in b.hosts)))
-            and set(a.headers) <= set(b.headers)
-            and set(a.cookies) <= set(b.cookies))
+            and _values_cover(a.headers, b.headers, str.lower)
+            and _values_cover(a.cookies, b.cookies, str))
+
+
+def _values_cover(a: tuple[ValueMatch, ...], b: tuple[ValueMatch, ...], fold: Callable[[str], str]) -> bool:
+    """Every value ``b``'s conditions let through (per header or cookie name) meets ``a``'s: the
+    same condition, or regexes whose languages show it. A name ``b`` does not test may be absent
+    (an empty value) or hold anything, so only a condition ``b`` has can be covered."""
+    for cond in a:
+        same = [c for c in b if fold(c.name) == fold(cond.name)]
+        if not same:
+            return False
+        if cond in same or (cond.regex or ".") in {c.regex or "." for c in same}:
+            continue
+        try:
+            allowed = regex_language(cond.regex or ".", values=True).under
+            let_through = regex_language(same[0].regex or ".", values=True).over
+            for other in same[1:]:
+                let_through = let_through & regex_language(other.regex or ".", values=True).over
+            if not subset(let_through, allowed):
+                return False
+        except TooComplex:
+            return False
+    return True
 
 
 def _host_covered(host: str, patterns: tuple[str, ...]) -> bool:
