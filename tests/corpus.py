@@ -89,6 +89,10 @@ TRAITS: dict[str, str] = {
     "tls-redirect": "`redirect_http: true`",
     "tls-only": "HTTPS without plain HTTP",
     "listen-hosts": "`listen.hosts`",
+    "listen-wildcard": "`listen.hosts` led by a `*.` name (checks then send `www.`)",
+    "get-head-rule": "a cached rule for `methods: [GET, HEAD]`",
+    "key-on-matched-header": "`vary` or `key.headers` on the header the rule matches on",
+    "key-on-matched-cookie": "`key.cookies` on the cookie the rule matches on",
     "origin-probe": "`origin.probe` (Varnish only)",
     "read-timeout-short": "`origin.read_timeout: 3s` (the timeout faults run)",
     "cache-status-name": "a custom `headers.cache_status_name`",
@@ -246,8 +250,17 @@ def _api(site: _Site) -> list[Rule]:
             "path_prefix": "/api/", "methods": ["POST", "PUT", "PATCH", "DELETE"]}}))
     if site.chance(0.3):
         site.traits.add("header-rule")
-        rules.append(_cached(site, {"name": "api-v2", "match": {
-            "path_prefix": "/api/", "header": {"name": "X-Api-Version", "regex": "^2"}}}, "api"))
+        v2 = _cached(site, {"name": "api-v2", "match": {
+            "path_prefix": "/api/", "header": {"name": "X-Api-Version", "regex": "^2"}}}, "api")
+        if site.chance(0.4):  # 2 and 2.1 both match: one copy each
+            if site.chance(0.5):
+                v2["vary"] = ["X-Api-Version"]
+                site.traits.add("vary")
+            else:
+                v2["key"] = {"headers": ["X-Api-Version"]}
+                site.traits.add("key-headers")
+            site.traits.add("key-on-matched-header")
+        rules.append(v2)
     if site.chance(0.3):
         site.traits |= {"key-headers", "overlapping-prefixes"}
         rules.append(_cached(site, {"name": "api-me", "match": {"path_prefix": "/api/v1/me"},
@@ -291,6 +304,13 @@ def _shop(site: _Site) -> list[Rule]:
     return rules
 
 
+def _downloads(site: _Site) -> list[Rule]:
+    """Files cached for GET and HEAD only (a method condition on a cached rule)."""
+    site.traits.add("get-head-rule")
+    return [_cached(site, {"name": "downloads", "match": {"path_prefix": "/downloads/",
+                                                          "methods": ["GET", "HEAD"]}}, "asset")]
+
+
 def _search(site: _Site) -> list[Rule]:
     rule = _cached(site, {"name": "search", "match": {"path_prefix": "/search"}}, "api")
     if site.chance(0.5):
@@ -309,6 +329,10 @@ def _cdn(site: _Site) -> list[Rule]:
 
 def _session(site: _Site) -> list[Rule]:
     """Logged-in users or previews bypass the cache: a cookie- or header-only rule."""
+    if site.chance(0.2):  # pages in the language a cookie names, one copy per language
+        site.traits |= {"cookie-rule", "key-cookies", "key-on-matched-cookie"}
+        return [_cached(site, {"name": "localized", "match": {
+            "cookie": {"name": "lang", "regex": "^[a-z]{2}$"}}, "key": {"cookies": ["lang"]}})]
     if site.chance(0.6):
         site.traits.add("cookie-rule")
         cookie: Doc = site.pick([{"name": "session"},
@@ -326,7 +350,7 @@ def _writes(site: _Site) -> list[Rule]:
 
 #: the families a site draws from; ``_catch_all`` is never drawn, only appended
 FAMILIES: tuple[Family, ...] = (_home, _pages, _static, _blog, _api, _account, _admin, _shop,
-                                _search, _cdn, _session, _writes)
+                                _search, _cdn, _session, _writes, _downloads)
 
 
 def _catch_all(site: _Site) -> list[Rule]:
@@ -354,7 +378,7 @@ def generate(seed: int, index: int) -> CorpusPolicy:
     doc["cache"] = _cache(site, rules)
     doc["rules"] = rules
     _tags_and_purge(site, doc)
-    if site.chance(0.15):
+    if site.chance(0.06):
         doc["headers"] = {"cache_status_name": site.pick(["edge", "cdn-cache", "shop.cache"])}
         site.traits.add("cache-status-name")
     _accept_missing(doc)
@@ -396,6 +420,9 @@ def _listen(site: _Site) -> Doc:
     if site.hosts or site.chance(0.3):
         listen["hosts"] = [site.domain, f"www.{site.domain}", *site.hosts]
         site.traits.add("listen-hosts")
+        if site.chance(0.3):
+            listen["hosts"] = [f"*.{site.domain}", site.domain, *site.hosts]
+            site.traits.add("listen-wildcard")
     return listen
 
 

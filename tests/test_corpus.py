@@ -139,7 +139,8 @@ def _varnish_no_ttl(text: str, rule: str) -> str:
 
 
 def _nginx_cached(text: str, rule: str) -> str:
-    return _nginx_locations(text, rule, lambda body: "            proxy_cache cw;\n" + body)
+    return _nginx_locations(text, rule, lambda body: "            proxy_cache cw;\n"
+                            "            proxy_cache_valid 200 1h;\n" + body)
 
 
 def _varnish_cached(text: str, rule: str) -> str:
