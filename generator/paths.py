@@ -53,8 +53,8 @@ _CATEGORIES = {
 
 @dataclass(frozen=True)
 class Language:
-    """The paths a condition accepts: ``under`` surely, ``over`` at most; ``why`` names what made
-    them differ ("" when exact)."""
+    """The texts (paths, or header and cookie values) a condition accepts: ``under`` surely,
+    ``over`` at most; ``why`` names what made them differ ("" when exact)."""
 
     under: Any
     over: Any
