@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import CapabilityError
@@ -263,13 +264,30 @@ def _matches_beyond_key(match: Match, key: tuple[str, ...]) -> bool:
 
 
 def _may_overlap(a: Match, b: Match, key: tuple[str, ...]) -> bool:
-    """False only where no request can match both: two path prefixes, neither a prefix of the
-    other, or (with the host in the key) two lists of exact hosts without a common one."""
-    if a.path_prefix is not None and b.path_prefix is not None \
-            and not (a.path_prefix.startswith(b.path_prefix) or b.path_prefix.startswith(a.path_prefix)):
+    """False only where no request can match both: two path prefixes or exact paths that leave
+    each other (neither a prefix of the other; two different exact paths), or (with the host in
+    the key) two lists of exact hosts without a common one."""
+    if _paths_apart(a, b) or _paths_apart(b, a):
         return False
     exact = a.hosts and b.hosts and not any(h.startswith("*") for h in (*a.hosts, *b.hosts))
     return not (exact and "host" in key and not set(a.hosts) & set(b.hosts))
+
+
+def _paths_apart(a: Match, b: Match) -> bool:
+    """No raw path meets both ``a``'s prefix or exact path and ``b``'s (escapes compared in
+    one hex case, as the engines match them in either)."""
+    first, second = (_hex_upper(m.path if m.path is not None else m.path_prefix) for m in (a, b))
+    if first is None or second is None:
+        return False
+    if a.path is not None and b.path is not None:
+        return first != second
+    if a.path is not None:  # an exact path against a prefix
+        return not first.startswith(second)
+    return not (first.startswith(second) or second.startswith(first))
+
+
+def _hex_upper(text: str | None) -> str | None:
+    return None if text is None else re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).upper(), text)
 
 
 def _proxy_listener(listen: str, hitch_user: str) -> str:

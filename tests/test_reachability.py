@@ -348,3 +348,18 @@ def test_a_regex_with_exponentially_many_states_is_left_undecided_quickly() -> N
     assert time.monotonic() - started < 30
     undecided = [w for w in warnings if " rules[1].match: " in w]
     assert errors == [] and len(undecided) == 1 and "too many automaton states" in undecided[0]
+
+
+def test_varnish_restatus_sees_exact_paths_and_escapes_apart_or_together() -> None:
+    """A rule matching beyond the key (a header) rewrites Cache-Status on hits of rules whose
+    paths may overlap its own: an exact path elsewhere does not; an escape in the other hex case
+    does."""
+    from generator.lower_varnish import restatus_rules
+    policy = loads(BASE + textwrap.dedent("""\
+        rules:
+          - {name: api, match: {path_prefix: /a%2A/, header: {name: X-V}}}
+          - {name: home, match: {path: /}}
+          - {name: other, match: {path: /a%2a/x}}
+          - {name: beside, match: {path_prefix: /b/}}
+        """), "p.yaml")
+    assert restatus_rules(policy) == ("api", "other", "default")
