@@ -275,3 +275,16 @@ def test_explain_agrees_with_the_engines(name: str) -> None:
                 _expect(result, first, second, f"{engine} {method} {sent} {headers}: "
                         f"{first.summary()} / {second.summary()}; explain: {result.verdict} "
                         f"{result.rule}")
+
+
+def test_exact_path_rule_and_policy_warnings_are_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """explain names an exact-path match, and prints the policy's warnings (as compile does)."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nname: p\norigin: {url: 'http://127.0.0.1:8080'}\nrules:\n"
+                      "  - {name: home, match: {path: /}, ttl: 1m}\n"
+                      "  - {name: admin, match: {path_prefix: /admin/}, cache: false}\n"
+                      "  - {name: rest, match: {path_prefix: /}, ttl: 5m}\n")
+    assert main(["explain", str(policy), "GET", "/"]) == 0
+    out, err = capsys.readouterr()
+    assert "rule          home" in out and "matched     path /\n" in out
+    assert "warning: rule 'admin' does not match /admin" in err

@@ -15,6 +15,7 @@ from ..compare.measure import Settings
 from ..compare.render import html_report, require_matplotlib, text_report
 from ..compare.run import compare
 from ..report import should_color
+from . import common
 from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
 
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("compare programs and counts the sample origin; --origin and --origin-image "
                          "are not supported here (use `cachewright test` with your own origin)")
     policy = load(args.policy)
+    common.warn(policy.warnings)
     selected = engines(args)
     settings = Settings(concurrency=args.concurrency, duration_s=args.duration, rounds=args.rounds,
                         herd_size=args.herd, body_size=args.body_size, zipf_requests=args.zipf_requests,

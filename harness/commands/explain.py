@@ -32,6 +32,7 @@ from generator.units import format_duration
 from .. import ui
 from ..prepare import request_host
 from ..probe import REFUSED_PATHS, Request, engine_host, engine_method, select_rule
+from . import common
 
 Pair = tuple[str, str]
 PURGES = ("PURGE", "BAN")
@@ -144,6 +145,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Explain the request; exit 2 on a malformed request."""
     policy = load(args.policy)
+    common.warn(policy.warnings)
     scheme = args.scheme or default_scheme(policy)
     try:
         request = build_request(policy, args.method, args.target, args.header, args.host)
@@ -270,7 +272,8 @@ def rule_source(policy: Policy, rule: Rule) -> str:
 def conditions(rule: Rule) -> tuple[str, ...]:
     """The rule's match conditions, one line each."""
     m = rule.match
-    out = [f"path_prefix {m.path_prefix}"] if m.path_prefix else []
+    out = [f"path {m.path}"] if m.path is not None else []
+    out += [f"path_prefix {m.path_prefix}"] if m.path_prefix else []
     out += [f"path_regex {m.path_regex}"] if m.path_regex is not None else []
     out += [f"extensions {', '.join(m.extensions)}"] if m.extensions else []
     out += [f"methods {', '.join(m.methods)}"] if m.methods else []

@@ -16,7 +16,7 @@ from .. import ports
 from ..api import Runtime, Stack
 from ..local import LocalRuntime
 from ..procs import Terminated
-from . import test
+from . import common, test
 
 
 def add_parser(sub: Any) -> None:
@@ -65,6 +65,7 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
+    common.warn(policy.warnings)
     selected = test.engines(args)
     _check_port_options(policy, args)
     choice = ports.choose(policy, selected, args.port, args.https_port)

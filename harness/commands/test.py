@@ -25,6 +25,7 @@ from ..origin_client import Counts
 from ..prepare import Configs, generated, request_host
 from ..results import CheckResult, RunResult
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
+from . import common
 
 BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 
@@ -147,6 +148,7 @@ def _package(engine: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
+    common.warn(policy.warnings)
     selected = engines(args)
     scenarios = scenarios_of(args)
     derived, asked_out, notes = derived_checks(args, policy)
