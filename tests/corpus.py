@@ -49,6 +49,7 @@ Doc = dict[str, Any]
 #: what a policy can exercise (``CorpusPolicy.traits``), for coverage figures and tests
 TRAITS: dict[str, str] = {
     "single-path": "a rule for one path (`^/$`, `^/robots\\.txt$`, a prefix that is a file name)",
+    "exact-path": "an exact `path` (`/`, `/robots.txt`)",
     "regex-anchored": "an anchored `path_regex`",
     "regex-unanchored": "an unanchored `path_regex` (`/feed/?$`, `\\.(?:css|js|png)$`)",
     "regex-then-prefix": "an anchored regex before a prefix that covers its paths",
@@ -177,6 +178,9 @@ def _bypass(site: _Site, rule: Rule) -> Rule:
 
 
 def _home(site: _Site) -> list[Rule]:
+    if site.chance(0.5):
+        site.traits |= {"single-path", "exact-path"}
+        return [_cached(site, {"name": "home", "match": {"path": "/"}})]
     site.traits |= {"single-path", "regex-anchored"}
     return [_cached(site, {"name": "home", "match": {"path_regex": "^/$"}})]
 
@@ -191,6 +195,11 @@ def _pages(site: _Site) -> list[Rule]:
     for name, regex in chosen:
         if name == "robots" and site.chance(0.5):
             rules.append(_cached(site, {"name": name, "match": {"path_prefix": "/robots.txt"}}))
+            continue
+        if name != "about" and site.chance(0.4):
+            site.traits.add("exact-path")
+            path = regex[1:-1].replace("\\", "")  # ^/robots\.txt$ -> /robots.txt
+            rules.append(_cached(site, {"name": name, "match": {"path": path}}))
             continue
         site.traits.add("regex-anchored")
         rules.append(_cached(site, {"name": name, "match": {"path_regex": regex}}))
@@ -554,6 +563,8 @@ class Outcome:
                 f"--index {self.policy.index})"
         if self.load_error:
             return f"{where}: generator bug, the policy does not load: {self.load_error}"
+        if self.error and self.code is None:
+            return f"{where}: {self.error}"
         if self.error:
             return f"{where}: cachewright test exited {self.code} without a report: {self.error}"
         return "\n".join(f"{where}: FAIL {r['check_id']} [{r['engine']}]: {r['message']}"
@@ -582,7 +593,10 @@ def run(policy: CorpusPolicy, workdir: Path, args: Sequence[str] = (), *,
     path = workdir / f"{policy.name}.yaml"
     path.write_text(policy.text, encoding="utf-8")
     started = time.monotonic()
-    problem = load_problem(policy, path)
+    try:
+        problem = load_problem(policy, path)
+    except Exception as exc:  # noqa: BLE001 - a compiler crash is that policy's finding, not ours
+        return Outcome(policy, time.monotonic() - started, error=f"the compiler crashed: {exc!r}")
     if problem:
         return Outcome(policy, time.monotonic() - started, load_error=problem)
     report = workdir / f"{policy.name}.json"
