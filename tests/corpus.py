@@ -118,10 +118,15 @@ class CorpusPolicy:
         return f"s{self.seed}-{self.index:03d}"
 
     @property
+    def reproduce(self) -> str:
+        """The command that prints this policy."""
+        return f"python tests/corpus.py --seed {self.seed} --index {self.index}"
+
+    @property
     def text(self) -> str:
         """The policy as YAML, with a comment that says how to regenerate it."""
-        head = (f"# corpus policy {self.name}: python tests/corpus.py --seed {self.seed} "
-                f"--index {self.index}\n# traits: {', '.join(sorted(self.traits))}\n")
+        head = (f"# corpus policy {self.name}: {self.reproduce}\n"
+                f"# traits: {', '.join(sorted(self.traits))}\n")
         return head + yaml.safe_dump(self.doc, sort_keys=False, width=1 << 16, default_flow_style=None)
 
 
@@ -559,8 +564,7 @@ class Outcome:
 
     def summary(self) -> str:
         """One line per failure, each naming the policy and how to regenerate it."""
-        where = f"{self.policy.name} (python tests/corpus.py --seed {self.policy.seed} " \
-                f"--index {self.policy.index})"
+        where = f"{self.policy.name} ({self.policy.reproduce})"
         if self.load_error:
             return f"{where}: generator bug, the policy does not load: {self.load_error}"
         if self.error and self.code is None:

@@ -57,7 +57,8 @@ def run_all(seed: int, start: int, count: int, jobs: int, work: Path,
         return list(pool.map(one, range(count)))
 
 
-def figures(outcomes: Sequence[Outcome], wall: float, seed: int, start: int, jobs: int) -> str:
+def figures(outcomes: Sequence[Outcome], wall: float, seed: int, start: int, jobs: int,
+            code: str) -> str:
     """The markdown report of one corpus run."""
     results = [r for o in outcomes for r in o.results]
     counts = {e: Counter(r["outcome"] for r in results if r["engine"] == e) for e in ENGINES}
@@ -68,7 +69,7 @@ def figures(outcomes: Sequence[Outcome], wall: float, seed: int, start: int, job
     lines = [
         f"- Date: {date.today().isoformat()}",
         f"- Machine: {_machine()}",
-        f"- Code: {_code()}",
+        f"- Code: {code}",
         f"- Corpus: seed {seed}, policies {start}–{start + len(outcomes) - 1} "
         f"(`python tests/corpus.py --seed {seed} --index N` prints one); {jobs} at a time",
         "",
@@ -181,10 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cw-corpus-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        code = _code() if args.cachewright == list(CHECKOUT) else \
+            f"`{' '.join(args.cachewright)}` (checkout at {_code()} when the run started)"
         started = time.monotonic()
         outcomes = run_all(args.seed, args.start, args.count, args.jobs, work, args.cachewright)
         wall = time.monotonic() - started
-    section = figures(outcomes, wall, args.seed, args.start, args.jobs)
+    section = figures(outcomes, wall, args.seed, args.start, args.jobs, code)
     print(section)
     if args.json:
         failures = [{"policy": o.policy.name, "seed": o.policy.seed, "index": o.policy.index,
