@@ -389,7 +389,7 @@ def generate(seed: int, index: int) -> CorpusPolicy:
         rules += _catch_all(site)
     doc: Doc = {"version": 1, "name": f"corpus-{seed % 1000}-{index}", "origin": _origin(site)}
     doc["listen"] = _listen(site)
-    doc["cache"] = _cache(site, rules)
+    doc["cache"] = _cache(site)
     doc["rules"] = rules
     _tags_and_purge(site, doc)
     if site.chance(0.06):
@@ -440,7 +440,7 @@ def _listen(site: _Site) -> Doc:
     return listen
 
 
-def _cache(site: _Site, rules: list[Rule]) -> Doc:
+def _cache(site: _Site) -> Doc:
     cache: Doc = {"size": site.pick(["64m", "256m", "1g"])}
     key_kind = site.pick(["default"] * 7 + ["no-query"] * 2 + ["no-scheme"])
     if key_kind == "no-query":
