@@ -460,8 +460,13 @@ def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], query: str
 
 
 def _valid(policy: Policy, rule: Rule) -> tuple[tuple[str, str], ...]:
+    """``proxy_cache_valid`` lines: a status listed in status_ttl takes its own TTL, the rule's
+    covers the other default statuses (nginx uses the first line naming a status, so a status
+    must not be on two lines; Varnish's lowering gives status_ttl the same precedence)."""
     ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    valid = [(DEFAULT_STATUSES, format_duration(ttl))] if ttl else []
+    listed = {str(code) for code, _ in policy.cache.status_ttl}
+    codes = " ".join(c for c in DEFAULT_STATUSES.split() if c not in listed)
+    valid = [(codes, format_duration(ttl))] if ttl and codes else []
     valid += [(str(code), format_duration(t)) for code, t in policy.cache.status_ttl if t]
     return tuple(valid)
 

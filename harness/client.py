@@ -97,6 +97,8 @@ class Response:
     body: bytes
     elapsed: float
     request: str = ""
+    #: the policy's Cache-Status cache name (``headers.cache_status_name``)
+    cache_name: str = "cachewright"
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -106,7 +108,7 @@ class Response:
 
     @property
     def cache(self) -> CacheStatus:
-        return parse_cache_status(self.header("Cache-Status"))
+        return parse_cache_status(self.header("Cache-Status"), self.cache_name)
 
     @property
     def response_id(self) -> str | None:
@@ -129,6 +131,8 @@ class Client:
     ca_file: Path | None = None
     source: str | None = None
     log: list[str] = field(default_factory=list)
+    #: the name the engines give themselves in Cache-Status (``headers.cache_status_name``)
+    cache_name: str = "cachewright"
 
     def request(self, method: str, target: str, headers: dict[str, str] | None = None, *,
                 scheme: str = "http", body: bytes | None = None, source: str | None = None,
@@ -147,7 +151,7 @@ class Client:
             raw = conn.getresponse()
             data = raw.read()
             response = Response(raw.status, raw.getheaders(), data, time.monotonic() - started,
-                                f"{method} {scheme}://{sent['Host']}{target}")
+                                f"{method} {scheme}://{sent['Host']}{target}", self.cache_name)
         finally:
             conn.close()
         self.log.append(response.summary())

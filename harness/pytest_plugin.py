@@ -172,7 +172,8 @@ def cache(cachewright_stack: Stack, cachewright_engine: str,
         pytest.skip(f"cachewright: {cachewright_engine} is not installed")
     policy = cachewright_policy_model
     return CacheClient(cachewright_stack.endpoints[cachewright_engine], request_host(policy),
-                       cachewright_stack.ca_file, scheme=_scheme(policy))
+                       cachewright_stack.ca_file, cache_name=policy.headers.cache_status_name,
+                       scheme=_scheme(policy))
 
 
 def _scheme(policy: Policy) -> str:

@@ -533,9 +533,10 @@ class StackContext:
     control-port client.
     """
 
-    def __init__(self, stack: Stack, host: str) -> None:
+    def __init__(self, stack: Stack, host: str, cache_name: str = "cachewright") -> None:
         self.stack = stack
         self.host = host
+        self.cache_name = cache_name
         self._local = threading.local()
 
     @property
@@ -548,7 +549,7 @@ class StackContext:
 
     def client(self, engine: str) -> Client:
         """A fresh client for ``engine``."""
-        return Client(self.stack.endpoints[engine], self.host, self.stack.ca_file)
+        return Client(self.stack.endpoints[engine], self.host, self.stack.ca_file, cache_name=self.cache_name)
 
     def logs(self, engine: str, lines: int = 40) -> str:
         """The engine's log tail."""

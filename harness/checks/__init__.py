@@ -123,7 +123,9 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
 
 def context(stack: Stack, policy: Policy, engine: str, origin: OriginClient | None) -> Ctx:
     """What a check (or a measurement) uses to reach ``engine`` and program ``origin``."""
-    return Ctx(engine, policy, stack, Client(stack.endpoints[engine], request_host(policy), stack.ca_file), origin)
+    client = Client(stack.endpoints[engine], request_host(policy), stack.ca_file,
+                    cache_name=policy.headers.cache_status_name)
+    return Ctx(engine, policy, stack, client, origin)
 
 
 def _details(ctx: Ctx) -> tuple[str, ...]:

@@ -116,18 +116,32 @@ class Ctx:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def send_stored(self, req: Request, **kw: Any) -> Response:
+        """Send ``req``, whose answer the policy stores, and give the engine the time to write
+        it (nginx finishes its cache file after answering), so that the next request can hit."""
+        response = self.send(req, **kw)
+        self.stored(req)
+        return response
+
     def stored(self, req: Request, at_least: int = 1, wait: float = RECORD_WAIT) -> list[StoredObject]:
-        """The engine's own record of the entries ``req`` is stored under: by its unit where
-        the key holds the query (by its path otherwise), on its host. Engines finish writing
+        """The engine's own record of the entries ``req`` is stored under: by its path, with its
+        marker parameters where the key holds the query, on its host. Engines finish writing
         after the response is sent, so the record is polled for ``wait`` seconds until it holds
         ``at_least`` objects."""
-        target = req.unit if "query" in self.policy.cache.key else req.path
+        marks = req.unit.partition("?")[2].split("&") if "query" in self.policy.cache.key else []
         deadline = time.monotonic() + wait
         while True:
-            found = [s for s in self.stack.stored(self.engine, target) if _on_host(s.key, req.host)]
+            found = [s for s in self.stack.stored(self.engine, req.path)
+                     if _on_host(s.key, req.host) and _marked(s.key, marks)]
             if len(found) >= at_least or time.monotonic() >= deadline:
                 return found
             self.sleep(0.1)
+
+
+def _marked(key: str, marks: list[str]) -> bool:
+    """Whether the query in a stored key's first line holds every marker parameter in ``marks``."""
+    query = key.split("\n", 1)[0].partition("?")[2].split("&")
+    return all(m in query for m in marks if m)
 
 
 def _on_host(key: str, host: str) -> bool:

@@ -78,7 +78,7 @@ def check_strip_cookies(rule: Rule, ctx: Ctx) -> None:
     """strip_cookies: the origin sees no Cookie, Set-Cookie is dropped, the response is shared."""
     req = probe(ctx, rule)
     ctx.program(req.unit, set_cookie=["cw_session=leak"], **origin_answer(ctx.policy, rule))
-    first = ctx.send(replace(req, cookies=(*req.cookies, ("session", "cw-1"))))
+    first = ctx.send_stored(replace(req, cookies=(*req.cookies, ("session", "cw-1"))))
     second = ctx.send(req)
     seen = ctx.control().requests(path=req.unit)[-1].header("cookie")
     ctx.expect(seen is None, f"origin saw Cookie {seen!r}")
@@ -143,7 +143,7 @@ def check_query_ignore(ctx: Ctx) -> None:
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     param = ctx.policy.cache.query.ignore[0].replace("*", "x")
-    first = ctx.send(req.with_query(f"a=1&{param}=one"))
+    first = ctx.send_stored(req.with_query(f"a=1&{param}=one"))
     second = ctx.send(req.with_query(f"{param}=two&a=1"))
     ctx.expect(second.response_id == first.response_id and ctx.count(req.unit) == 1,
                f"requests differing only in {param} were stored separately")
@@ -156,7 +156,7 @@ def check_query_sort(ctx: Ctx) -> None:
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
-    ctx.send(req.with_query("b=2&a=1"))
+    ctx.send_stored(req.with_query("b=2&a=1"))
     again = ctx.send(req.with_query("a=1&b=2"))
     ctx.expect(again.cache.outcome == "hit" and ctx.count(req.unit) == 1,
                "reordered query parameters were stored separately")
@@ -201,7 +201,7 @@ def check_scheme_in_key(ctx: Ctx) -> None:
     rule = _rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
-    ctx.send(req, scheme="https")
+    ctx.send_stored(req, scheme="https")
     again = ctx.send(req, scheme="https")
     ctx.expect(again.cache.outcome == "hit", f"https repeat: {again.cache.outcome}, expected hit")
     if ctx.policy.listen.https and ctx.policy.listen.https.redirect_http:

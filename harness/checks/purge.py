@@ -236,7 +236,7 @@ def check_refused(ctx: Ctx) -> None:
     rule = _rule(ctx)
     req = _probe(ctx, rule)
     prime(ctx, rule, req)
-    outside = Client(relay, ctx.client.host, ctx.stack.ca_file) if relay else None
+    outside = Client(relay, ctx.client.host, ctx.stack.ca_file, cache_name=ctx.client.cache_name) if relay else None
     for method, headers in _refusal_attempts():
         if outside is not None:
             response = _send_via(outside, ctx, req, method, headers)

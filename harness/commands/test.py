@@ -260,7 +260,7 @@ def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
     """Each engine runs the scenarios meant for it (``engines:``), in its own thread."""
     if not scenarios:
         return []
-    ctx = StackContext(stack, request_host(policy))
+    ctx = StackContext(stack, request_host(policy), policy.headers.cache_status_name)
     if not stack.origin.control_url:
         ctx = _WithoutOrigin(stack, request_host(policy))
 
