@@ -478,6 +478,18 @@ def _value_dims(constraints: Sequence[Match], others: Sequence[Match], condition
     return tuple(dims)
 
 
+def distinct_values(regexes: Sequence[str], *, cookie: bool = False, count: int = 2) -> list[str]:
+    """Up to ``count`` different values every regex matches that a client can send as a header
+    (or ``cookie``) value: ``cw-a``, ``cw-b`` where nothing constrains them."""
+    kind = _COOKIE_KIND if cookie else _HEADER_KIND
+    seeds = [x for seed in range(SEEDS * 2) for r in regexes
+             if (x := example(r, seed=seed, avoid=kind.avoid)) is not None]
+    candidates = [*seeds, *(f"{x}{s}" for x in seeds for s in ("a", "b", "1", "2")), "cw-a", "cw-b"]
+    ok = [v for v in dict.fromkeys(candidates)
+          if v and kind.valid.fullmatch(v) and all(_search(r, v) for r in regexes)]
+    return ok[:count]
+
+
 def _values(regexes: list[str], kind: _Kind) -> list[str]:
     """Values every regex matches (``""`` stands for "absent"), best first."""
     candidates = ["1"] if set(regexes) == {"."} else []

@@ -171,19 +171,19 @@ CASES: dict[str, tuple[Callable[[], Policy], bool, Expected]] = {
     "old-h2-hsts": (lambda: policy("old"), False, {}),
     "intermediate-https-only-ecdsa": (
         lambda: policy(http=False, http2=False),
-        False, {"tls.refuses-no-forward-secrecy": ("skipped", "the served certificate is ECDSA"),
-                "tls.redirect-not-shared": ("skipped", "plain HTTP is not served")}),
+        False, {"tls.refuses-no-forward-secrecy": ("skipped", "the served certificate is ECDSA")}),
 }
 EXPECTED_IDS = {
     "intermediate-h2-redirect-hsts-rsa": {"tls.redirect", "tls.hsts", "tls.refuses-old-protocols",
-                                          "tls.refuses-no-forward-secrecy"},
+                                          "tls.refuses-no-forward-secrecy", "tls.redirect-not-shared"},
     "modern-plain-http-no-h2-no-hsts-rsa": {"tls.refuses-old-protocols",
-                                            "tls.refuses-no-forward-secrecy"},
-    "old-h2-hsts": {"tls.hsts"},
+                                            "tls.refuses-no-forward-secrecy", "tls.redirect-not-shared"},
+    "old-h2-hsts": {"tls.hsts", "tls.redirect-not-shared"},
+    # no plain HTTP: no redirect can leak, so tls.redirect-not-shared is not derived
     "intermediate-https-only-ecdsa": {"tls.hsts", "tls.refuses-old-protocols",
                                       "tls.refuses-no-forward-secrecy"},
 }
-ALWAYS = {"tls.handshake", "tls.alpn", "tls.hit", "tls.redirect-not-shared", "tls.forwarded"}
+ALWAYS = {"tls.handshake", "tls.alpn", "tls.hit", "tls.forwarded"}
 
 
 @pytest.mark.engine

@@ -39,7 +39,7 @@ from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
 from .base import Check, CheckSkipped, Ctx
 from .purge import purger_address
-from .rules import effective_ttl, stored_when_fresh
+from .rules import effective_ttl, part_values, stored_when_fresh
 
 #: statuses the policy ever stores; the rule's TTL applies to the first six (docs/policy.md)
 STORED_BY_TTL = (200, 203, 204, 300, 301, 308)
@@ -419,9 +419,10 @@ def check_vary(rule: Rule, base: Request, options: Options, ctx: Ctx) -> None:
     """Two values of the rule's Vary header are stored apart; a repeated value is a hit."""
     seen = _stored_view(ctx, rule, base, options)
     header = rule.vary[0]
-    a = ctx.send(seen.request, headers={header: "cw-a"})
-    b = ctx.send(seen.request, headers={header: "cw-b"})
-    again = ctx.send(seen.request, headers={header: "cw-a"})
+    va, vb = part_values(rule, "header", header)
+    a = ctx.send(seen.request, headers={header: va})
+    b = ctx.send(seen.request, headers={header: vb})
+    again = ctx.send(seen.request, headers={header: va})
     _expect_rule(ctx, rule, a, b, again)
     if _outcomes(ctx):
         ctx.expect(b.cache.outcome == "miss", f"{header}: cw-b after cw-a: {_status_line(b)}, "

@@ -10,7 +10,7 @@ from functools import lru_cache, partial
 from generator.model import Policy, Rule
 
 from ..prepare import request_host
-from ..probe import Request, isolate, overlap_probe, probe_for
+from ..probe import Request, distinct_values, isolate, overlap_probe, probe_for
 from .base import Check, CheckSkipped, Ctx
 
 SHORT_TTL = 4  # TTLs up to this are proven by waiting; longer ones by the engine's own record
@@ -160,7 +160,8 @@ def check_vary(rule: Rule, ctx: Ctx) -> None:
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     header = sorted(rule.vary, key=lambda h: h.lower() == "accept-encoding")[0]
-    a, b = ("gzip", "identity") if header.lower() == "accept-encoding" else ("cw-a", "cw-b")
+    a, b = ("gzip", "identity") if header.lower() == "accept-encoding" else \
+        part_values(rule, "header", header)
     first = ctx.send_stored(req, headers={header: a})
     second = ctx.send(req, headers={header: b})
     third = ctx.send(req, headers={header: a})
@@ -180,9 +181,9 @@ def check_key_parts(rule: Rule, ctx: Ctx) -> None:
     """Extra key headers and cookies split the cache; only keyed cookies reach the origin."""
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
-    a = _keyed(rule, req, "a")
+    a = _keyed(rule, req, 0)
     ctx.send_stored(a)
-    ctx.send(_keyed(rule, req, "b"))
+    ctx.send(_keyed(rule, req, 1))
     again = ctx.send(a)
     ctx.expect(ctx.count(req.unit) == 2, f"origin saw {ctx.count(req.unit)} requests, expected 2")
     ctx.expect(again.cache.outcome == "hit", f"same key parts: {again.cache.outcome}, expected hit")
@@ -191,14 +192,27 @@ def check_key_parts(rule: Rule, ctx: Ctx) -> None:
         ctx.expect("cw_other=" not in seen, f"origin saw unkeyed cookies: {seen!r}")
 
 
-def _keyed(rule: Rule, req: Request, value: str) -> Request:
+def _keyed(rule: Rule, req: Request, which: int) -> Request:
+    """``req`` with the rule's key headers and cookies set to their first (``which`` 0) or
+    second value: values the rule's own conditions on them accept."""
     headers = tuple((n, v) for n, v in req.headers if n not in rule.key.headers)
-    headers += tuple((h, f"cw-{value}") for h in rule.key.headers)
+    headers += tuple((h, part_values(rule, "header", h)[which]) for h in rule.key.headers)
     cookies = tuple((n, v) for n, v in req.cookies if n not in rule.key.cookies)
-    cookies += tuple((c, f"cw-{value}") for c in rule.key.cookies)
+    cookies += tuple((c, part_values(rule, "cookie", c)[which]) for c in rule.key.cookies)
     if rule.key.cookies:
-        cookies += (("cw_other", value),)
+        cookies += (("cw_other", "ab"[which]),)
     return replace(req, headers=headers, cookies=cookies)
+
+
+def part_values(rule: Rule, kind: str, name: str) -> list[str]:
+    """Two values for header or cookie ``name`` that the rule's own conditions on it accept
+    (a rule matching ``X-Api-Version: ^2`` and keyed on it gets ``2a``, ``2b``)."""
+    conditions = [c.regex or "." for c in (rule.match.headers if kind == "header" else rule.match.cookies)
+                  if (c.name.lower() == name.lower() if kind == "header" else c.name == name)]
+    values = distinct_values(conditions, cookie=kind == "cookie")
+    if len(values) < 2:
+        raise CheckSkipped(f"no two values of {kind} {name} that rule '{rule.name}' accepts")
+    return values
 
 
 def rule_checks(policy: Policy) -> Iterator[Check]:

@@ -21,6 +21,7 @@ request that produced it (found by its response id) carried the secret.
 from __future__ import annotations
 
 import posixpath
+import re
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from ..client import Response
 from ..origin_client import OriginError, SeenRequest, parse_echo
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule, unmarked
+from ..regexgen import example
 from .base import Check, CheckSkipped, Ctx
 from .rules import isolated_rule, origin_answer, probe
 
@@ -305,18 +307,30 @@ def _with_part(req: Request, kind: str, name: str, value: str) -> Request:
     return replace(req, cookies=(*cookies, (name, value)))
 
 
+def _lead(rule: Rule, kind: str, name: str) -> str:
+    """What a value of this key part must start with for the rule's own condition on it to
+    hold (``^2`` → ``2``); ``""`` where the rule puts none."""
+    conditions = [c.regex for c in (rule.match.headers if kind == "header" else rule.match.cookies)
+                  if c.regex and (c.name.lower() == name.lower() if kind == "header" else c.name == name)]
+    if not conditions:
+        return ""
+    leads = [x for x in (example(r, seed=s) for r in conditions for s in range(3)) if x is not None]
+    return next((lead for lead in ("", *leads) if all(re.search(r, lead + "x") for r in conditions)), "")
+
+
 def _collision_pairs(req: Request, rule: Rule) -> Iterator[tuple[str, Request, Request]]:
     """Pairs whose key parts, concatenated with a separator, are equal: text is shifted from
-    the query into the first extra part, and from each part into the next."""
-    parts = _key_parts(rule)
+    the query into the first extra part, and from each part into the next. Every part value
+    starts with what the rule's own condition on that part needs, so both stay the rule's."""
+    parts = [(kind, name, label, _lead(rule, kind, name)) for kind, name, label in _key_parts(rule)]
     for sep in SEPARATORS:
-        kind, name, label = parts[0]
-        a = _with_part(req.with_query(f"cwq=1{sep}{label}x"), kind, name, "y")
-        b = _with_part(req.with_query("cwq=1"), kind, name, f"x{sep}{label}y")
+        kind, name, label, lead = parts[0]
+        a = _with_part(req.with_query(f"cwq=1{sep}{label}{lead}x"), kind, name, f"{lead}y")
+        b = _with_part(req.with_query("cwq=1"), kind, name, f"{lead}x{sep}{label}{lead}y")
         yield f"query|{name} with '{sep}'", a, b
-        for (k1, n1, _), (k2, n2, l2) in zip(parts, parts[1:], strict=False):
-            a = _with_part(_with_part(req, k1, n1, f"x{sep}{l2}y"), k2, n2, "z")
-            b = _with_part(_with_part(req, k1, n1, "x"), k2, n2, f"y{sep}{l2}z")
+        for (k1, n1, _, p1), (k2, n2, l2, p2) in zip(parts, parts[1:], strict=False):
+            a = _with_part(_with_part(req, k1, n1, f"{p1}x{sep}{l2}{p2}y"), k2, n2, f"{p2}z")
+            b = _with_part(_with_part(req, k1, n1, f"{p1}x"), k2, n2, f"{p2}y{sep}{l2}{p2}z")
             yield f"{n1}|{n2} with '{sep}'", a, b
 
 
@@ -337,13 +351,40 @@ def _scheme_host_pair(ctx: Ctx) -> Iterator[tuple[str, Request, str, Request, st
 
 
 def _part_pairs(ctx: Ctx) -> Iterator[tuple[str, Request, str, Request, str]]:
-    rule = next((r for r in _cacheable_rules(ctx.policy, limit=16) if _key_parts(r)), None)
+    """Pairs for the first rule with extra key parts, both of whose requests that rule still
+    answers (a value the rule's own match condition refuses would measure another rule)."""
+    rule = _keyed_rule(ctx.policy)
     if rule is None:
         return
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
-    for what, a, b in _collision_pairs(req, rule):
+    for what, a, b in _usable_pairs(ctx.policy, req, rule):
         yield what, a, ctx.scheme, b, ctx.scheme
+
+
+def _keyed_rule(policy: Policy) -> Rule | None:
+    return next((r for r in _cacheable_rules(policy, limit=16) if _key_parts(r)), None)
+
+
+def _usable_pairs(policy: Policy, req: Request, rule: Rule) -> Iterator[tuple[str, Request, Request]]:
+    """The collision pairs that can collide under this key (a query shifted into a part only
+    where the key holds the query) and that ``rule`` answers on both sides."""
+    keyed_query = "query" in policy.cache.key
+    for what, a, b in _collision_pairs(req, rule):
+        if (keyed_query or not what.startswith("query|")) and \
+                select_rule(policy, a) == rule == select_rule(policy, b):
+            yield what, a, b
+
+
+def _collidable(policy: Policy) -> bool:
+    """Whether some pair of requests could collide: both schemes served with the scheme in the
+    key, or a keyed rule with a usable pair (values it accepts that can hold a separator)."""
+    if _both_schemes(policy):
+        return True
+    rule = _keyed_rule(policy)
+    sample = probe_for(policy, rule, tag="cwprobe", host=request_host(policy)) if rule else None
+    return rule is not None and sample is not None and \
+        next(_usable_pairs(policy, sample, rule), None) is not None
 
 
 def check_key_collision(ctx: Ctx) -> None:
@@ -352,7 +393,11 @@ def check_key_collision(ctx: Ctx) -> None:
     if not _both_schemes(ctx.policy) and not any(_key_parts(r) for r in _cacheable_rules(ctx.policy, 16)):
         raise CheckSkipped("one scheme, and no rule keys on headers or cookies (host and path "
                            "cannot collide: a host holds no '/')")
-    for what, a, a_scheme, b, b_scheme in (*_scheme_host_pair(ctx), *_part_pairs(ctx)):
+    pairs = [*_scheme_host_pair(ctx), *_part_pairs(ctx)]
+    if not pairs:
+        raise CheckSkipped("no pair of requests the same rule answers can shift one key part "
+                           "into another (the rule's own conditions refuse the crafted values)")
+    for what, a, a_scheme, b, b_scheme in pairs:
         first = ctx.send(a, scheme=a_scheme)
         second = ctx.send(b, scheme=b_scheme)
         if first.status >= 400 or second.status >= 400:
@@ -374,8 +419,9 @@ class DeceptionPair:
 
 
 def deception_pair(policy: Policy) -> DeceptionPair | None:
-    """The first uncached GET rule with a path condition, and a cacheable rule with extensions
-    (preferred, a later one first) or a path prefix."""
+    """The first uncached GET rule with a path condition, and a later cacheable rule with
+    extensions (preferred) or a path prefix. An earlier one is the policy's own order: a trick
+    path it takes is the policy's decision, not the engines' (nothing for them to prove)."""
     host = request_host(policy)
     private = next((r for r in policy.rules if not r.cache and (r.match.path_prefix or r.match.path_regex)
                     and not r.match.cookies and not r.match.headers
@@ -384,8 +430,8 @@ def deception_pair(policy: Policy) -> DeceptionPair | None:
     if private is None:
         return None
     shaped = [r for r in (*policy.rules, policy.default_rule)
-              if r.cache and (r.match.extensions or r.match.path_prefix)]
-    shaped.sort(key=lambda r: (not r.match.extensions, r.index < private.index))
+              if r.cache and (r.match.extensions or r.match.path_prefix) and r.index > private.index]
+    shaped.sort(key=lambda r: not r.match.extensions)
     return DeceptionPair(private, shaped[0]) if shaped else None
 
 
@@ -536,8 +582,7 @@ def security_checks(policy: Policy) -> Iterator[Check]:
     rules = _cacheable_rules(policy, 16)
     applies = {
         "security.deception.paths": deception_pair(policy) is not None,
-        "security.host.key-collision": bool(rules) and (
-            _both_schemes(policy) or any(_key_parts(r) for r in rules)),
+        "security.host.key-collision": bool(rules) and _collidable(policy),
         "security.host.absolute-form": bool(rules) and not rules[0].match.hosts,
     }
     for check in _security_checks(policy):
