@@ -1,6 +1,8 @@
 """Defects the policy corpus (tests/corpus.py) found, each pinned by the smallest policy that
 showed it, on both real engines: a config that disagreed with the policy, or a check that failed
-on a correct config."""
+on a correct config. ``tests/data/corpus-findings/*.yaml`` holds those policies, each with a first
+comment line naming what failed; every one must now pass every derived check (adding a finding
+is adding a file)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from generator.pipeline import compile_policy
 from harness.cli import main
 
 pytestmark = pytest.mark.engine
+
+FINDINGS = sorted((Path(__file__).parent / "data" / "corpus-findings").glob("*.yaml"))
 
 STATUS_TTL = """\
 version: 1
@@ -62,3 +66,18 @@ def test_checks_read_cache_status_under_the_policys_name(tmp_path: Path) -> None
     assert code == 0, results
     assert {k for k, v in results.items() if v.startswith("passed")} >= {
         "rule.blog [nginx]", "rule.blog [varnish]", "rule.admin [nginx]", "rule.admin [varnish]"}
+
+
+def test_there_are_findings() -> None:
+    assert len(FINDINGS) >= 10
+
+
+@pytest.mark.parametrize("policy", FINDINGS, ids=lambda p: p.stem)
+def test_a_corpus_finding_passes_every_check(policy: Path, tmp_path: Path) -> None:
+    """PASSED: no check failed and none was skipped, on both engines."""
+    report = tmp_path / "report.json"
+    code = main(["test", str(policy), "--no-scenarios", "--json", str(report)])
+    doc = json.loads(report.read_text())
+    bad = [f"{r['check_id']} [{r['engine']}] {r['outcome']}: {r['message']}" for r in doc["results"]
+           if r["outcome"] in ("failed", "skipped")]
+    assert code == 0 and doc["verdict"] == "passed" and not bad, "\n".join(bad)
