@@ -108,13 +108,9 @@ def _extension_before_bypass(doc: Doc) -> bool:
 #: yet avoid (docs/corpus.md, "What those failures are"): they are reported, not failed, so the
 #: sample still fails on anything new. Remove an entry when its fix lands.
 KNOWN: dict[str, Callable[[Doc, Result], bool]] = {
-    "Cache-Status read only under the name 'cachewright'":
-        lambda doc, r: "cache_status_name" in doc.get("headers", {}),
     "probes send values the rule's own header/cookie condition rejects":
-        lambda doc, r: r["check_id"].endswith((".key", ".vary", "key-collision"))
+        lambda doc, r: r["check_id"].endswith((".key", ".vary", "key-collision", "purge.variants"))
         and any(_keyed_on_matched(rule) for rule in doc["rules"]),
-    "nginx: the rule's proxy_cache_valid line comes before status_ttl's":
-        lambda doc, r: r["check_id"].startswith("cache.status_ttl.3") and r["engine"] == "nginx",
     "deception: an extension rule precedes an uncached rule (the policy's own order)":
         lambda doc, r: r["check_id"] == "security.deception.paths" and _extension_before_bypass(doc),
     "strip-cookies probe adds a 'session' cookie an earlier rule matches":
@@ -125,9 +121,6 @@ KNOWN: dict[str, Callable[[Doc, Result], bool]] = {
     "cache.key without scheme stores the http redirect (the policy's own key)":
         lambda doc, r: r["check_id"] == "tls.redirect-not-shared"
         and "scheme" not in doc["cache"].get("key", ["scheme"]),
-    "nginx without proxy_cache_lock answers before it has stored":
-        lambda doc, r: r["engine"] == "nginx" and doc["cache"].get("collapse_requests") is False
-        and "second request: miss" in r["message"],
     "stale.if_error no longer than read_timeout":
         lambda doc, r: r["check_id"] == "faults.timeout.stale"
         and _seconds(doc["cache"]["stale"]["if_error"]) <= _seconds(doc["origin"].get("read_timeout", 30)),
@@ -278,8 +271,7 @@ def _target(tampering: Tampering) -> tuple[CorpusPolicy, str]:
     KNOWN causes that would fail its check before the edit)."""
     for index in range(SEARCH):
         policy = generate(SEED, index)
-        if "cache_status_name" in policy.doc.get("headers", {}) or \
-                any("session" in _matched_names(r) for r in policy.doc["rules"]):
+        if any("session" in _matched_names(r) for r in policy.doc["rules"]):
             continue
         for rule in policy.doc["rules"]:
             if tampering.wants(rule):
