@@ -73,10 +73,6 @@ def test_the_corpus_exercises_every_trait_and_stays_small() -> None:
 # --------------------------------------------------------------------------- on the engines
 
 
-Doc = dict[str, Any]
-Result = dict[str, Any]
-
-
 @pytest.mark.engine
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(SAMPLE_SIZE), ids=lambda i: f"seed{SEED}-{i}")
