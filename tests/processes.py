@@ -1,11 +1,17 @@
-"""Shared test helpers: whether the processes a run started are gone; a process's children."""
+"""Shared test helpers: whether the processes a run started are gone; a process's children; the
+issue-23 app (tests/data/ux_app.py) running on a free loopback port."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+UX_APP = Path(__file__).parent / "data" / "ux_app.py"
 
 
 def gone(pid: int) -> bool:
@@ -38,3 +44,18 @@ def children(pid: int) -> set[int]:
             if text and int(text[text.rindex(")") + 2:].split()[1]) == pid and not gone(int(entry.name)):
                 found.add(int(entry.name))
     return found
+
+
+@contextlib.contextmanager
+def ux_app() -> Iterator[str]:
+    """tests/data/ux_app.py on a free loopback port (its URL), stopped by its PID."""
+    proc = subprocess.Popen([sys.executable, str(UX_APP)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("listening "), line
+        yield f"http://127.0.0.1:{line.split()[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()

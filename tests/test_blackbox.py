@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 from tampering import tamper
 
@@ -104,16 +103,8 @@ def test_identity_is_the_header_else_etag_else_a_body_digest() -> None:
 @pytest.fixture(scope="module")
 def app() -> Iterator[str]:
     """tests/data/ux_app.py on a free loopback port, stopped by its PID."""
-    proc = subprocess.Popen([sys.executable, str(APP)], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("listening "), line
-        yield f"http://127.0.0.1:{line.split()[1]}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+    with processes.ux_app() as url:
+        yield url
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:

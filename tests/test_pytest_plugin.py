@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import processes
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -77,16 +76,8 @@ def test_marker_is_registered(pytester: pytest.Pytester) -> None:
 @pytest.fixture
 def ux_app() -> Iterator[str]:
     """tests/data/ux_app.py on a free loopback port, stopped by its PID."""
-    proc = subprocess.Popen([sys.executable, str(UX_APP)], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("listening "), line
-        yield f"http://127.0.0.1:{line.split()[1]}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+    with processes.ux_app() as url:
+        yield url
 
 
 @pytest.mark.engine

@@ -432,7 +432,17 @@ def deception_pair(policy: Policy) -> DeceptionPair | None:
     shaped = [r for r in (*policy.rules, policy.default_rule)
               if r.cache and (r.match.extensions or r.match.path_prefix) and r.index > private.index]
     shaped.sort(key=lambda r: not r.match.extensions)
-    return DeceptionPair(private, shaped[0]) if shaped else None
+    sample = probe_for(policy, private, tag="cwprobe", host=host)
+    pair = DeceptionPair(private, shaped[0]) if shaped and sample else None
+    return pair if pair and sample and tricks(policy, pair, sample) else None
+
+
+def tricks(policy: Policy, pair: DeceptionPair, base: Request) -> list[Request]:
+    """``base`` (a request of the private rule) moved to each trick path that no rule before
+    the private one takes: a path an earlier rule matches is that rule's by the policy's own
+    order, whatever the engines do."""
+    moved = [replace(base, path=p) for p in trick_paths(pair, base.path)]
+    return [r for r in moved if select_rule(policy, r).index >= pair.private.index]
 
 
 def trick_paths(pair: DeceptionPair, private_path: str) -> list[str]:
@@ -461,8 +471,8 @@ def check_deception(ctx: Ctx) -> None:
     if pair is None:
         raise CheckSkipped("no uncached path rule and cacheable extension/prefix rule to combine")
     base = probe(ctx, pair.private)
-    for path in trick_paths(pair, base.path):
-        _expect_trick_safe(ctx, pair, replace(base, path=path), base.path)
+    for trick in tricks(ctx.policy, pair, base):
+        _expect_trick_safe(ctx, pair, trick, base.path)
 
 
 def _expect_trick_safe(ctx: Ctx, pair: DeceptionPair, req: Request, private_path: str) -> None:
