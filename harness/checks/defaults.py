@@ -302,7 +302,14 @@ def default_checks(policy: Policy) -> Iterator[Check]:
     with no rule to exercise are not derived)."""
     for check in _default_checks(policy):
         if check.id.startswith(RULELESS) or cacheable_rule(policy, **EXERCISES.get(check.id, {})):
-            yield check
+            if not check.id.startswith("cache.status_ttl.") or status_rule(policy) is not None:
+                yield check
+
+
+def status_rule(policy: Policy) -> Rule | None:
+    """The rule a status_ttl check exercises: one that respects origin headers (the default
+    rule when the policy has no rules)."""
+    return cacheable_rule(policy, respect=True) if policy.rules else policy.default_rule
 
 
 def _default_checks(policy: Policy) -> Iterator[Check]:

@@ -34,7 +34,7 @@ from generator.model import Policy, Rule
 from ..client import Response
 from ..probe import Request
 from .base import MAX_WAIT, Check, CheckSkipped, Ctx
-from .defaults import _rule_or_skip
+from .defaults import _rule_or_skip, cacheable_rule, status_rule
 from .rules import origin_answer, probe
 
 Fault = Literal["error", "timeout", "down", "close-mid-body"]
@@ -264,6 +264,9 @@ def check_error_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
 def fault_checks(policy: Policy) -> Iterator[Check]:
     """Origin-fault checks for ``policy`` (tag ``faults``; ``down`` also ``exclusive``)."""
     stale = policy.cache.stale
+    if cacheable_rule(policy) is None:
+        return  # nothing is stored: no error to store, no copy to serve stale
+    respects = cacheable_rule(policy, respect=True) is not None
     for fault in FAULTS:
         tags: tuple[str, ...] = ("faults", "exclusive") if fault == "down" else ("faults",)
         what = DESCRIPTIONS[fault]
@@ -271,12 +274,12 @@ def fault_checks(policy: Policy) -> Iterator[Check]:
         wait = _wait(policy, fault)
         yield Check(f"faults.{fault}.fresh", f"{what}, nothing cached: a clean 5xx, and the "
                     "error is not stored", run, tags, wait=wait)
-        if stale.if_error and _stale_in_time(policy, fault):
+        if stale.if_error and respects and _stale_in_time(policy, fault):
             yield Check(f"faults.{fault}.stale", f"{what}, an expired copy inside "
                         "stale.if_error: the stale copy is served", partial(check_stale, fault),
                         tags, "stale.if_error", wait=wait)
     for code, ttl in policy.cache.status_ttl:
-        if code >= 500 and ttl:
+        if code >= 500 and ttl and status_rule(policy) is not None:
             yield Check(f"faults.error.status-ttl.{code}", f"an origin {code} is stored no "
                         f"longer than status_ttl ({ttl}s)",
                         partial(check_error_status_ttl, code, ttl), ("faults",))
