@@ -19,6 +19,14 @@ def missing_engines() -> list[str]:
     return [name for name in ENGINE_BINARIES if shutil.which(name) is None]
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """The policy corpus's sample seed, in the session header whatever the verbosity, so a
+    failing CI sample can be rerun (tests/test_corpus.py)."""
+    from corpus import SEED_ENV, sample_seed  # tests/ is on sys.path (rootdir conftest)
+
+    return f"corpus sample seed {sample_seed()} (rerun with {SEED_ENV}={sample_seed()})"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("engine") is None:
         return

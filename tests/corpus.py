@@ -21,6 +21,7 @@ corpus (``CORPUS_SEED``, ``CORPUS_SIZE`` policies) and writes ``docs/corpus.md``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -534,8 +535,10 @@ def corpus(seed: int, count: int, start: int = 0) -> list[CorpusPolicy]:
     return [generate(seed, i) for i in range(start, start + count)]
 
 
+@functools.cache
 def sample_seed() -> int:
-    """The seed of this run: ``$CACHEWRIGHT_CORPUS_SEED`` when set, else a fresh random one."""
+    """The seed of this run: ``$CACHEWRIGHT_CORPUS_SEED`` when set, else a fresh random one
+    (drawn once per process: the session header and the tests show the same one)."""
     fixed = os.environ.get(SEED_ENV, "").strip()
     return int(fixed) if fixed else secrets.randbelow(10**6)
 

@@ -20,7 +20,6 @@ import pytest
 from corpus import (
     CORPUS_SEED,
     CORPUS_SIZE,
-    SEED_ENV,
     TRAITS,
     CorpusPolicy,
     corpus,
@@ -35,14 +34,6 @@ SEED = sample_seed()
 SAMPLE_SIZE = 10
 #: how far into a seed's policies the tampering tests look for a rule to break
 SEARCH = 400
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_seed(pytestconfig: pytest.Config) -> None:
-    """Say which sample this run drew, whatever the verbosity, so a failure can be rerun."""
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"corpus sample seed {SEED} (rerun with {SEED_ENV}={SEED})")
 
 
 # --------------------------------------------------------------------------- the generator
