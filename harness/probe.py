@@ -302,9 +302,7 @@ def isolated(policy: Policy, request: Request, tag: str, *, entry: bool = True) 
     isolated would measure each other."""
     if tagged_path(request, tag):
         return True
-    ignored = [re.compile(glob_regex(g)) for g in policy.cache.query.ignore]
-    forwarded = request.unit != request.path and any(
-        not any(r.fullmatch(p) for r in ignored) for p in TAG_PARAMS)
+    forwarded = request.unit != request.path and bool(_kept_params(policy))
     return forwarded and (not entry or "query" in policy.cache.key)
 
 
@@ -391,9 +389,13 @@ def _path_ok(path: str) -> bool:
 
 def _tag_param(policy: Policy) -> str:
     """A query parameter name for the tag that the policy does not ignore."""
+    return (_kept_params(policy) or list(TAG_PARAMS))[0]
+
+
+def _kept_params(policy: Policy) -> list[str]:
+    """The tag parameters ``cache.query.ignore`` keeps (in the key and on the way to the origin)."""
     ignored = [re.compile(glob_regex(g)) for g in policy.cache.query.ignore]
-    fresh = [p for p in TAG_PARAMS if not any(r.fullmatch(p) for r in ignored)]
-    return (fresh or list(TAG_PARAMS))[0]
+    return [p for p in TAG_PARAMS if not any(r.fullmatch(p) for r in ignored)]
 
 
 # --- methods and hosts ---

@@ -172,7 +172,7 @@ def check_query_sort(ctx: Ctx) -> None:
 
 def check_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """A response with this status is stored for its status_ttl."""
-    rule = _rule_or_skip(ctx.policy, respect=True) if ctx.policy.rules else ctx.policy.default_rule
+    rule = status_rule(ctx.policy) or _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=code)
     ctx.send(req)

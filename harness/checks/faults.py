@@ -251,7 +251,7 @@ def check_stale(fault: Fault, ctx: Ctx) -> None:
 
 def check_error_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """An origin error listed in status_ttl is stored no longer than its status_ttl."""
-    rule = _rule_or_skip(ctx.policy, respect=True) if ctx.policy.rules else ctx.policy.default_rule
+    rule = status_rule(ctx.policy) or _rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=code, failure="error")
     ctx.send(req)
