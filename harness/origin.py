@@ -47,6 +47,13 @@ exactly one of ``path``/``pattern``; unknown fields are an error)::
                           given here replaces the app's own header(s) of that name
     surrogate_keys        list of keys, sent space-separated in one header
     surrogate_key_header  that header's name; default from --surrogate-key-header (Surrogate-Key)
+    interim               list of 1xx status codes (not 101) sent, each as a bare interim
+                          response, before the final one
+    connection            list of header names added to the response's Connection header (the
+                          rule's own ``headers`` can then carry those hop-by-hop fields)
+    sequence              list of answers, each an object of the fields above (no path, pattern
+                          or sequence) over the rule's own: the n-th request the rule takes since
+                          it was registered gets the n-th answer, the last one repeats
 
 Conditional requests: for GET/HEAD answered with a 2xx, ``If-None-Match`` (weak comparison,
 ``*`` matches) is checked against ``etag``; only when it is absent, ``If-Modified-Since`` is
@@ -65,8 +72,13 @@ Control port (JSON over HTTP)
     POST   /rules                   body: a rule or a list of rules -> {"rules": [...]} (all rules)
     DELETE /rules[?path=|?pattern=] remove all rules, or one -> {"removed": n}
     GET    /counts                  {"total": n, "paths": {"/a": 2},
-                                     "by_method": {"/a": {"GET": 1, "HEAD": 1}}}
-    GET    /counts?path=/a          {"path": "/a", "count": 2, "by_method": {"GET": 1, "HEAD": 1}}
+                                     "by_method": {"/a": {"GET": 1, "HEAD": 1}},
+                                     "body_bytes": {"/a": 1234}}
+    GET    /counts?path=/a          {"path": "/a", "count": 2, "by_method": {"GET": 1, "HEAD": 1},
+                                     "body_bytes": 1234}
+
+``body_bytes`` counts the response body bytes the data port sent (none for HEAD and 304, half
+for ``close_mid_body``): what a revalidation answered with 304 saves.
 
 Markers: a request whose query holds marker parameters (``cw``, ``cwtag``, ``cw_probe``) is also
 known by its *unit*, ``/a?cw=t1`` (the path and its markers, in their order): it is counted under
@@ -223,6 +235,16 @@ class Reply:
     body: bytes
     send_body: bool
     outcome: Outcome
+    #: 1xx interim responses sent before this one (status codes)
+    interim: tuple[int, ...] = ()
+    #: header names added to this response's Connection header (hop-by-hop fields)
+    connection: tuple[str, ...] = ()
+
+    @property
+    def sent_body(self) -> bytes:
+        """The body bytes that go on the wire (none for HEAD and 304, half when cut short)."""
+        body = self.body if self.send_body else b""
+        return body[: len(body) // 2] if self.outcome == "closed_mid_body" else body
 
 
 async def _read_line(reader: asyncio.StreamReader) -> bytes:
@@ -341,13 +363,11 @@ async def _send(writer: asyncio.StreamWriter, request: Request, reply: Reply) ->
     """Send ``reply``; returns whether the connection may serve another request."""
     if reply.status is None:
         return False
-    cut = reply.outcome == "closed_mid_body"
-    keep = request.keep_alive and not cut
-    body = reply.body if reply.send_body else b""
-    if cut:
-        body = body[: len(body) // 2]
-    head = encode_head(reply.status, reply.headers, _connection_header(request, keep))
-    writer.write(head + body)
+    keep = request.keep_alive and reply.outcome != "closed_mid_body"
+    interim = b"".join(encode_head(code, (), None) for code in reply.interim)
+    tokens = [t for t in (_connection_header(request, keep), *reply.connection) if t]
+    head = encode_head(reply.status, reply.headers, ", ".join(tokens) or None)
+    writer.write(interim + head + reply.sent_body)
     await writer.drain()
     return keep
 
@@ -427,6 +447,9 @@ class Rule:
     headers: Headers = ()
     surrogate_keys: tuple[str, ...] = ()
     surrogate_key_header: str | None = None
+    interim: tuple[int, ...] = ()
+    connection: tuple[str, ...] = ()
+    sequence: tuple[Rule, ...] = ()
 
     @property
     def key(self) -> str:
@@ -444,7 +467,9 @@ class Rule:
 
 
 def _plain(value: object) -> object:
-    """Tuples become lists, recursively, for JSON."""
+    """Tuples become lists and rules objects, recursively, for JSON."""
+    if isinstance(value, Rule):
+        return value.to_json()
     return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
@@ -591,9 +616,36 @@ def parse_rule(raw: object) -> Rule:
         headers=_extra_headers(fields.raw.get("headers", [])),
         surrogate_keys=_surrogate_keys(fields),
         surrogate_key_header=_optional_header_name(fields.raw.get("surrogate_key_header")),
+        interim=_interim(fields.raw.get("interim", [])),
+        connection=tuple(_check_header_name("connection", n) for n in fields.strings("connection")),
     )
     _check_consistency(rule)
-    return rule
+    return dataclasses.replace(rule, sequence=_sequence(fields.raw))
+
+
+def _interim(raw: object) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 199 and c != 101 for c in raw
+    ):
+        raise RuleError("interim", "must be a list of 1xx status codes (100..199, not 101)")
+    return tuple(raw)
+
+
+def _sequence(raw: dict[str, object]) -> tuple[Rule, ...]:
+    """Each answer of ``sequence`` is the rule's own fields with the answer's over them."""
+    items = raw.get("sequence", [])
+    if not isinstance(items, list):
+        raise RuleError("sequence", "must be a list of answers (objects of rule fields)")
+    base = {k: v for k, v in raw.items() if k != "sequence"}
+    answers = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or {"path", "pattern", "sequence"} & set(item):
+            raise RuleError(f"sequence[{index}]", "must be an object without path, pattern or sequence")
+        try:
+            answers.append(parse_rule({**base, **item}))
+        except RuleError as exc:
+            raise RuleError(f"sequence[{index}]", str(exc)) from exc
+    return tuple(answers)
 
 
 def _optional_header_name(raw: object) -> str | None:
@@ -762,11 +814,13 @@ def render_reply(rule: Rule, request: Request, ctx: ReplyContext) -> Reply:
     ]
     cache = cache_headers(rule, ctx.now, ctx.surrogate_key_header)
     if ctx.status == 304:
-        return Reply(304, _with_extras(base + cache, rule.headers), b"", False, ctx.outcome)
+        return Reply(304, _with_extras(base + cache, rule.headers), b"", False, ctx.outcome,
+                     rule.interim, rule.connection)
     body, entity = _entity(rule, request, ctx)
     cookies = [("Set-Cookie", cookie) for cookie in rule.set_cookie]
     headers = _with_extras(base + entity + cache + cookies, rule.headers)
-    return Reply(ctx.status, headers, body, request.method != "HEAD", ctx.outcome)
+    return Reply(ctx.status, headers, body, request.method != "HEAD", ctx.outcome, rule.interim,
+                 rule.connection)
 
 
 # --------------------------------------------------------------------------- state
@@ -814,12 +868,16 @@ class OriginState:
         self.total = 0
         self.paths: Counter[str] = Counter()
         self.by_method: dict[str, Counter[str]] = {}
+        self.body_bytes: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
         self.log: deque[Recorded] = deque(maxlen=log_size)
         self._boot = uuid.uuid4().hex[:8]
         self._seq = itertools.count(1)
 
     def add_rule(self, rule: Rule) -> None:
-        """Add or replace a rule; a replaced pattern moves to the end (it now wins ties)."""
+        """Add or replace a rule; a replaced pattern moves to the end (it now wins ties). Its
+        ``sequence`` starts again from the first answer."""
+        self.served[rule.key] = 0
         if rule.path is not None:
             self.exact[rule.path] = rule
         else:
@@ -853,6 +911,18 @@ class OriginState:
                 return rule
         return None
 
+    def answer(self, rule: Rule) -> Rule:
+        """The answer for the next request ``rule`` takes: the rule itself, or the next answer
+        of its ``sequence`` (the last one repeats)."""
+        served = self.served[rule.key]
+        self.served[rule.key] += 1
+        return rule.sequence[min(served, len(rule.sequence) - 1)] if rule.sequence else rule
+
+    def sent(self, request: Request, reply: Reply) -> None:
+        """Count the body bytes of ``reply`` under the request's path and unit."""
+        for key in dict.fromkeys((request.path, request.unit)):
+            self.body_bytes[key] += len(reply.sent_body)
+
     def arrive(self, request: Request) -> tuple[int, str]:
         """Count a request; returns its sequence number and response id."""
         self.total += 1
@@ -867,15 +937,19 @@ class OriginState:
         self.total = 0
         self.paths.clear()
         self.by_method.clear()
+        self.body_bytes.clear()
 
     def counts_json(self, path: str | None) -> JsonObject:
         """The counters, all of them or for one path."""
         if path is not None:
             methods = dict(self.by_method.get(path, {}))
-            return {"path": path, "count": self.paths.get(path, 0), "by_method": methods}
+            return {"path": path, "count": self.paths.get(path, 0), "by_method": methods,
+                    "body_bytes": self.body_bytes.get(path, 0)}
         paths = dict(sorted(self.paths.items()))
         by_method = {p: dict(c) for p, c in sorted(self.by_method.items())}
-        return {"total": self.total, "paths": paths, "by_method": by_method}
+        body_bytes = dict(sorted(self.body_bytes.items()))
+        return {"total": self.total, "paths": paths, "by_method": by_method,
+                "body_bytes": body_bytes}
 
     def requests_json(self, query: Mapping[str, str]) -> JsonObject:
         """The request log filtered by path, method and ``since`` (a seq), last ``limit``."""
@@ -1030,7 +1104,7 @@ class Origin:
         """Count, log, wait and answer one data-port request."""
         started = time.monotonic()
         rule = self.state.match(request.path, request.unit)
-        effective = rule or _DEFAULT_RULE
+        effective = _DEFAULT_RULE if rule is None else self.state.answer(rule)
         seq, response_id = self.state.arrive(request)
         outcome, status = decide(effective, request)
         key = None if rule is None else rule.key
@@ -1043,6 +1117,7 @@ class Origin:
         header = self.config.surrogate_key_header
         ctx = ReplyContext(response_id, outcome, status, matched, header, time.time())
         reply = render_reply(effective, request, ctx)
+        self.state.sent(request, reply)
         if self.config.log_json:
             _log_request(request, reply, response_id, time.monotonic() - started)
         return reply

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, TypedDict
 
@@ -46,6 +46,9 @@ class RuleSpec(TypedDict, total=False):
     headers: dict[str, str] | list[tuple[str, str]]
     surrogate_keys: list[str]
     surrogate_key_header: str
+    interim: list[int]
+    connection: list[str]
+    sequence: list[RuleSpec]
 
 
 class OriginError(Exception):
@@ -96,11 +99,13 @@ def _values(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Counts:
-    """Request counters: the total, per path, and per path and method."""
+    """Request counters: the total, per path, and per path and method; and the response body
+    bytes sent per path."""
 
     total: int
     paths: Mapping[str, int]
     by_method: Mapping[str, Mapping[str, int]]
+    body_bytes: Mapping[str, int] = field(default_factory=dict)
 
     def path(self, path: str, method: str | None = None) -> int:
         """Requests for ``path`` (only those with ``method`` when given)."""
@@ -113,7 +118,8 @@ class Counts:
         """Read ``GET /counts``."""
         obj = _obj(raw, "counts")
         by_method = {p: _int_map(m, p) for p, m in _obj(obj["by_method"], "by_method").items()}
-        return cls(_int(obj["total"], "total"), _int_map(obj["paths"], "paths"), by_method)
+        body_bytes = _int_map(obj.get("body_bytes", {}), "body_bytes")
+        return cls(_int(obj["total"], "total"), _int_map(obj["paths"], "paths"), by_method, body_bytes)
 
 
 @dataclass(frozen=True)
@@ -313,6 +319,10 @@ class OriginClient:
         if method is None:
             return _int(body["count"], "count")
         return _int_map(body["by_method"], "by_method").get(method, 0)
+
+    def body_bytes(self, path: str) -> int:
+        """Response body bytes the origin sent for ``path`` (a path or a unit)."""
+        return _int(self._call("GET", "/counts", params={"path": path})["body_bytes"], "body_bytes")
 
     def reset_counts(self) -> None:
         """Zero every counter."""

@@ -498,6 +498,22 @@ def test_get_rules_shows_normalised_rules(control: OriginClient) -> None:
             "rules[1].delay: must be between 0 and 3600",
         ),
         ("just a string", "rules[0]: a rule must be a JSON object"),
+        (
+            {"path": "/x", "interim": [101]},
+            "rules[0].interim: must be a list of 1xx status codes (100..199, not 101)",
+        ),
+        (
+            {"path": "/x", "sequence": [{"path": "/y"}]},
+            "rules[0].sequence[0]: must be an object without path, pattern or sequence",
+        ),
+        (
+            {"path": "/x", "sequence": [{"status": 42}]},
+            "rules[0].sequence[0]: status: must be an integer from 200 to 599",
+        ),
+        (
+            {"path": "/x", "connection": ["bad name"]},
+            "rules[0].connection: 'bad name' is not a valid header name",
+        ),
     ],
 )
 def test_invalid_rules_are_rejected_with_a_precise_message(
@@ -750,7 +766,10 @@ def test_counts_per_path_and_method_and_reset(
     assert (counts.path("/a", "HEAD"), counts.path("/nothing")) == (1, 0)
     assert (control.count("/a"), control.count("/a", "GET"), control.count("/zzz")) == (3, 2, 0)
     raw = requests.get(f"{server.control_url}/counts", params={"path": "/a"}, timeout=TIMEOUT)
-    assert raw.json() == {"path": "/a", "count": 3, "by_method": {"GET": 2, "HEAD": 1}}
+    body_bytes = raw.json().pop("body_bytes")
+    assert raw.json() == {"path": "/a", "count": 3, "by_method": {"GET": 2, "HEAD": 1},
+                          "body_bytes": body_bytes}
+    assert body_bytes > 0 and counts.body_bytes["/a"] == body_bytes
     control.reset_counts()
     assert control.counts().total == 0 and control.count("/a") == 0
     assert len(control.requests()) == 4  # the log is kept
@@ -918,3 +937,51 @@ def test_rule_spec_type_matches_the_server(control: OriginClient) -> None:
     spec: RuleSpec = {"path": "/typed", "status": 202, "delay": 0, "body": "echo"}
     control.add_rule(spec)
     assert control.rules() == [{"path": "/typed", "status": 202}]
+
+
+# --------------------------------------------------------------------------- answers for the rfc checks
+
+
+def test_sequence_answers_in_turn_and_repeats_the_last(
+    server: OriginServer, control: OriginClient, http: requests.Session
+) -> None:
+    control.add_rule({"path": "/s", "cache_control": "max-age=9", "etag": "a",
+                      "sequence": [{}, {"status": 304}, {"etag": "b", "status": 201}]})
+    answers = [http.get(f"{server.data_url}/s", timeout=TIMEOUT) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 304, 201, 201]
+    assert [r.headers["ETag"] for r in answers] == ['"a"', '"a"', '"b"', '"b"']
+    assert all(r.headers["Cache-Control"] == "max-age=9" for r in answers)
+    control.add_rule({"path": "/s", "sequence": [{"status": 202}, {}]})  # registering restarts it
+    assert http.get(f"{server.data_url}/s", timeout=TIMEOUT).status_code == 202
+    assert control.rules()[0]["sequence"] == [{"path": "/s", "status": 202}, {"path": "/s", "status": 200}]
+
+
+def test_interim_responses_come_before_the_final_one(server: OriginServer, control: OriginClient) -> None:
+    control.add_rule({"path": "/i", "interim": [103, 100], "cache_control": "max-age=5"})
+    with connect(server.data_port) as sock, sock.makefile("rb") as stream:
+        sock.sendall(get("/i"))
+        first, second, final = read_response(stream), read_response(stream), read_response(stream)
+    assert (first.status, second.status, final.status) == (103, 100, 200)
+    assert first.headers == [] and final.header("Cache-Control") == "max-age=5"
+
+
+def test_connection_names_hop_by_hop_fields(server: OriginServer, control: OriginClient) -> None:
+    control.add_rule({"path": "/c", "connection": ["X-Hop"], "headers": {"X-Hop": "secret"}})
+    raw = exchange(server.data_port, get("/c", "Connection: close"))
+    assert raw.header("Connection") == "close, X-Hop"
+    assert raw.header("X-Hop") == "secret"
+    kept = exchange(server.data_port, get("/c"))
+    assert kept.header("Connection") == "X-Hop"
+
+
+def test_body_bytes_count_what_was_sent_not_304s_or_heads(
+    server: OriginServer, control: OriginClient, http: requests.Session
+) -> None:
+    control.add_rule({"path": "/b", "etag": "v", "body": "filler", "body_size": 1000})
+    http.get(f"{server.data_url}/b?cw=t1", timeout=TIMEOUT)
+    http.get(f"{server.data_url}/b?cw=t1", headers={"If-None-Match": '"v"'}, timeout=TIMEOUT)
+    http.head(f"{server.data_url}/b?cw=t1", timeout=TIMEOUT)
+    assert control.body_bytes("/b?cw=t1") == 1000
+    assert control.body_bytes("/b") == 1000
+    control.reset_counts()
+    assert control.body_bytes("/b") == 0
