@@ -12,6 +12,7 @@ from generator.load import load
 
 from .. import ui
 from ..compare.measure import Settings
+from ..compare.offload import OffloadSettings
 from ..compare.render import html_report, require_matplotlib, text_report
 from ..compare.run import compare
 from ..report import should_color
@@ -25,7 +26,10 @@ def add_parser(sub: Any) -> None:
         description="Start both engines on POLICY (and each engine's hand-written baseline config), "
                     "run every derived check and scenario, then measure each engine in turn: "
                     "cached-hit throughput and latency, cold misses, a thundering herd, a slow "
-                    "origin, the origin down, a Zipf request mix, memory. Exit 0 when every check "
+                    "origin, the origin down, a Zipf request mix, memory; then the origin offload: "
+                    "what reaches the origin as entries with validators expire, on the generated "
+                    "config, the baseline and the generated config with revalidation turned off. "
+                    "Exit 0 when every check "
                     "passed (with --strict, also no performance target missed). The throughput "
                     "ratio is judged on its confidence interval: met when the whole interval is at "
                     "or above the target, missed when it is wholly below, inconclusive when it "
@@ -52,6 +56,12 @@ def add_parser(sub: Any) -> None:
                    help=f"requests in the Zipf mix (default: {d.zipf_requests})")
     p.add_argument("--zipf-keys", type=_positive, default=d.zipf_keys, metavar="N",
                    help=f"distinct keys in the Zipf mix (default: {d.zipf_keys})")
+    o = OffloadSettings()
+    p.add_argument("--offload-duration", type=_positive_float, default=o.duration_s, metavar="SECONDS",
+                   help=f"length of each origin offload run (generated, baseline, no revalidation; "
+                        f"default: {o.duration_s:g})")
+    p.add_argument("--no-offload", action="store_true",
+                   help="skip the origin offload measurement (and its third stack)")
     p.add_argument("--no-correctness", action="store_true",
                    help="skip the derived checks and scenarios (performance only)")
     p.add_argument("--scenarios", action="append", type=Path, metavar="FILE",
@@ -103,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     report = compare(policy, str(args.policy), lambda configs: runtime(args, configs), selected, settings,
                      correctness=not args.no_correctness, scenarios=scenarios,
                      run_scenarios=lambda stack, pol, names: run_scenarios(scenarios, stack, pol, names),
-                     progress=_progress)
+                     progress=_progress,
+                     offload=None if args.no_offload else OffloadSettings(duration_s=args.offload_duration))
     print(text_report(report, color=should_color(sys.stdout)), end="")
     write_report(args.json, json.dumps(report, indent=2) + "\n")
     if args.html:

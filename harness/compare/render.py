@@ -157,10 +157,10 @@ def _machine(report: Mapping[str, Any]) -> str:
 
 
 def sections(report: Mapping[str, Any]) -> list[Section]:
-    """The report's body, in order: capabilities, correctness, performance, verdict."""
+    """The report's body, in order: capabilities, correctness, performance, origin offload, verdict."""
     names = engines(report)
     return [_capabilities(report), _correctness(report, names), _performance(report, names),
-            _verdict(report)]
+            _offload(report, names), _verdict(report)]
 
 
 def _capabilities(report: Mapping[str, Any]) -> Section:
@@ -272,6 +272,72 @@ def _ratio_cell(figures: Any) -> Cell:
     low, high = _number(_at(interval, "low")), _number(_at(interval, "high"))
     mark, tone = _MARKS[throughput_status(ratio, low, high)]
     return (f"{ratio_text(ratio)} {mark}", tone)
+
+
+#: the offload run's configs, as the report names them and as the table shows them
+_OFFLOAD_VARIANTS: Final = (("generated", "generated"), ("baseline", "baseline"),
+                            ("no_revalidation", "no revalidation"))
+
+
+def _offload(report: Mapping[str, Any], names: Sequence[str]) -> Section:
+    """Per engine and config: what reached the origin while entries expired, and the body bytes
+    revalidation saved against the generated config without it."""
+    offload = report.get("offload")
+    if not isinstance(offload, Mapping) or not offload:
+        return Section("Origin offload", None, (NA,))
+    rows = tuple(_offload_row(name, key, label, _at(offload, name))
+                 for name in names if _at(offload, name, "variants") for key, label in _OFFLOAD_VARIANTS)
+    lines = [_offload_setup(report)] + [line for name in names for line in _offload_notes(name, _at(offload, name))]
+    header = ("engine", "config", "origin requests", "200", "304", "304 share", "origin body bytes",
+              "saved vs no revalidation", "client requests")
+    return Section("Origin offload", Table(header, rows) if rows else None, tuple(lines))
+
+
+def _offload_row(engine: str, key: str, label: str, figures: Mapping[str, Any]) -> tuple[Cell, ...]:
+    variant = _at(figures, "variants", key)
+    return (engine, label, *(_fmt(_at(variant, k), _count) for k in ("origin_requests", "origin_200", "origin_304")),
+            _fmt(_at(variant, "share_304"), _share), _fmt(_at(variant, "origin_body_bytes"), _kib),
+            _saved(figures, key), _fmt(_at(variant, "client_requests"), _count))
+
+
+def _saved(figures: Mapping[str, Any], key: str) -> str:
+    """Body bytes saved against no revalidation, with the share of its bytes ("-" for itself)."""
+    saved = _number(_at(figures, "saved_bytes", key))
+    if key == "no_revalidation":
+        return "-"
+    if saved is None:
+        return NA
+    share = _number(_at(figures, "saved_share", key))
+    return _kib(saved) + (f" ({share:.0%})" if share is not None else "")
+
+
+def _kib(value: float) -> str:
+    return f"{value / 1024:,.0f} KiB"
+
+
+def _offload_setup(report: Mapping[str, Any]) -> Cell:
+    s = _at(report, "settings", "offload")
+    urls, conns, secs, size, age = (_fmt(_at(s, k), lambda v: f"{v:g}")
+                                    for k in ("urls", "concurrency", "duration_s", "body_size", "max_age_s"))
+    return (f"{urls} URLs answered with a {size}-byte body, ETag, Last-Modified and max-age={age}, each "
+            f"stored once, then {conns} connections over them for {secs} s; counted in the origin's "
+            "request log (body bytes: the body size per 200, none per 304). Saved: what the config's "
+            "origin requests would have cost at the no-revalidation run's body bytes per request, "
+            "less what they cost.")
+
+
+def _offload_notes(engine: str, figures: Any) -> list[Cell]:
+    """Why an engine was not measured; else what its no-revalidation config is, and whether the
+    generated config revalidates on its own."""
+    for reason in ("skipped", "error"):
+        if _at(figures, reason):
+            return [(f"{engine}: not measured: {_text(_at(figures, reason))}", "warn")]
+    if not _at(figures, "variants"):
+        return []
+    says = "has" if _at(figures, "generated_revalidates") else "does not have"
+    directive = "proxy_cache_revalidate" if engine == "nginx" else "a beresp.keep above 0"
+    return [f"{engine}: no revalidation = {_text(_at(figures, 'no_revalidation_is'))}; the generated "
+            f"config {says} {directive} (rule '{_text(_at(figures, 'rule'))}')."]
 
 
 def _verdict(report: Mapping[str, Any]) -> Section:

@@ -11,7 +11,9 @@ generated one first in odd rounds and second in even ones (so neither gains from
 the throughput ratio is the median of the rounds' ratios (on a shared machine one disturbed round
 moves a best-of or a mean, not the median of pairs), reported with a distribution-free confidence
 interval for that median (``median_interval``). The best round of each is kept for its latency
-distribution.
+distribution. Last, the origin offload (``harness.compare.offload``): each engine's generated
+config, its baseline and a third stack of the generated config with revalidation turned off,
+under the same load on URLs that expire every second, counted in each origin's request log.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from generator.capabilities import used_features
 from generator.model import Policy
 
 from .. import checks
-from ..api import Runtime, Stack
+from ..api import HarnessError, Runtime, Stack
 from ..origin_client import OriginClient
 from ..prepare import Configs, generated
 from ..results import CheckResult
@@ -56,12 +58,25 @@ from .measure import (
     rss_kb,
     stale_probe,
 )
+from .offload import (
+    VARIANTS,
+    OffloadSettings,
+    generated_revalidates,
+    measure_offload,
+    no_revalidation,
+    offload_probe,
+    offload_result,
+)
 from .targets import THROUGHPUT_TARGET, ratio_text, throughput_status
 
 FORMAT_VERSION = 1
 #: the least confidence of the interval reported around the throughput ratio
 INTERVAL_CONFIDENCE = 0.90
 ZIPF_GAP_TARGET = 2.0
+#: the share of the origin's answers during the offload load that must be 304s: every refresh of
+#: an unchanged entry that has validators (issue 19: "an expired entry costs the origin a 304")
+OFFLOAD_304_TARGET = 1.0
+DEFAULT_OFFLOAD = OffloadSettings()
 #: a runtime for a config source (generated or baseline)
 RuntimeFor = Callable[[Configs], Runtime]
 #: runs the scenarios on a stack; the command passes ``cachewright test``'s own runner
@@ -71,8 +86,10 @@ Progress = Callable[[str], None]
 
 def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: tuple[str, ...],
             settings: Settings, *, correctness: bool = True, scenarios: Sequence[Scenario] = (),
-            run_scenarios: ScenarioRunner | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """The whole comparison as a JSON-able report (``harness.compare.render`` draws it)."""
+            run_scenarios: ScenarioRunner | None = None, progress: Progress | None = None,
+            offload: OffloadSettings | None = DEFAULT_OFFLOAD) -> dict[str, Any]:
+    """The whole comparison as a JSON-able report (``harness.compare.render`` draws it); no
+    origin offload section with ``offload`` None."""
     say = progress or (lambda _: None)
     generated_runtime = runtime_for(generated)
     report: dict[str, Any] = {
@@ -102,6 +119,11 @@ def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: 
             except MeasureError as exc:  # e.g. nothing in the policy is cacheable by a plain GET
                 performance[engine] = {"error": str(exc)}
         report["performance"] = performance
+        if offload is not None:
+            say("origin offload: generated, baseline, no revalidation")
+            report["settings"]["offload"] = offload.to_json()
+            report["offload"] = offload_section({"generated": stack, "baseline": base}, runtime_for(no_revalidation),
+                                                policy, engines, settings, offload)
     report["targets"] = targets(report)
     report["verdict"] = verdict(report)
     return report
@@ -138,6 +160,43 @@ def measure_engine(stack: Stack, base: Stack, policy: Policy, engine: str, setti
             "zipf": measure_zipf(target, probe),
             "rss_kb": rss_kb(stack, engine),
         }
+
+
+def offload_section(stacks: dict[str, Stack], variant: Runtime, policy: Policy, engines: tuple[str, ...],
+                    settings: Settings, offload: OffloadSettings) -> dict[str, Any]:
+    """Each engine's origin offload: ``stacks`` (generated, baseline) and a stack of ``variant``
+    (the generated config without revalidation), started here and stopped when done."""
+    with ExitStack() as running:
+        try:
+            unrevalidated = running.enter_context(variant.start(policy, engines))
+        except HarnessError as exc:  # e.g. the edited config did not compile
+            return {engine: {"error": f"the no-revalidation variant did not start: {exc}"} for engine in engines}
+        every = {**stacks, "no_revalidation": unrevalidated}
+        return {engine: _offload_or_error(every, policy, engine, settings, offload) for engine in engines}
+
+
+def _offload_or_error(stacks: dict[str, Stack], policy: Policy, engine: str, settings: Settings,
+                      offload: OffloadSettings) -> dict[str, Any]:
+    try:
+        return measure_offload_engine(stacks, policy, engine, settings, offload)
+    except MeasureError as exc:
+        return {"error": str(exc)}
+
+
+def measure_offload_engine(stacks: dict[str, Stack], policy: Policy, engine: str, settings: Settings,
+                           offload: OffloadSettings) -> dict[str, Any]:
+    """One engine's offload run on each of ``VARIANTS`` in turn (the same load, fresh URLs)."""
+    variants = {}
+    rule = ""
+    for name in VARIANTS:
+        with _target(stacks[name], policy, engine, settings) as target:
+            probe = offload_probe(target.ctx)
+            if probe is None:
+                return {"skipped": "no cacheable rule that respects the origin's max-age and that a "
+                                   "request without cookies reaches: no entry to expire and refresh"}
+            variants[name] = measure_offload(target, probe, offload)
+            rule = probe.rule.name
+    return offload_result(engine, rule, generated_revalidates(policy, engine), variants)
 
 
 def hit_rounds(target: Target, baseline: Target, probe: Probe,
@@ -238,6 +297,11 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         zipf = perf["zipf"]
         out.append(_target_row(f"zipf hit ratio within {ZIPF_GAP_TARGET:g} points of the ideal", engine,
                                zipf["gap_points"], ZIPF_GAP_TARGET, lambda v: v <= ZIPF_GAP_TARGET))
+    for engine, figures in report.get("offload", {}).items():
+        if "variants" in figures:
+            out.append(_target_row("origin offload: expired entries refreshed with a 304 (share of origin "
+                                   "answers)", engine, figures["variants"]["generated"]["share_304"],
+                                   OFFLOAD_304_TARGET, lambda v: v >= OFFLOAD_304_TARGET))
     return out
 
 
@@ -287,6 +351,9 @@ def verdict(report: dict[str, Any]) -> list[str]:
     for engine, figures in perf.items():
         if "error" in figures:
             lines.append(f"{engine}: not measured: {figures['error']}")
+    for engine, figures in report.get("offload", {}).items():
+        if "error" in figures:
+            lines.append(f"{engine}: origin offload not measured: {figures['error']}")
     if {"nginx", "varnish"} <= set(perf) and not any("error" in figures for figures in perf.values()):
         n, v = perf["nginx"]["hit"]["rps"], perf["varnish"]["hit"]["rps"]
         if n and v:
