@@ -26,6 +26,7 @@ from .blackbox import Options, blackbox_checks
 from .defaults import default_checks
 from .faults import fault_checks
 from .purge import purge_checks
+from .rfc import rfc_checks
 from .rules import rule_checks
 from .security import security_checks
 from .tls import tls_checks
@@ -41,7 +42,8 @@ PER_ENGINE = 4
 def derive(policy: Policy) -> list[Check]:
     """Every check the policy implies, rules first."""
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
-            *tls_checks(policy), *security_checks(policy), *fault_checks(policy)]
+            *tls_checks(policy), *security_checks(policy), *fault_checks(policy),
+            *rfc_checks(policy)]
 
 
 def derive_for_app(policy: Policy, options: Options) -> tuple[list[Check], list[Check]]:
@@ -96,8 +98,9 @@ def _run_engine(checks: Sequence[Check], stack: Stack, policy: Policy, engine: s
 
 def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckResult:
     """One check on one engine: passed, failed (with what explains it), unsupported or skipped."""
-    if check.feature and FEATURES[check.feature].on(engine).level == "unsupported":
-        how = FEATURES[check.feature].on(engine).how
+    feature = FEATURES.get(check.feature or "")  # a capability not in the table yet: the check runs
+    if feature is not None and feature.on(engine).level == "unsupported":
+        how = feature.on(engine).how
         return _result(check, engine, "unsupported", f"{engine}: {how}")
     if not stack.alive(engine):
         return _result(check, engine, "failed", f"{engine} is not running (it exited during the run)",
