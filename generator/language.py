@@ -66,6 +66,9 @@ def _check_origin_url(value: str) -> str | None:
 REGEX = Str(None, "a regular expression (the PCRE2 and Python common dialect: no back-references; "
             "see docs/policy.md)", 1024, _check_regex)
 DURATION = Duration()
+#: the longest cache.keep: an entry nobody asked for in a month is not worth revalidating, and
+#: nginx removes entries not accessed for proxy_cache_path's inactive (which keep extends)
+MAX_KEEP = 30 * 86400
 PORT = Int(1, 65535)
 ADDRESS = Str(r"[0-9.]+|\[[0-9a-fA-F:]+\]", "an IPv4 address or [IPv6] address", 64,
               lambda v: None if _ip_ok(v.strip("[]")) else f'"{v}" is not an IP address')
@@ -232,6 +235,13 @@ CACHE = Obj("cache", {
     "collapse_requests": Field(Bool(), "Send one request to the origin for concurrent misses.",
                                True, nginx="`proxy_cache_lock on`",
                                varnish="native (waiting list)"),
+    "keep": Field(Duration(maximum=MAX_KEEP), "After an entry's freshness and stale windows, keep it "
+                  "this long to revalidate: the origin is asked with If-None-Match / "
+                  "If-Modified-Since and a 304 refreshes the entry without a body (RFC 9111 "
+                  "4.3). 0 turns revalidation off. Entries still leave earlier when cache.size "
+                  "is full (least recently used first).", 86400,
+                  nginx="`proxy_cache_revalidate on`; `proxy_cache_path ... inactive` covers it",
+                  varnish="`beresp.keep`"),
     "status_ttl": Field(MapOf(Int(100, 599), DURATION), "TTL by response status, e.g. {404: 1m}.",
                         (), example={404: "1m"}, nginx="`proxy_cache_valid CODE TIME`",
                         varnish="`beresp.ttl` by `beresp.status`"),

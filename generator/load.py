@@ -234,6 +234,7 @@ def _cache(raw: dict[str, Any]) -> CachePolicy:
         stale=Stale(raw["stale"]["while_revalidate"], raw["stale"]["if_error"]),
         collapse_requests=raw["collapse_requests"],
         status_ttl=raw["status_ttl"],
+        keep=raw["keep"],
     )
 
 

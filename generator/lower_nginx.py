@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .hygiene import stripped
 from .model import SAFE_METHODS, Policy, Rule
 from .quote import (
     cookie_regex,
@@ -102,6 +103,8 @@ class Location:
     forward_cookie: str
     keep_cookies: str | None
     hide_headers: tuple[str, ...]
+    #: client headers removed before the origin (generator/hygiene.py): all but those it keys on
+    strip_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -167,10 +170,12 @@ class NginxModel:
     collapse: bool
     use_stale: str
     background_update: bool
+    revalidate: bool
     cache_status: bool
     cache_name: str
     storable_statuses: str
     variables_hash_max_size: int
+    strip_headers: tuple[str, ...]
 
 
 def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> NginxModel:
@@ -210,11 +215,13 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         tls=_tls(policy, http2_directive),
         collapse=policy.cache.collapse_requests,
         use_stale=_use_stale(policy),
-        background_update=policy.cache.stale.while_revalidate > 0,
+        background_update=_background_update(policy),
+        revalidate=policy.cache.keep > 0,
         cache_status=policy.headers.cache_status,
         cache_name=policy.headers.cache_status_name,
         storable_statuses="|".join(str(s) for s in storable_statuses(policy)),
         variables_hash_max_size=_hash_size(len(predicates) + len(cookies) * 2 + len(rules)),
+        strip_headers=stripped(),
     )
 
 
@@ -241,10 +248,12 @@ def storable_statuses(policy: Policy) -> tuple[int, ...]:
 
 
 def _max_ttl(policy: Policy) -> int:
+    """How long an entry may be needed after it was last used: its TTL, stale windows and the
+    revalidation window (nginx removes entries not accessed for ``inactive``)."""
     ttls = [r.ttl or 0 for r in policy.rules] + [policy.cache.default_ttl]
     ttls += [ttl for _, ttl in policy.cache.status_ttl]
     stale = policy.cache.stale
-    return max(ttls) + max(stale.while_revalidate, stale.if_error)
+    return max(ttls) + max(stale.while_revalidate, stale.if_error) + policy.cache.keep
 
 
 def _ignore_alternation(policy: Policy) -> str | None:
@@ -431,6 +440,7 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
         hide_headers=_hide_headers(tags, rule),
+        strip_headers=stripped(rule),
     )
 
 
@@ -484,6 +494,14 @@ def _forward_cookie(rule: Rule, cookies: dict[str, CookieValue]) -> str:
     if rule.key.cookies:
         return f"$cw_keep_{rule.ident}"
     return "$http_cookie"
+
+
+def _background_update(policy: Policy) -> bool:
+    """Stale answers while one request updates the entry in the background: for the policy's
+    while_revalidate, and for a respected origin's own stale-while-revalidate (RFC 5861), which
+    nginx reads from Cache-Control but serves stale for only with background updates on."""
+    respects = any(r.cache and r.origin_headers == "respect" for r in (*policy.rules, policy.default_rule))
+    return policy.cache.stale.while_revalidate > 0 or respects
 
 
 def _use_stale(policy: Policy) -> str:

@@ -30,11 +30,18 @@ import re
 from dataclasses import dataclass
 
 from .errors import CapabilityError
+from .hygiene import OVERRIDE_HEADERS, stripped
 from .lower_nginx import DEFAULT_STATUSES, storable_statuses
 from .model import SAFE_METHODS, Match, Policy, Rule
 from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl_str
 
 HFM_TTL = 120
+#: statuses whose TTL Varnish computes from Cache-Control / Expires itself (cache_rfc2616.c)
+CORE_TTL_STATUSES = (200, 203, 204, 300, 301, 302, 304, 307, 404, 410, 414)
+#: an upper bound of any object's grace: the origin's stale-if-error can be anything
+MAX_GRACE = 10 * 31536000
+#: forwarding headers the cache sets itself (their underscored forms are removed too)
+FORWARDED = ("X-Forwarded-Proto", "X-Forwarded-For")
 CHUNK = 50
 #: at most this many listed hosts are compared as strings on the hit path (one regex beyond)
 HOST_COMPARISONS = 8
@@ -85,6 +92,8 @@ class Behaviour:
     override: bool
     vary_headers: tuple[str, ...]
     tags_header: str | None
+    #: override headers the rule keys on: the origin receives them (generator/hygiene.py)
+    forwards: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,13 @@ class VarnishModel:
     storable_statuses: tuple[int, ...]
     grace: int
     while_revalidate: int
+    #: the longest stale-if-error window an object can have (the restart that serves it stale)
+    error_grace: int
+    keep: int
+    #: VCL true for a cacheable rule that respects origin headers ("" when none does)
+    respect_test: str
+    #: statuses Varnish computes a TTL for from the response headers (cache_rfc2616.c)
+    core_ttl_statuses: tuple[int, ...]
     #: VCL true for a rule that never caches ("" when every rule may)
     uncached_test: str
     #: (TTL, VCL true for a rule with that TTL), for the fetch that stores the object
@@ -167,6 +183,10 @@ class VarnishModel:
     proxy_listen: str | None
     storage: str
     http2: bool
+    #: (override header, VCL true where it is removed: "" always, else for the profiles that do
+    #: not key on it)
+    strip_headers: tuple[tuple[str, str], ...]
+    underscored_headers: tuple[str, ...]
 
 
 def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
@@ -182,6 +202,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
     imports += ["xkey"] if tags else []
     stale = policy.cache.stale
     profiles = _profiles(policy)
+    respects = tuple(r.name for r in (*policy.rules, policy.default_rule)
+                     if r.cache and r.origin_headers == "respect")
     rules = tuple(_rule(policy, r, profiles) for r in policy.rules)
     default = _rule(policy, policy.default_rule, profiles)
     return VarnishModel(
@@ -218,6 +240,10 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         storable_statuses=storable_statuses(policy),
         grace=stale.while_revalidate + stale.if_error,
         while_revalidate=stale.while_revalidate,
+        error_grace=stale.while_revalidate + stale.if_error if not respects else MAX_GRACE,
+        keep=policy.cache.keep,
+        respect_test=rule_test(respects),
+        core_ttl_statuses=CORE_TTL_STATUSES,
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),
         ttl_tests=_ttl_tests((*rules, default)),
@@ -236,7 +262,21 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         proxy_listen=_proxy_listener(proxy_listen, hitch_user) if https else None,
         storage=f"malloc,{policy.cache.size // (1024 * 1024)}m",
         http2=https is not None and https.http2,
+        strip_headers=_strip_headers(tuple(profiles.values())),
+        underscored_headers=tuple(h.replace("-", "_") for h in (*OVERRIDE_HEADERS, *FORWARDED)
+                                  if "-" in h),
     )
+
+
+def _strip_headers(profiles: tuple[VclProfile, ...]) -> tuple[tuple[str, str], ...]:
+    """Each override header, and where it is removed before the origin: always (test ""), or
+    (when a rule keys on it) for every profile whose rules do not."""
+    out = []
+    for name in OVERRIDE_HEADERS:
+        forwarding = [p.ident for p in profiles if name in p.behaviour.forwards]
+        if len(forwarding) < len(profiles):
+            out.append((name, " && ".join(f'var.get("profile") != "{p}"' for p in forwarding)))
+    return tuple(out)
 
 
 def restatus_rules(policy: Policy) -> tuple[str, ...]:
@@ -409,6 +449,7 @@ def _behaviour(rule: Rule) -> Behaviour:
         override=rule.origin_headers == "override",
         vary_headers=rule.vary,
         tags_header=rule.tags_from_header,
+        forwards=tuple(h for h in OVERRIDE_HEADERS if h not in stripped(rule)),
     )
 
 

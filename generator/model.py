@@ -131,6 +131,9 @@ class CachePolicy:
     stale: Stale
     collapse_requests: bool
     status_ttl: tuple[tuple[int, int], ...]
+    #: seconds an expired entry is kept to be revalidated (conditional request, 304) after its
+    #: freshness and stale windows
+    keep: int = 86400
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,8 @@ def _one_hash_data(match: re.Match[str]) -> str:
 
 
 _STRIPPED = ("X-Forwarded-Host", "X-Original-URL", "X-HTTP-Method-Override")
+_HOST_OVERRIDES = ("X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Port",
+                   "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Url-Scheme")
 # Varnish fetches the whole body before delivering (a common setting): a connection closed
 # mid-body then takes the error path (vcl_backend_error) instead of a cut-short stream.
 _BUFFERED = replace("sub vcl_backend_response {\n", "sub vcl_backend_response {\n    set beresp.do_stream = false;\n")
@@ -257,6 +259,10 @@ MISTAKES = (
              "security.poisoning.rewrite-url", "security.poisoning.method-override"),
             chain(*(replace(f'    proxy_set_header {h} "";\n', "") for h in _STRIPPED)),
             chain(*(replace(f"    unset bereq.http.{h};\n", "") for h in _STRIPPED))),
+    Mistake("host and scheme overrides left out of the strip list", "B",
+            ("security.poisoning.host-override", "security.poisoning.forwarded-prefix"),
+            chain(*(replace(f'    proxy_set_header {h} "";\n', "") for h in _HOST_OVERRIDES)),
+            chain(*(replace(f"    unset bereq.http.{h};\n", "") for h in _HOST_OVERRIDES))),
     Mistake("client X-Forwarded-Proto passed on", "B", ("security.poisoning.forwarded-proto",),
             replace("X-Forwarded-Proto $scheme;", "X-Forwarded-Proto $http_x_forwarded_proto;"), None),
     Mistake("no path guard", "A", ("defaults.path-guard", "security.deception.paths"),
@@ -475,6 +481,8 @@ NEGATIVES: dict[str, tuple[Negative, ...]] = dict([
     _security("private.directives", _VARNISH, "answer was served again", _NGINX),
     _security("poisoning.forwarded-host", _NGINX, _POISONED, _VARNISH),
     ("security.poisoning.forwarded", _ours("security.poisoning.forwarded", _POISONED)),
+    ("security.poisoning.host-override", _ours("security.poisoning.host-override", _POISONED)),
+    ("security.poisoning.forwarded-prefix", _ours("security.poisoning.forwarded-prefix", _POISONED)),
     _security("poisoning.forwarded-proto", _VARNISH, "X-Forwarded-Proto", _NGINX),
     _security("poisoning.rewrite-url", _VARNISH, _POISONED, _NGINX),
     _security("poisoning.method-override", _VARNISH, _POISONED, _NGINX),

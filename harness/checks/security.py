@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 
+from generator.hygiene import stripped
 from generator.model import SAFE_METHODS, Policy, Rule
 
 from ..client import Response
@@ -42,8 +43,6 @@ MAX_RULES = 3
 #: how long a check that must not store an answer gives the engine to write it anyway
 STORE_WAIT = 1.0
 OVERSIZED = 16 * 1024
-FORBIDDEN = frozenset({"x-forwarded-host", "x-forwarded-scheme", "x-original-url", "x-rewrite-url",
-                       "x-http-method-override", "x-http-method", "x-method-override", "forwarded"})
 UNSAFE_METHODS = ("PUT", "PATCH", "DELETE", "OPTIONS")
 ODD_METHODS = ("get", "Get", "PROPFIND", "CW-M_1")
 SEPARATORS = ("", "#", "|", ":", "?", ";", ",")
@@ -183,6 +182,14 @@ class Poison:
 POISONS = (
     Poison("forwarded-host", "X-Forwarded-Host rewrites absolute links / redirects to the "
            "attacker's host", (("X-Forwarded-Host", "{m}.example"),)),
+    Poison("host-override", "X-Host, X-Original-Host, X-Forwarded-Server and X-Forwarded-Port "
+           "change the host and port frameworks build links from",
+           (("X-Host", "{m}.example"), ("X-Original-Host", "{m}.example"),
+            ("X-Forwarded-Server", "{m}.example"), ("X-Forwarded-Port", "4{n}"))),
+    Poison("forwarded-prefix", "X-Forwarded-Prefix, X-Forwarded-Ssl and X-Url-Scheme change the "
+           "path prefix and scheme of absolute links", (("X-Forwarded-Prefix", "/{m}"),
+                                                        ("X-Forwarded-Ssl", "on"),
+                                                        ("X-Url-Scheme", "{scheme}"))),
     Poison("forwarded", "RFC 7239 Forwarded (host=, proto=) is trusted like X-Forwarded-*",
            (("Forwarded", "for=203.0.113.9;host={m}.example;proto=http"),)),
     Poison("forwarded-proto", "a spoofed scheme caches redirect loops or http:// links",
@@ -205,13 +212,16 @@ POISONS = (
 
 def _poison_headers(ctx: Ctx, poison: Poison, marker: str) -> dict[str, str]:
     other = "http" if ctx.scheme == "https" else "https"
-    return {n: v.replace("{m}", marker).replace("{scheme}", other) for n, v in poison.headers}
+    port = str(sum(map(ord, marker)) % 1000)
+    return {n: v.replace("{m}", marker).replace("{scheme}", other).replace("{n}", port)
+            for n, v in poison.headers}
 
 
-def _poisoned(ctx: Ctx, seen: SeenRequest, marker: str, *, body: bool) -> str | None:
-    """What of the poison ``seen`` (an origin request or echo) shows, or None when clean."""
+def _poisoned(ctx: Ctx, rule: Rule, seen: SeenRequest, marker: str, *, body: bool) -> str | None:
+    """What of the poison ``seen`` (an origin request or echo for ``rule``) shows, or None when
+    clean. Override headers the rule keys on may reach the origin (each value has its entry)."""
     names = {n.strip().lower().replace("_", "-") for n, _ in seen.headers}
-    found = sorted(names & FORBIDDEN)
+    found = sorted(names & {h.lower() for h in stripped(rule)})
     if found:
         return f"client headers {found}"
     if marker in seen.target or any(marker in v for _, v in seen.headers):
@@ -239,13 +249,13 @@ def check_poison(poison: Poison, ctx: Ctx) -> None:
     ctx.expect(clean.status == 200, f"after a poisoned request ({bad.status}) the clean request "
                f"got {clean.status} {clean.cache.outcome}: the error was reused")
     for seen in ctx.control().requests(path=req.unit):
-        shown = _poisoned(ctx, seen, marker, body=True)
+        shown = _poisoned(ctx, rule, seen, marker, body=True)
         ctx.expect(shown is None, f"the origin received {shown} (response {seen.response_id})")
     try:
         echo = parse_echo(clean.body)
     except OriginError:
         return
-    shown = _poisoned(ctx, echo, marker, body=True)
+    shown = _poisoned(ctx, rule, echo, marker, body=True)
     ctx.expect(shown is None, f"the clean client got response {clean.response_id} "
                f"({clean.cache.outcome}) made from {shown}")
 

@@ -175,7 +175,7 @@ sub cw_recv_restart {
         return (purge);
     }
     if (var.get("sie")) {
-        set req.grace = 630s;
+        set req.grace = 315360000s;
     } elsif (var.get("refetch")) {
         set req.grace = 0s;
     }
@@ -218,6 +218,13 @@ sub vcl_hit {
 sub cw_hit_stale {
     call cw_fetch_state;
     if (obj.ttl >= 0s || var.get("sie") || obj.ttl + 30s > 0s) {
+        return (deliver);
+    }
+    # The origin's own stale-while-revalidate (RFC 5861), stored in the object's Cache-Control.
+    if (obj.http.Cache-Control ~ "(?i)(?:^|[,\s])stale-while-revalidate\s*=\s*[0-9]" &&
+        (var.get("rule") ~ "^(?:me|catalog|search|v1|default)$") &&
+        obj.ttl + std.duration(regsub(obj.http.Cache-Control,
+            "(?i)^(?:.*[,\s])?stale-while-revalidate\s*=\s*([0-9]+).*$", "\1") + "s", 0s) > 0s) {
         return (deliver);
     }
     # Expired for longer than while_revalidate, inside if_error: fetch synchronously and keep
@@ -345,8 +352,19 @@ sub vcl_backend_fetch {
     }
     # Forwarding headers come from us, never from the client: set on the way to the origin (a
     # cached hit never pays for them).
+    # The override headers (generator/hygiene.py), except where the rule keys on them.
     unset bereq.http.X-Forwarded-Host;
+    unset bereq.http.X-Forwarded-Server;
+    unset bereq.http.X-Forwarded-Port;
+    unset bereq.http.X-Forwarded-Prefix;
     unset bereq.http.X-Forwarded-Scheme;
+    unset bereq.http.X-Forwarded-Ssl;
+    unset bereq.http.X-Forwarded-Protocol;
+    unset bereq.http.X-Url-Scheme;
+    unset bereq.http.Front-End-Https;
+    unset bereq.http.X-Host;
+    unset bereq.http.X-Original-Host;
+    unset bereq.http.X-HTTP-Host-Override;
     unset bereq.http.X-Original-URL;
     unset bereq.http.X-Rewrite-URL;
     unset bereq.http.X-HTTP-Method-Override;
@@ -355,14 +373,24 @@ sub vcl_backend_fetch {
     unset bereq.http.Forwarded;
     # CGI, WSGI and PHP read X_Forwarded_Host as X-Forwarded-Host: drop the underscored forms too
     unset bereq.http.X_Forwarded_Host;
-    unset bereq.http.X_Forwarded_Proto;
+    unset bereq.http.X_Forwarded_Server;
+    unset bereq.http.X_Forwarded_Port;
+    unset bereq.http.X_Forwarded_Prefix;
     unset bereq.http.X_Forwarded_Scheme;
-    unset bereq.http.X_Forwarded_For;
+    unset bereq.http.X_Forwarded_Ssl;
+    unset bereq.http.X_Forwarded_Protocol;
+    unset bereq.http.X_Url_Scheme;
+    unset bereq.http.Front_End_Https;
+    unset bereq.http.X_Host;
+    unset bereq.http.X_Original_Host;
+    unset bereq.http.X_HTTP_Host_Override;
     unset bereq.http.X_Original_URL;
     unset bereq.http.X_Rewrite_URL;
     unset bereq.http.X_HTTP_Method_Override;
     unset bereq.http.X_HTTP_Method;
     unset bereq.http.X_Method_Override;
+    unset bereq.http.X_Forwarded_Proto;
+    unset bereq.http.X_Forwarded_For;
     unset bereq.http.scheme;
     set bereq.http.X-Forwarded-For = client.ip;
     set bereq.http.X-Real-IP = client.ip;
@@ -387,7 +415,10 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
-    unset beresp.http.xkey;
+    if (!beresp.was_304) {
+        # A revalidated object keeps its tags (a 304 is merged into the stored headers).
+        unset beresp.http.xkey;
+    }
     # Ours replaces the origin's (or an upstream cache's), which is not passed on.
     unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
@@ -438,7 +469,12 @@ sub vcl_backend_response {
         return (abandon);
     }
     if (beresp.status != 200 && beresp.status != 203 && beresp.status != 204 && beresp.status != 300 && beresp.status != 301 && beresp.status != 302 && beresp.status != 307 && beresp.status != 308 && beresp.status != 404 && beresp.status != 410 && beresp.status != 414) {
-        call cw_hit_for_miss;
+        # Any other final status with its own freshness, where the rule respects it (RFC 9111 3);
+        # a partial answer (206) never.
+        if (var.get("override") == "1" || beresp.status == 206 ||
+            !(beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires)) {
+            call cw_hit_for_miss;
+        }
     }
     if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:private|no-store)(?:[,\s=]|$)" ||
         beresp.http.Set-Cookie || beresp.http.Vary ~ "\*") {
@@ -446,7 +482,11 @@ sub vcl_backend_response {
     }
     if (var.get("override") != "1" &&
         (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires)) {
-        # The origin's own freshness (Varnish computed beresp.ttl from it, s-maxage first).
+        # The origin's own freshness (Varnish computed beresp.ttl from it, s-maxage first, for
+        # the statuses it knows; cw_explicit_ttl for the others).
+        if (beresp.status != 200 && beresp.status != 203 && beresp.status != 204 && beresp.status != 300 && beresp.status != 301 && beresp.status != 302 && beresp.status != 304 && beresp.status != 307 && beresp.status != 404 && beresp.status != 410 && beresp.status != 414) {
+            call cw_explicit_ttl;
+        }
         if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])no-cache(?:[,\s=]|$)" || beresp.ttl <= 0s) {
             call cw_hit_for_miss;
         }
@@ -464,10 +504,52 @@ sub vcl_backend_response {
         call cw_hit_for_miss;
     }
     set beresp.grace = 630s;
-    set beresp.keep = 0s;
+    if (var.get("override") != "1" &&
+        beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])stale-(?:while-revalidate|if-error)\s*=") {
+        call cw_origin_stale;
+    }
+    # Kept after the stale windows to be revalidated: a 304 refreshes it (cache.keep).
+    set beresp.keep = 86400s;
     # What a fresh hit on this object answers (vcl_deliver replaces it on any other outcome).
     header.append(beresp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
     return (deliver);
+}
+
+# The TTL from s-maxage, max-age or Expires (minus Age) for a status Varnish computes none for.
+sub cw_explicit_ttl {
+    if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])s-maxage\s*=\s*[0-9]") {
+        set beresp.ttl = std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(?:.*[,\s])?s-maxage\s*=\s*([0-9]+).*$", "\1") + "s", 0s);
+    } elsif (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])max-age\s*=\s*[0-9]") {
+        set beresp.ttl = std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(?:.*[,\s])?max-age\s*=\s*([0-9]+).*$", "\1") + "s", 0s);
+    } elsif (beresp.http.Date) {
+        set beresp.ttl = std.time(beresp.http.Expires, now) - std.time(beresp.http.Date, now);
+    } else {
+        set beresp.ttl = std.time(beresp.http.Expires, now) - now;
+    }
+    if (beresp.http.Age) {
+        set beresp.ttl = beresp.ttl - std.duration(beresp.http.Age + "s", 0s);
+    }
+}
+
+# The origin's own stale-while-revalidate and stale-if-error (RFC 5861) where longer than the
+# policy's windows: the object stays that long past its freshness (cw_hit_stale reads the first).
+sub cw_origin_stale {
+    if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])stale-while-revalidate\s*=\s*[0-9]") {
+        var.set_duration("stale", std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(?:.*[,\s])?stale-while-revalidate\s*=\s*([0-9]+).*$", "\1") + "s", 0s));
+        if (var.get_duration("stale") > beresp.grace) {
+            set beresp.grace = var.get_duration("stale");
+        }
+    }
+    if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])stale-if-error\s*=\s*[0-9]") {
+        var.set_duration("stale", std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(?:.*[,\s])?stale-if-error\s*=\s*([0-9]+).*$", "\1") + "s", 0s));
+        if (var.get_duration("stale") > beresp.grace) {
+            set beresp.grace = var.get_duration("stale");
+        }
+    }
 }
 
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,

@@ -1,0 +1,189 @@
+"""What a ``respect`` policy's generated configs do as an RFC 9111 shared cache, on the real
+engines (issue 19): revalidation (4.3), the origin's own stale windows (RFC 5861), any final
+status with explicit freshness (3), Authorization (3.5), and the override headers that never
+reach the origin unless keyed (generator/hygiene.py).
+
+Each test proves what the origin saw (its request log and counts), not only a header.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from generator.hygiene import OVERRIDE_HEADERS
+from generator.load import loads
+from harness.api import Stack
+from harness.client import Client, Response
+from harness.local import LocalRuntime
+from harness.origin_client import OriginClient
+
+ENGINES = ("nginx", "varnish")
+HOST = "rfc.example.com"
+POLICY = f"""
+version: 1
+name: rfc
+origin: {{url: http://app:8000}}
+listen:
+  http: {{port: 80}}
+  hosts: [{HOST}]
+cache: {{default_ttl: 1m}}
+rules:
+  - name: tenant
+    match: {{path_prefix: /tenant/}}
+    ttl: 1m
+    key: {{headers: [X-Forwarded-Host]}}
+  - name: fixed
+    match: {{path_prefix: /fixed/}}
+    ttl: 1m
+    origin_headers: override
+  - name: api
+    match: {{path_prefix: /api/}}
+    ttl: 1m
+"""
+BODY = 16 * 1024
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with LocalRuntime().start(loads(POLICY, "rfc.yaml"), ENGINES) as running:
+        yield running
+
+
+@pytest.fixture
+def origin(stack: Stack) -> Iterator[OriginClient]:
+    with OriginClient(stack.origin.control_url) as client:
+        yield client
+
+
+def _get(stack: Stack, engine: str, path: str, headers: dict[str, str] | None = None,
+         method: str = "GET") -> Response:
+    return Client(stack.endpoints[engine], HOST, stack.ca_file).request(method, path, headers or {})
+
+
+def _settle() -> None:
+    """nginx writes its cache file after answering: give it the moment before a hit is asked."""
+    time.sleep(0.3)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_expired_entry_costs_the_origin_a_304_not_the_body(stack: Stack, origin: OriginClient,
+                                                              engine: str) -> None:
+    """RFC 9111 4.3.1: the stored validators are sent; 4.3.4: the 304 freshens the entry."""
+    path = f"/api/reval-{engine}"
+    origin.add_rule({"path": path, "cache_control": "max-age=1", "etag": "v1",
+                     "last_modified": 1_700_000_000, "body": "filler", "body_size": BODY})
+    first = _get(stack, engine, path)
+    assert first.status == 200 and len(first.body) == BODY
+    _settle()
+    assert _get(stack, engine, path).status == 200
+    assert origin.count(path) == 1
+    time.sleep(2.2)  # expired (max-age=1)
+    again = _get(stack, engine, path)
+    assert again.status == 200 and again.body == first.body, again.summary()
+    seen = origin.requests(path=path)
+    assert len(seen) == 2, [s.headers for s in seen]
+    assert seen[1].header("If-None-Match") == '"v1"', seen[1].headers
+    assert seen[1].header("If-Modified-Since"), seen[1].headers
+    _settle()
+    fresh = _get(stack, engine, path)  # the 304 made the entry fresh again
+    assert fresh.status == 200 and fresh.body == first.body
+    assert origin.count(path) == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_without_validators_an_expired_entry_is_fetched_whole(stack: Stack, origin: OriginClient,
+                                                              engine: str) -> None:
+    path = f"/api/noval-{engine}"
+    origin.add_rule({"path": path, "cache_control": "max-age=1", "body": "filler", "body_size": 64})
+    _get(stack, engine, path)
+    time.sleep(2.2)
+    _get(stack, engine, path)
+    seen = origin.requests(path=path)
+    assert len(seen) == 2 and seen[1].header("If-None-Match") is None
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_origins_stale_while_revalidate_is_honoured(stack: Stack, origin: OriginClient,
+                                                        engine: str) -> None:
+    """RFC 5861 3: within stale-while-revalidate the stale answer comes at once and one
+    background request refreshes it (the policy's own window is 0)."""
+    path = f"/api/swr-{engine}"
+    origin.add_rule({"path": path, "cache_control": "max-age=1, stale-while-revalidate=30"})
+    first = _get(stack, engine, path)
+    _settle()
+    time.sleep(2.2)
+    origin.add_rule({"path": path, "cache_control": "max-age=1, stale-while-revalidate=30",
+                     "delay": 1.5})
+    started = time.monotonic()
+    stale = _get(stack, engine, path)
+    took = time.monotonic() - started
+    assert took < 1.0, f"waited {took:.2f}s for the origin: {stale.summary()}"
+    assert stale.response_id == first.response_id, stale.summary()
+    deadline = time.monotonic() + 5
+    while origin.count(path) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert origin.count(path) == 2  # the background refresh
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("status", [303, 400, 405, 500])
+def test_any_final_status_with_explicit_freshness_is_stored(stack: Stack, origin: OriginClient,
+                                                            engine: str, status: int) -> None:
+    """RFC 9111 3: a response with explicit freshness may be stored whatever its final status."""
+    path = f"/api/status-{status}-{engine}"
+    origin.add_rule({"path": path, "status": status, "cache_control": "max-age=60"})
+    first = _get(stack, engine, path)
+    assert first.status == status
+    _settle()
+    second = _get(stack, engine, path)
+    assert second.status == status and second.response_id == first.response_id, second.summary()
+    assert origin.count(path) == 1
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_without_explicit_freshness_an_error_is_not_stored(stack: Stack, origin: OriginClient,
+                                                           engine: str) -> None:
+    path = f"/api/plain-500-{engine}"
+    origin.add_rule({"path": path, "status": 500})
+    _get(stack, engine, path)
+    _settle()
+    _get(stack, engine, path)
+    assert origin.count(path) == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_override_rule_does_not_store_other_statuses(stack: Stack, origin: OriginClient,
+                                                        engine: str) -> None:
+    path = f"/fixed/status-400-{engine}"
+    origin.add_rule({"path": path, "status": 400, "cache_control": "max-age=60"})
+    _get(stack, engine, path)
+    _settle()
+    _get(stack, engine, path)
+    assert origin.count(path) == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_override_headers_reach_the_origin_only_where_the_rule_keys_on_them(
+        stack: Stack, origin: OriginClient, engine: str) -> None:
+    sent = {name: "cw.example" for name in OVERRIDE_HEADERS}
+    plain, keyed = f"/api/hyg-{engine}", f"/tenant/hyg-{engine}"
+    for path in (plain, keyed):
+        assert _get(stack, engine, path, sent).status == 200
+    received = {n.lower() for n, _ in origin.requests(path=plain)[0].headers}
+    assert not received & {h.lower() for h in OVERRIDE_HEADERS}, received
+    keyed_seen = origin.requests(path=keyed)[0]
+    assert keyed_seen.header("X-Forwarded-Host") == "cw.example"
+    assert keyed_seen.header("X-Host") is None
+    _settle()
+    _get(stack, engine, keyed, {"X-Forwarded-Host": "other.example"})  # its own entry
+    assert origin.count(keyed) == 2
