@@ -22,8 +22,20 @@ JSON shape (``FORMAT`` / ``FORMAT_VERSION``; keys always in this order, results 
         {"check_id": "rule-static-hit", "description": "...", "engine": "nginx",
          "outcome": "failed",                      # passed | failed | unsupported | skipped
          "message": "...", "details": ["...", ...], "duration": 0.052, "tags": ["rule"]}
-      ]
+      ],
+      "conformance": {                              # only when rfc checks ran (--checks rfc)
+        "nginx": {"passed": 80, "failed": 3, "engine_limit": 9, "skipped": 0,
+                  "sections": {"RFC 9111 §4.2.1": {"passed": ["rfc...."], "failed": [],
+                                                   "engine_limit": [], "skipped": []}},
+                  "limits": [{"check_id": "rfc.age.on-hit", "capability": "http.age",
+                              "how": "...", "alternative": "..."}]},
+        "varnish": {...}
+      }
     }
+
+``conformance`` reads the rfc family's results (tag ``rfc``): the RFC section each check's
+description starts with, and the ``http.*`` capability among its tags that makes a result an
+engine limit (``unsupported``), with the capability table's alternative.
 
 ``from_json`` reads that document back into a ``RunResult``.
 """
@@ -41,6 +53,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TextIO
 
+from generator.capabilities import FEATURES
+
 from .results import OUTCOMES, CheckResult, Outcome, RunResult
 
 FORMAT: Final = "cachewright-test-results"
@@ -52,6 +66,11 @@ NOT_RUN: Final = "-"
 _SGR: Final[Mapping[Outcome, str]] = {
     "passed": "32", "failed": "1;31", "unsupported": "33", "skipped": "2"}
 # Characters XML 1.0 cannot hold at all (not even escaped): shown as \xNN instead.
+#: the rfc family: its tag, the citation its descriptions start with, its outcome names
+RFC_TAG: Final = "rfc"
+_SECTION: Final = re.compile(r"^(RFC \d+ §[0-9.]+)")
+_CONFORMANCE: Final[Mapping[Outcome, str]] = {
+    "passed": "passed", "failed": "failed", "unsupported": "engine_limit", "skipped": "skipped"}
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -88,7 +107,8 @@ def failures_only(run: RunResult, color: bool) -> str:
     selection left out, then the summary line."""
     parts = [_failure_block(result, color) for result in run.failures()]
     skips = "\n".join([*skip_lines(run), *(f"NOTE {note}" for note in run.notes)])
-    return "\n\n".join([*parts, *([skips] if skips else []), summary_line(run, color)]) + "\n"
+    extra = [text for text in (skips, conformance_line(run)) if text]
+    return "\n\n".join([*parts, *extra, summary_line(run, color)]) + "\n"
 
 
 def notes(run: RunResult) -> str:
@@ -113,6 +133,7 @@ def table(run: RunResult, color: bool, verbose: bool = False) -> str:
     lines += [f"NOTE {note}" for note in run.notes]
     if lines:
         parts.append("\n".join(lines))
+    parts += [line for line in [conformance_line(run)] if line]
     parts.append(summary_line(run, color))
     return "\n\n".join(parts) + "\n"
 
@@ -179,6 +200,49 @@ def summary_line(run: RunResult, color: bool = False) -> str:
     return f"{verdict_text(run, color)} in {run.duration:.1f}s — {'; '.join(per_engine) or 'no engines'}"
 
 
+def conformance_line(run: RunResult) -> str:
+    """One line per engine of the rfc family's results (empty when none ran)."""
+    found = conformance(run)
+    lines = []
+    for engine, entry in found.items():
+        limits = sorted({str(item["capability"]) for item in entry["limits"]})
+        named = f" ({', '.join(limits)})" if limits else ""
+        lines.append(f"RFC conformance {engine}: {entry['passed']} passed, {entry['failed']} failed, "
+                     f"{entry['engine_limit']} engine limits{named}, {entry['skipped']} skipped")
+    return "\n".join(lines)
+
+
+def conformance(run: RunResult) -> dict[str, dict[str, Any]]:
+    """Per engine, the rfc family's results: counts, check ids by RFC section and outcome, and
+    each engine limit with its capability and the table's alternative ({} when none ran)."""
+    found: dict[str, dict[str, Any]] = {}
+    for result in run.results:
+        if RFC_TAG not in result.tags:
+            continue
+        entry = found.setdefault(result.engine, {**{k: 0 for k in _CONFORMANCE.values()},
+                                                 "sections": {}, "limits": []})
+        kind = _CONFORMANCE[result.outcome]
+        entry[kind] += 1
+        section = _section(result.description)
+        entry["sections"].setdefault(section, {k: [] for k in _CONFORMANCE.values()})[kind].append(
+            result.check_id)
+        if result.outcome == "unsupported":
+            entry["limits"].append(_limit(result))
+    return found
+
+
+def _section(description: str) -> str:
+    found = _SECTION.match(description)
+    return found.group(1) if found else "unspecified"
+
+
+def _limit(result: CheckResult) -> dict[str, str]:
+    capability = next((t for t in result.tags if t in FEATURES or t.startswith("http.")), "")
+    feature = FEATURES.get(capability)
+    return {"check_id": result.check_id, "capability": capability, "how": result.message,
+            "alternative": feature.alternative if feature else ""}
+
+
 def verdict_text(run: RunResult, color: bool = False) -> str:
     """``PASSED``, ``FAILED (2 failed, 3 skipped)`` or ``INCOMPLETE (3 skipped)``; with
     ``--allow-skips`` an incomplete run says the skips were allowed."""
@@ -216,6 +280,9 @@ def to_json(run: RunResult) -> str:
                     for s in run.summaries()},
         "results": [_result_json(result) for result in run.results],
     }
+    found = conformance(run)
+    if found:
+        document["conformance"] = found
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

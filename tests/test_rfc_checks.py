@@ -1,0 +1,123 @@
+"""The rfc family (harness/checks/rfc.py): derived for a policy that respects origin headers and
+not for one that overrides them; every check cites its RFC section; the conformance report
+groups results by section and names the capability of each engine limit; and the whole family
+runs on both engines against tests/data/rfc-respect.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.load import load, loads
+from harness import report
+from harness.checks import derive, select
+from harness.cli import main
+from harness.results import CheckResult, RunResult
+
+ROOT = Path(__file__).resolve().parent.parent
+RESPECT = ROOT / "tests" / "data" / "rfc-respect.yaml"
+OVERRIDE = """\
+version: 1
+name: override
+origin: {url: http://127.0.0.1:8080}
+listen: {http: {port: 80}}
+cache: {origin_headers: override, default_ttl: 1m}
+rules:
+  - {name: api, match: {path_prefix: /api/}, ttl: 1m}
+"""
+CITATION = re.compile(r"^RFC (9111|9110|5861|9213) §\d+(\.\d+)*: ")
+#: a failure message that is an exception from inside the check (a bug of the check, not a
+#: finding about the engine)
+CHECK_BUG = re.compile(r"^(?!CheckFailed)[A-Z]\w*(Error|Exception): ")
+
+
+def rfc_checks(policy_text: str | None = None) -> list[Any]:
+    policy = loads(policy_text, "p.yaml") if policy_text else load(RESPECT)
+    return select(derive(policy), ["rfc"])
+
+
+def test_the_family_derives_for_a_respecting_policy() -> None:
+    checks = rfc_checks()
+    ids = [c.id for c in checks]
+    assert len(checks) >= 80
+    assert len(set(ids)) == len(ids)
+    assert all(c.id.startswith("rfc.") and "rfc" in c.tags for c in checks)
+    uncited = [c.id for c in checks if not CITATION.match(c.description)]
+    assert not uncited, f"descriptions without an RFC section: {uncited}"
+
+
+def test_engine_limits_are_named_by_capability_and_tag() -> None:
+    limited = [c for c in rfc_checks() if c.feature]
+    assert limited
+    assert all(c.feature.startswith("http.") and c.feature in c.tags for c in limited)
+
+
+def test_the_family_is_not_derived_when_every_rule_overrides() -> None:
+    assert rfc_checks(OVERRIDE) == []
+
+
+def _result(check_id: str, engine: str, outcome: str, section: str = "RFC 9111 §5.1",
+            tags: tuple[str, ...] = ("rfc",), message: str = "") -> CheckResult:
+    return CheckResult(check_id, f"{section}: something", engine, outcome,  # type: ignore[arg-type]
+                       message, tags=tags)
+
+
+def test_conformance_groups_by_section_and_names_limits() -> None:
+    results = (
+        _result("rfc.a", "nginx", "passed", "RFC 9111 §4.2.1"),
+        _result("rfc.b", "nginx", "unsupported", tags=("rfc", "http.age"), message="nginx: no Age"),
+        _result("rfc.a", "varnish", "failed", "RFC 9111 §4.2.1"),
+        _result("rfc.b", "varnish", "passed", tags=("rfc", "http.age")),
+        _result("rule.x", "varnish", "failed", tags=("rules",)),
+    )
+    run = RunResult("p", "p.yaml", "local", ("nginx", "varnish"), results,
+                    datetime.now(UTC), 1.0)
+    found = json.loads(report.to_json(run))["conformance"]
+    assert found["nginx"]["passed"] == 1 and found["nginx"]["engine_limit"] == 1
+    assert found["nginx"]["sections"]["RFC 9111 §5.1"]["engine_limit"] == ["rfc.b"]
+    assert found["nginx"]["limits"] == [{"check_id": "rfc.b", "capability": "http.age",
+                                         "how": "nginx: no Age", "alternative": ""}]
+    assert found["varnish"]["failed"] == 1 and found["varnish"]["passed"] == 1
+    assert found["varnish"]["sections"]["RFC 9111 §4.2.1"]["failed"] == ["rfc.a"]
+    assert report.conformance_line(run).splitlines() == [
+        "RFC conformance nginx: 1 passed, 0 failed, 1 engine limits (http.age), 0 skipped",
+        "RFC conformance varnish: 1 passed, 1 failed, 0 engine limits, 0 skipped",
+    ]
+    assert "RFC conformance nginx" in report.table(run, color=False)
+
+
+def test_no_conformance_section_without_rfc_results() -> None:
+    run = RunResult("p", "p.yaml", "local", ("nginx",), (_result("rule.x", "nginx", "passed",
+                                                                   tags=("rules",)),),
+                    datetime.now(UTC), 1.0)
+    assert "conformance" not in json.loads(report.to_json(run))
+    assert report.conformance_line(run) == ""
+
+
+@pytest.mark.engine
+def test_the_whole_family_runs_on_both_engines(tmp_path: Path) -> None:
+    """Every check runs to a verdict on both engines: passed, failed for a reason the check
+    states, or an engine limit; none is skipped and none fails on a bug of its own."""
+    out = tmp_path / "rfc.json"
+    main(["test", str(RESPECT), "--checks", "rfc", "--no-scenarios", "--json", str(out)])
+    document = json.loads(out.read_text())
+    results = document["results"]
+    expected = {c.id for c in rfc_checks()}
+    for engine in ("nginx", "varnish"):
+        ran = {r["check_id"] for r in results if r["engine"] == engine}
+        assert ran == expected, f"{engine}: {sorted(expected ^ ran)}"
+    assert {r["outcome"] for r in results} <= {"passed", "failed", "unsupported"}
+    bugs = [f"{r['check_id']} [{r['engine']}]: {r['message']}" for r in results
+            if r["outcome"] == "failed" and CHECK_BUG.match(r["message"])]
+    assert not bugs, bugs
+    conformance = document["conformance"]
+    assert set(conformance) == {"nginx", "varnish"}
+    for engine, entry in conformance.items():
+        counted = entry["passed"] + entry["failed"] + entry["engine_limit"] + entry["skipped"]
+        assert counted == len(expected), engine
