@@ -4,9 +4,10 @@ The sample origin answers a few URLs with a 16 KiB body, an ``ETag``, a ``Last-M
 ``Cache-Control: max-age=1``. Each URL is stored once, then a few connections request them in
 turn for a few seconds, so every entry expires about once a second and is refreshed. A cache that
 revalidates sends the validators and gets a ``304`` without a body; one that does not fetches the
-whole body again. What reached the origin is read from the origin's own request log (the ground
-truth, not the engine's headers): requests, ``200`` and ``304`` answers, and the body bytes the
-origin sent (the programmed body size for each ``200``; a ``304`` has none).
+whole body again. What reached the origin is read from the origin itself (the ground truth, not
+the engine's headers): requests and their ``200`` and ``304`` answers from its request log, and the
+response body bytes it sent from its own counter (``body_bytes`` of ``GET /counts``: none for a
+``304``).
 
 Three configs per engine run the same load: the generated one, the hand-written baseline, and the
 generated one with revalidation turned off (``no_revalidation``). The policy cannot say "no
@@ -35,7 +36,7 @@ from generator.render import OutputFile
 
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
-from ..origin_client import RecordedRequest
+from ..origin_client import OriginClient, RecordedRequest
 from ..prepare import Placement, generated, request_host
 from ..probe import probe_for, select_rule
 from .measure import MeasureError, Probe, Target
@@ -102,11 +103,14 @@ def generated_revalidates(policy: Policy, engine: str) -> bool:
 
 def no_revalidation(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
     """The generated files with revalidation turned off (a ``harness.prepare.Configs``)."""
-    files = generated(policy, engine, place, options)
+    return without_revalidation(generated(policy, engine, place, options), engine)
+
+
+def without_revalidation(files: Mapping[str, OutputFile], engine: str) -> dict[str, OutputFile]:
+    """``files`` with the engine's config edited as ``VARIANT_EDITS`` says."""
     name = "nginx.conf" if engine == "nginx" else "default.vcl"
     edit = _without_revalidate if engine == "nginx" else _without_keep
-    files[name] = OutputFile(name, edit(files[name].text))
-    return files
+    return {**files, name: OutputFile(name, edit(files[name].text))}
 
 
 def _without_revalidate(text: str) -> str:
@@ -146,30 +150,35 @@ def measure_offload(target: Target, probe: Probe, settings: OffloadSettings) -> 
     """The URLs stored once, then ``concurrency`` connections over them for ``duration_s``: what
     the client got, and what reached the origin during the load (from the origin's log)."""
     reqs = [probe.variant(f"o{i}") for i in range(settings.urls)]
+    units = {req.unit for req in reqs}
     target.program(probe.origin_pattern(), status=200, cache_control=settings.cache_control,
                    etag=ETAG, last_modified=LAST_MODIFIED, body="filler", body_size=settings.body_size)
     for req in reqs:
         target.ctx.send(req)
     control = target.ctx.control()
     last = control.requests(limit=1)
-    since = last[0].seq if last else 0
+    since, sent = last[0].seq if last else 0, _body_bytes(control, units)
     result = target.load(reqs, concurrency=settings.concurrency, duration_s=settings.duration_s)
     time.sleep(SETTLE_S)
     seen = [e for e in control.requests(since=since) if probe.tag in e.target]
     return {"client_requests": result.requests, "client_errors": result.errors,
-            "client_statuses": result.to_json()["statuses"],
-            **origin_figures(seen, settings.body_size)}
+            "client_statuses": result.to_json()["statuses"], **origin_figures(seen),
+            "origin_body_bytes": _body_bytes(control, units) - sent}
 
 
-def origin_figures(seen: Sequence[RecordedRequest], body_size: int) -> dict[str, Any]:
-    """Requests the origin received, its 200 and 304 answers, and the body bytes it sent: the
-    programmed ``body_size`` per 200 (filler bodies are exactly that long), none for a 304."""
+def _body_bytes(control: OriginClient, units: set[str]) -> int:
+    """The response body bytes the origin has sent for ``units``, by its own counter."""
+    counted = control.counts().body_bytes
+    return sum(counted.get(unit, 0) for unit in units)
+
+
+def origin_figures(seen: Sequence[RecordedRequest]) -> dict[str, Any]:
+    """Requests the origin logged, its 200 and 304 answers, and the 304s' share."""
     ok = sum(e.status == 200 and e.outcome == "ok" for e in seen)
     not_modified = sum(e.status == 304 for e in seen)
     return {"origin_requests": len(seen), "origin_200": ok, "origin_304": not_modified,
             "origin_other": len(seen) - ok - not_modified,
-            "share_304": not_modified / len(seen) if seen else None,
-            "origin_body_bytes": ok * body_size}
+            "share_304": not_modified / len(seen) if seen else None}
 
 
 def offload_result(engine: str, rule: str, revalidating: bool,

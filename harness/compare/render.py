@@ -321,7 +321,7 @@ def _offload_setup(report: Mapping[str, Any]) -> Cell:
                                     for k in ("urls", "concurrency", "duration_s", "body_size", "max_age_s"))
     return (f"{urls} URLs answered with a {size}-byte body, ETag, Last-Modified and max-age={age}, each "
             f"stored once, then {conns} connections over them for {secs} s; counted in the origin's "
-            "request log (body bytes: the body size per 200, none per 304). Saved: what the config's "
+            "request log and its body byte counter (a 304 has no body). Saved: what the config's "
             "origin requests would have cost at the no-revalidation run's body bytes per request, "
             "less what they cost.")
 
