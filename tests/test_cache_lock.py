@@ -34,7 +34,7 @@ cache:
 """
 CLIENTS = 6
 ORIGIN_S = 0.3
-FAST_S = 0.05
+FAST_S = 0.02
 #: the lock may hold a request for one origin answer, then it fetches its own; plus scheduling
 BOUND_S = 2 * ORIGIN_S + 0.25
 UNSTORED: dict[str, RuleSpec] = {
@@ -76,7 +76,7 @@ def test_no_request_queues_behind_an_unstored_answer(engine: str) -> None:
 @pytest.mark.engine
 def test_the_lock_still_collapses_a_stored_answer() -> None:
     """The control (a cache without a lock passes the test above): the same burst on a cacheable
-    answer from a fast origin (50 ms) reaches the origin once per engine, and no waiter is held
+    answer from a fast origin (20 ms) reaches the origin once per engine, and no waiter is held
     past nginx's 500 ms poll."""
     engines = ("nginx", "varnish")
     with local.LocalRuntime().start(loads(POLICY, "lock.yaml"), engines) as stack, \

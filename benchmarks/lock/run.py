@@ -25,7 +25,8 @@ too (no collapsing cache meets it behind an uncacheable answer: it must wait for
 headers before it knows).
 
 ``--nginx-lock-timeout``, ``--nginx-lock-age`` and ``--nginx-lock off`` edit a copy of the
-generated nginx.conf (the templates are not touched), to measure a fix before it is applied.
+generated nginx.conf, ``--varnish-param`` adds a varnishd parameter (the templates are not
+touched), to measure a fix before it is applied.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class Settings:
     nginx_lock: str = "on"
     nginx_lock_timeout: str = ""
     nginx_lock_age: str = ""
+    varnish_params: tuple[str, ...] = ()
 
     def nginx_edits(self) -> dict[str, str]:
         """The directives whose value the run changes in the generated nginx.conf."""
@@ -143,13 +145,18 @@ class Settings:
 # --------------------------------------------------------------------------- configs
 
 
-def edited(edits: dict[str, str]) -> Callable[[Policy, str, Placement, Options], dict[str, OutputFile]]:
-    """The runtime's config source: the generated files, with nginx.conf's ``edits`` applied."""
+def edited(edits: dict[str, str], params: tuple[str, ...] = ()) -> Callable[
+        [Policy, str, Placement, Options], dict[str, OutputFile]]:
+    """The runtime's config source: the generated files, with nginx.conf's ``edits`` applied and
+    ``-p NAME=VALUE`` lines added to varnishd.args for ``params``."""
     def configs(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
         files = generated(policy, engine, place, options)
         if engine == "nginx" and edits:
             conf = files["nginx.conf"]
             files["nginx.conf"] = dataclasses.replace(conf, text=edit_nginx(conf.text, edits))
+        if engine == "varnish" and params:
+            args = files["varnishd.args"]
+            files["varnishd.args"] = dataclasses.replace(args, text=args.text + "".join(f"-p {p}\n" for p in params))
         return files
     return configs
 
@@ -164,8 +171,11 @@ def edit_nginx(text: str, edits: dict[str, str]) -> str:
 
 
 def config_label(engine: str, settings: Settings) -> str:
-    edits = settings.nginx_edits() if engine == "nginx" else {}
-    return "generated" if not edits else "edited: " + "; ".join(f"{k} {v}" for k, v in edits.items())
+    if engine == "varnish":
+        edits = [f"-p {p}" for p in settings.varnish_params]
+    else:
+        edits = [f"{k} {v}" for k, v in settings.nginx_edits().items()]
+    return "edited: " + "; ".join(edits) if edits else "generated"
 
 
 # --------------------------------------------------------------------------- load
@@ -345,7 +355,7 @@ def table(engine: str, label: str, rows: dict[str, dict[str, Any]], wall: float)
 def run_engine(engine: str, settings: Settings) -> dict[str, Any]:
     """Start the stack for one engine, program the origin, run the rounds, judge them."""
     policy = loads(POLICY, "lock-bench.yaml")
-    runtime = LocalRuntime(configs=edited(settings.nginx_edits()))
+    runtime = LocalRuntime(configs=edited(settings.nginx_edits(), settings.varnish_params))
     with runtime.start(policy, (engine,)) as stack, OriginClient(stack.origin.control_url) as origin:
         origin.add_rules([{"path": c.path, "delay": c.delay, **c.spec} for c in CLASSES])
         origin.clear_requests()
@@ -381,10 +391,13 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     parser.add_argument("--nginx-lock", choices=("on", "off"), default="on", help="off: edit proxy_cache_lock off")
     parser.add_argument("--nginx-lock-timeout", default="", help="edit proxy_cache_lock_timeout (e.g. 100ms)")
     parser.add_argument("--nginx-lock-age", default="", help="edit proxy_cache_lock_age (e.g. 1s)")
+    parser.add_argument("--varnish-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="add -p NAME=VALUE to varnishd.args (e.g. rush_exponent=32); repeatable")
     parser.add_argument("--json", type=Path, help="write the results (settings, per class, per request)")
     args = parser.parse_args(argv)
     settings = Settings(args.clients, max(1, min(args.per_url, args.clients)), args.rounds, args.time_limit,
-                        args.request_timeout, args.nginx_lock, args.nginx_lock_timeout, args.nginx_lock_age)
+                        args.request_timeout, args.nginx_lock, args.nginx_lock_timeout, args.nginx_lock_age,
+                        tuple(args.varnish_param))
     return args, settings
 
 
