@@ -60,6 +60,8 @@ def _check_target(value: str) -> str | None:
     return f'"{value[:60]}" is not a request target (expected /path?query, http://host/path or *)'
 
 
+#: how long a step that stored an answer waits for the engine to finish writing it
+SETTLE = 2.0
 TARGET = Str(r"\S+", "a request target without spaces, such as /products/{run}?page=2", 8192,
              _check_target)
 ORIGIN_PATH = Str(r"[/*]\S*", "a path starting with /, such as /products/{run}", 2048)
@@ -525,6 +527,10 @@ class ScenarioContext(Protocol):
         """The last ``lines`` lines of the engine's logs."""
         ...
 
+    def stored_count(self, engine: str, path: str) -> int:
+        """How many objects ``engine`` has stored for request path ``path`` (its own record)."""
+        ...
+
 
 class StackContext:
     """A ``ScenarioContext`` over a running ``Stack``; ``host`` is ``prepare.request_host(policy)``.
@@ -554,6 +560,10 @@ class StackContext:
     def logs(self, engine: str, lines: int = 40) -> str:
         """The engine's log tail."""
         return self.stack.logs(engine, lines)
+
+    def stored_count(self, engine: str, path: str) -> int:
+        """Objects the engine's record holds for ``path``."""
+        return len(self.stack.stored(engine, path))
 
 
 def new_token() -> str:
@@ -677,14 +687,25 @@ class _Run:
             headers["Cookie"] = "; ".join(f"{k}={sub(v)}" for k, v in request.cookies)
         body = None if request.body is None else sub(request.body).encode()
         before = self.ctx.origin.counts()
+        path = sub(request.origin_path)
+        stored = self.ctx.stored_count(self.engine, path)
         response = client.request(request.method, sub(request.target), headers, scheme=request.scheme,
                                   body=body, source=request.source, host=request.host)
+        if response.cache.outcome == "miss":
+            self._settle(path, stored)
         after = self.ctx.origin.counts()
         received = None
-        path = sub(request.origin_path)
         if step.expect.origin_received is not None and after.path(path) > before.path(path):
             received = next(iter(self.ctx.origin.requests(path=path, limit=1)), None)
         return Exchange(step, response, before, after, received)
+
+    def _settle(self, path: str, before: int) -> None:
+        """After a miss the engine says it stores, wait (at most ``SETTLE``) until its record
+        holds one more object for ``path``: engines finish writing after the answer is sent,
+        and the next step may expect the hit."""
+        deadline = time.monotonic() + SETTLE
+        while self.ctx.stored_count(self.engine, path) <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _sub(self, text: str) -> str:
         return text.replace(TOKEN, self.token)

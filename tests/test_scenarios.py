@@ -256,6 +256,9 @@ class OriginAsEngine:
         self.log_calls.append(engine)
         return f"{engine}: the last log line"
 
+    def stored_count(self, engine: str, path: str) -> int:
+        return 0  # no cache: a miss never settles (the origin never says "miss" anyway)
+
 
 @pytest.fixture(scope="module")
 def ctx() -> Iterator[OriginAsEngine]:
