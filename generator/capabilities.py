@@ -99,7 +99,10 @@ TABLE: tuple[Feature, ...] = (
             "none: nginx cannot bound stale age", enforced=False),
     Feature("collapse_requests", "request collapsing", "cache.collapse_requests",
             lambda p: p.cache.collapse_requests,
-            Support(N, "proxy_cache_lock"), Support(N, "waiting list")),
+            Support(N, "proxy_cache_lock, bounded by a 75 ms proxy_cache_lock_timeout: a miss the "
+                       "origin answers later is not collapsed (each waiter fetches for itself, "
+                       "unstored), so no request queues behind an answer nginx does not store"),
+            Support(N, "waiting list (rush_exponent=32: every waiter wakes at once)")),
     Feature("vary", "Vary by request headers", "rules[].vary", _any_rule(lambda r: r.vary),
             Support(N, "headers in proxy_cache_key"), Support(N, "beresp.http.Vary")),
     Feature("key.cookies", "cookies in the cache key", "rules[].key.cookies",

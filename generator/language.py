@@ -233,7 +233,8 @@ CACHE = Obj("cache", {
                          0, nginx="`proxy_cache_valid`", varnish="`beresp.ttl`"),
     "stale": Field(STALE, "Serving stale content.", {"while_revalidate": 0, "if_error": 0}),
     "collapse_requests": Field(Bool(), "Send one request to the origin for concurrent misses.",
-                               True, nginx="`proxy_cache_lock on`",
+                               True, nginx="`proxy_cache_lock on`, `proxy_cache_lock_timeout 75ms` "
+                                            "(slower misses are not collapsed)",
                                varnish="native (waiting list)"),
     "keep": Field(Duration(maximum=MAX_KEEP), "After an entry's freshness and stale windows, keep it "
                   "this long to revalidate: the origin is asked with If-None-Match / "

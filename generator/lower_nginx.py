@@ -41,6 +41,8 @@ from .tls import PROFILES, Profile
 from .units import format_duration
 
 QUERY_PASSES = 8
+#: proxy_cache_lock_timeout: no request waits on the lock longer than this beyond its own fetch
+LOCK_TIMEOUT_MS = 75
 DEFAULT_STATUSES = "200 203 204 300 301 308"
 # Statuses ever stored (Varnish's RFC 7231 list plus 308); others only through status_ttl.
 CACHEABLE_STATUSES = (200, 203, 204, 300, 301, 302, 307, 308, 404, 410, 414)
@@ -168,6 +170,7 @@ class NginxModel:
     redirect: Listener | None
     tls: Tls | None
     collapse: bool
+    lock_timeout: str
     use_stale: str
     background_update: bool
     revalidate: bool
@@ -214,6 +217,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         redirect=_redirect(policy),
         tls=_tls(policy, http2_directive),
         collapse=policy.cache.collapse_requests,
+        lock_timeout=f"{LOCK_TIMEOUT_MS}ms",
         use_stale=_use_stale(policy),
         background_update=_background_update(policy),
         revalidate=policy.cache.keep > 0,
@@ -418,6 +422,10 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
     if not (rule.strip_cookies or rule.key.cookies):
         plain.append("$http_cookie")
     bypass = ["$cw_q_left", *plain]
+    # RFC 9111 3.5: a response to a request with Authorization is stored (for the requests
+    # without) only when it says public, s-maxage or must-revalidate; never under override.
+    auth = "$cw_auth_nostore" if rule.origin_headers == "respect" else "$http_authorization"
+    stored = [auth if v == "$http_authorization" else v for v in plain]
     mode = ("O" if rule.origin_headers == "override" else "R") + ("S" if rule.strip_cookies else "K")
     return Location(
         ident=rule.ident,
@@ -429,10 +437,10 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         ignore_headers=_ignore_headers(rule),
         strip_cookies=rule.strip_cookies,
         bypass=" ".join(bypass),
-        no_cache=" ".join([*bypass, "$cw_nostore"]),
+        no_cache=" ".join(["$cw_q_left", *stored, "$cw_nostore"]),
         plain_key=_key(policy, rule, cookies, "$cw_rawquery"),
         plain_bypass=" ".join(plain),
-        plain_no_cache=" ".join([*plain, "$cw_nostore"]),
+        plain_no_cache=" ".join([*stored, "$cw_nostore"]),
         map_keys=(("\\default" if rule.ident == "default" else rule.ident),
                   *((f"{rule.ident}q",) if policy.cache.query.ignore else ())),
         mode=mode if rule.cache else "N",

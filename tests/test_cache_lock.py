@@ -41,9 +41,6 @@ UNSTORED: dict[str, RuleSpec] = {
     "/lock/private": {"cache_control": "private, max-age=60"},
     "/lock/error": {"status": 503, "failure": "error"},
 }
-NGINX_LOCK = ("nginx's proxy_cache_lock serializes waiters behind an unstored answer (500 ms "
-              "polls, up to proxy_cache_lock_timeout 30s) until the template's lock timeout is "
-              "lowered: docs/benchmarks.md, Cache lock latency")
 
 
 def _burst(url: str) -> list[float]:
@@ -57,8 +54,7 @@ def _burst(url: str) -> list[float]:
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("engine", [
-    pytest.param("nginx", marks=pytest.mark.xfail(strict=True, reason=NGINX_LOCK)), "varnish"])
+@pytest.mark.parametrize("engine", ["nginx", "varnish"])
 def test_no_request_queues_behind_an_unstored_answer(engine: str) -> None:
     with local.LocalRuntime().start(loads(POLICY, "lock.yaml"), (engine,)) as stack, \
             OriginClient(stack.origin.control_url) as origin:

@@ -63,7 +63,10 @@ def test_compare_reports_every_section_for_both_engines(shop_report: tuple[dict[
         assert perf["cpu_us_per_hit"]["generated"] > 0 and perf["cpu_us_per_hit"]["baseline"] > 0
         cold = perf["cold_miss"]
         assert cold["samples"] == 50 and cold["origin_requests"] == 50  # every one a miss
-        assert perf["herd"]["origin_requests"] == 1 and perf["herd"]["statuses"] == {"200": 10}
+        # nginx collapses only misses answered within its lock timeout (75 ms; the herd's origin
+        # takes 1 s): each waiter then fetches for itself (docs/benchmarks.md, Cache lock latency)
+        herd = 1 if engine == "varnish" else 10
+        assert perf["herd"]["origin_requests"] == herd and perf["herd"]["statuses"] == {"200": 10}
         slow = perf["slow_origin"]  # shop: while_revalidate 30s, the origin slowed to 1 s
         assert slow["requests"] > 10 and slow["p99_ms"] < 500, slow
         assert perf["origin_down"]["share"] == 1.0, perf["origin_down"]
