@@ -1,0 +1,181 @@
+"""Every check of the rfc family can fail: a configuration broken on purpose (a *tampering*, as
+tests/test_negatives.py does for the other families) fails it on an engine where the untouched
+configuration passes it.
+
+The tamperings are plausible mistakes, each one run of the family on both engines:
+
+* **store everything** for a minute, whatever the origin says (Cache-Control, Expires, Vary
+  and the bypasses ignored): fails every check that expects a response not to be reused;
+* **store nothing**: fails every check that expects a hit;
+* **no validators** sent to the origin: fails revalidation;
+* **stale on error for an hour** and **never stale**: fail the stale checks both ways;
+* **invalidate everything on POST** (Varnish): fails the checks that an invalidation must not
+  reach further than its URL;
+* **no Age, a fresh Date** on hits (Varnish), **HEAD stored as GET** (nginx).
+
+A check that no engine passes today has nothing to negate yet (its negative is the failing
+untouched run); the test lists those and requires the others to be covered. ``NO_NEGATIVE``
+names checks that an engine passes and that no configuration of it can fail, with why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tampering import tamper
+
+from generator.load import load
+from generator.pipeline import compile_policy
+from harness.checks import derive, select
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "tests" / "data" / "rfc-respect.yaml"
+ENGINES = ("nginx", "varnish")
+Edit = Callable[[str], str]
+
+
+def insert_after(anchor: str, text: str) -> Edit:
+    """``text`` after every ``anchor`` (which must be there)."""
+    def edit(config: str) -> str:
+        assert anchor in config, f"{anchor!r} not found: the template changed, update this tampering"
+        return config.replace(anchor, anchor + text)
+    return edit
+
+
+def sub(pattern: str, new: str) -> Edit:
+    """Every match of ``pattern`` (there must be one) replaced by ``new``."""
+    def edit(config: str) -> str:
+        config, n = re.subn(pattern, new, config)
+        assert n, f"{pattern!r} not found: the template changed, update this tampering"
+        return config
+    return edit
+
+
+def chain(*edits: Edit) -> Edit:
+    def edit(config: str) -> str:
+        for one in edits:
+            config = one(config)
+        return config
+    return edit
+
+
+@dataclass(frozen=True)
+class Tampering:
+    """A mistake as an edit of each engine's config (None: that engine's config is left as is)."""
+
+    name: str
+    nginx: Edit | None
+    varnish: Edit | None
+
+    def edit(self, path: str, text: str) -> str:
+        one = {"nginx/nginx.conf": self.nginx, "varnish/default.vcl": self.varnish}.get(path)
+        return one(text) if one else text
+
+
+_LOCATION = "proxy_cache cw;\n"
+_BACKEND_RESPONSE = "sub vcl_backend_response {\n"
+_NO_BYPASS = sub(r"\n\s*proxy_(?:no_cache|cache_bypass) [^;]*;", "")
+_USE_STALE = r"proxy_cache_use_stale [^;]*;"
+TAMPERINGS = (
+    Tampering("store everything for a minute",
+              chain(_NO_BYPASS, insert_after(_LOCATION, "            proxy_cache_valid any 60s;\n"
+                                             "            proxy_ignore_headers Cache-Control "
+                                             "Expires Vary Set-Cookie;\n")),
+              insert_after(_BACKEND_RESPONSE, "    if (!bereq.uncacheable) {\n"
+                           "        unset beresp.http.Vary;\n        set beresp.ttl = 60s;\n"
+                           "        set beresp.grace = 0s;\n        return (deliver);\n    }\n")),
+    Tampering("store nothing",
+              sub(r"proxy_no_cache ", "proxy_no_cache 1 "),
+              insert_after(_BACKEND_RESPONSE, "    set beresp.uncacheable = true;\n"
+                           "    set beresp.ttl = 0s;\n    return (deliver);\n")),
+    Tampering("no validators sent to the origin",
+              insert_after('proxy_set_header Connection "";\n', '    proxy_set_header If-None-Match "";\n'
+                           '    proxy_set_header If-Modified-Since "";\n'),
+              insert_after("sub vcl_backend_fetch {\n", "    unset bereq.http.If-None-Match;\n"
+                           "    unset bereq.http.If-Modified-Since;\n")),
+    Tampering("stale on error for an hour",
+              sub(_USE_STALE, "proxy_cache_use_stale error timeout updating http_500 http_502 "
+                  "http_503 http_504;"),
+              insert_after("sub vcl_hit {\n", "    if (obj.ttl + 3600s > 0s) {\n"
+                           "        return (deliver);\n    }\n")),
+    Tampering("never stale (nginx has it off already and honours the origin's own windows)", None,
+              insert_after("sub vcl_hit {\n", "    if (obj.ttl <= 0s) {\n        return (pass);\n"
+                           "    }\n")),
+    Tampering("invalidate everything on POST", None,
+              insert_after("sub vcl_recv {\n", '    if (req.method == "POST") {\n'
+                           '        std.ban("obj.status != 0");\n    }\n')),
+    Tampering("hits without Age and with a fresh Date, HEAD stored as GET",
+              insert_after(_LOCATION, "            proxy_cache_convert_head off;\n"),
+              insert_after("sub vcl_deliver {\n", "    unset resp.http.Age;\n"
+                           "    set resp.http.Date = now;\n")),
+)
+#: checks an engine passes that no configuration of that engine can fail (check -> why)
+NO_NEGATIVE = {
+    "rfc.connection.request": "varnishd removes the fields a client lists in Connection while "
+                              "parsing the request, before any VCL runs; nginx fails it today",
+}
+
+Results = dict[tuple[str, str], dict[str, Any]]
+
+
+def rfc_ids() -> list[str]:
+    return [c.id for c in select(derive(load(POLICY)), ["rfc"])]
+
+
+def run(tmp_path: Path, name: str) -> Results:
+    """The family on both engines, results by (check, engine)."""
+    out = tmp_path / f"{re.sub(r'[^a-z]+', '-', name)}.json"
+    main(["test", str(POLICY), "--checks", "rfc", "--no-scenarios", "--json", str(out)])
+    if not out.exists():
+        pytest.fail(f"{name}: no report (did an engine reject the tampered config?)")
+    return {(r["check_id"], r["engine"]): r for r in json.loads(out.read_text())["results"]}
+
+
+def test_every_tampering_applies_to_the_compiled_config() -> None:
+    """Without engines: each edit still finds its text in today's output."""
+    files = {f.path: f.text for f in compile_policy(load(POLICY)).files}
+    for one in TAMPERINGS:
+        for path, edit in (("nginx/nginx.conf", one.nginx), ("varnish/default.vcl", one.varnish)):
+            if edit is not None:
+                assert edit(files[path]) != files[path], f"{one.name}: the {path} edit changes nothing"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Results]]:
+    """The untouched run, then one run per tampering."""
+    tmp = tmp_path_factory.mktemp("rfc-negatives")
+    found = {"untouched": run(tmp, "untouched")}
+    for one in TAMPERINGS:
+        with pytest.MonkeyPatch.context() as patch:
+            tamper(patch, one.edit)
+            found[one.name] = run(tmp, one.name)
+    yield found
+
+
+def _passing(results: Results, check: str) -> set[str]:
+    return {e for e in ENGINES if results[check, e]["outcome"] == "passed"}
+
+
+@pytest.mark.engine
+def test_every_rfc_check_fails_on_a_tampered_config(runs: dict[str, Results]) -> None:
+    untouched = runs["untouched"]
+    uncovered, nothing_yet = {}, []
+    for check in rfc_ids():
+        passing = _passing(untouched, check)
+        if not passing:
+            nothing_yet.append(check)
+            continue
+        failed_by = [name for name, results in runs.items() if name != "untouched"
+                     for e in passing if results[check, e]["outcome"] == "failed"]
+        if not failed_by and check not in NO_NEGATIVE:
+            uncovered[check] = sorted(passing)
+    print(f"no engine passes these yet (their negative is today's run): {nothing_yet}")
+    assert not uncovered, f"checks no tampering fails (on the engines that pass them): {uncovered}"
+    assert set(NO_NEGATIVE) <= set(rfc_ids())
