@@ -94,6 +94,9 @@ class Behaviour:
     tags_header: str | None
     #: override headers the rule keys on: the origin receives them (generator/hygiene.py)
     forwards: tuple[str, ...] = ()
+    #: a request with Authorization is fetched, its answer stored only when marked shareable
+    #: (RFC 9111 3.5: respect, not keyed on Authorization); else such a request passes
+    auth_store: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class VarnishModel:
     respect_test: str
     #: statuses Varnish computes a TTL for from the response headers (cache_rfc2616.c)
     core_ttl_statuses: tuple[int, ...]
+    auth_store: bool
     #: VCL true for a rule that never caches ("" when every rule may)
     uncached_test: str
     #: (TTL, VCL true for a rule with that TTL), for the fetch that stores the object
@@ -244,6 +248,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         keep=policy.cache.keep,
         respect_test=rule_test(respects),
         core_ttl_statuses=CORE_TTL_STATUSES,
+        auth_store=any(p.behaviour.auth_store for p in profiles.values()),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),
         ttl_tests=_ttl_tests((*rules, default)),
@@ -450,6 +455,7 @@ def _behaviour(rule: Rule) -> Behaviour:
         vary_headers=rule.vary,
         tags_header=rule.tags_from_header,
         forwards=tuple(h for h in OVERRIDE_HEADERS if h not in stripped(rule)),
+        auth_store=rule.cache and not keyed_auth and rule.origin_headers == "respect",
     )
 
 

@@ -187,3 +187,36 @@ def test_override_headers_reach_the_origin_only_where_the_rule_keys_on_them(
     _settle()
     _get(stack, engine, keyed, {"X-Forwarded-Host": "other.example"})  # its own entry
     assert origin.count(keyed) == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("cache_control", "shared"), [
+    ("public, max-age=60", True), ("s-maxage=60", True), ("max-age=60, must-revalidate", True),
+    ("max-age=60", False)])
+def test_an_answer_to_authorization_is_shared_only_when_it_says_so(
+        stack: Stack, origin: OriginClient, engine: str, cache_control: str, shared: bool) -> None:
+    """RFC 9111 3.5: public, s-maxage or must-revalidate make it storable; a request with
+    Authorization is itself never answered from the cache (a documented deviation)."""
+    path = f"/api/auth-{cache_control.replace(' ', '').replace(',', '-').replace('=', '')}-{engine}"
+    origin.add_rule({"path": path, "cache_control": cache_control})
+    auth = {"Authorization": "Bearer cw-token"}
+    first = _get(stack, engine, path, auth)
+    _settle()
+    anonymous = _get(stack, engine, path)
+    assert (anonymous.response_id == first.response_id) is shared, anonymous.summary()
+    assert origin.count(path) == (1 if shared else 2)
+    _get(stack, engine, path, auth)  # never from the cache
+    assert origin.count(path) == (2 if shared else 3)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_override_rule_never_stores_an_answer_to_authorization(
+        stack: Stack, origin: OriginClient, engine: str) -> None:
+    path = f"/fixed/auth-{engine}"
+    origin.add_rule({"path": path, "cache_control": "public, max-age=60"})
+    _get(stack, engine, path, {"Authorization": "Bearer cw-token"})
+    _settle()
+    _get(stack, engine, path)
+    assert origin.count(path) == 2

@@ -104,26 +104,38 @@ sub vcl_recv {
     # cachewright: rule catalog (examples/api/policy.yaml:31:5)
     } elsif ((str.startswith(req.url, "/v1/products"))) {
         var.set("rule", "catalog");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     # cachewright: rule search (examples/api/policy.yaml:36:5)
     } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
         var.set("rule", "search");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     # cachewright: rule v1 (examples/api/policy.yaml:40:5)
     } elsif ((str.startswith(req.url, "/v1/"))) {
         var.set("rule", "v1");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -439,6 +451,11 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule search (profile p4)
     } elsif (var.get("profile") == "p4") {
         std.collect(beresp.http.Vary, ", ");
@@ -448,6 +465,11 @@ sub vcl_backend_response {
             set beresp.http.Vary = beresp.http.Vary + ", Accept-Language";
         }
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule v1 (profile p5)
     } elsif (var.get("profile") == "p5") {
         if (beresp.http.Surrogate-Key) {
@@ -455,9 +477,19 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule default (profile p6)
     } elsif (var.get("profile") == "p6") {
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     }
     # Tags are kept in xkey (vcl_deliver removes it), not in the origin's tag header.
     unset beresp.http.Surrogate-Key;
@@ -550,6 +582,16 @@ sub cw_origin_stale {
             set beresp.grace = var.get_duration("stale");
         }
     }
+}
+
+# Not stored, and no hit-for-miss marker either: the next request without Authorization may
+# well be stored.
+sub cw_not_stored {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    return (deliver);
 }
 
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,

@@ -117,7 +117,7 @@ sub vcl_recv {
             unset req.http.Cookie;
         }
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     # cachewright: rule category (examples/shop/policy.yaml:50:5)
     } elsif ((str.startswith(req.url, "/c/"))) {
@@ -128,13 +128,16 @@ sub vcl_recv {
             unset req.http.Cookie;
         }
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -475,6 +478,11 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule category (profile p4)
     } elsif (var.get("profile") == "p4") {
         if (beresp.http.Surrogate-Key) {
@@ -482,9 +490,19 @@ sub vcl_backend_response {
             set beresp.http.xkey = beresp.http.Surrogate-Key;
         }
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule default (profile p5)
     } elsif (var.get("profile") == "p5") {
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     }
     # Tags are kept in xkey (vcl_deliver removes it), not in the origin's tag header.
     unset beresp.http.Surrogate-Key;
@@ -577,6 +595,16 @@ sub cw_origin_stale {
             set beresp.grace = var.get_duration("stale");
         }
     }
+}
+
+# Not stored, and no hit-for-miss marker either: the next request without Authorization may
+# well be stored.
+sub cw_not_stored {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    return (deliver);
 }
 
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,

@@ -89,20 +89,23 @@ sub vcl_recv {
         var.set("rule", "media");
         unset req.http.Cookie;
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     # cachewright: rule html (examples/static-site/policy.yaml:30:5)
     } elsif ((str.startswith(req.url, "/"))) {
         var.set("rule", "html");
         unset req.http.Cookie;
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -392,9 +395,19 @@ sub vcl_backend_response {
     } elsif (var.get("profile") == "p2") {
         unset beresp.http.Set-Cookie;
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule default (profile p3)
     } elsif (var.get("profile") == "p3") {
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     }
     if (bereq.uncacheable) {
         return (deliver);
@@ -487,6 +500,16 @@ sub cw_origin_stale {
             set beresp.grace = var.get_duration("stale");
         }
     }
+}
+
+# Not stored, and no hit-for-miss marker either: the next request without Authorization may
+# well be stored.
+sub cw_not_stored {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    return (deliver);
 }
 
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,

@@ -120,27 +120,30 @@ sub vcl_recv {
         var.set("rule", "theme-assets");
         unset req.http.Cookie;
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
     } elsif ((var.get("path") ~ "/feed/?$")) {
         var.set("rule", "feeds");
         unset req.http.Cookie;
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
     } elsif ((str.startswith(req.url, "/")) && (req.method == "GET" || req.method == "HEAD" || req.method == "PURGE" || req.method == "BAN")) {
         var.set("rule", "pages");
         unset req.http.Cookie;
         if (req.http.Authorization) {
-            call cw_pass;
+            set req.hash_always_miss = true;
         }
     } else {
         # cachewright: rule default (requests no rule matches)
         var.set("rule", "default");
-        if (req.http.Authorization || req.http.Cookie) {
+        if (req.http.Cookie) {
             call cw_pass;
+        }
+        if (req.http.Authorization) {
+            set req.hash_always_miss = true;
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
@@ -434,9 +437,19 @@ sub vcl_backend_response {
     } elsif (var.get("profile") == "p3") {
         unset beresp.http.Set-Cookie;
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     # cachewright: rule default (profile p4)
     } elsif (var.get("profile") == "p4") {
         var.set("override", "");
+        if (bereq.http.Authorization && beresp.http.Cache-Control !~
+            "(?i)(?:^|[,\s])(?:public|s-maxage|must-revalidate)(?:[,\s=]|$)") {
+            # RFC 9111 3.5: an answer to a request with Authorization, not marked shareable.
+            call cw_not_stored;
+        }
     }
     if (bereq.uncacheable) {
         return (deliver);
@@ -527,6 +540,16 @@ sub cw_origin_stale {
             set beresp.grace = var.get_duration("stale");
         }
     }
+}
+
+# Not stored, and no hit-for-miss marker either: the next request without Authorization may
+# well be stored.
+sub cw_not_stored {
+    set beresp.uncacheable = true;
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    return (deliver);
 }
 
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,
