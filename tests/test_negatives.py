@@ -228,6 +228,9 @@ def _one_hash_data(match: re.Match[str]) -> str:
             f"    }} else {{\n        hash_data({match[1]});\n    }}")
 
 
+# Varnish: a request with Authorization passes, or (respect) is fetched as a miss
+_AUTH_PASS = (r"req\.http\.Authorization \|\| req\.http\.Cookie|\n\s*if \(req\.http\.Authorization\) \{\n"
+              r"\s*(?:call cw_pass|set req\.hash_always_miss = true);\n\s*\}")
 _STRIPPED = ("X-Forwarded-Host", "X-Original-URL", "X-HTTP-Method-Override")
 _HOST_OVERRIDES = ("X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Port",
                    "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Url-Scheme")
@@ -240,9 +243,10 @@ _MAINTENANCE = ("        recursive_error_pages on;\n        error_page 502 504 =
 MISTAKES = (
     Mistake("Authorization no longer bypasses the cache", "A",
             ("defaults.authorization", "security.private.authorization"),
-            chain(sub(_NO_AUTH_LINE, ""), sub(_BYPASS.format("authorization"), r"\1")),
-            chain(replace("req.http.Authorization || req.http.Cookie", "req.http.Cookie"),
-                  sub(r"\n\s*if \(req\.http\.Authorization\) \{\n\s*call cw_pass;\n\s*\}", ""))),
+            chain(sub(_NO_AUTH_LINE, ""), sub(_BYPASS.format("authorization"), r"\1"),
+                  sub(r"(proxy_no_cache[^;\n]*) \$cw_auth_nostore", r"\1")),
+            chain(sub(_AUTH_PASS, lambda m: "req.http.Cookie" if m[0].startswith("req") else ""),
+                  replace("bereq.http.Authorization && beresp", "bereq.http.X-Cw-Never && beresp"))),
     Mistake("Set-Cookie ignored to make a rule cacheable", "A",
             ("defaults.set-cookie", "security.private.set-cookie"),
             chain(in_sections(r"rule media \(", replace("proxy_ignore_headers ",

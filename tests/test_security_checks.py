@@ -105,7 +105,6 @@ def test_examples_pass_but_for_known_gaps(example: str) -> None:
 
 
 NGINX_EDITS = (
-    (" $http_authorization", ""),                                     # responses to Authorization stored
     ('proxy_set_header X-Forwarded-Host "";\n', ""),                  # client X-Forwarded-Host kept
     (nginx_str(lower_nginx.CLEAN_PATH)[1:-1], "[^?]*"),               # no path guard
     ("|(?:POST|PUT|PATCH|DELETE|OPTIONS) [^ ]*)", "|[A-Z_-]+ [^ ]*)"),  # unknown methods proxied
@@ -116,7 +115,8 @@ NGINX_EDITS = (
     ("proxy_pass http://cw_origin$cw_path$cw_qsuffix;", "proxy_pass http://cw_origin$request_uri;"),
     ("    server_tokens off;\n", "    server_tokens off;\n    large_client_header_buffers 4 64k;\n"),
 )
-NGINX_REGEX_EDITS: tuple[tuple[str, str], ...] = ()
+NGINX_REGEX_EDITS = (  # responses to Authorization stored (and, under respect, looked up)
+    (r"(proxy_(?:cache_bypass|no_cache)[^;\n]*) \$(?:http_authorization|cw_auth_nostore)", r"\1"),)
 VARNISH_EDITS = (
     ("beresp.http.Set-Cookie || ", ""),                               # Set-Cookie responses stored
     ('beresp.http.Cache-Control ~ "(?i)(?:^|[,\\s])(?:private|no-store)(?:[,\\s=]|$)" ||\n        ',
@@ -126,9 +126,11 @@ VARNISH_EDITS = (
     ("    unset bereq.http.X-Forwarded-Scheme;\n", ""),
     ("    set bereq.http.X-Forwarded-Proto = bereq.http.X-Cw-Scheme;\n", ""),
     ("(?:utm_[^&=]*)", "(?:cwnever)"),                                # ignored parameters keyed
+    ("bereq.http.Authorization && beresp", "bereq.http.X-Cw-Never && beresp"),  # stored, shared
 )
-VARNISH_REGEX_EDITS = ((r'if \(req\.http\.Authorization \|\| req\.http\.Cookie\) \{',
-                        "if (req.http.Authorization) {"),)
+VARNISH_REGEX_EDITS = (  # Authorization looked up, cookies no longer bypass
+    (r"\n\s*if \(req\.http\.Authorization\) \{\n\s*set req\.hash_always_miss = true;\n\s*\}", ""),
+    (r"\n\s*if \(req\.http\.Cookie\) \{\n\s*call cw_pass;\n\s*\}", ""))
 
 
 def _unsafe(path: str, text: str) -> str:
@@ -148,7 +150,7 @@ UNSAFE_FAILS = {
     "nginx": {"private.authorization", "poisoning.forwarded-host",
               "poisoning.oversized-header", "host.unknown", "host.absolute-form", "host.key-collision",
               "deception.paths", "cloaking.query", "methods.unsafe"},
-    "varnish": {"private.session-cookie", "private.directives", "private.set-cookie", "poisoning.forwarded-proto",
+    "varnish": {"private.authorization", "private.session-cookie", "private.directives", "private.set-cookie", "poisoning.forwarded-proto",
                 "poisoning.rewrite-url", "poisoning.method-override", "fill.variants"},
 }
 
