@@ -230,7 +230,7 @@ def _one_hash_data(match: re.Match[str]) -> str:
 
 # Varnish: a request with Authorization passes, or (respect) is fetched as a miss
 _AUTH_PASS = (r"req\.http\.Authorization \|\| req\.http\.Cookie|\n\s*if \(req\.http\.Authorization\) \{\n"
-              r"\s*(?:call cw_pass|set req\.hash_always_miss = true);\n\s*\}")
+              r"\s*(?:call cw_pass|set req\.hash_always_miss = true;\n\s*var\.set\(\"pass\", \"1\"\));\n\s*\}")
 _STRIPPED = ("X-Forwarded-Host", "X-Original-URL", "X-HTTP-Method-Override")
 _HOST_OVERRIDES = ("X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Port",
                    "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Url-Scheme")

@@ -129,7 +129,7 @@ VARNISH_EDITS = (
     ("bereq.http.Authorization && beresp", "bereq.http.X-Cw-Never && beresp"),  # stored, shared
 )
 VARNISH_REGEX_EDITS = (  # Authorization looked up, cookies no longer bypass
-    (r"\n\s*if \(req\.http\.Authorization\) \{\n\s*set req\.hash_always_miss = true;\n\s*\}", ""),
+    (r"\n\s*if \(req\.http\.Authorization\) \{\n\s*set req\.hash_always_miss = true;\n[^}]*\}", ""),
     (r"\n\s*if \(req\.http\.Cookie\) \{\n\s*call cw_pass;\n\s*\}", ""))
 
 

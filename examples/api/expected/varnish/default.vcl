@@ -109,6 +109,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule search (examples/api/policy.yaml:36:5)
     } elsif ((str.startswith(req.url, "/v1/search")) && (req.http.Accept ~ "application/json")) {
@@ -118,6 +119,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule v1 (examples/api/policy.yaml:40:5)
     } elsif ((str.startswith(req.url, "/v1/"))) {
@@ -127,6 +129,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     } else {
         # cachewright: rule default (requests no rule matches)
@@ -136,6 +139,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {

@@ -118,6 +118,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule category (examples/shop/policy.yaml:50:5)
     } elsif ((str.startswith(req.url, "/c/"))) {
@@ -129,6 +130,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     } else {
         # cachewright: rule default (requests no rule matches)
@@ -138,6 +140,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {

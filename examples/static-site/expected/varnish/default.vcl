@@ -90,6 +90,7 @@ sub vcl_recv {
         unset req.http.Cookie;
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule html (examples/static-site/policy.yaml:30:5)
     } elsif ((str.startswith(req.url, "/"))) {
@@ -97,6 +98,7 @@ sub vcl_recv {
         unset req.http.Cookie;
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     } else {
         # cachewright: rule default (requests no rule matches)
@@ -106,6 +108,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {

@@ -121,6 +121,7 @@ sub vcl_recv {
         unset req.http.Cookie;
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule feeds (examples/wordpress/policy.yaml:42:5)
     } elsif ((var.get("path") ~ "/feed/?$")) {
@@ -128,6 +129,7 @@ sub vcl_recv {
         unset req.http.Cookie;
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     # cachewright: rule pages (examples/wordpress/policy.yaml:46:5)
     } elsif ((str.startswith(req.url, "/")) && (req.method == "GET" || req.method == "HEAD" || req.method == "PURGE" || req.method == "BAN")) {
@@ -135,6 +137,7 @@ sub vcl_recv {
         unset req.http.Cookie;
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     } else {
         # cachewright: rule default (requests no rule matches)
@@ -144,6 +147,7 @@ sub vcl_recv {
         }
         if (req.http.Authorization) {
             set req.hash_always_miss = true;
+            var.set("pass", "1");
         }
     }
     if (req.method != "GET" && req.method != "HEAD") {
