@@ -163,10 +163,10 @@ def test_compare_reports_the_offload_of_both_engines(tmp_path: Path, capsys: pyt
     path.write_text(POLICY_TEXT, encoding="utf-8")
     out = tmp_path / "report.json"
     short = ["--duration", "1", "--rounds", "1", "--concurrency", "8", "--herd", "10",
-             "--zipf-requests", "1500", "--zipf-keys", "150", "--offload-duration", "2.5"]
+             "--zipf-requests", "1500", "--zipf-keys", "150", "--offload-duration", "3"]
     assert main(["compare", str(path), "--no-correctness", *short, "--json", str(out)]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["settings"]["offload"]["duration_s"] == 2.5
+    assert report["settings"]["offload"]["duration_s"] == 3
     for engine in ENGINES:
         offload = report["offload"][engine]
         assert offload["rule"] == "default"
