@@ -8,6 +8,7 @@ import ipaddress
 import re
 
 from . import dialect
+from .model import DEVIATIONS
 from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
 
 HEADER_NAME = Str(r"[A-Za-z][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
@@ -324,6 +325,17 @@ RULE = Obj("rule", {
                   example=["Accept-Language"], nginx="added to `proxy_cache_key`",
                   varnish="merged into `beresp.http.Vary`"),
     "key": Field(EXTRA_KEY, "Extra key parts.", {"headers": (), "cookies": ()}),
+    "relax": Field(ListOf(Enum(DEVIATIONS)), "Deviations from RFC 9111 this rule drops (see "
+                   "'Where the defaults are stricter than RFC 9111'): authorization-lookup "
+                   "(a request with Authorization may be answered from the cache), "
+                   "request-cookie (a request with Cookie is looked up and stored like any "
+                   "other: the origin must answer Vary: Cookie or private), set-cookie (a "
+                   "response with Set-Cookie is stored, its Set-Cookie sent with every copy). "
+                   "Only with origin_headers: respect.", (), example=["request-cookie"],
+                   nginx="`proxy_cache_bypass` / `proxy_no_cache` without the header, "
+                         "`proxy_ignore_headers Set-Cookie`",
+                   varnish="no `return (pass)` / `hash_always_miss` for the header; "
+                           "`Set-Cookie` no longer makes the object uncacheable"),
     "tags_from_header": Field(HEADER_NAME, "Response header carrying surrogate keys (tags) for "
                               "tag purges.", None, nullable=True, example="Surrogate-Key",
                               nginx="unsupported", varnish="copied to `xkey` (vmod xkey)"),

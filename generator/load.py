@@ -261,6 +261,7 @@ def _rule(index: int, raw: dict[str, Any], cache: CachePolicy) -> Rule:
         vary=raw["vary"],
         key=ExtraKey(raw["key"]["headers"], raw["key"]["cookies"]),
         tags_from_header=raw["tags_from_header"],
+        relax=raw["relax"],
     )
 
 
@@ -370,6 +371,7 @@ def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) 
             ("ttl", rule.ttl is not None), ("strip_cookies", rule.strip_cookies),
             ("vary", bool(rule.vary)), ("key", rule.key != ExtraKey()),
             ("tags_from_header", rule.tags_from_header is not None)) if on]
+        extras += ["relax"] if rule.relax else []
         for name in extras:
             problem(f"{at}.{name}", f"contradicts cache: false (an uncached rule has no {name})")
         return
@@ -383,6 +385,33 @@ def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) 
     if rule.origin_headers == "override" and not (rule.ttl or policy.cache.default_ttl):
         problem(f"{at}.origin_headers", "override needs a ttl (expected rules[].ttl or "
                 "cache.default_ttl)")
+    _check_relax(rule, at, problem)
+
+
+def _check_relax(rule: Rule, at: str, problem: Report) -> None:
+    """``relax`` drops a deviation where it is in force, under respect only; set-cookie and
+    request-cookie share with everyone what the origin may have meant for one client: a warning."""
+    if rule.relax and rule.origin_headers == "override":
+        problem(f"{at}.relax", "applies to rules that respect origin headers (what RFC 9111 "
+                "allows depends on the origin's Cache-Control; remove relax or origin_headers: "
+                "override)")
+        return
+    moot = {"authorization-lookup": "authorization" in {h.lower() for h in rule.key.headers}
+            and "key.headers holds Authorization (each token has its own entry)",
+            "request-cookie": (rule.strip_cookies and "strip_cookies removes the cookies")
+            or (bool(rule.key.cookies) and "key.cookies keys on them"),
+            "set-cookie": rule.strip_cookies and "strip_cookies removes Set-Cookie"}
+    for i, deviation in enumerate(rule.relax):
+        if moot[deviation]:
+            problem(f"{at}.relax[{i}]", f"{deviation} is not in force for this rule: {moot[deviation]}")
+    if "set-cookie" in rule.relax and not moot["set-cookie"]:
+        problem(f"{at}.relax", f"warning: rule '{rule.name}' stores responses with Set-Cookie and "
+                "sends that Set-Cookie to every client given the stored copy (the origin should "
+                "send Cache-Control: private or no-cache=\"Set-Cookie\" where a cookie is personal)")
+    if "request-cookie" in rule.relax and not moot["request-cookie"]:
+        problem(f"{at}.relax", f"warning: rule '{rule.name}' shares one stored answer between "
+                "requests with different cookies (the origin must answer Vary: Cookie or "
+                "Cache-Control: private where a page depends on them)")
 
 
 def _check_purge(policy: Policy, problem: Report) -> None:

@@ -417,16 +417,10 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
     marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
-    keyed_auth = "Authorization" in {h.title() for h in rule.key.headers}
-    plain = [] if keyed_auth else ["$http_authorization"]
-    if not (rule.strip_cookies or rule.key.cookies):
-        plain.append("$http_cookie")
+    plain, stored = _bypass_and_no_cache(rule)
     bypass = ["$cw_q_left", *plain]
-    # RFC 9111 3.5: a response to a request with Authorization is stored (for the requests
-    # without) only when it says public, s-maxage or must-revalidate; never under override.
-    auth = "$cw_auth_nostore" if rule.origin_headers == "respect" else "$http_authorization"
-    stored = [auth if v == "$http_authorization" else v for v in plain]
-    mode = ("O" if rule.origin_headers == "override" else "R") + ("S" if rule.strip_cookies else "K")
+    set_cookie_ok = rule.strip_cookies or "set-cookie" in rule.relax
+    mode = ("O" if rule.origin_headers == "override" else "R") + ("S" if set_cookie_ok else "K")
     return Location(
         ident=rule.ident,
         name=rule.name,
@@ -450,6 +444,23 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         hide_headers=_hide_headers(tags, rule),
         strip_headers=stripped(rule),
     )
+
+
+def _bypass_and_no_cache(rule: Rule) -> tuple[list[str], list[str]]:
+    """The request headers that make ``rule`` skip the lookup (``proxy_cache_bypass``) and that
+    keep its answer from being stored (``proxy_no_cache``), less what the rule keys on or relaxes.
+    RFC 9111 3.5: under respect an answer to a request with Authorization is stored when it says
+    public, s-maxage or must-revalidate ($cw_auth_nostore); under override never."""
+    bypass, no_cache = [], []
+    if "authorization" not in {h.lower() for h in rule.key.headers}:
+        respect = rule.origin_headers == "respect"
+        no_cache.append("$cw_auth_nostore" if respect else "$http_authorization")
+        if not (respect and "authorization-lookup" in rule.relax):
+            bypass.append("$http_authorization")
+    if not (rule.strip_cookies or rule.key.cookies or "request-cookie" in rule.relax):
+        bypass.append("$http_cookie")
+        no_cache.append("$http_cookie")
+    return bypass, no_cache
 
 
 def _hide_headers(tags: tuple[str, ...], rule: Rule) -> tuple[str, ...]:
@@ -491,7 +502,7 @@ def _valid(policy: Policy, rule: Rule) -> tuple[tuple[str, str], ...]:
 
 def _ignore_headers(rule: Rule) -> str:
     parts = ["Cache-Control Expires"] if rule.origin_headers == "override" else []
-    if rule.strip_cookies:
+    if rule.strip_cookies or "set-cookie" in rule.relax:
         parts.append("Set-Cookie")
     return " ".join([*parts, X_ACCEL])
 

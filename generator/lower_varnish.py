@@ -86,7 +86,7 @@ class Behaviour:
 
     cache: bool
     pass_auth: bool
-    cookie_mode: str  # strip | keep | bypass
+    cookie_mode: str  # strip | keep | bypass | forward (relax: request-cookie)
     keep_cookies: str
     hash_parts: tuple[str, ...]
     override: bool
@@ -97,6 +97,10 @@ class Behaviour:
     #: a request with Authorization is fetched, its answer stored only when marked shareable
     #: (RFC 9111 3.5: respect, not keyed on Authorization); else such a request passes
     auth_store: bool = False
+    #: relax: authorization-lookup -- such a request may be answered from the cache
+    auth_lookup: bool = False
+    #: relax: set-cookie -- a response with Set-Cookie is stored
+    store_set_cookie: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ class VarnishModel:
     #: statuses Varnish computes a TTL for from the response headers (cache_rfc2616.c)
     core_ttl_statuses: tuple[int, ...]
     auth_store: bool
+    #: some rule stores responses with Set-Cookie (relax: set-cookie)
+    store_set_cookie: bool
     #: VCL true for a rule that never caches ("" when every rule may)
     uncached_test: str
     #: (TTL, VCL true for a rule with that TTL), for the fetch that stores the object
@@ -249,6 +255,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         respect_test=rule_test(respects),
         core_ttl_statuses=CORE_TTL_STATUSES,
         auth_store=any(p.behaviour.auth_store for p in profiles.values()),
+        store_set_cookie=any(p.behaviour.store_set_cookie for p in profiles.values()),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),
         ttl_tests=_ttl_tests((*rules, default)),
@@ -448,7 +455,8 @@ def _behaviour(rule: Rule) -> Behaviour:
     return Behaviour(
         cache=rule.cache,
         pass_auth=not keyed_auth,
-        cookie_mode="strip" if rule.strip_cookies else "keep" if rule.key.cookies else "bypass",
+        cookie_mode=("strip" if rule.strip_cookies else "keep" if rule.key.cookies
+                     else "forward" if "request-cookie" in rule.relax else "bypass"),
         keep_cookies=",".join(rule.key.cookies),
         hash_parts=hash_parts,
         override=rule.origin_headers == "override",
@@ -456,6 +464,8 @@ def _behaviour(rule: Rule) -> Behaviour:
         tags_header=rule.tags_from_header,
         forwards=tuple(h for h in OVERRIDE_HEADERS if h not in stripped(rule)),
         auth_store=rule.cache and not keyed_auth and rule.origin_headers == "respect",
+        auth_lookup="authorization-lookup" in rule.relax,
+        store_set_cookie="set-cookie" in rule.relax,
     )
 
 

@@ -10,6 +10,9 @@ OriginHeaders = Literal["respect", "override"]
 TlsProfile = Literal["modern", "intermediate", "old"]
 KeyPart = Literal["scheme", "host", "path", "query"]
 PurgeKind = Literal["url", "pattern", "tag", "all"]
+#: the named ways the defaults are stricter than RFC 9111 (docs/policy.md); a rule may relax them
+Deviation = Literal["authorization-lookup", "request-cookie", "set-cookie"]
+DEVIATIONS: tuple[Deviation, ...] = ("authorization-lookup", "request-cookie", "set-cookie")
 
 CACHEABLE_METHODS = ("GET", "HEAD")
 SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -177,6 +180,8 @@ class Rule:
     vary: tuple[str, ...]
     key: ExtraKey
     tags_from_header: str | None
+    #: deviations from RFC 9111 this rule drops (it then does what the RFC allows)
+    relax: tuple[Deviation, ...] = ()
 
     @property
     def ident(self) -> str:

@@ -78,7 +78,7 @@ cached        yes: looked up in the cache; a miss is fetched and stored
               1h while the origin fails (stale.if_error)
               nginx serves stale responses without an age limit
   not stored  Cache-Control private or no-store, no-cache, a zero lifetime, Set-Cookie, Vary: *, a
-              status other than 200 203 204 300 301 302 307 308 404 410 414
+              status other than 200 203 204 300 301 302 307 308 404 410 414 without its own lifetime
 key           https://shop.example.com/products/1?a=1  (scheme + host + path + query)
   + cookie    currency=eur
   + vary      Accept-Language: de

@@ -161,3 +161,54 @@ def test_an_exact_path_is_a_path() -> None:
 def test_named_groups_are_accepted_and_written_plain() -> None:
     text = BASE + "rules:\n  - {name: a, match: {path_regex: '^/(?<slug>[a-z]+)/(?P<id>[0-9]+)$'}}\n"
     assert loads(text, "policy.yaml").rules[0].match.path_regex == "^/(?:[a-z]+)/(?:[0-9]+)$"
+
+
+def test_cache_keep_defaults_to_a_day_and_is_bounded() -> None:
+    assert loads(BASE, "policy.yaml").cache.keep == 86400
+    assert loads(BASE + "cache: {keep: 0}\n", "policy.yaml").cache.keep == 0
+    assert problems(BASE + "cache: {keep: 31d}\n") == [
+        "policy.yaml:4:15: cache.keep: 31d is too long (at most 30d)"]
+
+
+def test_relax_is_for_respecting_rules_where_the_deviation_is_in_force() -> None:
+    found = problems(BASE + """\
+rules:
+  - name: a
+    match: {path_prefix: /a/}
+    ttl: 1m
+    origin_headers: override
+    relax: [set-cookie]
+  - name: b
+    match: {path_prefix: /b/}
+    strip_cookies: true
+    relax: [request-cookie, set-cookie]
+  - name: c
+    match: {path_prefix: /c/}
+    key: {headers: [Authorization]}
+    relax: [authorization-lookup]
+  - name: d
+    match: {path_prefix: /d/}
+    cache: false
+    relax: [request-cookie]
+""")
+    assert found == [
+        "policy.yaml:9:5: rules[0].relax: applies to rules that respect origin headers (what RFC "
+        "9111 allows depends on the origin's Cache-Control; remove relax or origin_headers: override)",
+        "policy.yaml:13:13: rules[1].relax[0]: request-cookie is not in force for this rule: "
+        "strip_cookies removes the cookies",
+        "policy.yaml:13:29: rules[1].relax[1]: set-cookie is not in force for this rule: "
+        "strip_cookies removes Set-Cookie",
+        "policy.yaml:17:13: rules[2].relax[0]: authorization-lookup is not in force for this rule: "
+        "key.headers holds Authorization (each token has its own entry)",
+        "policy.yaml:21:5: rules[3].relax: contradicts cache: false (an uncached rule has no relax)"]
+
+
+def test_relaxing_a_cookie_deviation_is_a_warning() -> None:
+    policy = loads(BASE + """\
+rules:
+  - name: shared
+    match: {path_prefix: /s/}
+    relax: [set-cookie]
+""", "policy.yaml")
+    assert policy.rules[0].relax == ("set-cookie",)
+    assert any("stores responses with Set-Cookie" in w for w in policy.warnings)

@@ -39,6 +39,10 @@ rules:
     match: {{path_prefix: /fixed/}}
     ttl: 1m
     origin_headers: override
+  - name: open
+    match: {{path_prefix: /open/}}
+    ttl: 1m
+    relax: [authorization-lookup, request-cookie, set-cookie]
   - name: api
     match: {{path_prefix: /api/}}
     ttl: 1m
@@ -220,3 +224,26 @@ def test_an_override_rule_never_stores_an_answer_to_authorization(
     _settle()
     _get(stack, engine, path)
     assert origin.count(path) == 2
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_rule_that_relaxes_the_deviations_does_what_rfc_9111_allows(
+        stack: Stack, origin: OriginClient, engine: str) -> None:
+    """relax: [authorization-lookup, request-cookie, set-cookie]: requests with cookies or
+    Authorization are looked up and stored like any other, and so is an answer with Set-Cookie."""
+    cookie, auth, sets = (f"/open/{what}-{engine}" for what in ("cookie", "auth", "set-cookie"))
+    for path in (cookie, auth, sets):
+        origin.add_rule({"path": path, "cache_control": "max-age=60",
+                         **({"set_cookie": ["cw=1; Path=/"]} if path == sets else {})})
+    first = _get(stack, engine, cookie, {"Cookie": "a=1"})
+    _settle()
+    assert _get(stack, engine, cookie, {"Cookie": "a=2"}).response_id == first.response_id
+    first = _get(stack, engine, auth)
+    _settle()
+    assert _get(stack, engine, auth, {"Authorization": "Bearer x"}).response_id == first.response_id
+    first = _get(stack, engine, sets)
+    _settle()
+    again = _get(stack, engine, sets)
+    assert again.response_id == first.response_id and again.header("Set-Cookie") == "cw=1; Path=/"
+    assert [origin.count(p) for p in (cookie, auth, sets)] == [1, 1, 1]

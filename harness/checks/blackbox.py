@@ -107,11 +107,12 @@ def _rule_checks(policy: Policy, rule: Rule, base: Request, options: Options) ->
         yield Check(f"blackbox.rule.{name}.strip-cookies", f"rule '{name}': a request with "
                     "cookies gets the shared copy", partial(check_strip_cookies, rule, base, options),
                     (*tags, "defaults"), needs_control=False)
-    elif not rule.key.cookies:
+    elif not rule.key.cookies and "request-cookie" not in rule.relax:
         yield Check(f"blackbox.rule.{name}.cookies", f"rule '{name}': a request with cookies "
                     "bypasses the cache", partial(check_bypass, rule, base, options, "cookie"),
                     (*tags, "defaults"), needs_control=False)
-    if "authorization" not in {h.lower() for h in (*rule.key.headers, *rule.vary)}:
+    if ("authorization" not in {h.lower() for h in (*rule.key.headers, *rule.vary)}
+            and "authorization-lookup" not in rule.relax):
         yield Check(f"blackbox.rule.{name}.authorization", f"rule '{name}': a request with "
                     "Authorization bypasses the cache",
                     partial(check_bypass, rule, base, options, "authorization"),
@@ -269,7 +270,7 @@ def _refused(rule: Rule, response: Response, cc: Mapping[str, str], respect: boo
         return f"Cache-Control: {response.header('Cache-Control')}"
     if (response.header("Vary") or "").strip() == "*":
         return "Vary: *"
-    if response.header("Set-Cookie") is not None and not rule.strip_cookies:
+    if response.header("Set-Cookie") is not None and not (rule.strip_cookies or "set-cookie" in rule.relax):
         return "Set-Cookie"
     if respect and ("no-cache" in cc or _lifetime(response, cc) == 0):
         return f"Cache-Control: {response.header('Cache-Control')}"

@@ -25,12 +25,12 @@ COLLAPSE_DELAY = {"nginx": 0.03, "varnish": 1.0}
 def cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule | None:
     """The first cacheable rule a probe can reach (the default rule last), preferring one whose
     probes get cache entries of their own. ``plain``: one that neither strips nor keys on
-    cookies; ``respect``: one that respects origin headers."""
+    cookies nor relaxes a deviation; ``respect``: one that respects origin headers."""
     fallback = None
     for rule in (*policy.rules, policy.default_rule):
         if not rule.cache or (respect and rule.origin_headers != "respect"):
             continue
-        if plain and (rule.match.cookies or rule.key.cookies or rule.strip_cookies):
+        if plain and (rule.match.cookies or rule.key.cookies or rule.strip_cookies or rule.relax):
             continue
         if "authorization" in {h.lower() for h in rule.key.headers}:
             continue

@@ -26,9 +26,10 @@ def stored_when_fresh(policy: Policy, rule: Rule, req: Request) -> bool:
     if not rule.cache or req.method not in ("GET", "HEAD"):
         return False
     if any(n.lower() == "authorization" for n, _ in req.headers):
-        if "authorization" not in {h.lower() for h in rule.key.headers}:
+        if not ("authorization" in {h.lower() for h in rule.key.headers}
+                or "authorization-lookup" in rule.relax):
             return False
-    if req.cookies and not (rule.strip_cookies or rule.key.cookies):
+    if req.cookies and not (rule.strip_cookies or rule.key.cookies or "request-cookie" in rule.relax):
         return False
     return True
 

@@ -287,10 +287,11 @@ def bypass_reasons(policy: Policy, rule: Rule, request: Request) -> tuple[str, .
     """Why the request is neither answered from nor stored in the cache (empty: it is)."""
     out = [f"rule '{rule.name}' has cache: false"] if not rule.cache else []
     if rule.cache and request.header("Authorization") and "authorization" not in {
-            h.lower() for h in rule.key.headers}:
+            h.lower() for h in rule.key.headers} and "authorization-lookup" not in rule.relax:
         out.append("the request carries Authorization (safe default; unless the rule puts "
                    "Authorization in key.headers)")
-    if rule.cache and request.cookie_header and not (rule.strip_cookies or rule.key.cookies):
+    if rule.cache and request.cookie_header and not (rule.strip_cookies or rule.key.cookies
+                                                      or "request-cookie" in rule.relax):
         out.append(f"the request carries cookies and rule '{rule.name}' neither strips them "
                    "(strip_cookies) nor keys on them (key.cookies)")
     if engine_method(request.method) not in ("GET", "HEAD"):
@@ -328,10 +329,13 @@ def never_stored(policy: Policy, rule: Rule) -> str:
     """The responses the rule never stores (whatever the TTL)."""
     statuses = " ".join(str(s) for s in lower_nginx.storable_statuses(policy))
     zero = "no-cache, a zero lifetime, " if rule.origin_headers == "respect" else ""
-    cookie = "" if rule.strip_cookies else "Set-Cookie, "
+    cookie = "" if rule.strip_cookies or "set-cookie" in rule.relax else "Set-Cookie, "
     kept = "; Set-Cookie is removed and the response shared (strip_cookies)" if rule.strip_cookies else ""
-    return (f"Cache-Control private or no-store, {zero}{cookie}Vary: *, a status other than "
-            f"{statuses}{kept}")
+    if "set-cookie" in rule.relax:
+        kept = "; a response with Set-Cookie is stored with it (relax: set-cookie)"
+    other = (f"a status other than {statuses} without its own lifetime"
+             if rule.origin_headers == "respect" else f"a status other than {statuses}")
+    return f"Cache-Control private or no-store, {zero}{cookie}Vary: *, {other}{kept}"
 
 
 def stale(policy: Policy) -> tuple[str, ...]:
