@@ -133,9 +133,9 @@ def _without_keep(text: str) -> str:
 
 
 def offload_probe(ctx: Ctx) -> Probe | None:
-    """The URLs' rule: a cacheable one that respects the origin's max-age (so entries expire)
-    and that a request without cookies reaches (so the baseline caches it too); None if none."""
-    rule = cacheable_rule(ctx.policy, respect=True, plain=True)
+    """The URLs' rule: a cacheable one that respects the origin's max-age (so entries expire),
+    if its probe carries no cookie (so the baseline caches it too); None otherwise."""
+    rule = cacheable_rule(ctx.policy, respect=True)
     if rule is None:
         return None
     tag = ctx.tag()
