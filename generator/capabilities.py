@@ -48,6 +48,10 @@ def _any_rule(pred: Callable[..., bool]) -> Callable[[Policy], bool]:
     return lambda p: any(pred(r) for r in p.rules)
 
 
+def _respects(policy: Policy) -> bool:
+    return any(r.cache and r.origin_headers == "respect" for r in (*policy.rules, policy.default_rule))
+
+
 N: Level = "native"
 M: Level = "module"
 U: Level = "unsupported"
@@ -133,6 +137,56 @@ TABLE: tuple[Feature, ...] = (
             Support(U, "ngx_cache_purge removes one key, and the scheme is part of it"),
             Support(N, "vcl_purge restarts with the other scheme"),
             "send the PURGE over both http and https", enforced=False),
+    # RFC 9111 behaviour of respecting rules (the rfc check family, `test --checks rfc`): reported,
+    # never a compile error. "not generated yet" marks what the engine could do but the
+    # generated config does not do today (its rfc check fails rather than being a limit).
+    Feature("http.age", "Age on hits, and the origin's Age counted against freshness (RFC 9111 "
+            "4.2.3, 5.1)", "cache.origin_headers", _respects,
+            Support(U, "no Age on a hit and the origin's Age ignored: nginx keeps no age of an "
+                       "entry a variable could show (njs could compute it)"),
+            Support(N, "core: Age on hits, the origin's Age counted"),
+            "an origin that sends no Age; clients age responses by Date", enforced=False),
+    Feature("http.expires_date", "lifetime from Expires minus Date (RFC 9111 4.2.1)",
+            "cache.origin_headers", _respects,
+            Support(U, "Expires is compared with nginx's own clock, not with the response's Date"),
+            Support(N, "core (Expires - Date when the clocks differ)"),
+            "max-age instead of Expires", enforced=False),
+    Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2)",
+            "cache.origin_headers", _respects,
+            Support(U, "proxy_cache_valid is a fixed time: no arithmetic on Last-Modified without njs"),
+            Support(N, "VCL can take 10 % of Date - Last-Modified; not generated yet"),
+            "cache.default_ttl or rules[].ttl, or an explicit max-age", enforced=False),
+    Feature("http.update_headers", "a 304 updates the stored header fields (RFC 9111 3.2, 4.3.4)",
+            "cache.keep", _respects,
+            Support(U, "a revalidation refreshes the entry's validity; its stored headers stay"),
+            Support(N, "core: the 304 is merged into the stored object"),
+            "change the ETag whenever the headers change", enforced=False),
+    Feature("http.interim_responses", "a 1xx interim response before the final one (RFC 9110 15.2)",
+            "cache.origin_headers", _respects,
+            Support(U, "no answer within 5 s when the origin sends 103 then 200"),
+            Support(U, "502"), "an origin that sends no 1xx to the cache", enforced=False),
+    Feature("http.partial_responses", "a 206 to a full request passed on, never stored as the "
+            "full response (RFC 9111 3.3)", "cache.origin_headers", _respects,
+            Support(N, "not stored (not in the storable statuses)"), Support(U, "502"),
+            "an origin that answers a request without Range with 200", enforced=False),
+    Feature("http.vary_absent_empty", "an absent request field and an empty one are different "
+            "Vary values (RFC 9111 4.1)", "cache.origin_headers", _respects,
+            Support(U, "nginx hashes an absent and an empty header alike"), Support(N, "core"),
+            "none (clients rarely send an empty field)", enforced=False),
+    Feature("http.invalidate_on_unsafe", "a successful unsafe request invalidates its URL, "
+            "Location and Content-Location (RFC 9111 4.4)", "cache.origin_headers", _respects,
+            Support(U, "no action after a response without njs or Lua"),
+            Support(N, "a ban in vcl_backend_response; not generated yet"),
+            "PURGE the URL after a write (purge.kinds: [url])", enforced=False),
+    Feature("http.targeted_cc", "CDN-Cache-Control over Cache-Control (RFC 9213)",
+            "cache.origin_headers", _respects,
+            Support(U, "proxy_cache_valid takes no variable; the field cannot set the lifetime"),
+            Support(N, "VCL can read it before Cache-Control; not generated yet"),
+            "s-maxage for what shared caches should keep", enforced=False),
+    Feature("http.connection_fields", "fields named in Connection are neither stored nor "
+            "forwarded (RFC 9110 7.6.1)", "cache.origin_headers", _respects,
+            Support(U, "nginx drops the Connection field but keeps the fields it names"),
+            Support(N, "core"), "an origin that lists no fields in Connection", enforced=False),
     Feature("purge.soft", "soft purge (keep as stale)", "purge.soft",
             lambda p: p.purge is not None and p.purge.soft,
             Support(U, "no soft purge in ngx_cache_purge"),

@@ -231,6 +231,9 @@ def _one_hash_data(match: re.Match[str]) -> str:
 # Varnish: a request with Authorization passes, or (respect) is fetched as a miss
 _AUTH_PASS = (r"req\.http\.Authorization \|\| req\.http\.Cookie|\n\s*if \(req\.http\.Authorization\) \{\n"
               r"\s*(?:call cw_pass|set req\.hash_always_miss = true;\n\s*var\.set\(\"pass\", \"1\"\));\n\s*\}")
+# Varnish: a request with Cookie passes (with Authorization, or on its own under respect)
+_COOKIE_PASS = (r"req\.http\.Authorization \|\| req\.http\.Cookie"
+                r"|\n\s*if \(req\.http\.Cookie\) \{\n\s*call cw_pass;\n\s*\}")
 _STRIPPED = ("X-Forwarded-Host", "X-Original-URL", "X-HTTP-Method-Override")
 _HOST_OVERRIDES = ("X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Port",
                    "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Url-Scheme")
@@ -337,8 +340,7 @@ MISTAKES = (
             replace("    unset bereq.http.X_Forwarded_Host;\n", "")),
     Mistake("cookies no longer bypass the cache", "B", ("defaults.cookies", "security.private.session-cookie"),
             sub(_BYPASS.format("cookie"), r"\1"),
-            sub(r"req\.http\.Authorization \|\| req\.http\.Cookie|\n\s*if \(req\.http\.Cookie\) \{\n\s*call cw_pass;\n\s*\}",
-                lambda m: "req.http.Authorization" if m[0].startswith("req") else "")),
+            sub(_COOKIE_PASS, lambda m: "req.http.Authorization" if m[0].startswith("req") else "")),
     Mistake("scheme not in the key", "B", ("cache.key.scheme",),
             replace('proxy_cache_key "$scheme://', 'proxy_cache_key "'),
             replace('    hash_data(var.get("scheme"));\n', "")),

@@ -150,7 +150,8 @@ UNSAFE_FAILS = {
     "nginx": {"private.authorization", "poisoning.forwarded-host",
               "poisoning.oversized-header", "host.unknown", "host.absolute-form", "host.key-collision",
               "deception.paths", "cloaking.query", "methods.unsafe"},
-    "varnish": {"private.authorization", "private.session-cookie", "private.directives", "private.set-cookie", "poisoning.forwarded-proto",
+    "varnish": {"private.authorization", "private.session-cookie", "private.directives", "private.set-cookie",
+                "poisoning.forwarded-proto",
                 "poisoning.rewrite-url", "poisoning.method-override", "fill.variants"},
 }
 

@@ -31,26 +31,33 @@ from .rules import rule_checks
 from .security import security_checks
 from .tls import tls_checks
 
-__all__ = ["SLOW_WAIT", "Check", "Ctx", "Options", "context", "derive", "derive_for_app", "left_out",
-           "run_checks", "select"]
+__all__ = ["SLOW_WAIT", "Check", "Ctx", "Options", "asks_conformance", "context", "derive",
+           "derive_for_app", "left_out", "run_checks", "select"]
 
 Progress = Callable[[CheckResult], None]
 #: checks run at once on one engine (each uses its own paths, so they never share an entry)
 PER_ENGINE = 4
 
 
-def derive(policy: Policy) -> list[Check]:
-    """Every check the policy implies, rules first."""
+def derive(policy: Policy, *, conformance: bool = False) -> list[Check]:
+    """Every check the policy implies, rules first; with ``conformance``, the RFC 9111 family
+    too (``test --checks rfc``: a report on the engines, not the policy's own promises)."""
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
             *tls_checks(policy), *security_checks(policy), *fault_checks(policy),
-            *rfc_checks(policy)]
+            *(rfc_checks(policy) if conformance else ())]
 
 
-def derive_for_app(policy: Policy, options: Options) -> tuple[list[Check], list[Check]]:
+def asks_conformance(patterns: Sequence[str]) -> bool:
+    """Whether ``--checks`` patterns ask for the rfc family."""
+    return any(p == "rfc" or p.startswith("rfc.") for p in patterns)
+
+
+def derive_for_app(policy: Policy, options: Options, *,
+                   conformance: bool = False) -> tuple[list[Check], list[Check]]:
     """With the user's own app as the origin: the checks that can run (the black-box checks,
     then the derived checks that need no control port), and those left out (they program or
     count the sample origin)."""
-    every = derive(policy)
+    every = derive(policy, conformance=conformance)
     runnable = [c for c in every if not c.needs_control]
     return [*blackbox_checks(policy, options), *runnable], [c for c in every if c.needs_control]
 

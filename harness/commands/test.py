@@ -214,10 +214,12 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     if not user_app(args):
         if args.path:
             raise UsageError("--path applies to your own app (--origin or --origin-image)")
-        runnable, slow = _split_slow(checks.select(checks.derive(policy), args.checks), args)
+        every = checks.derive(policy, conformance=checks.asks_conformance(args.checks))
+        runnable, slow = _split_slow(checks.select(every, args.checks), args)
         return runnable, [], _slow_note(slow)
     options = checks.Options(response_identity(args), parse_paths(args.path))
-    runnable, out = checks.derive_for_app(policy, options)
+    runnable, out = checks.derive_for_app(policy, options,
+                                          conformance=checks.asks_conformance(args.checks))
     asked_out = checks.select(out, args.checks) if args.checks else []
     note = (f"{len(out)} derived checks need the sample origin (they program or count it: TTLs, "
             "stale serving, origin faults, the security suite, ...) and were left out; run "
