@@ -35,7 +35,7 @@ from harness.compare.offload import (
     saved_bytes,
     without_revalidation,
 )
-from harness.compare.render import text_report
+from harness.compare.render import html_report, text_report
 from harness.compare.run import _target, targets
 from harness.local import LocalRuntime
 from harness.origin_client import RecordedRequest
@@ -255,7 +255,9 @@ def _report() -> dict[str, Any]:
             "performance": {"nginx": {"error": "x"}, "varnish": {"error": "x"}}}
 
 
-def test_the_text_report_has_an_origin_offload_section() -> None:
+def test_the_reports_have_an_origin_offload_section() -> None:
+    page = html_report(_report())
+    assert "<h2>Origin offload</h2>" in page and "no revalidation" in page
     text = text_report(_report())
     section = text.split("Origin offload\n", 1)[1].split("\nVerdict", 1)[0]
     rows = [re.split(r"\s{2,}", line) for line in section.splitlines()[2:8]]
