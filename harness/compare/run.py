@@ -13,7 +13,8 @@ moves a best-of or a mean, not the median of pairs), reported with a distributio
 interval for that median (``median_interval``). The best round of each is kept for its latency
 distribution. Last, the origin offload (``harness.compare.offload``): each engine's generated
 config, its baseline and a third stack of the generated config with revalidation turned off,
-under the same load on URLs that expire every second, counted in each origin's request log.
+under the same load on URLs that expire every second, counted by each origin (its request log
+and its body byte counter).
 """
 
 from __future__ import annotations
