@@ -151,6 +151,20 @@ TABLE: tuple[Feature, ...] = (
             Support(U, "Expires is compared with nginx's own clock, not with the response's Date"),
             Support(N, "core (Expires - Date when the clocks differ)"),
             "max-age instead of Expires", enforced=False),
+    Feature("http.stale_if_error_status", "the origin's stale-if-error on a 5xx answer (RFC 5861 4)",
+            "cache.origin_headers", _respects,
+            Support(U, "nginx 1.22 serves the origin's stale-if-error on a connection error or "
+                       "timeout only; for a 5xx answer it needs proxy_cache_use_stale http_5xx, "
+                       "which has no time limit (cache.stale.if_error sets it)"),
+            Support(N, "grace from stale-if-error, stale on a failed refetch"),
+            "cache.stale.if_error in the policy", enforced=False),
+    Feature("http.request_directives", "a client's no-cache, Pragma: no-cache or max-age=0 makes "
+            "the cache ask the origin (RFC 9111 5.2.1: what the client 'prefers')",
+            "cache.origin_headers", _respects,
+            Support(U, "ignored by design: a client cannot make every request reach the origin "
+                       "(a reload storm on a popular URL); the RFC leaves it to the cache"),
+            Support(U, "ignored by design, as on nginx"),
+            "PURGE the URL, or a short max-age from the origin", enforced=False),
     Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2)",
             "cache.origin_headers", _respects,
             Support(U, "proxy_cache_valid is a fixed time: no arithmetic on Last-Modified without njs"),

@@ -460,6 +460,8 @@ def _bypass_and_no_cache(rule: Rule) -> tuple[list[str], list[str]]:
     if not (rule.strip_cookies or rule.key.cookies or "request-cookie" in rule.relax):
         bypass.append("$http_cookie")
         no_cache.append("$http_cookie")
+    if rule.origin_headers == "respect":
+        no_cache.append("$cw_req_nostore")  # RFC 9111 5.2.1.5: the request's own no-store
     return bypass, no_cache
 
 

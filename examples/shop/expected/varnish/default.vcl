@@ -528,6 +528,10 @@ sub vcl_backend_response {
         beresp.http.Set-Cookie || beresp.http.Vary ~ "\*") {
         call cw_hit_for_miss;
     }
+    if (var.get("override") != "1" && bereq.http.Cache-Control ~ "(?i)(?:^|[,\s])no-store(?:[,\s]|$)") {
+        # The request's own no-store (RFC 9111 5.2.1.5).
+        call cw_not_stored;
+    }
     if (var.get("override") != "1" &&
         (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires)) {
         # The origin's own freshness (Varnish computed beresp.ttl from it, s-maxage first, for
@@ -600,8 +604,8 @@ sub cw_origin_stale {
     }
 }
 
-# Not stored, and no hit-for-miss marker either: the next request without Authorization may
-# well be stored.
+# Not stored, and no hit-for-miss marker either: the next request (without Authorization, or
+# without no-store) may well be stored.
 sub cw_not_stored {
     set beresp.uncacheable = true;
     set beresp.ttl = 0s;
