@@ -138,8 +138,7 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "vcl_purge restarts with the other scheme"),
             "send the PURGE over both http and https", enforced=False),
     # RFC 9111 behaviour of respecting rules (the rfc check family, `test --checks rfc`): reported,
-    # never a compile error. "not generated yet" marks what the engine could do but the
-    # generated config does not do today (its rfc check fails rather than being a limit).
+    # never a compile error.
     Feature("http.age", "Age on hits, and the origin's Age counted against freshness (RFC 9111 "
             "4.2.3, 5.1)", "cache.origin_headers", _respects,
             Support(U, "no Age on a hit and the origin's Age ignored: nginx keeps no age of an "
@@ -168,7 +167,8 @@ TABLE: tuple[Feature, ...] = (
     Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2)",
             "cache.origin_headers", _respects,
             Support(U, "proxy_cache_valid is a fixed time: no arithmetic on Last-Modified without njs"),
-            Support(N, "VCL can take 10 % of Date - Last-Modified; not generated yet"),
+            Support(N, "VCL: a tenth of Date - Last-Modified, at most a day, where neither the "
+                       "origin nor the rule gives a lifetime"),
             "cache.default_ttl or rules[].ttl, or an explicit max-age", enforced=False),
     Feature("http.update_headers", "a 304 updates the stored header fields (RFC 9111 3.2, 4.3.4)",
             "cache.keep", _respects,
@@ -190,12 +190,14 @@ TABLE: tuple[Feature, ...] = (
     Feature("http.invalidate_on_unsafe", "a successful unsafe request invalidates its URL, "
             "Location and Content-Location (RFC 9111 4.4)", "cache.origin_headers", _respects,
             Support(U, "no action after a response without njs or Lua"),
-            Support(N, "a ban in vcl_backend_response; not generated yet"),
+            Support(N, "bans (req.http.host, req.url) in vcl_backend_response for a 2xx/3xx "
+                       "answer to POST, PUT, PATCH or DELETE"),
             "PURGE the URL after a write (purge.kinds: [url])", enforced=False),
     Feature("http.targeted_cc", "CDN-Cache-Control over Cache-Control (RFC 9213)",
             "cache.origin_headers", _respects,
             Support(U, "proxy_cache_valid takes no variable; the field cannot set the lifetime"),
-            Support(N, "VCL can read it before Cache-Control; not generated yet"),
+            Support(N, "VCL: a CDN-Cache-Control that parses stands in for Cache-Control and "
+                       "Expires while the object is judged; clients get the origin's Cache-Control"),
             "s-maxage for what shared caches should keep", enforced=False),
     Feature("http.connection_fields", "fields named in Connection are neither stored nor "
             "forwarded (RFC 9110 7.6.1)", "cache.origin_headers", _respects,

@@ -38,6 +38,10 @@ from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl
 HFM_TTL = 120
 #: statuses whose TTL Varnish computes from Cache-Control / Expires itself (cache_rfc2616.c)
 CORE_TTL_STATUSES = (200, 203, 204, 300, 301, 302, 304, 307, 404, 410, 414)
+#: statuses that may be stored with a heuristic lifetime (RFC 9110 15.1), less 206
+HEURISTIC_STATUSES = (200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501)
+#: a CDN-Cache-Control field that parses as directives (RFC 9213 2.1); others are ignored
+TARGETED_VALID = r"^\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?(?:\s*,\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?)*\s*$"
 #: an upper bound of any object's grace: the origin's stale-if-error can be anything
 MAX_GRACE = 10 * 31536000
 #: forwarding headers the cache sets itself (their underscored forms are removed too)
@@ -170,6 +174,10 @@ class VarnishModel:
     #: statuses Varnish computes a TTL for from the response headers (cache_rfc2616.c)
     core_ttl_statuses: tuple[int, ...]
     auth_store: bool
+    #: a CDN-Cache-Control that parses (RFC 9213 2.1: a Dictionary of directives, integer values)
+    targeted_valid: str
+    #: VCL true for a heuristically cacheable status (RFC 9110 15.1; not 206)
+    heuristic_test: str
     #: some rule stores responses with Set-Cookie (relax: set-cookie)
     store_set_cookie: bool
     #: VCL true for a rule that never caches ("" when every rule may)
@@ -255,6 +263,8 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         respect_test=rule_test(respects),
         core_ttl_statuses=CORE_TTL_STATUSES,
         auth_store=any(p.behaviour.auth_store for p in profiles.values()),
+        targeted_valid=TARGETED_VALID,
+        heuristic_test=" || ".join(f"beresp.status == {s}" for s in HEURISTIC_STATUSES),
         store_set_cookie=any(p.behaviour.store_set_cookie for p in profiles.values()),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),

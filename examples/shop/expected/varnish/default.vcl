@@ -299,6 +299,12 @@ sub cw_fetch_state {
     }
     set req.http.X-Cw-Refetch = var.get("refetch");
     set req.http.X-Cw-Sie = var.get("sie");
+    # Varnish drops the client's Cache-Control from a fetch: its no-store travels here.
+    if (req.http.Cache-Control ~ "(?i)(?:^|[,\s])no-store(?:[,\s]|$)") {
+        set req.http.X-Cw-Nostore = "1";
+    } else {
+        unset req.http.X-Cw-Nostore;
+    }
     set req.http.X-Cw-Rule = var.get("rule");
 }
 
@@ -380,6 +386,8 @@ sub vcl_backend_fetch {
     # What the backend side needs travels in task variables: no internal header reaches the origin.
     var.set("refetch", "" + bereq.http.X-Cw-Refetch);
     var.set("sie", "" + bereq.http.X-Cw-Sie);
+    var.set("reqnostore", bereq.http.X-Cw-Nostore);
+    unset bereq.http.X-Cw-Nostore;
     var.set("host", bereq.http.host);
     var.set("profile", bereq.http.X-Cw-Profile);
     var.set("ttl", bereq.http.X-Cw-Ttl);
@@ -509,8 +517,15 @@ sub vcl_backend_response {
     }
     # Tags are kept in xkey (vcl_deliver removes it), not in the origin's tag header.
     unset beresp.http.Surrogate-Key;
+    if (bereq.method != "GET" && bereq.method != "HEAD" && bereq.method != "OPTIONS" &&
+        beresp.status >= 200 && beresp.status < 400) {
+        call cw_invalidate;
+    }
     if (bereq.uncacheable) {
         return (deliver);
+    }
+    if (var.get("override") != "1" && beresp.http.CDN-Cache-Control ~ "^\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?(?:\s*,\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?)*\s*$") {
+        call cw_targeted;
     }
     if (beresp.status >= 500 && (bereq.is_bgfetch || (var.get("refetch") == "1" && var.get("sie") != "1"))) {
         # A failed refresh never replaces a stored object.
@@ -520,7 +535,8 @@ sub vcl_backend_response {
         # Any other final status with its own freshness, where the rule respects it (RFC 9111 3);
         # a partial answer (206) never.
         if (var.get("override") == "1" || beresp.status == 206 ||
-            !(beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires)) {
+            !(beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires ||
+              (beresp.http.Last-Modified && (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308 || beresp.status == 404 || beresp.status == 405 || beresp.status == 410 || beresp.status == 414 || beresp.status == 501)))) {
             call cw_hit_for_miss;
         }
     }
@@ -528,7 +544,7 @@ sub vcl_backend_response {
         beresp.http.Set-Cookie || beresp.http.Vary ~ "\*") {
         call cw_hit_for_miss;
     }
-    if (var.get("override") != "1" && bereq.http.Cache-Control ~ "(?i)(?:^|[,\s])no-store(?:[,\s]|$)") {
+    if (var.get("override") != "1" && var.get("reqnostore") == "1") {
         # The request's own no-store (RFC 9111 5.2.1.5).
         call cw_not_stored;
     }
@@ -539,6 +555,9 @@ sub vcl_backend_response {
         if (beresp.status != 200 && beresp.status != 203 && beresp.status != 204 && beresp.status != 300 && beresp.status != 301 && beresp.status != 302 && beresp.status != 304 && beresp.status != 307 && beresp.status != 404 && beresp.status != 410 && beresp.status != 414) {
             call cw_explicit_ttl;
         }
+        if (beresp.http.Date && std.time(beresp.http.Date, now) + 1s < now) {
+            call cw_apparent_age;
+        }
         if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])no-cache(?:[,\s=]|$)" || beresp.ttl <= 0s) {
             call cw_hit_for_miss;
         }
@@ -547,6 +566,14 @@ sub vcl_backend_response {
         call cw_hit_for_miss;
     } elsif (beresp.status == 404) {
         set beresp.ttl = 60s;
+    } elsif (var.get("override") != "1" && beresp.http.Last-Modified && (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308 || beresp.status == 404 || beresp.status == 405 || beresp.status == 410 || beresp.status == 414 || beresp.status == 501) &&
+             (var.get("ttl") == "0" || !(beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308))) {
+        # No lifetime from the origin or the rule: a tenth of the time since Last-Modified, at
+        # most a day (RFC 9111 4.2.2).
+        set beresp.ttl = (std.time(beresp.http.Date, now) - std.time(beresp.http.Last-Modified, now)) * 0.1;
+        if (beresp.ttl > 86400s) {
+            set beresp.ttl = 86400s;
+        }
     } elsif (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308) {
         set beresp.ttl = std.duration(var.get("ttl") + "s", 0s);
     } else {
@@ -564,6 +591,7 @@ sub vcl_backend_response {
     set beresp.keep = 86400s;
     # What a fresh hit on this object answers (vcl_deliver replaces it on any other outcome).
     header.append(beresp.http.Cache-Status, "cachewright; hit; detail=" + var.get("rule"));
+    call cw_untarget;
     return (deliver);
 }
 
@@ -582,6 +610,67 @@ sub cw_explicit_ttl {
     }
     if (beresp.http.Age) {
         set beresp.ttl = beresp.ttl - std.duration(beresp.http.Age + "s", 0s);
+    }
+}
+
+# The apparent age (now - Date) beyond the Age the TTL already counted (RFC 9111 4.2.3).
+sub cw_apparent_age {
+    var.set_duration("apparent", now - std.time(beresp.http.Date, now) -
+                     std.duration(beresp.http.Age + "s", 0s));
+    if (var.get_duration("apparent") > 0s) {
+        set beresp.ttl = beresp.ttl - var.get_duration("apparent");
+    }
+}
+
+# A successful unsafe request invalidates its URL and the URLs on its host that its Location and
+# Content-Location name (RFC 9111 4.4): a ban each (std.ban takes no quotes: the host is
+# validated, and only a path without spaces, quotes or backslashes is banned).
+sub cw_invalidate {
+    std.ban("req.http.host == " + var.get("host") + " && req.url == " + bereq.url);
+    if (beresp.http.Location) {
+        var.set("named", beresp.http.Location);
+        call cw_invalidate_named;
+    }
+    if (beresp.http.Content-Location) {
+        var.set("named", beresp.http.Content-Location);
+        call cw_invalidate_named;
+    }
+}
+
+sub cw_invalidate_named {
+    if (var.get("named") ~ "(?i)^https?://") {
+        if (std.tolower(regsub(var.get("named"), "(?i)^https?://([^/?#]*).*$", "\1")) == var.get("host")) {
+            var.set("named", regsub(var.get("named"), "(?i)^https?://[^/?#]*", ""));
+        } else {
+            var.set("named", "");
+        }
+    }
+    if (var.get("named") ~ "^/[^\s\x22\x5c]*$") {
+        std.ban("req.http.host == " + var.get("host") + " && req.url == " + var.get("named"));
+    }
+}
+
+# The origin's Cache-Control back where CDN-Cache-Control stood in for it (cw_targeted).
+sub cw_untarget {
+    if (var.get("targeted")) {
+        if (var.get("cc")) {
+            set beresp.http.Cache-Control = var.get("cc");
+        } else {
+            unset beresp.http.Cache-Control;
+        }
+    }
+}
+
+# CDN-Cache-Control (RFC 9213) decides instead of Cache-Control and Expires: it stands in for
+# Cache-Control while the object is judged; the origin's Cache-Control is what clients get.
+sub cw_targeted {
+    var.set("cc", beresp.http.Cache-Control);
+    var.set("targeted", "1");
+    set beresp.http.Cache-Control = beresp.http.CDN-Cache-Control;
+    if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=\s*[0-9]") {
+        call cw_explicit_ttl;
+    } else {
+        set beresp.ttl = 0s;
     }
 }
 
@@ -607,6 +696,7 @@ sub cw_origin_stale {
 # Not stored, and no hit-for-miss marker either: the next request (without Authorization, or
 # without no-store) may well be stored.
 sub cw_not_stored {
+    call cw_untarget;
     set beresp.uncacheable = true;
     set beresp.ttl = 0s;
     set beresp.grace = 0s;
@@ -617,6 +707,7 @@ sub cw_not_stored {
 # Not stored: a short hit-for-miss marker keeps later requests from queueing on this object,
 # and still lets a cacheable answer be stored next time.
 sub cw_hit_for_miss {
+    call cw_untarget;
     set beresp.uncacheable = true;
     set beresp.ttl = 120s;
     set beresp.grace = 0s;
