@@ -268,8 +268,8 @@ def _refused(rule: Rule, response: Response, cc: Mapping[str, str], respect: boo
     """Why ``response`` is never stored whatever its status ("" when nothing refuses it)."""
     if "private" in cc or "no-store" in cc:
         return f"Cache-Control: {response.header('Cache-Control')}"
-    if (response.header("Vary") or "").strip() == "*":
-        return "Vary: *"
+    if "*" in {v.strip() for v in (response.header("Vary") or "").split(",")}:
+        return f"Vary: {response.header('Vary')}"
     if response.header("Set-Cookie") is not None and not (rule.strip_cookies or "set-cookie" in rule.relax):
         return "Set-Cookie"
     if respect and ("no-cache" in cc or _lifetime(response, cc) == 0):
