@@ -878,7 +878,7 @@ def _others() -> Iterator[Spec]:
     yield _spec("age.on-hit", f"{R9111}5.1", "a hit carries Age, the seconds it was stored",
                 check_age_on_hit, AGE)
     yield _spec("age.from-origin", f"{R9111}4.2.3", "the origin's Age is part of the hit's Age",
-                check_age_from_origin, AGE)
+                check_age_from_origin)
     yield _spec("date.on-hit", f"{R9111}4.2.3", "a hit carries the stored response's Date",
                 check_date_on_hit)
     yield _spec("head.from-get", f"{R9110}9.3.2", "a stored GET response answers HEAD",
