@@ -3,6 +3,7 @@ Vary, and how origin headers are treated."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache, partial
@@ -120,13 +121,18 @@ def check_ttl(rule: Rule, ctx: Ctx) -> None:
     ttl = effective_ttl(ctx.policy, rule)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200)
-    ctx.send(req)
     if ttl <= SHORT_TTL and ctx.policy.cache.stale.while_revalidate == 0:
-        ctx.sleep(ttl + 1.5)
+        started = time.monotonic()
+        ctx.send_stored(req)
+        hit = ctx.send(req)  # stored at all: a TTL that never began would also "expire"
+        ctx.expect(ctx.count(req.unit) == 1, f"the second request within {ttl}s reached the "
+                   f"origin ({hit.cache.outcome}): the answer was not stored")
+        ctx.sleep(max(0.0, ttl + 1.5 - (time.monotonic() - started)))
         again = ctx.send(req)
         ctx.expect(ctx.count(req.unit) == 2, f"after {ttl}s the origin saw {ctx.count(req.unit)} "
                    f"requests, expected 2 (expired); last: {again.cache.outcome}")
         return
+    ctx.send(req)
     expect_stored_ttl(ctx, req, ttl)
 
 
