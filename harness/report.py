@@ -48,7 +48,7 @@ import re
 import shutil
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TextIO
@@ -215,8 +215,13 @@ def conformance_line(run: RunResult) -> str:
 def conformance(run: RunResult) -> dict[str, dict[str, Any]]:
     """Per engine, the rfc family's results: counts, check ids by RFC section and outcome, and
     each engine limit with its capability and the table's alternative ({} when none ran)."""
+    return conformance_of(run.results)
+
+
+def conformance_of(results: Iterable[CheckResult]) -> dict[str, dict[str, Any]]:
+    """``conformance`` of any results (``compare`` runs the family outside a ``RunResult``)."""
     found: dict[str, dict[str, Any]] = {}
-    for result in run.results:
+    for result in results:
         if RFC_TAG not in result.tags:
             continue
         entry = found.setdefault(result.engine, {**{k: 0 for k in _CONFORMANCE.values()},

@@ -51,7 +51,11 @@ def test_compare_reports_every_section_for_both_engines(shop_report: tuple[dict[
                 "targets", "verdict"):
         assert report[key], key
     assert set(report["correctness"]) == set(report["performance"]) == set(ENGINES)
+    # the RFC 9111 report (the rfc family on a respecting rule of shop's): a report, not a verdict
+    assert set(report["conformance"]) == set(ENGINES)
     for engine in ENGINES:
+        conformance = report["conformance"][engine]
+        assert conformance["passed"] > 60 and conformance["sections"], conformance
         summary = report["correctness"][engine]
         assert summary["passed"] > 50 and summary["failed"] == 0, summary["failures"]
         perf = report["performance"][engine]
@@ -99,6 +103,7 @@ def test_compare_html_is_one_self_contained_page(shop_report: tuple[dict[str, An
     for remote in ('src="http', 'href="http', "<script", "<link", "@import", "url(http", "<img"):
         assert remote not in page, remote
     assert "nginx" in page and "varnish" in page and "shop" in page
+    assert "RFC 9111 conformance" in page
 
 
 @pytest.mark.engine

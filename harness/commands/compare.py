@@ -62,6 +62,8 @@ def add_parser(sub: Any) -> None:
                         f"default: {o.duration_s:g})")
     p.add_argument("--no-offload", action="store_true",
                    help="skip the origin offload measurement (and its third stack)")
+    p.add_argument("--no-conformance", action="store_true",
+                   help="skip the RFC 9111 conformance report (the rfc checks, about 30 s)")
     p.add_argument("--no-correctness", action="store_true",
                    help="skip the derived checks and scenarios (performance only)")
     p.add_argument("--scenarios", action="append", type=Path, metavar="FILE",
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                      correctness=not args.no_correctness, scenarios=scenarios,
                      run_scenarios=lambda stack, pol, names: run_scenarios(scenarios, stack, pol, names),
                      progress=_progress,
-                     offload=None if args.no_offload else OffloadSettings(duration_s=args.offload_duration))
+                     offload=None if args.no_offload else OffloadSettings(duration_s=args.offload_duration),
+                     conformance=not args.no_conformance)
     print(text_report(report, color=should_color(sys.stdout)), end="")
     write_report(args.json, json.dumps(report, indent=2) + "\n")
     if args.html:

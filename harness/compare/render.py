@@ -157,10 +157,11 @@ def _machine(report: Mapping[str, Any]) -> str:
 
 
 def sections(report: Mapping[str, Any]) -> list[Section]:
-    """The report's body, in order: capabilities, correctness, performance, origin offload, verdict."""
+    """The report's body, in order: capabilities, correctness, RFC conformance, performance,
+    origin offload, verdict."""
     names = engines(report)
-    return [_capabilities(report), _correctness(report, names), _performance(report, names),
-            _offload(report, names), _verdict(report)]
+    return [_capabilities(report), _correctness(report, names), _conformance(report, names),
+            _performance(report, names), _offload(report, names), _verdict(report)]
 
 
 def _capabilities(report: Mapping[str, Any]) -> Section:
@@ -188,6 +189,27 @@ def _correctness(report: Mapping[str, Any], names: Sequence[str]) -> Section:
     failures = tuple(_failure_line(name, failure) for name in names
                      for failure in _list(_at(correctness, name, "failures")) if isinstance(failure, Mapping))
     return Section("Correctness", Table(("engine", *_OUTCOMES), rows), failures)
+
+
+def _conformance(report: Mapping[str, Any], names: Sequence[str]) -> Section:
+    """The rfc family per engine: passed, failed, engine limits (with their capabilities)."""
+    found = report.get("conformance")
+    title = "RFC 9111 conformance (docs/rfc.md)"
+    if not isinstance(found, Mapping) or not found:
+        return Section(title, None, (NA,))
+    rows: list[tuple[Cell, ...]] = []
+    for name in names:
+        entry = _at(found, name)
+        limits = sorted({_text(_at(item, "capability")) for item in _list(_at(entry, "limits"))})
+        failed = _number(_at(entry, "failed"))
+        verdict: Cell = (_count(failed), "bad" if failed else "good") if failed is not None else NA
+        rows.append((name, _fmt(_at(entry, "passed"), _count), verdict,
+                     _fmt(_at(entry, "engine_limit"), _count), ", ".join(limits) or "—"))
+    failures = tuple(f"{name}: {check}" for name in names
+                     for section in (_at(found, name, "sections") or {}).values()
+                     for check in _list(_at(section, "failed")))
+    return Section(title, Table(("engine", "passed", "failed", "engine limits", "capabilities"),
+                                tuple(rows)), failures)
 
 
 def _outcome_counts(counts: Any) -> list[Cell]:

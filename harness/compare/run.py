@@ -38,6 +38,7 @@ from .. import checks
 from ..api import HarnessError, Runtime, Stack
 from ..origin_client import OriginClient
 from ..prepare import Configs, generated
+from ..report import conformance_of
 from ..results import CheckResult
 from ..scenarios import Scenario
 from .baseline import baseline_configs
@@ -88,9 +89,10 @@ Progress = Callable[[str], None]
 def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: tuple[str, ...],
             settings: Settings, *, correctness: bool = True, scenarios: Sequence[Scenario] = (),
             run_scenarios: ScenarioRunner | None = None, progress: Progress | None = None,
-            offload: OffloadSettings | None = DEFAULT_OFFLOAD) -> dict[str, Any]:
+            offload: OffloadSettings | None = DEFAULT_OFFLOAD, conformance: bool = True) -> dict[str, Any]:
     """The whole comparison as a JSON-able report (``harness.compare.render`` draws it); no
-    origin offload section with ``offload`` None."""
+    origin offload section with ``offload`` None; with ``correctness`` and ``conformance``, the
+    RFC 9111 report of each engine (the rfc family, when a rule respects origin headers)."""
     say = progress or (lambda _: None)
     generated_runtime = runtime_for(generated)
     report: dict[str, Any] = {
@@ -112,6 +114,10 @@ def compare(policy: Policy, policy_file: str, runtime_for: RuntimeFor, engines: 
             if run_scenarios is not None and scenarios:
                 results += run_scenarios(stack, policy, engines)
             report["correctness"] = {e: correctness_summary(results, e) for e in engines}
+            rfc = checks.select(checks.derive(policy, conformance=True), ["rfc"]) if conformance else []
+            if rfc:
+                say("conformance: the rfc family")
+                report["conformance"] = conformance_of(checks.run_checks(rfc, stack, policy, engines))
         performance = {}
         for engine in engines:
             say(f"performance: {engine}")
