@@ -328,6 +328,12 @@ sub vcl_deliver {
     } else {
         set resp.http.Cache-Status = "cachewright; fwd=miss; detail=" + var.get("rule");
     }
+    if (req.http.If-None-Match == "*" && resp.status == 200 &&
+        (req.method == "GET" || req.method == "HEAD")) {
+        # A stored representation exists: "*" does not match none (RFC 9110 13.1.2), and
+        # Varnish's own conditional handling compares entity tags only.
+        set resp.status = 304;
+    }
     unset resp.http.xkey;
     unset resp.http.Via;
     unset resp.http.X-Varnish;
