@@ -193,7 +193,8 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "bans (req.http.host, req.url) in vcl_backend_response for a 2xx/3xx "
                        "answer to POST, PUT, PATCH or DELETE"),
             "PURGE the URL after a write (purge.kinds: [url])", enforced=False),
-    Feature("http.targeted_cc", "CDN-Cache-Control over Cache-Control (RFC 9213)",
+    Feature("http.targeted_cc", "CDN-Cache-Control, or cache.targeted_fields, over Cache-Control "
+            "(RFC 9213)",
             "cache.origin_headers", _respects,
             Support(U, "proxy_cache_valid takes no variable; the field cannot set the lifetime"),
             Support(N, "VCL: a CDN-Cache-Control that parses stands in for Cache-Control and "

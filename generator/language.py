@@ -244,6 +244,13 @@ CACHE = Obj("cache", {
                   "is full (least recently used first).", 86400,
                   nginx="`proxy_cache_revalidate on`; `proxy_cache_path ... inactive` covers it",
                   varnish="`beresp.keep`"),
+    "targeted_fields": Field(ListOf(HEADER_NAME), "Targeted cache-control fields (RFC 9213), "
+                             "in order: the first one the origin sends (and that parses) decides "
+                             "instead of Cache-Control and Expires, for rules that respect origin "
+                             "headers; [] ignores them all.", ("CDN-Cache-Control",),
+                             example=["Cachewright-Cache-Control", "CDN-Cache-Control"],
+                             nginx="unsupported (capability http.targeted_cc)",
+                             varnish="`beresp.http.FIELD` stands in for Cache-Control"),
     "status_ttl": Field(MapOf(Int(100, 599), DURATION), "TTL by response status, e.g. {404: 1m}.",
                         (), example={404: "1m"}, nginx="`proxy_cache_valid CODE TIME`",
                         varnish="`beresp.ttl` by `beresp.status`"),

@@ -235,6 +235,7 @@ def _cache(raw: dict[str, Any]) -> CachePolicy:
         collapse_requests=raw["collapse_requests"],
         status_ttl=raw["status_ttl"],
         keep=raw["keep"],
+        targeted=raw["targeted_fields"],
     )
 
 

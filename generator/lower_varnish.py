@@ -176,6 +176,8 @@ class VarnishModel:
     auth_store: bool
     #: a CDN-Cache-Control that parses (RFC 9213 2.1: a Dictionary of directives, integer values)
     targeted_valid: str
+    #: cache.targeted_fields, in order
+    targeted_fields: tuple[str, ...]
     #: VCL true for a heuristically cacheable status (RFC 9110 15.1; not 206)
     heuristic_test: str
     #: some rule stores responses with Set-Cookie (relax: set-cookie)
@@ -264,6 +266,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         core_ttl_statuses=CORE_TTL_STATUSES,
         auth_store=any(p.behaviour.auth_store for p in profiles.values()),
         targeted_valid=TARGETED_VALID,
+        targeted_fields=policy.cache.targeted,
         heuristic_test=" || ".join(f"beresp.status == {s}" for s in HEURISTIC_STATUSES),
         store_set_cookie=any(p.behaviour.store_set_cookie for p in profiles.values()),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache

@@ -137,6 +137,8 @@ class CachePolicy:
     #: seconds an expired entry is kept to be revalidated (conditional request, 304) after its
     #: freshness and stale windows
     keep: int = 86400
+    #: targeted cache-control fields (RFC 9213), the first present wins over Cache-Control
+    targeted: tuple[str, ...] = ("CDN-Cache-Control",)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ origin: {{url: http://app:8000}}
 listen:
   http: {{port: 80}}
   hosts: [{HOST}]
-cache: {{default_ttl: 1m}}
+cache: {{default_ttl: 1m, targeted_fields: [Cachewright-Cache-Control, CDN-Cache-Control]}}
 rules:
   - name: tenant
     match: {{path_prefix: /tenant/}}
@@ -247,3 +247,21 @@ def test_a_rule_that_relaxes_the_deviations_does_what_rfc_9111_allows(
     again = _get(stack, engine, sets)
     assert again.response_id == first.response_id and again.header("Set-Cookie") == "cw=1; Path=/"
     assert [origin.count(p) for p in (cookie, auth, sets)] == [1, 1, 1]
+
+
+@pytest.mark.engine
+def test_the_policys_targeted_field_decides_first_on_varnish(stack: Stack, origin: OriginClient) -> None:
+    """RFC 9213: cache.targeted_fields in order, the first present and parsing wins over
+    CDN-Cache-Control and Cache-Control (nginx: the http.targeted_cc limit)."""
+    ours, cdn = "/api/targeted-ours", "/api/targeted-cdn"
+    origin.add_rule({"path": ours, "cache_control": "no-store", "headers": {
+        "Cachewright-Cache-Control": "max-age=60", "CDN-Cache-Control": "no-store"}})
+    origin.add_rule({"path": cdn, "cache_control": "max-age=60", "headers": {
+        "Cachewright-Cache-Control": "max-age=60, %%%", "CDN-Cache-Control": "no-store"}})
+    for path, sent in ((ours, "no-store"), (cdn, "max-age=60")):
+        first = _get(stack, "varnish", path)
+        assert first.header("Cache-Control") == sent  # clients get the origin's Cache-Control
+        _settle()
+        _get(stack, "varnish", path)
+    assert origin.count(ours) == 1  # stored for 60 s by our field
+    assert origin.count(cdn) == 2  # ours does not parse: CDN-Cache-Control's no-store decides

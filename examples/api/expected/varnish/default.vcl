@@ -518,8 +518,12 @@ sub vcl_backend_response {
     if (bereq.uncacheable) {
         return (deliver);
     }
-    if (var.get("override") != "1" && beresp.http.CDN-Cache-Control ~ "^\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?(?:\s*,\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?)*\s*$") {
-        call cw_targeted;
+    # Targeted cache-control fields (RFC 9213, cache.targeted_fields), the first that parses.
+    if (var.get("override") != "1") {
+        if (beresp.http.CDN-Cache-Control ~ "^\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?(?:\s*,\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?)*\s*$") {
+            var.set("targeted_cc", beresp.http.CDN-Cache-Control);
+            call cw_targeted;
+        }
     }
     if (beresp.status >= 500 && (bereq.is_bgfetch || (var.get("refetch") == "1" && var.get("sie") != "1"))) {
         # A failed refresh never replaces a stored object.
@@ -655,12 +659,13 @@ sub cw_untarget {
     }
 }
 
-# CDN-Cache-Control (RFC 9213) decides instead of Cache-Control and Expires: it stands in for
-# Cache-Control while the object is judged; the origin's Cache-Control is what clients get.
+# A targeted field (RFC 9213: CDN-Cache-Control, or the policy's) decides instead of
+# Cache-Control and Expires: it stands in for Cache-Control while the object is judged; the
+# origin's Cache-Control is what clients get.
 sub cw_targeted {
     var.set("cc", beresp.http.Cache-Control);
     var.set("targeted", "1");
-    set beresp.http.Cache-Control = beresp.http.CDN-Cache-Control;
+    set beresp.http.Cache-Control = var.get("targeted_cc");
     if (beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=\s*[0-9]") {
         call cw_explicit_ttl;
     } else {
