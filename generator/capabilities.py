@@ -164,12 +164,13 @@ TABLE: tuple[Feature, ...] = (
                        "(a reload storm on a popular URL); the RFC leaves it to the cache"),
             Support(U, "ignored by design, as on nginx"),
             "PURGE the URL, or a short max-age from the origin", enforced=False),
-    Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2)",
-            "cache.origin_headers", _respects,
+    Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2; "
+            "relax: [heuristic-freshness])", "rules[].relax",
+            _any_rule(lambda r: "heuristic-freshness" in r.relax),
             Support(U, "proxy_cache_valid is a fixed time: no arithmetic on Last-Modified without njs"),
             Support(N, "VCL: a tenth of Date - Last-Modified, at most a day, where neither the "
                        "origin nor the rule gives a lifetime"),
-            "cache.default_ttl or rules[].ttl, or an explicit max-age", enforced=False),
+            "rules[].ttl: a fixed lifetime for responses that give none"),
     Feature("http.update_headers", "a 304 updates the stored header fields (RFC 9111 3.2, 4.3.4)",
             "cache.keep", _respects,
             Support(U, "a revalidation refreshes the entry's validity; its stored headers stay"),

@@ -337,7 +337,9 @@ RULE = Obj("rule", {
                    "(a request with Authorization may be answered from the cache), "
                    "request-cookie (a request with Cookie is looked up and stored like any "
                    "other: the origin must answer Vary: Cookie or private), set-cookie (a "
-                   "response with Set-Cookie is stored, its Set-Cookie sent with every copy). "
+                   "response with Set-Cookie is stored, its Set-Cookie sent with every copy), "
+                   "heuristic-freshness (a response with Last-Modified and no lifetime from the "
+                   "origin or the rule is kept a tenth of its age, at most a day; Varnish only). "
                    "Only with origin_headers: respect.", (), example=["request-cookie"],
                    nginx="`proxy_cache_bypass` / `proxy_no_cache` without the header, "
                          "`proxy_ignore_headers Set-Cookie`",

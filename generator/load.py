@@ -401,7 +401,9 @@ def _check_relax(rule: Rule, at: str, problem: Report) -> None:
             and "key.headers holds Authorization (each token has its own entry)",
             "request-cookie": (rule.strip_cookies and "strip_cookies removes the cookies")
             or (bool(rule.key.cookies) and "key.cookies keys on them"),
-            "set-cookie": rule.strip_cookies and "strip_cookies removes Set-Cookie"}
+            "set-cookie": rule.strip_cookies and "strip_cookies removes Set-Cookie",
+            "heuristic-freshness": bool(rule.ttl) and "the rule's ttl is the lifetime of a "
+                                   "response that gives none"}
     for i, deviation in enumerate(rule.relax):
         if moot[deviation]:
             problem(f"{at}.relax[{i}]", f"{deviation} is not in force for this rule: {moot[deviation]}")

@@ -105,6 +105,8 @@ class Behaviour:
     auth_lookup: bool = False
     #: relax: set-cookie -- a response with Set-Cookie is stored
     store_set_cookie: bool = False
+    #: relax: heuristic-freshness -- Last-Modified gives a lifetime where nothing else does
+    heuristic: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ class VarnishModel:
     targeted_fields: tuple[str, ...]
     #: VCL true for a heuristically cacheable status (RFC 9110 15.1; not 206)
     heuristic_test: str
+    #: some rule relaxes heuristic-freshness
+    heuristic: bool
     #: some rule stores responses with Set-Cookie (relax: set-cookie)
     store_set_cookie: bool
     #: VCL true for a rule that never caches ("" when every rule may)
@@ -268,6 +272,7 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         targeted_valid=TARGETED_VALID,
         targeted_fields=policy.cache.targeted,
         heuristic_test=" || ".join(f"beresp.status == {s}" for s in HEURISTIC_STATUSES),
+        heuristic=any(p.behaviour.heuristic for p in profiles.values()),
         store_set_cookie=any(p.behaviour.store_set_cookie for p in profiles.values()),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),
@@ -479,6 +484,7 @@ def _behaviour(rule: Rule) -> Behaviour:
         auth_store=rule.cache and not keyed_auth and rule.origin_headers == "respect",
         auth_lookup="authorization-lookup" in rule.relax,
         store_set_cookie="set-cookie" in rule.relax,
+        heuristic="heuristic-freshness" in rule.relax,
     )
 
 

@@ -11,8 +11,9 @@ TlsProfile = Literal["modern", "intermediate", "old"]
 KeyPart = Literal["scheme", "host", "path", "query"]
 PurgeKind = Literal["url", "pattern", "tag", "all"]
 #: the named ways the defaults are stricter than RFC 9111 (docs/policy.md); a rule may relax them
-Deviation = Literal["authorization-lookup", "request-cookie", "set-cookie"]
-DEVIATIONS: tuple[Deviation, ...] = ("authorization-lookup", "request-cookie", "set-cookie")
+Deviation = Literal["authorization-lookup", "request-cookie", "set-cookie", "heuristic-freshness"]
+DEVIATIONS: tuple[Deviation, ...] = ("authorization-lookup", "request-cookie", "set-cookie",
+                                     "heuristic-freshness")
 
 CACHEABLE_METHODS = ("GET", "HEAD")
 SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -212,3 +212,14 @@ rules:
 """, "policy.yaml")
     assert policy.rules[0].relax == ("set-cookie",)
     assert any("stores responses with Set-Cookie" in w for w in policy.warnings)
+
+
+def test_relaxing_heuristic_freshness_with_a_ttl_is_moot() -> None:
+    assert problems(BASE + """\
+rules:
+  - name: docs
+    match: {path_prefix: /docs/}
+    ttl: 1m
+    relax: [heuristic-freshness]
+""") == ["policy.yaml:8:13: rules[0].relax[0]: heuristic-freshness is not in force for this "
+         "rule: the rule's ttl is the lifetime of a response that gives none"]

@@ -265,3 +265,31 @@ def test_the_policys_targeted_field_decides_first_on_varnish(stack: Stack, origi
         _get(stack, "varnish", path)
     assert origin.count(ours) == 1  # stored for 60 s by our field
     assert origin.count(cdn) == 2  # ours does not parse: CDN-Cache-Control's no-store decides
+
+
+HEURISTIC = """
+version: 1
+name: heuristic
+origin: {url: http://app:8000}
+listen: {http: {port: 80}, hosts: [rfc.example.com]}
+rules:
+  - name: docs
+    match: {path_prefix: /docs/}
+    relax: [heuristic-freshness]
+"""
+
+
+@pytest.mark.engine
+def test_relaxing_heuristic_freshness_stores_by_last_modified_on_varnish() -> None:
+    """RFC 9111 4.2.2 with relax: [heuristic-freshness]: Last-Modified ten days ago and no
+    lifetime is kept (a tenth of its age, at most a day); without the relax it is not."""
+    lm = int(time.time()) - 10 * 86400
+    with LocalRuntime().start(loads(HEURISTIC, "heuristic.yaml"), ("varnish",)) as stack, \
+            OriginClient(stack.origin.control_url) as origin:
+        for path in ("/docs/a", "/other/a"):
+            origin.add_rule({"path": path, "last_modified": lm})
+            _get(stack, "varnish", path)
+            _settle()
+            _get(stack, "varnish", path)
+        assert origin.count("/docs/a") == 1  # heuristic lifetime
+        assert origin.count("/other/a") == 2  # the default rule keeps the deviation

@@ -545,8 +545,7 @@ sub vcl_backend_response {
         # Any other final status with its own freshness, where the rule respects it (RFC 9111 3);
         # a partial answer (206) never.
         if (var.get("override") == "1" || beresp.status == 206 ||
-            !(beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires ||
-              (beresp.http.Last-Modified && (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308 || beresp.status == 404 || beresp.status == 405 || beresp.status == 410 || beresp.status == 414 || beresp.status == 501)))) {
+            !(beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])(?:s-maxage|max-age)\s*=" || beresp.http.Expires)) {
             call cw_hit_for_miss;
         }
     }
@@ -576,14 +575,6 @@ sub vcl_backend_response {
         call cw_hit_for_miss;
     } elsif (beresp.status == 404) {
         set beresp.ttl = 60s;
-    } elsif (var.get("override") != "1" && beresp.http.Last-Modified && (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308 || beresp.status == 404 || beresp.status == 405 || beresp.status == 410 || beresp.status == 414 || beresp.status == 501) &&
-             (var.get("ttl") == "0" || !(beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308))) {
-        # No lifetime from the origin or the rule: a tenth of the time since Last-Modified, at
-        # most a day (RFC 9111 4.2.2).
-        set beresp.ttl = (std.time(beresp.http.Date, now) - std.time(beresp.http.Last-Modified, now)) * 0.1;
-        if (beresp.ttl > 86400s) {
-            set beresp.ttl = 86400s;
-        }
     } elsif (beresp.status == 200 || beresp.status == 203 || beresp.status == 204 || beresp.status == 300 || beresp.status == 301 || beresp.status == 308) {
         set beresp.ttl = std.duration(var.get("ttl") + "s", 0s);
     } else {
