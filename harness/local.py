@@ -187,10 +187,37 @@ class LocalRuntime:
         with signals_raise():
             cleanup = contextlib.ExitStack()
             try:
-                yield self._launch(cleanup, policy, engines, origin_url)
+                yield self._launch_once_more(cleanup, policy, engines, origin_url)
             finally:
                 with deferred_signals():
                     cleanup.close()
+
+    def _launch_once_more(self, cleanup: contextlib.ExitStack, policy: Policy, engines: tuple[str, ...],
+                          origin_url: str | None) -> LocalStack:
+        """``_launch``, and once more from scratch when an engine could not listen on a port
+        ``free_ports`` chose: another process may take it before the engine binds it (seen in CI:
+        varnishd's ``-T`` port). Fixed ports (``serve --port``) are never retried."""
+        try:
+            return self._launch_into(cleanup, policy, engines, origin_url)
+        except HarnessError as exc:
+            if self.ports or not port_taken(str(exc)):
+                raise
+            ui.detail(f"a listener port was taken before the engine bound it; starting again: {exc}")
+        return self._launch_into(cleanup, policy, engines, origin_url)
+
+    def _launch_into(self, cleanup: contextlib.ExitStack, policy: Policy, engines: tuple[str, ...],
+                     origin_url: str | None) -> LocalStack:
+        """``_launch`` with its own undo steps: undone at once when it fails, else handed to
+        ``cleanup``."""
+        attempt = contextlib.ExitStack()
+        try:
+            stack = self._launch(attempt, policy, engines, origin_url)
+        except BaseException:
+            with deferred_signals():
+                attempt.close()
+            raise
+        cleanup.enter_context(attempt)
+        return stack
 
     def _launch(self, cleanup: contextlib.ExitStack, policy: Policy, engines: tuple[str, ...],
                 origin_url: str | None) -> LocalStack:
@@ -209,6 +236,15 @@ class LocalRuntime:
         waits = [wait for engine in engines for wait in _START[engine](stack, ctx)]
         _await_listeners(stack, waits, time.monotonic() + self.ready_timeout)
         return stack
+
+
+#: what nginx, varnishd and hitch say when a listening port is taken
+PORT_TAKEN = ("Address already in use", "could not be listened on")
+
+
+def port_taken(message: str) -> bool:
+    """Whether an engine's start failure (its log tail included) says a port was taken."""
+    return any(sign in message for sign in PORT_TAKEN)
 
 
 def _make_run_dir(cleanup: contextlib.ExitStack, binaries: list[str]) -> tuple[Path, Marker]:

@@ -321,3 +321,30 @@ def test_signal_to_the_harness_leaves_nothing_behind(signum: int) -> None:
     assert [p for p in pids if not gone(p)] == []
     assert not run_dir.exists()
     assert not varnish_workdir(run_dir).exists()
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ["nginx", "varnish"])
+def test_a_listener_port_taken_before_the_engine_binds_it_is_chosen_again(
+        engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """free_ports releases the ports it chose for the engine to bind; another process may take
+    one first (CI: varnishd's -T port). The runtime starts once more with fresh ports."""
+    import harness.ports
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real, calls = harness.ports.free_ports, []
+
+    def first_taken(count: int) -> list[int]:
+        ports = real(count)
+        calls.append(count)
+        return [taken.getsockname()[1], *ports[1:]] if len(calls) == 1 else ports
+
+    monkeypatch.setattr(harness.ports, "free_ports", first_taken)
+    try:
+        with LocalRuntime().start(loads(POLICY, "p.yaml"), (engine,)) as stack:
+            assert stack.endpoints[engine].http_port != taken.getsockname()[1]
+            assert len(calls) == 2
+    finally:
+        taken.close()
