@@ -186,6 +186,8 @@ class VarnishModel:
     heuristic: bool
     #: some rule stores responses with Set-Cookie (relax: set-cookie)
     store_set_cookie: bool
+    #: VCL true for a response whose Set-Cookie keeps it out of the cache
+    set_cookie_refuses: str
     #: VCL true for a rule that never caches ("" when every rule may)
     uncached_test: str
     #: (TTL, VCL true for a rule with that TTL), for the fetch that stores the object
@@ -274,6 +276,9 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
         heuristic_test=" || ".join(f"beresp.status == {s}" for s in HEURISTIC_STATUSES),
         heuristic=any(p.behaviour.heuristic for p in profiles.values()),
         store_set_cookie=any(p.behaviour.store_set_cookie for p in profiles.values()),
+        set_cookie_refuses=('(beresp.http.Set-Cookie && var.get("setcookie") != "1")'
+                            if any(p.behaviour.store_set_cookie for p in profiles.values())
+                            else "beresp.http.Set-Cookie"),
         uncached_test=rule_test(tuple(n for p in profiles.values() if not p.behaviour.cache
                                       for n in p.names)),
         ttl_tests=_ttl_tests((*rules, default)),

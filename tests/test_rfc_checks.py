@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from generator.capabilities import FEATURES
 from generator.load import load, loads
 from harness import report
 from harness.checks import derive, select
@@ -56,6 +57,7 @@ def test_engine_limits_are_named_by_capability_and_tag() -> None:
     limited = [c for c in rfc_checks() if c.feature]
     assert limited
     assert all(c.feature.startswith("http.") and c.feature in c.tags for c in limited)
+    assert {c.feature for c in limited} <= set(FEATURES), "a capability missing from the table"
 
 
 def test_the_family_is_not_derived_when_every_rule_overrides() -> None:

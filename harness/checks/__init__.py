@@ -108,7 +108,7 @@ def _run_engine(checks: Sequence[Check], stack: Stack, policy: Policy, engine: s
 
 def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckResult:
     """One check on one engine: passed, failed (with what explains it), unsupported or skipped."""
-    feature = FEATURES.get(check.feature or "")  # a capability not in the table yet: the check runs
+    feature = FEATURES[check.feature] if check.feature else None
     if feature is not None and feature.on(engine).level == "unsupported":
         how = feature.on(engine).how
         return _result(check, engine, "unsupported", f"{engine}: {how}")

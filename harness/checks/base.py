@@ -48,6 +48,9 @@ class Check:
 _TAGS = itertools.count(1)
 #: how long the engine's record of a stored object is polled for
 RECORD_WAIT = 3.0
+#: how long a check that must not store an answer gives the engine to write it anyway (engines
+#: finish writing after answering: a store that comes late must still be seen)
+STORE_WAIT = 1.0
 #: waits longer than this make a check slow (left out unless asked for)
 SLOW_WAIT = 10.0
 #: no check waits longer than this, even when asked: it is skipped with the wait it needs

@@ -35,13 +35,11 @@ from ..origin_client import OriginError, SeenRequest, parse_echo
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule, unmarked
 from ..regexgen import example
-from .base import Check, CheckSkipped, Ctx
+from .base import STORE_WAIT, Check, CheckSkipped, Ctx
 from .rules import isolated_rule, origin_answer, probe
 
 FILL_VARIANTS = 20
 MAX_RULES = 3
-#: how long a check that must not store an answer gives the engine to write it anyway
-STORE_WAIT = 1.0
 OVERSIZED = 16 * 1024
 UNSAFE_METHODS = ("PUT", "PATCH", "DELETE", "OPTIONS")
 ODD_METHODS = ("get", "Get", "PROPFIND", "CW-M_1")
