@@ -157,13 +157,13 @@ TABLE: tuple[Feature, ...] = (
                        "which has no time limit (cache.stale.if_error sets it)"),
             Support(N, "grace from stale-if-error, stale on a failed refetch"),
             "cache.stale.if_error in the policy", enforced=False),
-    Feature("http.request_directives", "a client's no-cache, Pragma: no-cache or max-age=0 makes "
-            "the cache ask the origin (RFC 9111 5.2.1: what the client 'prefers')",
-            "cache.origin_headers", _respects,
-            Support(U, "ignored by design: a client cannot make every request reach the origin "
-                       "(a reload storm on a popular URL); the RFC leaves it to the cache"),
-            Support(U, "ignored by design, as on nginx"),
-            "PURGE the URL, or a short max-age from the origin", enforced=False),
+    Feature("http.request_directives", "a client's no-cache, max-age=0, or Pragma: no-cache "
+            "without Cache-Control, makes the cache fetch from the origin (RFC 9111 5.2.1.1, "
+            "5.2.1.4, 5.4; relax: [request-no-cache])", "rules[].relax",
+            _any_rule(lambda r: "request-no-cache" in r.relax),
+            Support(N, "proxy_cache_bypass on the client's directives; the answer is stored"),
+            Support(N, "hash_always_miss on the client's directives; the answer is stored"),
+            "PURGE the URL, or a short max-age from the origin"),
     Feature("http.heuristic", "heuristic freshness from Last-Modified (RFC 9111 4.2.2; "
             "relax: [heuristic-freshness])", "rules[].relax",
             _any_rule(lambda r: "heuristic-freshness" in r.relax),

@@ -339,12 +339,17 @@ RULE = Obj("rule", {
                    "other: the origin must answer Vary: Cookie or private), set-cookie (a "
                    "response with Set-Cookie is stored, its Set-Cookie sent with every copy), "
                    "heuristic-freshness (a response with Last-Modified and no lifetime from the "
-                   "origin or the rule is kept a tenth of its age, at most a day; Varnish only). "
-                   "Only with origin_headers: respect.", (), example=["request-cookie"],
+                   "origin or the rule is kept a tenth of its age, at most a day; Varnish only), "
+                   "request-no-cache (a request with Cache-Control: no-cache or max-age=0, or "
+                   "Pragma: no-cache without Cache-Control, is fetched from the origin and its "
+                   "answer stored). Only with origin_headers: respect.", (),
+                   example=["request-cookie"],
                    nginx="`proxy_cache_bypass` / `proxy_no_cache` without the header, "
-                         "`proxy_ignore_headers Set-Cookie`",
+                         "`proxy_ignore_headers Set-Cookie`; request-no-cache: "
+                         "`proxy_cache_bypass $cw_req_nocache`",
                    varnish="no `return (pass)` / `hash_always_miss` for the header; "
-                           "`Set-Cookie` no longer makes the object uncacheable"),
+                           "`Set-Cookie` no longer makes the object uncacheable; "
+                           "request-no-cache: `hash_always_miss`"),
     "tags_from_header": Field(HEADER_NAME, "Response header carrying surrogate keys (tags) for "
                               "tag purges.", None, nullable=True, example="Surrogate-Key",
                               nginx="unsupported", varnish="copied to `xkey` (vmod xkey)"),

@@ -391,7 +391,8 @@ def _check_contradictions(policy: Policy, rule: Rule, at: str, problem: Report) 
 
 def _check_relax(rule: Rule, at: str, problem: Report) -> None:
     """``relax`` drops a deviation where it is in force, under respect only; set-cookie and
-    request-cookie share with everyone what the origin may have meant for one client: a warning."""
+    request-cookie share with everyone what the origin may have meant for one client, and
+    request-no-cache lets any client reach the origin: a warning."""
     if rule.relax and rule.origin_headers == "override":
         problem(f"{at}.relax", "applies to rules that respect origin headers (what RFC 9111 "
                 "allows depends on the origin's Cache-Control; remove relax or origin_headers: "
@@ -403,7 +404,8 @@ def _check_relax(rule: Rule, at: str, problem: Report) -> None:
             or (bool(rule.key.cookies) and "key.cookies keys on them"),
             "set-cookie": rule.strip_cookies and "strip_cookies removes Set-Cookie",
             "heuristic-freshness": bool(rule.ttl) and "the rule's ttl is the lifetime of a "
-                                   "response that gives none"}
+                                   "response that gives none",
+            "request-no-cache": False}
     for i, deviation in enumerate(rule.relax):
         if moot[deviation]:
             problem(f"{at}.relax[{i}]", f"{deviation} is not in force for this rule: {moot[deviation]}")
@@ -415,6 +417,10 @@ def _check_relax(rule: Rule, at: str, problem: Report) -> None:
         problem(f"{at}.relax", f"warning: rule '{rule.name}' shares one stored answer between "
                 "requests with different cookies (the origin must answer Vary: Cookie or "
                 "Cache-Control: private where a page depends on them)")
+    if "request-no-cache" in rule.relax:
+        problem(f"{at}.relax", f"warning: rule '{rule.name}' sends every request with "
+                "Cache-Control: no-cache or max-age=0 to the origin (any client can, e.g. a "
+                "browser's reload: a popular URL's reloads all reach the origin)")
 
 
 def _check_purge(policy: Policy, problem: Report) -> None:

@@ -179,6 +179,8 @@ class NginxModel:
     storable_statuses: str
     variables_hash_max_size: int
     strip_headers: tuple[str, ...]
+    #: some rule relaxes request-no-cache: $cw_req_nocache is defined
+    request_no_cache: bool
 
 
 def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> NginxModel:
@@ -226,6 +228,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         storable_statuses="|".join(str(s) for s in storable_statuses(policy)),
         variables_hash_max_size=_hash_size(len(predicates) + len(cookies) * 2 + len(rules)),
         strip_headers=stripped(),
+        request_no_cache=any("request-no-cache" in r.relax for r in rules),
     )
 
 
@@ -462,6 +465,8 @@ def _bypass_and_no_cache(rule: Rule) -> tuple[list[str], list[str]]:
         no_cache.append("$http_cookie")
     if rule.origin_headers == "respect":
         no_cache.append("$cw_req_nostore")  # RFC 9111 5.2.1.5: the request's own no-store
+    if "request-no-cache" in rule.relax:
+        bypass.append("$cw_req_nocache")  # RFC 9111 5.2.1.1, 5.2.1.4, 5.4: fetched, then stored
     return bypass, no_cache
 
 

@@ -107,6 +107,8 @@ class Behaviour:
     store_set_cookie: bool = False
     #: relax: heuristic-freshness -- Last-Modified gives a lifetime where nothing else does
     heuristic: bool = False
+    #: relax: request-no-cache -- the client's no-cache or max-age=0 fetches (and stores) anew
+    request_no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -490,6 +492,7 @@ def _behaviour(rule: Rule) -> Behaviour:
         auth_lookup="authorization-lookup" in rule.relax,
         store_set_cookie="set-cookie" in rule.relax,
         heuristic="heuristic-freshness" in rule.relax,
+        request_no_cache="request-no-cache" in rule.relax,
     )
 
 

@@ -11,9 +11,10 @@ TlsProfile = Literal["modern", "intermediate", "old"]
 KeyPart = Literal["scheme", "host", "path", "query"]
 PurgeKind = Literal["url", "pattern", "tag", "all"]
 #: the named ways the defaults are stricter than RFC 9111 (docs/policy.md); a rule may relax them
-Deviation = Literal["authorization-lookup", "request-cookie", "set-cookie", "heuristic-freshness"]
+Deviation = Literal["authorization-lookup", "request-cookie", "set-cookie", "heuristic-freshness",
+                    "request-no-cache"]
 DEVIATIONS: tuple[Deviation, ...] = ("authorization-lookup", "request-cookie", "set-cookie",
-                                     "heuristic-freshness")
+                                     "heuristic-freshness", "request-no-cache")
 
 CACHEABLE_METHODS = ("GET", "HEAD")
 SAFE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -204,6 +204,13 @@ def _app_image(client: Any) -> str:
      "--path 'blog': expected RULE=/path, e.g. static=/static/app.3f2a.js"),
     (["--origin", "http://127.0.0.1:9", "--path", "blog=/admin/"],
      "--path blog=/admin/: that request selects rule 'admin', not 'blog'"),
+    # a selection of nothing is never a passed run
+    (["--checks", "rule", "--checks", "purge.nothing"],
+     "--checks purge.nothing: no check derived for this policy has that id prefix or tag (its "
+     "checks' families: cache, defaults, faults, purge, rule, security)"),
+    (["--origin", "http://127.0.0.1:9", "--checks", "blackbox.nothing"],
+     "--checks blackbox.nothing: no check derived for this policy has that id prefix or tag "
+     "(its checks' families: blackbox, cache, defaults, faults, purge, rule, security)"),
 ])
 def test_bad_paths_exit_2_before_anything_starts(args: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

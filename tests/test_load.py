@@ -214,6 +214,20 @@ rules:
     assert any("stores responses with Set-Cookie" in w for w in policy.warnings)
 
 
+def test_relaxing_request_no_cache_is_a_warning() -> None:
+    policy = loads(BASE + """\
+rules:
+  - name: news
+    match: {path_prefix: /news/}
+    relax: [request-no-cache]
+""", "policy.yaml")
+    assert policy.rules[0].relax == ("request-no-cache",)
+    assert [w for w in policy.warnings if "no-cache" in w] == [
+        "policy.yaml:7:5: rules[0].relax: warning: rule 'news' sends every request with "
+        "Cache-Control: no-cache or max-age=0 to the origin (any client can, e.g. a browser's "
+        "reload: a popular URL's reloads all reach the origin)"]
+
+
 def test_relaxing_heuristic_freshness_with_a_ttl_is_moot() -> None:
     assert problems(BASE + """\
 rules:

@@ -294,3 +294,45 @@ def test_relaxing_heuristic_freshness_stores_by_last_modified_on_varnish() -> No
             _get(stack, "varnish", path)
         assert origin.count("/docs/a") == 1  # heuristic lifetime
         assert origin.count("/other/a") == 2  # the default rule keeps the deviation
+
+
+NO_CACHE = """
+version: 1
+name: request-no-cache
+origin: {url: http://app:8000}
+listen: {http: {port: 80}, hosts: [rfc.example.com]}
+cache: {origin_headers: respect}
+rules:
+  - name: news
+    match: {path_prefix: /news/}
+    relax: [request-no-cache]
+"""
+#: the client's directives that ask for the origin, and one that does not
+ASKS = ({"Cache-Control": "no-cache"}, {"Cache-Control": "max-age=0"}, {"Pragma": "no-cache"})
+TELLS_NOTHING = ({"Cache-Control": "max-age=60"}, {"Cache-Control": "no-transform", "Pragma": "no-cache"})
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_relaxing_request_no_cache_fetches_and_stores_anew(engine: str) -> None:
+    """RFC 9111 5.2.1.4, 5.2.1.1, 5.4 with relax: [request-no-cache]: the client's no-cache,
+    max-age=0 and Pragma: no-cache (without Cache-Control) reach the origin and the answer
+    replaces the stored one; other directives do not. Without the relax (the default rule) the
+    client's no-cache is answered from the cache."""
+    with LocalRuntime().start(loads(NO_CACHE, "no-cache.yaml"), (engine,)) as stack, \
+            OriginClient(stack.origin.control_url) as origin:
+        for path in ("/news/a", "/other/a"):
+            origin.add_rule({"path": path, "cache_control": "max-age=60"})
+            _get(stack, engine, path)
+            _settle()
+        for n, asks in enumerate(ASKS, start=2):
+            sent = _get(stack, engine, "/news/a", asks)
+            assert sent.status == 200 and origin.count("/news/a") == n, (asks, sent.summary())
+            _settle()
+            assert _get(stack, engine, "/news/a").status == 200  # the new answer was stored
+            assert origin.count("/news/a") == n, asks
+        for tells in TELLS_NOTHING:
+            _get(stack, engine, "/news/a", tells)
+        assert origin.count("/news/a") == 1 + len(ASKS)
+        _get(stack, engine, "/other/a", {"Cache-Control": "no-cache"})
+        assert origin.count("/other/a") == 1  # the deviation holds where it is not relaxed

@@ -188,3 +188,32 @@ def test_every_rfc_check_fails_on_a_tampered_config(runs: dict[str, Results]) ->
     print(f"no engine passes these yet (their negative is today's run): {nothing_yet}")
     assert not uncovered, f"checks no tampering fails (on the engines that pass them): {uncovered}"
     assert set(NO_NEGATIVE) <= set(rfc_ids())
+
+
+RELAXED = ROOT / "tests" / "data" / "rfc-relaxed.yaml"
+#: the checks a rule gets with relax: [request-no-cache] (harness/checks/rfc.py RELAXED_BY)
+CLIENT_DIRECTIVES = ("rfc.no-cache.request", "rfc.no-cache.pragma", "rfc.request.max-age-0")
+CLIENT_DIRECTIVES_IGNORED = Tampering(
+    "the client's no-cache, max-age=0 and Pragma ignored",
+    sub(r"(proxy_cache_bypass [^;]*) \$cw_req_nocache", r"\1"),
+    insert_after("sub vcl_recv {\n", "    unset req.http.Cache-Control;\n    unset req.http.Pragma;\n"))
+
+
+@pytest.mark.engine
+def test_the_relaxed_request_directives_fail_when_the_client_is_ignored(tmp_path: Path) -> None:
+    """relax: [request-no-cache] derives three more checks; each passes on both engines and
+    fails on a config that ignores the client's directives."""
+    assert set(CLIENT_DIRECTIVES) <= {c.id for c in select(derive(load(RELAXED), conformance=True), ["rfc"])}
+    assert not set(CLIENT_DIRECTIVES) & set(rfc_ids())  # the default keeps the deviation
+
+    def outcomes(name: str) -> dict[tuple[str, str], str]:
+        out = tmp_path / f"{name}.json"
+        main(["test", str(RELAXED), *(f"--checks={c}" for c in CLIENT_DIRECTIVES), "--no-scenarios",
+              "--json", str(out)])
+        return {(r["check_id"], r["engine"]): r["outcome"] for r in json.loads(out.read_text())["results"]}
+
+    every = {(c, e) for c in CLIENT_DIRECTIVES for e in ENGINES}
+    assert outcomes("untouched") == dict.fromkeys(every, "passed")
+    with pytest.MonkeyPatch.context() as patch:
+        tamper(patch, CLIENT_DIRECTIVES_IGNORED.edit)
+        assert outcomes("tampered") == dict.fromkeys(every, "failed")

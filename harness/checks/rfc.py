@@ -626,6 +626,8 @@ CONNECTION, VARY_EMPTY, PARTIAL, INTERIM = ("http.connection_fields", "http.vary
 FRESHNESS_DATES, UPDATE_HEADERS = "http.expires_date", "http.update_headers"
 STALE_IF_ERROR_STATUS = "http.stale_if_error_status"
 REQUEST_DIRECTIVES = "http.request_directives"
+#: checks of what a named deviation (docs/policy.md) forgoes: derived where the rule relaxes it
+RELAXED_BY = {HEURISTIC: "heuristic-freshness", REQUEST_DIRECTIVES: "request-no-cache"}
 
 
 def _lm(status: int = 200) -> Callable[[], Answer]:
@@ -942,7 +944,7 @@ def rfc_checks(policy: Policy) -> Iterator[Check]:
     if rule is None:
         return
     for spec in specs(policy):
-        if spec.feature == HEURISTIC and "heuristic-freshness" not in rule.relax:
+        if spec.feature in RELAXED_BY and RELAXED_BY[spec.feature] not in rule.relax:
             continue  # a named deviation of cachewright's (docs/policy.md), unless relaxed
         tags = (TAG, *((spec.feature,) if spec.feature else ()))
         yield Check(f"rfc.{spec.id}", f"{spec.section}: {spec.says}",

@@ -215,16 +215,28 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
         if args.path:
             raise UsageError("--path applies to your own app (--origin or --origin-image)")
         every = checks.derive(policy, conformance=checks.asks_conformance(args.checks))
+        _require_matches(args.checks, every)
         runnable, slow = _split_slow(checks.select(every, args.checks), args)
         return runnable, [], _slow_note(slow)
     options = checks.Options(response_identity(args), parse_paths(args.path))
     runnable, out = checks.derive_for_app(policy, options,
                                           conformance=checks.asks_conformance(args.checks))
+    _require_matches(args.checks, [*runnable, *out])
     asked_out = checks.select(out, args.checks) if args.checks else []
     note = (f"{len(out)} derived checks need the sample origin (they program or count it: TTLs, "
             "stale serving, origin faults, the security suite, ...) and were left out; run "
             "without --origin/--origin-image for them") if out and not args.checks else ""
     return checks.select(runnable, args.checks), asked_out, (note,) if note else ()
+
+
+def _require_matches(patterns: list[str], derived: list[checks.Check]) -> None:
+    """Every ``--checks`` pattern selects a check derived for this policy: a run of nothing (a
+    typo, a family the policy does not derive) is never reported as passed."""
+    unmatched = [p for p in patterns if not checks.select(derived, [p])]
+    if unmatched:
+        families = sorted({c.id.split(".")[0] for c in derived})
+        raise UsageError(f"--checks {', '.join(unmatched)}: no check derived for this policy has "
+                         "that id prefix or tag (its checks' families: " + ", ".join(families) + ")")
 
 
 class Tracer:
