@@ -285,6 +285,12 @@ sub vcl_deliver {
         # Varnish's own conditional handling compares entity tags only.
         set resp.status = 304;
     }
+    if (resp.http.X-Cw-Apparent) {
+        # The apparent age counts in Age as it did in the lifetime (RFC 9111 4.2.3).
+        set resp.http.Age = std.real2integer(std.real(resp.http.Age, 0) +
+                                             std.real(resp.http.X-Cw-Apparent, 0), 0);
+        unset resp.http.X-Cw-Apparent;
+    }
     unset resp.http.Via;
     unset resp.http.X-Varnish;
     return (deliver);
@@ -400,6 +406,8 @@ sub vcl_backend_response {
         # A revalidated object keeps its tags (a 304 is merged into the stored headers).
         unset beresp.http.xkey;
     }
+    # Ours alone (cw_apparent_age), recounted on every fetch and revalidation.
+    unset beresp.http.X-Cw-Apparent;
     # Ours replaces the origin's (or an upstream cache's), which is not passed on.
     unset beresp.http.Cache-Status;
     unset beresp.http.X-Cw-Host;
@@ -519,12 +527,14 @@ sub cw_explicit_ttl {
     }
 }
 
-# The apparent age (now - Date) beyond the Age the TTL already counted (RFC 9111 4.2.3).
+# The apparent age (now - Date) beyond the Age the TTL already counted (RFC 9111 4.2.3); kept
+# with the object for the Age of its hits (vcl_deliver).
 sub cw_apparent_age {
     var.set_duration("apparent", now - std.time(beresp.http.Date, now) -
                      std.duration(beresp.http.Age + "s", 0s));
     if (var.get_duration("apparent") > 0s) {
         set beresp.ttl = beresp.ttl - var.get_duration("apparent");
+        set beresp.http.X-Cw-Apparent = var.get_duration("apparent");
     }
 }
 
