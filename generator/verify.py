@@ -79,7 +79,7 @@ def _stand_in(text: str, hosts: list[str]) -> str:
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0]) is None:
         raise ToolMissing(f"{argv[0]} is not installed (needed to verify; on Debian: apt-get "
-                          f"install {_PACKAGES[argv[0]]})")
+                          f"install {PACKAGES[argv[0]]})")
     try:
         return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
                               check=False)
@@ -87,8 +87,10 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         raise VerifyError(f"{' '.join(argv[:2])} did not finish within {TIMEOUT} s") from None
 
 
-_PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge",
-             "varnishd": "varnish varnish-modules", "hitch": "hitch"}
+#: the Debian packages that give each engine binary and the modules generated configs load
+#: (purge, njs; varnish-modules' vmods); the one list the harness's hints name too
+PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js",
+            "varnishd": "varnish varnish-modules", "varnishlog": "varnish", "hitch": "hitch"}
 
 
 def _nginx(prefix: Path, policy_dir: Path) -> Verified:

@@ -53,6 +53,7 @@ from docker.models.networks import Network
 from generator.model import Policy
 from generator.pipeline import Options
 from generator.render import OutputFile
+from generator.verify import PACKAGES
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .local import nginx_stored, varnish_fetch, varnishd_args
@@ -211,7 +212,7 @@ def require_modules(engine: str, info: ImageInfo, files: Mapping[str, OutputFile
         missing = [m for m in wanted if f"libvmod_{m}.so" not in info.vmods]
         have = info.vmods
     if missing:
-        hint = ("libnginx-mod-http-cache-purge" if engine == "nginx" else "varnish-modules")
+        hint = ("the Debian packages " + PACKAGES["nginx"] if engine == "nginx" else "varnish-modules")
         raise HarnessError(
             f"image {info.image} ({engine}) lacks {', '.join(missing)}, which this policy needs "
             f"(image has: {', '.join(have) or 'no modules'}); build the stand-in images with "

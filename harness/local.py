@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from generator.model import Policy
 from generator.pipeline import Options
 from generator.render import OutputFile
+from generator.verify import PACKAGES
 
 from . import ui
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
@@ -54,12 +55,6 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 LOG_LINES = 40
-PACKAGES = {
-    "nginx": "nginx-light libnginx-mod-http-cache-purge",
-    "varnishd": "varnish varnish-modules",
-    "varnishlog": "varnish",
-    "hitch": "hitch",
-}
 
 
 def require(binary: str) -> str:

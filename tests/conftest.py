@@ -20,11 +20,12 @@ def missing_engines() -> list[str]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """The policy corpus's sample seed, in the session header whatever the verbosity, so a
-    failing CI sample can be rerun (tests/test_corpus.py)."""
+    """The sample seed, in the session header whatever the verbosity, so a failing CI sample can
+    be rerun (tests/test_corpus.py's policies, tests/test_docker_runtime.py's runs)."""
     from corpus import SEED_ENV, sample_seed  # tests/ is on sys.path (rootdir conftest)
 
-    return f"corpus sample seed {sample_seed()} (rerun with {SEED_ENV}={sample_seed()})"
+    return (f"sample seed {sample_seed()}: the policy corpus and the docker runs (rerun with "
+            f"{SEED_ENV}={sample_seed()})")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -33,8 +34,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = missing_engines()
     if not missing:
         return
+    from generator.verify import PACKAGES
+
     reason = (f"engine test needs {', '.join(missing)} on PATH (Debian: apt-get install "
-              "nginx-light libnginx-mod-http-cache-purge varnish varnish-modules hitch)")
+              f"{PACKAGES['nginx']} {PACKAGES['varnishd']} {PACKAGES['hitch']})")
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true: {reason}", pytrace=False)
     pytest.skip(reason)

@@ -15,6 +15,7 @@ from typing import Any
 from generator.errors import CachewrightError, ToolMissing
 from generator.load import load
 from generator.model import Policy
+from generator.verify import PACKAGES
 
 from .. import checks, client, report, ui
 from ..api import ENGINES, Runtime, Stack
@@ -142,8 +143,8 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _package(engine: str) -> str:
-    return "nginx-light libnginx-mod-http-cache-purge" if engine == "nginx" else \
-        "varnish varnish-modules hitch"
+    """Debian packages for ``engine`` (Varnish's with Hitch, which its HTTPS listener needs)."""
+    return PACKAGES["nginx"] if engine == "nginx" else f"{PACKAGES['varnishd']} {PACKAGES['hitch']}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${CACHEWRIGHT_IMAGE_CACHE:-/var/cache/cachewright}
 TAGS="cachewright/nginx:local cachewright/varnish:local cachewright/hitch:local cachewright/origin:local"
-PACKAGES="nginx-light libnginx-mod-http-cache-purge varnish varnish-modules hitch python3 ca-certificates"
+PACKAGES="nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js varnish varnish-modules hitch python3 ca-certificates"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 REBUILD=0
@@ -31,9 +31,12 @@ done
 
 log() { echo "build-local.sh: $*" >&2; }
 
+# present: every tag, built from today's package list (an image of an older list is rebuilt)
 all_present() {
     for tag in $TAGS; do
-        docker image inspect "$tag" >/dev/null 2>&1 || return 1
+        built=$(docker image inspect --format '{{ index .Config.Labels "cachewright.packages" }}' "$tag" 2>/dev/null) \
+            || return 1
+        [ "$built" = "$PACKAGES" ] || { log "$tag holds other packages ($built): rebuilding"; return 1; }
     done
 }
 
@@ -101,6 +104,7 @@ id=$(tar -C "$ROOT" -c . | docker import \
     --change 'ENV PYTHONPATH=/opt/cachewright PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'LABEL cachewright.image=local' \
     --change "LABEL cachewright.origin-sha256=$ORIGIN_SHA" \
+    --change "LABEL cachewright.packages=\"$PACKAGES\"" \
     --change 'CMD ["/bin/sh"]' \
     - "cachewright/stand-in:local")
 for tag in $TAGS; do
