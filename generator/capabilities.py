@@ -35,9 +35,16 @@ class Feature:
     enforced: bool = True  # False: reported (and checked) but never a compile error
     #: False: accept_missing cannot waive it (the engine would do something less safe instead)
     acceptable: bool = True
+    #: how nginx provides it for a policy that loads njs (``nginx: {njs: true}``), when it can
+    with_njs: Support | None = None
 
-    def on(self, engine: str) -> Support:
-        return self.nginx if engine == "nginx" else self.varnish
+    def on(self, engine: str, policy: Policy | None = None) -> Support:
+        """How ``engine`` provides the feature (for ``policy``, when its options change that)."""
+        if engine != "nginx":
+            return self.varnish
+        if self.with_njs is not None and policy is not None and policy.nginx.njs:
+            return self.with_njs
+        return self.nginx
 
 
 def _purge(kind: str) -> Callable[[Policy], bool]:
@@ -139,12 +146,23 @@ TABLE: tuple[Feature, ...] = (
             "send the PURGE over both http and https", enforced=False),
     # RFC 9111 behaviour of respecting rules (the rfc check family, `test --checks rfc`): reported,
     # never a compile error.
-    Feature("http.age", "Age on hits, and the origin's Age counted against freshness (RFC 9111 "
-            "4.2.3, 5.1)", "cache.origin_headers", _respects,
-            Support(U, "no Age on a hit and the origin's Age ignored: nginx keeps no age of an "
-                       "entry a variable could show (njs could compute it)"),
-            Support(N, "core: Age on hits, the origin's Age counted"),
-            "an origin that sends no Age; clients age responses by Date", enforced=False),
+    Feature("http.age", "Age on a response answered from the cache (RFC 9111 4, 5.1)",
+            "cache.origin_headers", _respects,
+            Support(U, "nginx keeps no age of an entry a variable could show; with nginx: {njs: "
+                       "true}, njs counts it"),
+            Support(N, "core: Age on hits"),
+            "nginx: {njs: true} (libnginx-mod-http-js; about 5 us of CPU per hit); clients also "
+            "age responses by the Date nginx keeps", enforced=False,
+            with_njs=Support(M, "njs (libnginx-mod-http-js, nginx: {njs: true}): "
+                                "nginx/cachewright.js counts the seconds since the stored Date, "
+                                "at least the origin's Age")),
+    Feature("http.age_freshness", "the origin's Age and an old Date shorten freshness (RFC "
+            "9111 4.2.3)", "cache.origin_headers", _respects,
+            Support(U, "nginx's lifetime is max-age from its own clock on arrival: no module "
+                       "phase runs before it (an extra proxy hop with njs could rewrite the "
+                       "lifetime)"),
+            Support(N, "core: the origin's Age and the apparent age counted"),
+            "an origin that sends no Age and a correct Date", enforced=False),
     Feature("http.expires_date", "lifetime from Expires minus Date (RFC 9111 4.2.1)",
             "cache.origin_headers", _respects,
             Support(U, "Expires is compared with nginx's own clock, not with the response's Date"),
@@ -201,10 +219,23 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "VCL: a CDN-Cache-Control that parses stands in for Cache-Control and "
                        "Expires while the object is judged; clients get the origin's Cache-Control"),
             "s-maxage for what shared caches should keep", enforced=False),
-    Feature("http.connection_fields", "fields named in Connection are neither stored nor "
-            "forwarded (RFC 9110 7.6.1)", "cache.origin_headers", _respects,
-            Support(U, "nginx drops the Connection field but keeps the fields it names"),
-            Support(N, "core"), "an origin that lists no fields in Connection", enforced=False),
+    Feature("http.connection_fields", "fields the origin names in Connection are not "
+            "forwarded, from the origin or from the cache (RFC 9110 7.6.1)",
+            "cache.origin_headers", _respects,
+            Support(U, "nginx drops the Connection field but keeps the fields it names; with "
+                       "nginx: {njs: true}, njs drops them"),
+            Support(N, "core"), "nginx: {njs: true} (libnginx-mod-http-js); an origin that lists "
+            "no fields in Connection", enforced=False,
+            with_njs=Support(M, "njs (libnginx-mod-http-js, nginx: {njs: true}): "
+                                "nginx/cachewright.js drops them from every response, stored "
+                                "ones included")),
+    Feature("http.connection_request_fields", "fields a client names in Connection do not reach "
+            "the origin (RFC 9110 7.6.1)", "cache.origin_headers", _respects,
+            Support(U, "nginx drops the Connection field but forwards the fields it names: a "
+                       "proxied request's fields cannot be removed by a name known only at run "
+                       "time"),
+            Support(N, "core: varnishd removes them while parsing the request"),
+            "clients that list no fields in Connection", enforced=False),
     Feature("purge.soft", "soft purge (keep as stale)", "purge.soft",
             lambda p: p.purge is not None and p.purge.soft,
             Support(U, "no soft purge in ngx_cache_purge"),
@@ -227,7 +258,8 @@ def used_features(policy: Policy) -> list[Feature]:
 
 def missing(policy: Policy, engine: str) -> list[Feature]:
     """Used features ``engine`` cannot provide (whether or not the policy accepts that)."""
-    return [f for f in used_features(policy) if f.on(engine).level == "unsupported" and f.enforced]
+    return [f for f in used_features(policy)
+            if f.on(engine, policy).level == "unsupported" and f.enforced]
 
 
 def check(policy: Policy, engine: str) -> list[str]:
@@ -236,7 +268,7 @@ def check(policy: Policy, engine: str) -> list[str]:
     errors, warnings = [], _warnings(policy, engine)
     for feature in missing(policy, engine):
         where = f"{policy.where(feature.path.replace('[]', ''))}: {feature.path}"
-        what = f"{feature.title} ({feature.id}) is unsupported on {engine}: {feature.on(engine).how}"
+        what = f"{feature.title} ({feature.id}) is unsupported on {engine}: {feature.on(engine, policy).how}"
         if feature.id in accepted and feature.acceptable:
             warnings.append(f"{where}: warning: {what}; accepted by accept_missing.{engine}")
             continue

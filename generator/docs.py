@@ -153,7 +153,10 @@ def capabilities_table(only: tuple[str, ...] = ()) -> str:
             alternative += " (reported only: never a compile error)"
         if not f.acceptable:
             alternative += " (accept_missing cannot waive it)"
-        out.append(f"| `{f.id}` | {_cell(f.title)} ({path}) | {_support(f.nginx)} | "
+        nginx = _support(f.nginx)
+        if f.with_njs is not None:
+            nginx += f"; with `nginx: {{njs: true}}`: {_support(f.with_njs)}"
+        out.append(f"| `{f.id}` | {_cell(f.title)} ({path}) | {nginx} | "
                    f"{_support(f.varnish)} | {alternative} |")
     return "\n".join(out) + "\n"
 

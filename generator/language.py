@@ -380,6 +380,17 @@ HEADERS = Obj("headers", {
                                "Cache name used in Cache-Status.", "cachewright"),
 }, "Response headers added by the cache.")
 
+NGINX = Obj("nginx", {
+    "njs": Field(Bool(), "Load njs (Debian: libnginx-mod-http-js) so that the rules that respect "
+                 "origin headers send Age on a stored response (RFC 9111 5.1) and drop the fields "
+                 "the origin lists in Connection (RFC 9110 7.6.1), as Varnish does; it costs "
+                 "about 5 microseconds of CPU per hit (docs/compare.md). Without it nginx "
+                 "reports both as engine limits.", False,
+                 nginx="`load_module ngx_http_js_module.so`, `js_import` of nginx/cachewright.js, "
+                       "`js_header_filter` in those rules' locations",
+                 varnish="not used (core)"),
+}, "Options of the nginx target only.")
+
 FEATURE_NAME = Str(r"[a-z_.]+", "a feature id from `cachewright capabilities`", 64)
 ACCEPT_MISSING = Obj("accept_missing", {
     engine: Field(ListOf(FEATURE_NAME), f"Features this policy accepts {engine} lacks.", (),
@@ -399,4 +410,5 @@ POLICY = Obj("policy", {
     "purge": Field(PURGE, "Invalidation; off when absent.", None, nullable=True),
     "headers": Field(HEADERS, "Added response headers.", {}),
     "accept_missing": Field(ACCEPT_MISSING, "Accepted missing features per engine.", {}),
+    "nginx": Field(NGINX, "Options of the nginx target only.", {}),
 }, "A cachewright policy.")

@@ -25,6 +25,7 @@ from .model import (
     HttpsListener,
     Listen,
     Match,
+    NginxOptions,
     Origin,
     OriginTls,
     Policy,
@@ -139,6 +140,7 @@ def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) 
         purge=Purge(purge["allow"], purge["kinds"], purge["soft"]) if purge else None,
         headers=Headers(raw["headers"]["cache_status"], raw["headers"]["cache_status_name"]),
         accept_missing=tuple((k, v) for k, v in sorted(raw["accept_missing"].items()) if v),
+        nginx=NginxOptions(raw["nginx"]["njs"]),
         marks=dict(marks),
     )
 

@@ -107,6 +107,9 @@ class Location:
     hide_headers: tuple[str, ...]
     #: client headers removed before the origin (generator/hygiene.py): all but those it keys on
     strip_headers: tuple[str, ...]
+    #: its responses end in njs (cw.respond): Age on a stored answer (RFC 9111 5.1), no field the
+    #: origin listed in Connection (RFC 9110 7.6.1)
+    respond: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,12 @@ class NginxModel:
     strip_headers: tuple[str, ...]
     #: some rule relaxes request-no-cache: $cw_req_nocache is defined
     request_no_cache: bool
+    #: the njs module of the locations that respond through it (nginx/cachewright.js)
+    njs_script: str | None
+
+
+#: the njs module beside nginx.conf (js_import resolves it against the configuration's folder)
+NJS_SCRIPT = "cachewright.js"
 
 
 def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> NginxModel:
@@ -191,9 +200,13 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
     rules = (*policy.rules, policy.default_rule)
     tags = tag_headers(policy)
     http2_directive = version >= (1, 25, 1)
+    locations = tuple(_location(policy, r, cookies, tags) for r in rules)
+    njs = any(loc.respond for loc in locations)
+    modules = (*(("ngx_http_cache_purge_module.so",) if purge else ()),
+               *(("ngx_http_js_module.so",) if njs else ()))
     return NginxModel(
         name=policy.name,
-        load_modules=(f"{modules_dir}/ngx_http_cache_purge_module.so",) if purge else (),
+        load_modules=tuple(f"{modules_dir}/{module}" for module in modules),
         cache_size=f"{policy.cache.size // (1024 * 1024)}m",
         inactive=format_duration(max(_max_ttl(policy), 600)),
         servers=tuple(f"{s.host}:{s.port}" for s in policy.origin.servers),
@@ -214,7 +227,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         raw_path=any(p.source == "$cw_rawpath" for p in predicates.values()),
         selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':GET:$cw_path"',
         choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
-        locations=tuple(_location(policy, r, cookies, tags) for r in rules),
+        locations=locations,
         listeners=_listeners(policy, http2_directive),
         redirect=_redirect(policy),
         tls=_tls(policy, http2_directive),
@@ -229,6 +242,7 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         variables_hash_max_size=_hash_size(len(predicates) + len(cookies) * 2 + len(rules)),
         strip_headers=stripped(),
         request_no_cache=any("request-no-cache" in r.relax for r in rules),
+        njs_script=NJS_SCRIPT if njs else None,
     )
 
 
@@ -444,8 +458,9 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(tags, rule),
+        hide_headers=_hide_headers(tags, rule, _responds_in_njs(policy, rule)),
         strip_headers=stripped(rule),
+        respond=_responds_in_njs(policy, rule),
     )
 
 
@@ -470,10 +485,20 @@ def _bypass_and_no_cache(rule: Rule) -> tuple[list[str], list[str]]:
     return bypass, no_cache
 
 
-def _hide_headers(tags: tuple[str, ...], rule: Rule) -> tuple[str, ...]:
+def _responds_in_njs(policy: Policy, rule: Rule) -> bool:
+    """With nginx.njs, a respecting rule's stored answers carry their age (RFC 9111 4: a cache
+    MUST generate Age when it answers from storage), which nginx keeps nowhere a variable shows,
+    and lose the fields the origin listed in Connection (RFC 9110 7.6.1), which no directive can
+    name."""
+    return policy.nginx.njs and rule.cache and rule.origin_headers == "respect"
+
+
+def _hide_headers(tags: tuple[str, ...], rule: Rule, njs: bool) -> tuple[str, ...]:
     """Origin response headers clients never see: Cache-Status is ours, tag headers are consumed
-    by the cache (as on Varnish), Set-Cookie is dropped where cookies are stripped."""
-    return ("Cache-Status", *tags, *(("Set-Cookie",) if rule.strip_cookies else ()))
+    by the cache (as on Varnish), Set-Cookie is dropped where cookies are stripped, and Age is
+    the cache's own where njs counts it (cw.respond passes the origin's on a miss)."""
+    return ("Cache-Status", *tags, *(("Set-Cookie",) if rule.strip_cookies else ()),
+            *(("Age",) if njs else ()))
 
 
 def tag_headers(policy: Policy) -> tuple[str, ...]:

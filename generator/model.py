@@ -207,6 +207,12 @@ class Headers:
 
 
 @dataclass(frozen=True)
+class NginxOptions:
+    #: njs loaded: Age on the hits of respecting rules, the origin's Connection fields dropped
+    njs: bool = False
+
+
+@dataclass(frozen=True)
 class Policy:
     version: int
     name: str
@@ -219,6 +225,7 @@ class Policy:
     purge: Purge | None
     headers: Headers
     accept_missing: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    nginx: NginxOptions = NginxOptions()
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
     #: what compiles but may not be what was meant, as ``file:line:col: path: warning: ...``
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

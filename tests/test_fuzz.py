@@ -69,7 +69,7 @@ class Result:
 def nginx_allowed() -> frozenset[str]:
     """Every directive name the nginx templates can write (first word of each template line)."""
     names = {"<entry>"}
-    for template in (ROOT / "templates" / "nginx").glob("*.j2"):
+    for template in (ROOT / "templates" / "nginx").glob("*.conf.j2"):
         for line in template.read_text(encoding="utf-8").splitlines():
             m = re.match(r"\s*([a-z_0-9]+)(?:\s|;|$)", line)
             if m:
@@ -110,7 +110,11 @@ def read_back(files: tuple[OutputFile, ...]) -> str | None:
         if extra:
             return f"nginx.conf: directives the templates never write: {sorted(extra)}"
         modules = [a for a in nginx_args(tree, "load_module")
-                   if len(a) != 1 or not a[0].endswith("/ngx_http_cache_purge_module.so")]
+                   if len(a) != 1 or not a[0].endswith(("/ngx_http_cache_purge_module.so",
+                                                         "/ngx_http_js_module.so"))]
+        imports = nginx_args(tree, "js_import")
+        if imports not in ([], [("cw", "from", "cachewright.js")]):
+            return f"nginx.conf: unexpected js_import {imports}"
         if modules:
             return f"nginx.conf: unexpected load_module {modules}"
     if "varnish/default.vcl" in texts:

@@ -51,7 +51,7 @@ def test_unknown_key_suggests_the_closest() -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     assert problems(BASE + "zzz: 1\n") == [
         "policy.yaml:4:1: zzz: unknown key 'zzz' (expected one of: version, name, origin, listen, "
-        "cache, rules, purge, headers, accept_missing)"]
+        "cache, rules, purge, headers, accept_missing, nginx)"]
 
 
 def test_bad_duration() -> None:
@@ -237,3 +237,21 @@ rules:
     relax: [heuristic-freshness]
 """) == ["policy.yaml:8:13: rules[0].relax[0]: heuristic-freshness is not in force for this "
          "rule: the rule's ttl is the lifetime of a response that gives none"]
+
+
+def test_njs_is_an_nginx_option_off_by_default() -> None:
+    from generator.pipeline import compile_policy
+
+    plain = loads(BASE, "policy.yaml")
+    opted = loads(BASE + "nginx: {njs: true}\n", "policy.yaml")
+    assert (plain.nginx.njs, opted.nginx.njs) == (False, True)
+    files = {p: {f.path: f.text for f in compile_policy(x, ("nginx",)).files} for p, x in
+             (("plain", plain), ("opted", opted))}
+    assert set(files["plain"]) == {"nginx/nginx.conf"}
+    assert "js_" not in files["plain"]["nginx/nginx.conf"]
+    assert set(files["opted"]) == {"nginx/nginx.conf", "nginx/cachewright.js"}
+    conf = files["opted"]["nginx/nginx.conf"]
+    assert "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;" in conf
+    assert "js_import cw from cachewright.js;" in conf and "js_header_filter cw.respond;" in conf
+    assert problems(BASE + "nginx: {njs: yes please}\n") == [
+        'policy.yaml:4:14: nginx.njs: "yes please" is not true or false']

@@ -8,6 +8,7 @@ Each test proves what the origin saw (its request log and counts), not only a he
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Iterator
 
@@ -46,6 +47,7 @@ rules:
   - name: api
     match: {{path_prefix: /api/}}
     ttl: 1m
+nginx: {{njs: true}}  # Age on nginx's hits (test_a_hit_carries_its_age_from_the_origins_date)
 """
 BODY = 16 * 1024
 
@@ -294,6 +296,28 @@ def test_relaxing_heuristic_freshness_stores_by_last_modified_on_varnish() -> No
             _get(stack, "varnish", path)
         assert origin.count("/docs/a") == 1  # heuristic lifetime
         assert origin.count("/other/a") == 2  # the default rule keeps the deviation
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_hit_carries_its_age_from_the_origins_date(stack: Stack, origin: OriginClient,
+                                                     engine: str) -> None:
+    """RFC 9111 4, 5.1: a response answered from storage carries Age, its current age: 30 s for
+    an answer whose Date is 30 s old (nginx: counted by njs, nginx: {njs: true}), at least the
+    origin's own Age, and on a miss the origin's Age passes unchanged."""
+    dated, aged = f"/api/dated-{engine}", f"/api/aged-{engine}"
+    origin.add_rule({"path": dated, "cache_control": "max-age=600",
+                     "headers": {"Date": email.utils.formatdate(time.time() - 30, usegmt=True)}})
+    origin.add_rule({"path": aged, "cache_control": "max-age=600", "headers": {"Age": "20"}})
+    _get(stack, engine, dated)
+    miss = _get(stack, engine, aged)
+    assert miss.header("Age") in ("20", "21"), miss.summary()
+    _settle()
+    for path, least in ((dated, 30), (aged, 20)):
+        hit = _get(stack, engine, path)
+        age = hit.header("Age") or ""
+        assert origin.count(path) == 1 and age.isdigit(), hit.summary()
+        assert least <= int(age) <= least + 3, (path, hit.summary())
 
 
 NO_CACHE = """

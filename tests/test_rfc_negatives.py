@@ -13,7 +13,9 @@ costs about 30 s; the mistakes of one run fail different checks):
 * **invalidate everything on POST** (Varnish): fails the checks that an invalidation must not
   reach further than its URL; **invalidate nothing** fails the invalidation checks;
 * **no Age, a fresh Date** on hits (Varnish), **HEAD stored as GET**, **If-Modified-Since
-  matched exactly** and **nginx's own Date on hits** (nginx).
+  matched exactly** and **nginx's own Date on hits** (nginx); the options a policy opts into
+  (`tests/data/rfc-opt-in.yaml`: the client's `no-cache` honoured, njs on nginx) are run
+  untouched and ignored.
 
 A check that no engine passes today has nothing to negate yet (its negative is the failing
 untouched run); the test lists those and requires the others to be covered. ``NO_NEGATIVE``
@@ -128,7 +130,7 @@ TAMPERINGS = (
 #: checks an engine passes that no configuration of that engine can fail (check -> why)
 NO_NEGATIVE = {
     "rfc.connection.request": "varnishd removes the fields a client lists in Connection while "
-                              "parsing the request, before any VCL runs; nginx fails it today",
+                              "parsing the request, before any VCL runs; nginx cannot (a limit)",
 }
 
 Results = dict[tuple[str, str], dict[str, Any]]
@@ -190,30 +192,36 @@ def test_every_rfc_check_fails_on_a_tampered_config(runs: dict[str, Results]) ->
     assert set(NO_NEGATIVE) <= set(rfc_ids())
 
 
-RELAXED = ROOT / "tests" / "data" / "rfc-relaxed.yaml"
+
+OPT_IN = ROOT / "tests" / "data" / "rfc-opt-in.yaml"
 #: the checks a rule gets with relax: [request-no-cache] (harness/checks/rfc.py RELAXED_BY)
 CLIENT_DIRECTIVES = ("rfc.no-cache.request", "rfc.no-cache.pragma", "rfc.request.max-age-0")
-CLIENT_DIRECTIVES_IGNORED = Tampering(
-    "the client's no-cache, max-age=0 and Pragma ignored",
-    sub(r"(proxy_cache_bypass [^;]*) \$cw_req_nocache", r"\1"),
+#: the checks nginx passes with nginx: {njs: true} (engine limits without it)
+NJS = ("rfc.age.on-hit", "rfc.connection.response")
+OPTIONS_IGNORED = Tampering(
+    "the client's no-cache, max-age=0 and Pragma ignored; no njs header filter (nginx)",
+    chain(sub(r"(proxy_cache_bypass [^;]*) \$cw_req_nocache", r"\1"),
+          sub(r"\n\s*js_header_filter cw\.respond;", "")),
     insert_after("sub vcl_recv {\n", "    unset req.http.Cache-Control;\n    unset req.http.Pragma;\n"))
 
 
 @pytest.mark.engine
-def test_the_relaxed_request_directives_fail_when_the_client_is_ignored(tmp_path: Path) -> None:
-    """relax: [request-no-cache] derives three more checks; each passes on both engines and
-    fails on a config that ignores the client's directives."""
-    assert set(CLIENT_DIRECTIVES) <= {c.id for c in select(derive(load(RELAXED), conformance=True), ["rfc"])}
+def test_what_a_policy_opts_into_fails_when_the_config_ignores_it(tmp_path: Path) -> None:
+    """relax: [request-no-cache] derives three more checks, nginx: {njs: true} makes two nginx
+    limits checks; each passes and fails on a config that ignores the option."""
+    opted = {c.id: c for c in select(derive(load(OPT_IN), conformance=True), ["rfc"])}
+    assert set(CLIENT_DIRECTIVES) | set(NJS) <= set(opted)
     assert not set(CLIENT_DIRECTIVES) & set(rfc_ids())  # the default keeps the deviation
 
     def outcomes(name: str) -> dict[tuple[str, str], str]:
         out = tmp_path / f"{name}.json"
-        main(["test", str(RELAXED), *(f"--checks={c}" for c in CLIENT_DIRECTIVES), "--no-scenarios",
-              "--json", str(out)])
+        main(["test", str(OPT_IN), *(f"--checks={c}" for c in (*CLIENT_DIRECTIVES, *NJS)),
+              "--no-scenarios", "--json", str(out)])
         return {(r["check_id"], r["engine"]): r["outcome"] for r in json.loads(out.read_text())["results"]}
 
-    every = {(c, e) for c in CLIENT_DIRECTIVES for e in ENGINES}
+    every = {(c, e) for c in (*CLIENT_DIRECTIVES, *NJS) for e in ENGINES}
     assert outcomes("untouched") == dict.fromkeys(every, "passed")
     with pytest.MonkeyPatch.context() as patch:
-        tamper(patch, CLIENT_DIRECTIVES_IGNORED.edit)
-        assert outcomes("tampered") == dict.fromkeys(every, "failed")
+        tamper(patch, OPTIONS_IGNORED.edit)
+        broken = outcomes("tampered")
+    assert broken == {key: "passed" if key in {(c, "varnish") for c in NJS} else "failed" for key in every}

@@ -14,7 +14,7 @@ from generator.load import loads, reader_problem
 from harness.cli import main
 
 BASE = "version: 1\nname: x\norigin: {url: http://app:8000}\n"
-EXPECTED_KEYS = "version, name, origin, listen, cache, rules, purge, headers, accept_missing"
+EXPECTED_KEYS = "version, name, origin, listen, cache, rules, purge, headers, accept_missing, nginx"
 
 
 def problems(text: str) -> list[str]:

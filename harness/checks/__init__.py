@@ -109,8 +109,8 @@ def _run_engine(checks: Sequence[Check], stack: Stack, policy: Policy, engine: s
 def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckResult:
     """One check on one engine: passed, failed (with what explains it), unsupported or skipped."""
     feature = FEATURES[check.feature] if check.feature else None
-    if feature is not None and feature.on(engine).level == "unsupported":
-        how = feature.on(engine).how
+    if feature is not None and feature.on(engine, policy).level == "unsupported":
+        how = feature.on(engine, policy).how
         return _result(check, engine, "unsupported", f"{engine}: {how}")
     if not stack.alive(engine):
         return _result(check, engine, "failed", f"{engine} is not running (it exited during the run)",

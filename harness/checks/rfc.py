@@ -624,6 +624,7 @@ AGE, HEURISTIC, INVALIDATE, TARGETED = "http.age", "http.heuristic", "http.inval
 CONNECTION, VARY_EMPTY, PARTIAL, INTERIM = ("http.connection_fields", "http.vary_absent_empty",
                                             "http.partial_responses", "http.interim_responses")
 FRESHNESS_DATES, UPDATE_HEADERS = "http.expires_date", "http.update_headers"
+AGE_FRESHNESS, CONNECTION_REQUEST = "http.age_freshness", "http.connection_request_fields"
 STALE_IF_ERROR_STATUS = "http.stale_if_error_status"
 REQUEST_DIRECTIVES = "http.request_directives"
 #: checks of what a named deviation (docs/policy.md) forgoes: derived where the rule relaxes it
@@ -678,13 +679,13 @@ def _freshness() -> Iterator[Spec]:
                                    "headers": {"Date": http_date(3600)}}, False,
                  FRESHNESS_DATES)
     yield _reuse("freshness.age.counted", f"{R9111}4.2.3", "the origin's Age counts: Age 58 with "
-                 "max-age=60 is stale 3s later", _fresh(headers={"Age": "58"}), False, AGE,
+                 "max-age=60 is stale 3s later", _fresh(headers={"Age": "58"}), False, AGE_FRESHNESS,
                  wait=EXPIRED + 1)
     yield _reuse("freshness.age.exceeds", f"{R9111}4.2.3", "Age 120 with max-age=60 arrives "
-                 "stale: not reused", _fresh(headers={"Age": "120"}), False, AGE)
+                 "stale: not reused", _fresh(headers={"Age": "120"}), False, AGE_FRESHNESS)
     yield _reuse("freshness.age.apparent", f"{R9111}4.2.3", "a Date an hour old makes max-age=60 "
                  "stale on arrival (apparent age)",
-                 lambda: _fresh(headers={"Date": http_date(-3600)}), False, AGE)
+                 lambda: _fresh(headers={"Date": http_date(-3600)}), False, AGE_FRESHNESS)
     yield _reuse("freshness.heuristic.200", f"{R9111}4.2.2", "a 200 with Last-Modified ten days "
                  "ago and no explicit lifetime is reused (heuristic freshness)", _lm(), True,
                  HEURISTIC)
@@ -922,7 +923,7 @@ def _others() -> Iterator[Spec]:
     yield _spec("connection.response", f"{R9110}7.6.1", "fields the origin lists in Connection "
                 "are neither forwarded nor stored", check_connection_response, CONNECTION)
     yield _spec("connection.request", f"{R9110}7.6.1", "fields the client lists in Connection "
-                "do not reach the origin", check_connection_request, CONNECTION)
+                "do not reach the origin", check_connection_request, CONNECTION_REQUEST)
 
 
 def specs(policy: Policy) -> list[Spec]:

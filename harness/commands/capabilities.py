@@ -8,6 +8,7 @@ from typing import Any
 
 from generator import capabilities
 from generator.load import load
+from generator.model import Policy
 
 
 def add_parser(sub: Any) -> None:
@@ -20,10 +21,12 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def table(features: list[capabilities.Feature]) -> str:
+def table(features: list[capabilities.Feature], policy: Policy | None = None) -> str:
+    """The table, each engine's support as ``policy`` gets it (its nginx options count)."""
     rows = [("feature", "nginx", "varnish", "alternative")]
     for f in features:
-        rows.append((f.id, _cell(f.nginx), _cell(f.varnish), f.alternative or "-"))
+        rows.append((f.id, _cell(f.on("nginx", policy)), _cell(f.on("varnish", policy)),
+                     f.alternative or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(r)).rstrip()
@@ -35,8 +38,9 @@ def _cell(support: capabilities.Support) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    features = list(capabilities.TABLE)
+    features, policy = list(capabilities.TABLE), None
     if args.policy is not None:
-        features = capabilities.used_features(load(args.policy))
-    print(table(features))
+        policy = load(args.policy)
+        features = capabilities.used_features(policy)
+    print(table(features, policy))
     return 0

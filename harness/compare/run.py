@@ -269,9 +269,10 @@ def capability_rows(policy: Policy) -> list[dict[str, Any]]:
     rows = []
     for feature in used_features(policy):
         accepted = [e for e in ("nginx", "varnish") if feature.id in policy.accepted_missing(e)]
+        nginx, varnish = feature.on("nginx", policy), feature.on("varnish", policy)
         rows.append({"feature": feature.id, "title": feature.title,
-                     "nginx": feature.nginx.level, "varnish": feature.varnish.level,
-                     "how": {"nginx": feature.nginx.how, "varnish": feature.varnish.how},
+                     "nginx": nginx.level, "varnish": varnish.level,
+                     "how": {"nginx": nginx.how, "varnish": varnish.how},
                      "alternative": feature.alternative or None, "accepted_missing": accepted})
     return rows
 
