@@ -59,6 +59,12 @@ def _respects(policy: Policy) -> bool:
     return any(r.cache and r.origin_headers == "respect" for r in (*policy.rules, policy.default_rule))
 
 
+def _njs(how: str) -> Support:
+    """nginx's support with ``nginx: {njs: true}``: the generated header filter does it."""
+    return Support("module", f"njs (libnginx-mod-http-js, nginx: {{njs: true}}): "
+                             f"nginx/cachewright.js {how}")
+
+
 N: Level = "native"
 M: Level = "module"
 U: Level = "unsupported"
@@ -153,9 +159,7 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "core: Age on hits"),
             "nginx: {njs: true} (libnginx-mod-http-js; about 5 us of CPU per hit); clients also "
             "age responses by the Date nginx keeps", enforced=False,
-            with_njs=Support(M, "njs (libnginx-mod-http-js, nginx: {njs: true}): "
-                                "nginx/cachewright.js counts the seconds since the stored Date, "
-                                "at least the origin's Age")),
+            with_njs=_njs("counts the seconds since the stored Date, at least the origin's Age")),
     Feature("http.age_freshness", "the origin's Age and an old Date shorten freshness (RFC "
             "9111 4.2.3)", "cache.origin_headers", _respects,
             Support(U, "nginx's lifetime is max-age from its own clock on arrival: no module "
@@ -226,9 +230,7 @@ TABLE: tuple[Feature, ...] = (
                        "nginx: {njs: true}, njs drops them"),
             Support(N, "core"), "nginx: {njs: true} (libnginx-mod-http-js); an origin that lists "
             "no fields in Connection", enforced=False,
-            with_njs=Support(M, "njs (libnginx-mod-http-js, nginx: {njs: true}): "
-                                "nginx/cachewright.js drops them from every response, stored "
-                                "ones included")),
+            with_njs=_njs("drops them from every response, stored ones included")),
     Feature("http.connection_request_fields", "fields a client names in Connection do not reach "
             "the origin (RFC 9110 7.6.1)", "cache.origin_headers", _respects,
             Support(U, "nginx drops the Connection field but forwards the fields it names: a "
