@@ -686,6 +686,11 @@ def _freshness() -> Iterator[Spec]:
     yield _reuse("freshness.age.apparent", f"{R9111}4.2.3", "a Date an hour old makes max-age=60 "
                  "stale on arrival (apparent age)",
                  lambda: _fresh(headers={"Date": http_date(-3600)}), False, AGE_FRESHNESS)
+    yield _reuse("freshness.age.invalid", f"{R9111}5.1", "an Age that is not a non-negative "
+                 "integer (1.5) is ignored: max-age=60 is reused", _fresh(headers={"Age": "1.5"}),
+                 True)
+    yield _reuse("freshness.age.list", f"{R9111}5.1", "of a list-based Age (5, 100) the first "
+                 "member counts: max-age=60 is reused", _fresh(headers={"Age": "5, 100"}), True)
     yield _reuse("freshness.heuristic.200", f"{R9111}4.2.2", "a 200 with Last-Modified ten days "
                  "ago and no explicit lifetime is reused (heuristic freshness)", _lm(), True,
                  HEURISTIC)
