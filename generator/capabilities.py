@@ -55,6 +55,11 @@ def _any_rule(pred: Callable[..., bool]) -> Callable[[Policy], bool]:
     return lambda p: any(pred(r) for r in p.rules)
 
 
+def serves_stale(policy: Policy) -> bool:
+    """The policy's own stale windows (cache.stale) are open."""
+    return bool(policy.cache.stale.while_revalidate or policy.cache.stale.if_error)
+
+
 def _respects(policy: Policy) -> bool:
     return any(r.cache and r.origin_headers == "respect" for r in (*policy.rules, policy.default_rule))
 
@@ -172,6 +177,15 @@ TABLE: tuple[Feature, ...] = (
             Support(U, "Expires is compared with nginx's own clock, not with the response's Date"),
             Support(N, "core (Expires - Date when the clocks differ)"),
             "max-age instead of Expires", enforced=False),
+    Feature("http.no_stale_directives", "must-revalidate, proxy-revalidate and s-maxage keep "
+            "an expired response from being served stale, the policy's cache.stale windows "
+            "included (RFC 9111 4.2.4, 5.2.2.2, 5.2.2.8, 5.2.2.10)", "cache.stale",
+            lambda p: _respects(p) and serves_stale(p),
+            Support(U, "proxy_cache_use_stale is fixed per location: the policy's cache.stale "
+                       "serves any expired response stale, a must-revalidate one too"),
+            Support(N, "grace 0 for such a response; it is revalidated from keep"),
+            "no cache.stale windows (the origin's own stale-while-revalidate / stale-if-error "
+            "where it allows them), or origin_headers: override", enforced=False),
     Feature("http.stale_if_error_status", "the origin's stale-if-error on a 5xx answer (RFC 5861 4)",
             "cache.origin_headers", _respects,
             Support(U, "nginx 1.22 serves the origin's stale-if-error on a connection error or "

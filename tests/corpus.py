@@ -98,6 +98,7 @@ TRAITS: dict[str, str] = {
     "origin-probe": "`origin.probe` (Varnish only)",
     "read-timeout-short": "`origin.read_timeout: 3s` (the timeout faults run)",
     "cache-status-name": "a custom `headers.cache_status_name`",
+    "nginx-njs": "`nginx: {njs: true}` (njs: Age on hits, the origin's Connection fields dropped)",
 }
 
 
@@ -396,6 +397,9 @@ def generate(seed: int, index: int) -> CorpusPolicy:
     if site.chance(0.06):
         doc["headers"] = {"cache_status_name": site.pick(["edge", "cdn-cache", "shop.cache"])}
         site.traits.add("cache-status-name")
+    if site.chance(0.2):
+        doc["nginx"] = {"njs": True}
+        site.traits.add("nginx-njs")
     _accept_missing(doc)
     return CorpusPolicy(seed, index, doc, frozenset(site.traits))
 

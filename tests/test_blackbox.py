@@ -207,10 +207,10 @@ def _app_image(client: Any) -> str:
     # a selection of nothing is never a passed run
     (["--checks", "rule", "--checks", "purge.nothing"],
      "--checks purge.nothing: no check derived for this policy has that id prefix or tag (its "
-     "checks' families: cache, defaults, faults, purge, rule, security)"),
+     "checks' families: cache, defaults, faults, purge, rule, security)."),
     (["--origin", "http://127.0.0.1:9", "--checks", "blackbox.nothing"],
      "--checks blackbox.nothing: no check derived for this policy has that id prefix or tag "
-     "(its checks' families: blackbox, cache, defaults, faults, purge, rule, security)"),
+     "(its checks' families: blackbox, cache, defaults, faults, purge, rule, security)."),
 ])
 def test_bad_paths_exit_2_before_anything_starts(args: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -125,3 +125,44 @@ def test_the_whole_family_runs_on_both_engines(tmp_path: Path) -> None:
     for engine, entry in conformance.items():
         counted = entry["passed"] + entry["failed"] + entry["engine_limit"] + entry["skipped"]
         assert counted == len(expected), engine
+
+
+STALE = ROOT / "tests" / "data" / "rfc-stale.yaml"
+NO_STALE = ("rfc.must-revalidate.no-stale", "rfc.proxy-revalidate.no-stale", "rfc.s-maxage.no-stale")
+
+
+def test_the_no_stale_checks_need_a_capability_only_where_the_policy_serves_stale() -> None:
+    """Without cache.stale windows every engine can keep must-revalidate (nothing serves stale);
+    with them, nginx cannot (proxy_cache_use_stale is fixed per location)."""
+    plain = {c.id: c for c in rfc_checks()}
+    stale = {c.id: c for c in select(derive(load(STALE), conformance=True), ["rfc"])}
+    assert [plain[i].feature for i in NO_STALE] == [None] * 3
+    assert [stale[i].feature for i in NO_STALE] == ["http.no_stale_directives"] * 3
+    assert FEATURES["http.no_stale_directives"].on("nginx").level == "unsupported"
+    assert FEATURES["http.no_stale_directives"].on("varnish").level == "native"
+
+
+@pytest.mark.engine
+def test_the_family_tells_the_truth_on_a_policy_that_serves_stale(tmp_path: Path) -> None:
+    """On a policy with its own stale windows (a stranger's ordinary policy): no check fails on
+    either engine; Varnish keeps must-revalidate against the windows, nginx reports the limit."""
+    out = tmp_path / "stale.json"
+    main(["test", str(STALE), "--checks", "rfc", "--no-scenarios", "--json", str(out)])
+    results = {(r["check_id"], r["engine"]): r for r in json.loads(out.read_text())["results"]}
+    failed = [f"{c} [{e}]: {r['message']}" for (c, e), r in results.items() if r["outcome"] == "failed"]
+    assert not failed, failed
+    for check in NO_STALE:
+        assert results[check, "varnish"]["outcome"] == "passed"
+        assert results[check, "nginx"]["outcome"] == "unsupported"
+    for check in ("rfc.validation.200-replaces", "rfc.validation.304-freshens"):
+        assert {results[check, e]["outcome"] for e in ("nginx", "varnish")} == {"passed"}
+
+
+def test_asking_for_the_family_where_it_is_not_derived_says_why(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    policy = tmp_path / "override.yaml"
+    policy.write_text(OVERRIDE)
+    assert main(["test", str(policy), "--checks", "rfc", "--no-scenarios"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "The rfc family needs a cached rule that respects origin headers and whose requests get "
+        "cache entries of their own.")

@@ -236,8 +236,12 @@ def _require_matches(patterns: list[str], derived: list[checks.Check]) -> None:
     unmatched = [p for p in patterns if not checks.select(derived, [p])]
     if unmatched:
         families = sorted({c.id.split(".")[0] for c in derived})
+        why = (" The rfc family needs a cached rule that respects origin headers and whose "
+               "requests get cache entries of their own." if checks.asks_conformance(unmatched)
+               and not any(c.id.startswith("rfc.") for c in derived) else "")
         raise UsageError(f"--checks {', '.join(unmatched)}: no check derived for this policy has "
-                         "that id prefix or tag (its checks' families: " + ", ".join(families) + ")")
+                         "that id prefix or tag (its checks' families: " + ", ".join(families) +
+                         ")." + why)
 
 
 class Tracer:

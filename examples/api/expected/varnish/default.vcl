@@ -584,6 +584,12 @@ sub vcl_backend_response {
         beresp.http.Cache-Control ~ "(?i)(?:^|[,\s])stale-(?:while-revalidate|if-error)\s*=") {
         call cw_origin_stale;
     }
+    if (var.get("override") != "1" && beresp.http.Cache-Control ~
+        "(?i)(?:^|[,\s])(?:must-revalidate|proxy-revalidate|s-maxage)(?:[,\s=]|$)") {
+        # Never served stale, the policy's windows and the origin's own included (RFC 9111
+        # 4.2.4, 5.2.2.2, 5.2.2.8, 5.2.2.10): revalidated from keep instead.
+        set beresp.grace = 0s;
+    }
     # Kept after the stale windows to be revalidated: a 304 refreshes it (cache.keep).
     set beresp.keep = 86400s;
     # What a fresh hit on this object answers (vcl_deliver replaces it on any other outcome).
