@@ -30,6 +30,9 @@ from corpus import (
 )
 from tampering import tamper
 
+from generator.load import loads
+from harness.checks import derive
+
 SEED = sample_seed()
 SAMPLE_SIZE = 10
 #: how far into a seed's policies the tampering tests look for a rule to break
@@ -75,6 +78,28 @@ def test_a_corpus_policy_passes_every_check_on_both_engines(index: int, tmp_path
     assert not failed, f"{outcome.policy.name} ({outcome.policy.reproduce}):\n" + "\n".join(failed) + where
     ran = {r["engine"] for r in outcome.results if r["outcome"] == "passed"}
     assert ran == {"nginx", "varnish"}, f"checks passed only on {ran}"
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_the_rfc_family_fails_nothing_on_a_corpus_policy(tmp_path: Path) -> None:
+    """The conformance report tells the truth on a policy we did not write for it: the first
+    policy of this session's sample that derives the rfc family gets no failure on either
+    engine (limits and skips say why)."""
+    found = next((p for i in range(SAMPLE_SIZE, SEARCH) if _derives_rfc(p := generate(SEED, i))),
+                 None)
+    assert found is not None, f"no policy of seed {SEED} derives the rfc family"
+    outcome = run(found, tmp_path, ["--checks", "rfc", "--no-scenarios"], in_process=True)
+    where = f"\n(policy: {tmp_path / found.name}.yaml, {found.reproduce})"
+    assert not outcome.load_error and not outcome.error, outcome.summary() + where
+    failed = [f"FAIL {r['check_id']} [{r['engine']}]: {r['message']}" for r in outcome.failures]
+    assert not failed, "\n".join(failed) + where
+    assert {r["engine"] for r in outcome.results if r["outcome"] == "passed"} == {"nginx", "varnish"}
+
+
+def _derives_rfc(policy: CorpusPolicy) -> bool:
+    loaded = loads(policy.text, f"{policy.name}.yaml")
+    return any(c.id.startswith("rfc.") for c in derive(loaded, conformance=True))
 
 
 Edit = Callable[[str, str], str]  # (text, rule name) -> text
