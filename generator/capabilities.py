@@ -115,7 +115,7 @@ TABLE: tuple[Feature, ...] = (
             Support(N, "proxy_cache_use_stale error timeout http_5xx"),
             Support(N, "grace, synchronous refetch, stale on error (restart)")),
     Feature("stale.window", "stale served only inside the policy's windows",
-            "cache.stale", lambda p: p.cache.stale.while_revalidate + p.cache.stale.if_error > 0,
+            "cache.stale", serves_stale,
             Support(U, "serves stale of any age until evicted (inactive=)"),
             Support(N, "grace, and vcl_hit ends while_revalidate"),
             "none: nginx cannot bound stale age", enforced=False),

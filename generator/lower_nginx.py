@@ -436,6 +436,7 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         marker = "rule default (requests no rule matches)"
     plain, stored = _bypass_and_no_cache(rule)
     bypass = ["$cw_q_left", *plain]
+    respond = _responds_in_njs(policy, rule)
     set_cookie_ok = rule.strip_cookies or "set-cookie" in rule.relax
     mode = ("O" if rule.origin_headers == "override" else "R") + ("S" if set_cookie_ok else "K")
     return Location(
@@ -458,9 +459,9 @@ def _location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue],
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(tags, rule, _responds_in_njs(policy, rule)),
+        hide_headers=_hide_headers(tags, rule, respond),
         strip_headers=stripped(rule),
-        respond=_responds_in_njs(policy, rule),
+        respond=respond,
     )
 
 

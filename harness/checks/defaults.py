@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 
+from generator.capabilities import serves_stale
 from generator.lower_nginx import LOCK_TIMEOUT_MS
 from generator.model import Policy, Rule
 
@@ -372,7 +373,7 @@ def _cache_checks(policy: Policy) -> Iterator[Check]:
     if cache.stale.if_error:
         yield Check("cache.stale.if_error", "the stale copy is served while the origin fails",
                     check_stale_if_error, ("stale",), "stale.if_error")
-    if cache.stale.while_revalidate or cache.stale.if_error:
+    if serves_stale(policy):
         yield Check("cache.stale.window", "stale content is not served past the policy's windows",
                     check_stale_window_ends, ("stale",), "stale.window",
                     wait=_stale_window_wait(policy))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from generator.capabilities import serves_stale
+from generator.capabilities import FEATURES, serves_stale
 from generator.model import Policy, Rule
 
 from ..client import Response
@@ -333,7 +333,7 @@ def check_stale_while_revalidate_ends(ctx: Ctx, rule: Rule) -> None:
 
 def _policy_windows_or_skip(policy: Policy) -> None:
     stale = policy.cache.stale
-    if stale.while_revalidate or stale.if_error:
+    if serves_stale(policy):
         raise CheckSkipped(f"the policy serves stale itself (cache.stale: while_revalidate "
                            f"{stale.while_revalidate}s, if_error {stale.if_error}s), so the end of "
                            "the origin's own window is not observable")
@@ -638,8 +638,6 @@ REQUEST_DIRECTIVES = "http.request_directives"
 RELAXED_BY = {HEURISTIC: "heuristic-freshness", REQUEST_DIRECTIVES: "request-no-cache"}
 #: an expired response the origin forbids serving stale, against the policy's own stale windows
 NO_STALE = "http.no_stale_directives"
-#: capabilities a check needs only for some policies: elsewhere it runs on every engine
-NEEDED_WHEN = {NO_STALE: serves_stale}
 
 
 def _lm(status: int = 200) -> Callable[[], Answer]:
@@ -963,9 +961,9 @@ def rfc_checks(policy: Policy) -> Iterator[Check]:
     for spec in specs(policy):
         if spec.feature in RELAXED_BY and RELAXED_BY[spec.feature] not in rule.relax:
             continue  # a named deviation of cachewright's (docs/policy.md), unless relaxed
-        feature = spec.feature
-        if feature in NEEDED_WHEN and not NEEDED_WHEN[feature](policy):
-            feature = None
+        # a capability the policy does not use cannot limit the check (http.no_stale_directives
+        # is used only where the policy serves stale): it runs on every engine
+        feature = spec.feature if spec.feature and FEATURES[spec.feature].used(policy) else None
         tags = (TAG, *((feature,) if feature else ()))
         yield Check(f"rfc.{spec.id}", f"{spec.section}: {spec.says}",
                     partial(_run, spec.run, rule), tags, feature)
