@@ -1,4 +1,4 @@
-"""python -m harness"""
+"""python -m cachewright.harness"""
 from .cli import entry
 
 entry()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from generator.errors import CachewrightError
-from generator.model import Policy
+from cachewright.generator.errors import CachewrightError
+from cachewright.generator.model import Policy
 
 ENGINES = ("nginx", "varnish")
 

@@ -7,8 +7,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from generator import __version__
-from generator.errors import CachewrightError
+from cachewright.generator import __version__
+from cachewright.generator.errors import CachewrightError
 
 from . import ui
 from .commands import capabilities, compare, compile, explain, init, purge, schema, serve, test, verify

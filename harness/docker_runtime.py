@@ -50,10 +50,10 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from generator.model import Policy
-from generator.pipeline import Options
-from generator.render import OutputFile
-from generator.verify import PACKAGES
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.generator.verify import PACKAGES
 
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
 from .local import nginx_stored, varnish_fetch, varnishd_args
@@ -656,9 +656,10 @@ class _Launch:
         image = image_for(self.client, "origin", self.runtime.images.get("origin"))
         data, control = (ORIGIN_DATA, ORIGIN_CONTROL) if not self.host_mode else tuple(free_ports(2))
         code = (Path(__file__).parent / "origin.py").read_bytes()
-        files = {f"{ORIGIN_DIR}/harness/__init__.py": (b"", 0o644),
-                 f"{ORIGIN_DIR}/harness/origin.py": (code, 0o644)}
-        command = ["python3", "-m", "harness.origin", "--host", "0.0.0.0" if not self.host_mode else "127.0.0.1",
+        files = {f"{ORIGIN_DIR}/cachewright/harness/__init__.py": (b"", 0o644),
+                 f"{ORIGIN_DIR}/cachewright/harness/origin.py": (code, 0o644)}
+        command = ["python3", "-m", "cachewright.harness.origin",
+                   "--host", "0.0.0.0" if not self.host_mode else "127.0.0.1",
                    "--data-port", str(data), "--control-port", str(control)]
         container = self._container("origin", "origin", image, command, files, [data, control],
                                     same_port=False, working_dir=ORIGIN_DIR, environment={"PYTHONPATH": ORIGIN_DIR})

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from generator.model import Policy
-from generator.pipeline import Options
-from generator.render import OutputFile
-from generator.verify import PACKAGES
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.generator.verify import PACKAGES
 
 from . import ui
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject

@@ -104,7 +104,7 @@ once. Errors are ``{"error": "message"}`` with 400, 404 or 405.
 
 Command line
 ------------
-``python -m harness.origin [--host H] [--data-port N] [--control-port M] [--log-json]
+``python -m cachewright.harness.origin [--host H] [--data-port N] [--control-port M] [--log-json]
 [--log-size N] [--surrogate-key-header NAME]``. Port 0 picks a free port. When both listeners
 are up it prints one JSON line to stdout: ``{"event": "ready", "host": ..., "data_port": N,
 "control_port": M, "pid": P}``. SIGTERM and SIGINT stop it cleanly (exit status 0). With
@@ -1344,7 +1344,7 @@ def _url_host(host: str) -> str:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.origin", description="cachewright's programmable sample origin"
+        prog="python -m cachewright.harness.origin", description="cachewright's programmable sample origin"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--data-port", type=int, default=0, help="data port (0: pick a free one)")
@@ -1386,7 +1386,7 @@ def _announce(origin: Origin) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m harness.origin``; returns the exit status."""
+    """Entry point of ``python -m cachewright.harness.origin``; returns the exit status."""
     args = _parse_args(argv)
     config = OriginConfig(
         host=args.host,

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from generator.model import Policy
+from cachewright.generator.model import Policy
 
 from .api import HarnessError
 from .procs import free_ports

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from generator import capabilities
-from generator.model import HttpListener, Listen, Origin, OriginTls, Policy, Server
-from generator.pipeline import Options, compile_policy
-from generator.render import OutputFile
+from cachewright.generator import capabilities
+from cachewright.generator.model import HttpListener, Listen, Origin, OriginTls, Policy, Server
+from cachewright.generator.pipeline import Options, compile_policy
+from cachewright.generator.render import OutputFile
 
 
 @dataclass(frozen=True)

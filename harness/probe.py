@@ -29,9 +29,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice, product
 
-from generator.language import PATH
-from generator.model import SAFE_METHODS, Match, Policy, Rule
-from generator.quote import cookie_regex, extensions_regex, glob_regex, host_regex, prefix_regex
+from cachewright.generator.language import PATH
+from cachewright.generator.model import SAFE_METHODS, Match, Policy, Rule
+from cachewright.generator.quote import cookie_regex, extensions_regex, glob_regex, host_regex, prefix_regex
 
 from .regexgen import example
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from generator.load import load
-from generator.model import Policy
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
 
 from .api import ENGINES, Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response

@@ -53,7 +53,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TextIO
 
-from generator.capabilities import FEATURES
+from cachewright.generator.capabilities import FEATURES
 
 from .results import OUTCOMES, CheckResult, Outcome, RunResult
 

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from generator.errors import PolicyError, Problem
-from generator.language import ADDRESS, COOKIE_NAME, ENGINES, HEADER_NAME, HOSTNAME, NAME
-from generator.load import reader_problem
-from generator.spec import MISSING, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Reader, Str
+from cachewright.generator.errors import PolicyError, Problem
+from cachewright.generator.language import ADDRESS, COOKIE_NAME, ENGINES, HEADER_NAME, HOSTNAME, NAME
+from cachewright.generator.load import reader_problem
+from cachewright.generator.spec import MISSING, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Reader, Str
 
 from .api import Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response

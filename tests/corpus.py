@@ -43,7 +43,7 @@ SEED_ENV = "CACHEWRIGHT_CORPUS_SEED"
 CORPUS_SEED = 0
 CORPUS_SIZE = 200
 #: how a child run starts cachewright: the checkout's harness, as the other benchmarks do
-CHECKOUT = (sys.executable, "-m", "harness")
+CHECKOUT = (sys.executable, "-m", "cachewright.harness")
 
 Doc = dict[str, Any]
 
@@ -584,9 +584,9 @@ class Outcome:
 
 def load_problem(policy: CorpusPolicy, path: Path) -> str | None:
     """None when the policy loads and compiles for both engines, else the compiler's message."""
-    from generator.errors import CachewrightError
-    from generator.load import loads
-    from generator.pipeline import compile_policy
+    from cachewright.generator.errors import CachewrightError
+    from cachewright.generator.load import loads
+    from cachewright.generator.pipeline import compile_policy
 
     try:
         compile_policy(loads(policy.text, str(path)))
@@ -600,7 +600,7 @@ def run(policy: CorpusPolicy, workdir: Path, args: Sequence[str] = (), *,
     """``cachewright test`` on both engines for ``policy`` (written into ``workdir``), with extra
     ``args`` (e.g. ``--checks rule.x``). ``in_process`` runs the CLI's ``main`` in this process,
     so a test's monkeypatching (``tampering.tamper``) applies; otherwise ``command`` runs as a
-    child (by default the checkout's ``python -m harness``)."""
+    child (by default the checkout's ``python -m cachewright.harness``)."""
     path = workdir / f"{policy.name}.yaml"
     path.write_text(policy.text, encoding="utf-8")
     started = time.monotonic()
@@ -622,7 +622,7 @@ def run(policy: CorpusPolicy, workdir: Path, args: Sequence[str] = (), *,
 
 
 def _in_process(argv: list[str]) -> tuple[int, str]:
-    from harness.cli import main
+    from cachewright.harness.cli import main
 
     return main(argv), ""
 

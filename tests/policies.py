@@ -20,9 +20,9 @@ import crossplane
 import yaml
 from hypothesis import strategies as st
 
-from generator.errors import CachewrightError
-from generator.render import OutputFile
-from generator.verify import verify
+from cachewright.generator.errors import CachewrightError
+from cachewright.generator.render import OutputFile
+from cachewright.generator.verify import verify
 
 K = TypeVar("K")
 WORKERS = max(2, os.cpu_count() or 2)

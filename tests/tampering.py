@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-import harness.prepare as prepare
-from generator.pipeline import compile_policy
-from generator.render import OutputFile
+import cachewright.harness.prepare as prepare
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.render import OutputFile
 
 
 def tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[str, str], str]) -> list[str]:

@@ -15,11 +15,11 @@ import processes
 import pytest
 from tampering import tamper
 
-from generator.load import load
-from harness.checks import derive_for_app
-from harness.checks.blackbox import BlackboxError, Options, base_request, parse_paths, storable
-from harness.cli import main
-from harness.client import Identity, Response
+from cachewright.generator.load import load
+from cachewright.harness.checks import derive_for_app
+from cachewright.harness.checks.blackbox import BlackboxError, Options, base_request, parse_paths, storable
+from cachewright.harness.cli import main
+from cachewright.harness.client import Identity, Response
 
 DATA = Path(__file__).resolve().parent / "data"
 APP, POLICY, SCENARIOS = DATA / "ux_app.py", DATA / "ux_app.yaml", DATA / "ux_scenarios.yaml"

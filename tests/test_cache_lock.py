@@ -17,9 +17,9 @@ import time
 import pytest
 import requests
 
-import harness.local as local
-from generator.load import loads
-from harness.origin_client import OriginClient, RuleSpec
+import cachewright.harness.local as local
+from cachewright.generator.load import loads
+from cachewright.harness.origin_client import OriginClient, RuleSpec
 
 POLICY = """
 version: 1

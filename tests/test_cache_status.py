@@ -13,14 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from generator.load import loads
-from generator.lower_varnish import restatus_rules
-from generator.model import Policy
-from generator.pipeline import compile_policy
-from harness.api import Stack
-from harness.client import Client, Response
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient
+from cachewright.generator.load import loads
+from cachewright.generator.lower_varnish import restatus_rules
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import compile_policy
+from cachewright.harness.api import Stack
+from cachewright.harness.client import Client, Response
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop" / "policy.yaml"
@@ -80,7 +80,7 @@ def test_verify_reports_engine_versions(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.engine
 def test_verify_maps_an_engine_error_to_the_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from generator import render
+    from cachewright.generator import render
 
     original = render.render
 
@@ -89,7 +89,7 @@ def test_verify_maps_an_engine_error_to_the_rule(tmp_path: Path, monkeypatch: py
         return text.replace("var.set(\"rule\", \"cart\");",
                             "var.set(\"rule\", cart);")
 
-    monkeypatch.setattr("generator.pipeline.render", broken)
+    monkeypatch.setattr("cachewright.generator.pipeline.render", broken)
     assert main(["verify", str(SHOP), "--target", "varnish"]) == 1
     err = capsys.readouterr().err
     assert "varnishd -C rejected the generated default.vcl" in err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"

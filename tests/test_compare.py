@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from generator.load import load, loads
-from generator.pipeline import Options
-from harness.cli import main
-from harness.client import Client
-from harness.compare.baseline import baseline_configs
-from harness.compare.measure import Probe, Settings, hit_cache_control, hit_probe, store_hit
-from harness.compare.run import _target, capability_rows, median_interval, targets, verdict
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient
-from harness.prepare import Placement
-from harness.probe import Request
+from cachewright.generator.load import load, loads
+from cachewright.generator.pipeline import Options
+from cachewright.harness.cli import main
+from cachewright.harness.client import Client
+from cachewright.harness.compare.baseline import baseline_configs
+from cachewright.harness.compare.measure import Probe, Settings, hit_cache_control, hit_probe, store_hit
+from cachewright.harness.compare.run import _target, capability_rows, median_interval, targets, verdict
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.prepare import Placement
+from cachewright.harness.probe import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -294,7 +294,7 @@ def test_verdict_says_inconclusive_with_the_interval() -> None:
 def test_strict_fails_a_missed_target_not_an_inconclusive_one(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         interval: tuple[float, float], strict: bool, code: int) -> None:
-    import harness.commands.compare as command
+    import cachewright.harness.commands.compare as command
 
     perf = _perf(0.9, 1, 1.0, 0.0)
     perf["throughput_ratio_interval"] = {"low": interval[0], "high": interval[1], "confidence": 0.94}

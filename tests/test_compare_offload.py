@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from generator.load import loads
-from generator.model import Policy
-from generator.pipeline import Options
-from generator.render import OutputFile
-from harness.api import Stack
-from harness.cli import main
-from harness.compare.baseline import baseline_configs
-from harness.compare.measure import Settings
-from harness.compare.offload import (
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.harness.api import Stack
+from cachewright.harness.cli import main
+from cachewright.harness.compare.baseline import baseline_configs
+from cachewright.harness.compare.measure import Settings
+from cachewright.harness.compare.offload import (
     ETAG,
     OffloadSettings,
     generated_revalidates,
@@ -35,11 +35,11 @@ from harness.compare.offload import (
     saved_bytes,
     without_revalidation,
 )
-from harness.compare.render import html_report, text_report
-from harness.compare.run import _target, targets
-from harness.local import LocalRuntime
-from harness.origin_client import RecordedRequest
-from harness.prepare import Placement, generated
+from cachewright.harness.compare.render import html_report, text_report
+from cachewright.harness.compare.run import _target, targets
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import RecordedRequest
+from cachewright.harness.prepare import Placement, generated
 
 ENGINES = ("nginx", "varnish")
 FILE = {"nginx": "nginx.conf", "varnish": "default.vcl"}

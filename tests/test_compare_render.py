@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.api import HarnessError
-from harness.compare.render import MATPLOTLIB_MISSING, engines, html_report, text_report
+from cachewright.harness.api import HarnessError
+from cachewright.harness.compare.render import MATPLOTLIB_MISSING, engines, html_report, text_report
 
 SAMPLE = Path(__file__).parent / "data" / "compare-sample.json"
 HOSTILE = "<script>alert(1)</script>"
@@ -162,7 +162,7 @@ def test_html_is_byte_identical_for_the_same_report(sample: dict[str, Any], page
 
 def test_html_is_byte_identical_across_processes(page: str) -> None:
     # Another interpreter, another hash seed: nothing in the page may depend on either.
-    code = ("import hashlib, json, sys; from harness.compare.render import html_report; "
+    code = ("import hashlib, json, sys; from cachewright.harness.compare.render import html_report; "
             f"print(hashlib.sha256(html_report(json.loads(open({str(SAMPLE)!r}, encoding='utf-8').read()))"
             ".encode()).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -173,7 +173,7 @@ def test_html_is_byte_identical_across_processes(page: str) -> None:
 def test_importing_and_rendering_leave_matplotlib_global_state_alone() -> None:
     code = (
         "import sys, json\n"
-        "from harness.compare import render\n"
+        "from cachewright.harness.compare import render\n"
         "assert 'matplotlib' not in sys.modules, 'imported eagerly'\n"
         "import matplotlib\n"
         "def rc(): return {k: matplotlib.rcParams[k] for k in matplotlib.rcParams if k != 'backend'}\n"

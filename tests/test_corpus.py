@@ -30,8 +30,8 @@ from corpus import (
 )
 from tampering import tamper
 
-from generator.load import loads
-from harness.checks import derive
+from cachewright.generator.load import loads
+from cachewright.harness.checks import derive
 
 SEED = sample_seed()
 SAMPLE_SIZE = 10

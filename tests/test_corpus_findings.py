@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import loads
-from generator.pipeline import compile_policy
-from harness.cli import main
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import compile_policy
+from cachewright.harness.cli import main
 
 pytestmark = pytest.mark.engine
 

@@ -41,8 +41,8 @@ import pytest
 from docker import DockerClient
 from docker.models.containers import Container
 
-from harness.cli import main as cachewright
-from harness.docker_runtime import API_VERSION, owner_labels
+from cachewright.harness.cli import main as cachewright
+from cachewright.harness.docker_runtime import API_VERSION, owner_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "deploy.md"
@@ -51,7 +51,7 @@ IMAGE = "cachewright/nginx:local"  # one image for all four tags: every engine i
 HOST = "www.example.com"
 PATH = "/static/app.css"  # the policy's "static" rule: cached 7 days whatever the origin says
 CERT = "/etc/ssl/certs/www.example.com.crt"
-ORIGIN = ["python3", "-m", "harness.origin", "--host", "127.0.0.1", "--data-port", "8080",
+ORIGIN = ["python3", "-m", "cachewright.harness.origin", "--host", "127.0.0.1", "--data-port", "8080",
           "--control-port", "8081"]
 READY_TIMEOUT = 30.0
 # What a Debian host has and the image lacks: build-local.sh empties /var/log (nginx-common made
@@ -144,7 +144,7 @@ def _payload(build: Path) -> dict[str, tuple[bytes, int]]:
     files = {f"root/build/{p.relative_to(build)}": (p.read_bytes(), 0o644)
              for p in sorted(build.rglob("*")) if p.is_file()}
     files["usr/local/sbin/systemctl"] = ((REPO / "tests" / "deploy_systemctl.py").read_bytes(), 0o755)
-    files["opt/cachewright/harness/origin.py"] = ((REPO / "harness" / "origin.py").read_bytes(), 0o644)
+    files["opt/cachewright/cachewright/harness/origin.py"] = ((REPO / "harness" / "origin.py").read_bytes(), 0o644)
     return files
 
 

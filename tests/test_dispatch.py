@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from generator.load import loads
-from generator.model import Policy
-from harness.api import Stack
-from harness.client import Client, Response
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient, parse_echo
-from harness.probe import Request, select_rule
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.harness.api import Stack
+from cachewright.harness.client import Client, Response
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient, parse_echo
+from cachewright.harness.probe import Request, select_rule
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"

@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 from corpus import sample_seed
 
-from generator.load import load
-from generator.model import Policy
-from generator.render import OutputFile
-from harness import checks
-from harness.api import HarnessError
-from harness.docker_runtime import (
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
+from cachewright.generator.render import OutputFile
+from cachewright.harness import checks
+from cachewright.harness.api import HarnessError
+from cachewright.harness.docker_runtime import (
     LOCAL_IMAGES,
     PRIVATE_NETWORK_DIFFERENCES,
     RUN_LABEL,
@@ -45,7 +45,7 @@ from harness.docker_runtime import (
     NetworkMode,
     require_modules,
 )
-from harness.local import LocalRuntime
+from cachewright.harness.local import LocalRuntime
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "harness" / "images" / "build-local.sh"
@@ -173,8 +173,8 @@ def test_missing_module_is_named() -> None:
 
 KILLED_RUN = textwrap.dedent("""
     import sys, time
-    from generator.load import load
-    from harness.docker_runtime import DockerRuntime
+    from cachewright.generator.load import load
+    from cachewright.harness.docker_runtime import DockerRuntime
     policy = load(sys.argv[1])
     with DockerRuntime().start(policy, ("nginx", "varnish")) as stack:
         print(stack.run_id, flush=True)
@@ -235,12 +235,12 @@ def test_images_are_the_local_stand_ins(images: None, docker_client: object) -> 
 def test_users_own_app_image_is_the_origin(images: None, docker_client: Any) -> None:
     """--origin-image: the user's app (here: an image committed with its own CMD) serves the
     engines; checks that program the sample origin are skipped, the rest still run."""
-    from harness.checks import derive, run_checks
+    from cachewright.harness.checks import derive, run_checks
 
     container = docker_client.containers.create(
         "cachewright/origin:local", ["true"], labels={"cachewright.test": "app-image"})
     try:
-        cmd = ('CMD ["python3", "-m", "harness.origin", "--host", "0.0.0.0", "--data-port", '
+        cmd = ('CMD ["python3", "-m", "cachewright.harness.origin", "--host", "0.0.0.0", "--data-port", '
                '"8080", "--control-port", "8081"]')
         image = container.commit(repository="cachewright-test/app", tag="1",
                                  changes=[cmd, "WORKDIR /opt/cachewright",
@@ -264,7 +264,7 @@ def test_users_own_app_image_is_the_origin(images: None, docker_client: Any) -> 
 
 @pytest.mark.docker
 def test_missing_app_image_is_a_clean_error(images: None, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from cachewright.harness.cli import main
 
     policy = REPO / "examples" / "static-site" / "policy.yaml"
     code = main(["test", str(policy), "--runtime", "docker", "--origin-image", "cachewright-test/none:0"])

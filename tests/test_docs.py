@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from generator import capabilities, docs, language
-from generator.load import loads
-from generator.spec import Obj
+from cachewright.generator import capabilities, docs, language
+from cachewright.generator.load import loads
+from cachewright.generator.spec import Obj
 
 ROOT = Path(__file__).resolve().parent.parent
 HOW = f"run `{docs.REGENERATE}` and commit the result"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import load
-from generator.pipeline import compile_policy
-from generator.verify import unresolvable, verify
+from cachewright.generator.load import load
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.verify import unresolvable, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))

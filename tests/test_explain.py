@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import load
-from generator.model import Policy
-from harness.checks.rules import stored_when_fresh
-from harness.cli import main
-from harness.client import Client, Response
-from harness.commands import explain
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient
-from harness.prepare import request_host
-from harness.probe import Request, probe_for, select_rule
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
+from cachewright.harness.checks.rules import stored_when_fresh
+from cachewright.harness.cli import main
+from cachewright.harness.client import Client, Response
+from cachewright.harness.commands import explain
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.prepare import request_host
+from cachewright.harness.probe import Request, probe_for, select_rule
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/policy.yaml"))

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from tampering import tamper
 
-import harness.local as local
-from generator.load import load, loads
-from generator.model import Policy
-from harness.checks import run_checks
-from harness.checks.base import SLOW_WAIT, CheckSkipped, Ctx
-from harness.checks.faults import FAULTS, check_fresh, error_status, fault_checks
-from harness.results import CheckResult
+import cachewright.harness.local as local
+from cachewright.generator.load import load, loads
+from cachewright.generator.model import Policy
+from cachewright.harness.checks import run_checks
+from cachewright.harness.checks.base import SLOW_WAIT, CheckSkipped, Ctx
+from cachewright.harness.checks.faults import FAULTS, check_fresh, error_status, fault_checks
+from cachewright.harness.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -36,10 +36,10 @@ from policies import (
     verify_many,
 )
 
-from generator.errors import CachewrightError, CapabilityError, PolicyError, Problem
-from generator.load import loads
-from generator.pipeline import Compiled, compile_policy
-from generator.render import OutputFile
+from cachewright.generator.errors import CachewrightError, CapabilityError, PolicyError, Problem
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import Compiled, compile_policy
+from cachewright.generator.render import OutputFile
 
 FILENAME = "fuzz.yaml"
 ROOT = Path(__file__).resolve().parent.parent

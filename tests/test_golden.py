@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import loads
-from generator.pipeline import compile_policy
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import compile_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/policy.yaml"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tampering import tamper
 
-from harness.cli import main
+from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))

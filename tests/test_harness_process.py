@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import Endpoint
-from harness.cli import main
-from harness.client import Client
-from harness.local import varnish_workdir
-from harness.origin import OriginConfig, OriginServer
+from cachewright.harness.api import Endpoint
+from cachewright.harness.cli import main
+from cachewright.harness.client import Client
+from cachewright.harness.local import varnish_workdir
+from cachewright.harness.origin import OriginConfig, OriginServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop" / "policy.yaml"
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"
-CLI = [sys.executable, "-m", "harness"]
+CLI = [sys.executable, "-m", "cachewright.harness"]
 
 pytestmark = pytest.mark.engine
 

@@ -39,12 +39,12 @@ from policies import (
     verify_many,
 )
 
-from generator.errors import PolicyError
-from generator.load import loads
-from generator.lower_nginx import header_var
-from generator.pipeline import Compiled, compile_policy
-from generator.quote import glob_regex, host_regex, literal_regex
-from generator.render import OutputFile
+from cachewright.generator.errors import PolicyError
+from cachewright.generator.load import loads
+from cachewright.generator.lower_nginx import header_var
+from cachewright.generator.pipeline import Compiled, compile_policy
+from cachewright.generator.quote import glob_regex, host_regex, literal_regex
+from cachewright.generator.render import OutputFile
 
 FILENAME = "hostile.yaml"
 POLICY_DIR = Path(__file__).resolve().parent

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from generator.errors import CapabilityError, PolicyError
-from generator.load import loads
-from generator.model import Policy
-from generator.pipeline import Options, compile_policy
-from generator.render import OutputFile
-from generator.verify import verify
-from harness.api import Stack
-from harness.client import Client
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient
-from harness.prepare import Placement, generated, request_host
-from harness.tlsfiles import TlsFiles, write_tls_files
+from cachewright.generator.errors import CapabilityError, PolicyError
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options, compile_policy
+from cachewright.generator.render import OutputFile
+from cachewright.generator.verify import verify
+from cachewright.harness.api import Stack
+from cachewright.harness.client import Client
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.prepare import Placement, generated, request_host
+from cachewright.harness.tlsfiles import TlsFiles, write_tls_files
 
 HEAD = "version: 1\nname: tlsorigin\n"
 RULES = """rules:

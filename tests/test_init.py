@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import load, loads
-from generator.pipeline import compile_policy
-from generator.verify import unresolvable, verify
-from harness.commands import init
+from cachewright.generator.load import load, loads
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.verify import unresolvable, verify
+from cachewright.harness.commands import init
 
 
 def run(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tampering import tamper
 
-from harness.cli import main
+from cachewright.harness.cli import main
 
 pytestmark = pytest.mark.engine
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from generator import lower_varnish
-from generator.load import loads
-from generator.pipeline import compile_policy
-from harness.cli import main
+from cachewright.generator import lower_varnish
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import compile_policy
+from cachewright.harness.cli import main
 
 pytestmark = pytest.mark.engine
 

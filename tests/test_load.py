@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from generator.errors import PolicyError
-from generator.load import covers, loads
-from generator.model import Match
+from cachewright.generator.errors import PolicyError
+from cachewright.generator.load import covers, loads
+from cachewright.generator.model import Match
 
 BASE = """\
 version: 1
@@ -240,7 +240,7 @@ rules:
 
 
 def test_njs_is_an_nginx_option_off_by_default() -> None:
-    from generator.pipeline import compile_policy
+    from cachewright.generator.pipeline import compile_policy
 
     plain = loads(BASE, "policy.yaml")
     opted = loads(BASE + "nginx: {njs: true}\n", "policy.yaml")

@@ -32,14 +32,14 @@ from typing import Any
 import pytest
 from tampering import tamper
 
-from generator import lower_nginx
-from generator.capabilities import FEATURES
-from generator.load import load, loads
-from generator.model import Policy
-from generator.pipeline import compile_policy
-from generator.quote import nginx_str
-from harness.checks import Check, derive
-from harness.cli import main
+from cachewright.generator import lower_nginx
+from cachewright.generator.capabilities import FEATURES
+from cachewright.generator.load import load, loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.quote import nginx_str
+from cachewright.harness.checks import Check, derive
+from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))

@@ -21,8 +21,8 @@ from typing import IO
 import pytest
 import requests
 
-from harness.origin import OriginConfig, OriginServer
-from harness.origin_client import OriginClient, OriginError, RuleSpec, parse_echo
+from cachewright.harness.origin import OriginConfig, OriginServer
+from cachewright.harness.origin_client import OriginClient, OriginError, RuleSpec, parse_echo
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 5.0
@@ -888,7 +888,7 @@ def _read_line(stream: IO[bytes], timeout: float) -> bytes:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_cli_announces_ports_logs_json_and_stops_on_signal(stop_signal: signal.Signals) -> None:
-    command = [sys.executable, "-m", "harness.origin", "--data-port", "0", "--log-json"]
+    command = [sys.executable, "-m", "cachewright.harness.origin", "--data-port", "0", "--log-json"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -921,7 +921,7 @@ def test_cli_exits_1_when_the_port_is_taken() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "harness.origin", "--data-port", str(port)],
+            [sys.executable, "-m", "cachewright.harness.origin", "--data-port", str(port)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,

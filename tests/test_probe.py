@@ -17,14 +17,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import lower_nginx, reach
-from generator.language import PATH
-from generator.load import load, loads
-from generator.lower_nginx import NginxModel
-from generator.model import Policy, Rule
-from harness.commands import explain
-from harness.origin import MARKERS, unit_of
-from harness.probe import (
+from cachewright.generator import lower_nginx, reach
+from cachewright.generator.language import PATH
+from cachewright.generator.load import load, loads
+from cachewright.generator.lower_nginx import NginxModel
+from cachewright.generator.model import Policy, Rule
+from cachewright.harness.commands import explain
+from cachewright.harness.origin import MARKERS, unit_of
+from cachewright.harness.probe import (
     TAG_PARAMS,
     Request,
     engine_host,
@@ -37,7 +37,7 @@ from harness.probe import (
     tagged_path,
     unmarked,
 )
-from harness.regexgen import example
+from cachewright.harness.regexgen import example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/policy.yaml"))
@@ -51,7 +51,7 @@ def make_policy(rules: list[dict[str, Any]], hosts: tuple[str, ...] = (),
     """A minimal valid policy around ``rules`` (``unreachable``: rules load rejects as never
     matching are kept, to test that no probe is found for them)."""
     if unreachable:
-        with mock.patch("generator.reach.check", return_value=reach.Findings()):
+        with mock.patch("cachewright.generator.reach.check", return_value=reach.Findings()):
             return make_policy(rules, hosts, ignore, key)
     doc = {
         "version": 1,

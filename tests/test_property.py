@@ -28,11 +28,11 @@ from policies import (
     verify_files,
 )
 
-from generator.errors import PolicyError
-from generator.load import loads
-from generator.lower_varnish import TARGET_CHECK, TARGET_SUSPECT
-from generator.model import Policy
-from generator.pipeline import Compiled, compile_policy
+from cachewright.generator.errors import PolicyError
+from cachewright.generator.load import loads
+from cachewright.generator.lower_varnish import TARGET_CHECK, TARGET_SUSPECT
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Compiled, compile_policy
 
 FILENAME = "property.yaml"
 POLICY_DIR = Path(__file__).resolve().parent
@@ -91,8 +91,8 @@ def test_random_policies_compile_deterministically() -> None:
     assert len(seen) >= EXAMPLES // 2
     script = textwrap.dedent("""
         import hashlib, json, sys
-        from generator.load import loads
-        from generator.pipeline import compile_policy
+        from cachewright.generator.load import loads
+        from cachewright.generator.pipeline import compile_policy
         for text in json.load(sys.stdin):
             files = compile_policy(loads(text, "property.yaml")).files
             blob = json.dumps([(f.path, f.text, f.mode) for f in files]).encode()

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import loads
-from generator.pipeline import Options, compile_policy
-from harness.api import Endpoint
-from harness.client import Client
-from harness.origin import OriginConfig, OriginServer
-from harness.procs import Proc, free_ports, spawn, stop_all
-from harness.tlsfiles import write_tls_files
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import Options, compile_policy
+from cachewright.harness.api import Endpoint
+from cachewright.harness.client import Client
+from cachewright.harness.origin import OriginConfig, OriginServer
+from cachewright.harness.procs import Proc, free_ports, spawn, stop_all
+from cachewright.harness.tlsfiles import write_tls_files
 
 pytestmark = pytest.mark.engine
 POLICY = """\

@@ -10,13 +10,13 @@ from dataclasses import replace
 import pytest
 from tampering import tamper
 
-import harness.local as local
-from generator import capabilities
-from generator.load import loads
-from generator.model import Policy
-from harness.checks import run_checks
-from harness.checks.purge import outsider_address, purge_checks, purger_address
-from harness.results import CheckResult
+import cachewright.harness.local as local
+from cachewright.generator import capabilities
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.harness.checks import run_checks
+from cachewright.harness.checks.purge import outsider_address, purge_checks, purger_address
+from cachewright.harness.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 KINDS = ("url", "variants", "refused", "pattern", "tag", "all")

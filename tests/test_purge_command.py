@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import loads
-from harness.api import Stack
-from harness.client import Client
-from harness.commands import purge
-from harness.commands.serve import describe
-from harness.local import LocalRuntime
-from harness.procs import free_ports
+from cachewright.generator.load import loads
+from cachewright.harness.api import Stack
+from cachewright.harness.client import Client
+from cachewright.harness.commands import purge
+from cachewright.harness.commands.serve import describe
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.procs import free_ports
 
 POLICY = """
 version: 1

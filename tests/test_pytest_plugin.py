@@ -38,8 +38,8 @@ def test_programming_the_origin(origin):
 
 def plugin_args() -> list[str]:
     """``-p harness.pytest_plugin`` unless the entry point already loads it (twice would fail)."""
-    installed = any(ep.value == "harness.pytest_plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "harness.pytest_plugin"]
+    installed = any(ep.value == "cachewright.harness.pytest_plugin" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "cachewright.harness.pytest_plugin"]
 
 
 @pytest.mark.engine

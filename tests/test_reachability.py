@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import dialect
-from generator.errors import PolicyError, VerifyError
-from generator.load import loads
-from generator.pipeline import compile_policy
-from generator.verify import verify
-from harness.probe import Request, select_rule
+from cachewright.generator import dialect
+from cachewright.generator.errors import PolicyError, VerifyError
+from cachewright.generator.load import loads
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.verify import verify
+from cachewright.harness.probe import Request, select_rule
 
 BASE = "version: 1\nname: t\norigin: {url: http://app:8000}\n"
 NEVER = "can never match"
@@ -181,7 +181,7 @@ def test_tags_that_can_never_be_purged_are_warned() -> None:
 
 
 def test_compile_prints_policy_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from cachewright.harness.cli import main
     policy = tmp_path / "p.yaml"
     policy.write_text(BASE + "rules:\n  - {name: admin, match: {path_prefix: /admin/}, cache: false}\n")
     assert main(["compile", str(policy), "-o", str(tmp_path / "out"), "--target", "varnish"]) == 0
@@ -212,7 +212,7 @@ def test_no_false_never_match(seed: int) -> None:
     doomed = {int(m.split("rules[")[1].split("]")[0]) for m in errors if NEVER in m}
     if doomed:  # load rejected it: check the claim on the rules as written, without the loader
         with pytest.MonkeyPatch.context() as patch:
-            from generator import reach
+            from cachewright.generator import reach
             patch.setattr(reach, "check", lambda policy: reach.Findings())
             policy = loads(BASE + yaml.safe_dump({"rules": [{"cache": False, **x} for x in rules]}), "p.yaml")
     else:
@@ -354,7 +354,7 @@ def test_varnish_restatus_sees_exact_paths_and_escapes_apart_or_together() -> No
     """A rule matching beyond the key (a header) rewrites Cache-Status on hits of rules whose
     paths may overlap its own: an exact path elsewhere does not; an escape in the other hex case
     does."""
-    from generator.lower_varnish import restatus_rules
+    from cachewright.generator.lower_varnish import restatus_rules
     policy = loads(BASE + textwrap.dedent("""\
         rules:
           - {name: api, match: {path_prefix: /a%2A/, header: {name: X-V}}}

@@ -24,16 +24,16 @@ from pathlib import Path
 import pytest
 from processes import children, gone, wait_gone
 
-from generator.load import load
-from harness import reaper, ui
-from harness.local import LocalRuntime, LocalStack, varnish_workdir
-from harness.procs import group_members
-from harness.reaper import MARKER, Marker, Owner
+from cachewright.generator.load import load
+from cachewright.harness import reaper, ui
+from cachewright.harness.local import LocalRuntime, LocalStack, varnish_workdir
+from cachewright.harness.procs import group_members
+from cachewright.harness.reaper import MARKER, Marker, Owner
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop" / "policy.yaml"
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"
-CLI = [sys.executable, "-m", "harness"]
+CLI = [sys.executable, "-m", "cachewright.harness"]
 GONE_WITHIN = 2.0  # the target: no engine process 2 s after the harness was killed
 SHOP_GROUPS = 3  # nginx, varnishd, hitch
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from harness.report import (
+from cachewright.harness.report import (
     Progress,
     failures_only,
     from_json,
@@ -22,7 +22,7 @@ from harness.report import (
     to_json,
     to_junit,
 )
-from harness.results import CheckResult, EngineSummary, Outcome, RunResult
+from cachewright.harness.results import CheckResult, EngineSummary, Outcome, RunResult
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

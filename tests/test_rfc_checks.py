@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from generator.capabilities import FEATURES
-from generator.load import load, loads
-from harness import report
-from harness.checks import derive, select
-from harness.cli import main
-from harness.results import CheckResult, RunResult
+from cachewright.generator.capabilities import FEATURES
+from cachewright.generator.load import load, loads
+from cachewright.harness import report
+from cachewright.harness.checks import derive, select
+from cachewright.harness.cli import main
+from cachewright.harness.results import CheckResult, RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPECT = ROOT / "tests" / "data" / "rfc-respect.yaml"

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from generator.hygiene import OVERRIDE_HEADERS
-from generator.load import loads
-from harness.api import Stack
-from harness.client import Client, Response
-from harness.local import LocalRuntime
-from harness.origin_client import OriginClient
+from cachewright.generator.hygiene import OVERRIDE_HEADERS
+from cachewright.generator.load import loads
+from cachewright.harness.api import Stack
+from cachewright.harness.client import Client, Response
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient
 
 ENGINES = ("nginx", "varnish")
 HOST = "rfc.example.com"

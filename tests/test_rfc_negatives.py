@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 from tampering import tamper
 
-from generator.load import load
-from generator.pipeline import compile_policy
-from harness.checks import derive, select
-from harness.cli import main
+from cachewright.generator.load import load
+from cachewright.generator.pipeline import compile_policy
+from cachewright.harness.checks import derive, select
+from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "data" / "rfc-respect.yaml"

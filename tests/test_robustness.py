@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from processes import wait_gone
 
-from generator.load import loads
-from generator.model import Policy
-from harness.api import HarnessError
-from harness.checks import derive, run_checks, select
-from harness.cli import main
-from harness.local import LocalRuntime, LocalStack
-from harness.results import CheckResult
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.harness.api import HarnessError
+from cachewright.harness.checks import derive, run_checks, select
+from cachewright.harness.cli import main
+from cachewright.harness.local import LocalRuntime, LocalStack
+from cachewright.harness.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 POLICY = """
@@ -111,7 +111,7 @@ def test_dead_master_with_serving_workers_is_reported() -> None:
 
 
 def test_docker_daemon_gone_is_a_harness_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.docker_runtime import connect
+    from cachewright.harness.docker_runtime import connect
 
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
     with pytest.raises(HarnessError, match=r"no Docker engine answers \(DOCKER_HOST=unix:///"

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from generator import docs
-from generator.errors import PolicyError
-from harness.api import Endpoint
-from harness.client import Client, Identity
-from harness.origin import OriginConfig, OriginServer
-from harness.origin_client import OriginClient
-from harness.scenarios import (
+from cachewright.generator import docs
+from cachewright.generator.errors import PolicyError
+from cachewright.harness.api import Endpoint
+from cachewright.harness.client import Client, Identity
+from cachewright.harness.origin import OriginConfig, OriginServer
+from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.scenarios import (
     SCENARIO_FILE,
     Expect,
     HeaderExpectations,

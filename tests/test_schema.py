@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import yaml
 
-from generator.load import loads
-from harness.cli import main
-from harness.commands.schema import json_schema
+from cachewright.generator.load import loads
+from cachewright.harness.cli import main
+from cachewright.harness.commands.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/policy.yaml"))

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.commands.schema import json_schema
+from cachewright.harness.commands.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "docs" / "cachewright.schema.json"

@@ -9,14 +9,14 @@ import re
 import pytest
 from tampering import tamper
 
-import harness.local as local
-from generator import lower_nginx
-from generator.load import load, loads
-from generator.model import Policy
-from generator.quote import host_pattern, nginx_str
-from harness.checks import run_checks
-from harness.checks.security import deception_pair, security_checks, trick_paths
-from harness.results import CheckResult
+import cachewright.harness.local as local
+from cachewright.generator import lower_nginx
+from cachewright.generator.load import load, loads
+from cachewright.generator.model import Policy
+from cachewright.generator.quote import host_pattern, nginx_str
+from cachewright.harness.checks import run_checks
+from cachewright.harness.checks.security import deception_pair, security_checks, trick_paths
+from cachewright.harness.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from generator.load import loads
-from generator.model import Policy
-from harness import ports
-from harness.api import HarnessError
-from harness.procs import free_ports
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.harness import ports
+from cachewright.harness.api import HarnessError
+from cachewright.harness.procs import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"
-CLI = [sys.executable, "-m", "harness"]
+CLI = [sys.executable, "-m", "cachewright.harness"]
 
 
 def policy_on(tmp_path: Path, http: int, https: int | None = None) -> Path:

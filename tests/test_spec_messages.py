@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator.errors import PolicyError
-from generator.load import loads, reader_problem
-from harness.cli import main
+from cachewright.generator.errors import PolicyError
+from cachewright.generator.load import loads, reader_problem
+from cachewright.harness.cli import main
 
 BASE = "version: 1\nname: x\norigin: {url: http://app:8000}\n"
 EXPECTED_KEYS = "version, name, origin, listen, cache, rules, purge, headers, accept_missing, nginx"

@@ -19,20 +19,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-import harness.local
-import harness.prepare
-from generator.load import loads
-from generator.model import Policy
-from generator.pipeline import Compiled, compile_policy
-from harness.checks import run_checks
-from harness.checks import tls as tls_module
-from harness.checks.base import Ctx
-from harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, Offer, client_cannot, tls_checks
-from harness.client import Client
-from harness.local import LocalRuntime
-from harness.prepare import request_host
-from harness.results import CheckResult
-from harness.tlsfiles import TlsFiles
+import cachewright.harness.local
+import cachewright.harness.prepare
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Compiled, compile_policy
+from cachewright.harness.checks import run_checks
+from cachewright.harness.checks import tls as tls_module
+from cachewright.harness.checks.base import Ctx
+from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, Offer, client_cannot, tls_checks
+from cachewright.harness.client import Client
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.prepare import request_host
+from cachewright.harness.results import CheckResult
+from cachewright.harness.tlsfiles import TlsFiles
 
 ENGINES = ("nginx", "varnish")
 Results = dict[tuple[str, str], CheckResult]
@@ -128,7 +128,7 @@ def _write_tls_files(directory: Path, hosts: Iterable[str], key: Any) -> TlsFile
 
 @pytest.fixture
 def rsa_certs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.local, "write_tls_files", write_rsa_tls_files)
+    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
 
 
 # --------------------------------------------------------------------------- hand-edited output
@@ -155,7 +155,7 @@ def _edit(file: Any, edits: Edits) -> Any:
 @pytest.fixture
 def edit(monkeypatch: pytest.MonkeyPatch) -> Callable[[Edits], None]:
     def apply(edits: Edits) -> None:
-        monkeypatch.setattr(harness.prepare, "compile_policy", edited(compile_policy, edits))
+        monkeypatch.setattr(cachewright.harness.prepare, "compile_policy", edited(compile_policy, edits))
     return apply
 
 
@@ -191,7 +191,7 @@ ALWAYS = {"tls.handshake", "tls.alpn", "tls.hit", "tls.forwarded"}
 def test_checks_pass_on_both_engines(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     make, rsa_cert, exceptions = CASES[case]
     writer = write_rsa_tls_files if rsa_cert else write_ecdsa_tls_files
-    monkeypatch.setattr(harness.local, "write_tls_files", writer)
+    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", writer)
     subject = make()
     assert {c.id for c in tls_checks(subject)} == ALWAYS | EXPECTED_IDS[case]
     for (engine, check_id), result in run(subject).items():
@@ -306,7 +306,7 @@ def test_each_check_fails_on_a_broken_config(name: str, monkeypatch: pytest.Monk
                                              edit: Callable[[Edits], None]) -> None:
     make, rsa_cert, check_id, edits, message = BREAKS[name]
     if rsa_cert:
-        monkeypatch.setattr(harness.local, "write_tls_files", write_rsa_tls_files)
+        monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
     edit(edits)
     for result in run(make(), only=check_id).values():
         assert result.outcome == "failed" and message in result.message, show(result)

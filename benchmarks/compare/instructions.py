@@ -41,16 +41,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from generator.load import load  # noqa: E402
-from generator.model import HttpListener, Listen, Policy  # noqa: E402
-from generator.pipeline import Options  # noqa: E402
-from generator.render import OutputFile  # noqa: E402
-from harness.compare.baseline import baseline_configs  # noqa: E402
-from harness.compare.measure import hit_cache_control, plain_get  # noqa: E402
-from harness.local import varnishd_args  # noqa: E402
-from harness.prepare import Configs, Placement, generated  # noqa: E402
-from harness.probe import Request  # noqa: E402
-from harness.procs import free_ports  # noqa: E402
+from cachewright.generator.load import load  # noqa: E402
+from cachewright.generator.model import HttpListener, Listen, Policy  # noqa: E402
+from cachewright.generator.pipeline import Options  # noqa: E402
+from cachewright.generator.render import OutputFile  # noqa: E402
+from cachewright.harness.compare.baseline import baseline_configs  # noqa: E402
+from cachewright.harness.compare.measure import hit_cache_control, plain_get  # noqa: E402
+from cachewright.harness.local import varnishd_args  # noqa: E402
+from cachewright.harness.prepare import Configs, Placement, generated  # noqa: E402
+from cachewright.harness.probe import Request  # noqa: E402
+from cachewright.harness.procs import free_ports  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 ENGINE_BINARIES = {"nginx": "nginx", "varnish": "varnishd"}

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=CORPUS_SIZE)
     parser.add_argument("--jobs", type=int, default=1, help="policies tested at once")
     parser.add_argument("--cachewright", nargs="+", default=list(CHECKOUT), metavar="CMD",
-                        help="how to start cachewright (default: the checkout's python -m harness)")
+                        help="how to start cachewright (default: the checkout's python -m cachewright.harness)")
     parser.add_argument("--keep", type=Path, help="keep every policy and JSON report here")
     parser.add_argument("--json", type=Path, help="write every failure here (policy, check, "
                         "engine, message)")

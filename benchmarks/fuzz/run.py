@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from policies import verify_many  # noqa: E402
 from test_fuzz import any_input, classify  # noqa: E402
 
-from generator.render import OutputFile  # noqa: E402
+from cachewright.generator.render import OutputFile  # noqa: E402
 
 BATCH = 500
 

@@ -25,7 +25,7 @@ def run_once(policy: Path, runtime: str) -> tuple[float, dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "harness", "test", str(policy), "--runtime",
+        done = subprocess.run([sys.executable, "-m", "cachewright.harness", "test", str(policy), "--runtime",
                                runtime, "--json", str(report)], cwd=ROOT,
                               capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started

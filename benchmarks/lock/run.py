@@ -51,14 +51,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from generator.load import loads  # noqa: E402
-from generator.model import Policy  # noqa: E402
-from generator.pipeline import Options  # noqa: E402
-from generator.render import OutputFile  # noqa: E402
-from harness.api import Stack  # noqa: E402
-from harness.local import LocalRuntime  # noqa: E402
-from harness.origin_client import OriginClient, RecordedRequest, RuleSpec  # noqa: E402
-from harness.prepare import Placement, generated  # noqa: E402
+from cachewright.generator.load import loads  # noqa: E402
+from cachewright.generator.model import Policy  # noqa: E402
+from cachewright.generator.pipeline import Options  # noqa: E402
+from cachewright.generator.render import OutputFile  # noqa: E402
+from cachewright.harness.api import Stack  # noqa: E402
+from cachewright.harness.local import LocalRuntime  # noqa: E402
+from cachewright.harness.origin_client import OriginClient, RecordedRequest, RuleSpec  # noqa: E402
+from cachewright.harness.prepare import Placement, generated  # noqa: E402
 
 POLICY = """
 version: 1

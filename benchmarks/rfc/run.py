@@ -21,11 +21,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from generator.load import load
-from harness.checks import derive, run_checks, select
-from harness.compare.baseline import baseline_configs
-from harness.local import LocalRuntime
-from harness.results import CheckResult
+from cachewright.generator.load import load
+from cachewright.harness.checks import derive, run_checks, select
+from cachewright.harness.compare.baseline import baseline_configs
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.results import CheckResult
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("nginx", "varnish")

@@ -26,8 +26,8 @@ import uuid
 
 import pytest
 
-from harness.client import Client
-from harness.origin_client import OriginClient
+from cachewright.harness.client import Client
+from cachewright.harness.origin_client import OriginClient
 
 
 def fresh(prefix: str) -> str:

@@ -13,8 +13,8 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from generator.capabilities import FEATURES
-from generator.model import Policy
+from cachewright.generator.capabilities import FEATURES
+from cachewright.generator.model import Policy
 
 from ..api import Stack
 from ..client import Client

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.model import Policy
+from cachewright.generator.model import Policy
 
 from ..api import Stack, StoredObject
 from ..client import Client, Response

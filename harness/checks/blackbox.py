@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from urllib.parse import urlsplit
 
-from generator.errors import CachewrightError
-from generator.language import PATH
-from generator.model import Policy, Rule
-from generator.quote import glob_regex
+from cachewright.generator.errors import CachewrightError
+from cachewright.generator.language import PATH
+from cachewright.generator.model import Policy, Rule
+from cachewright.generator.quote import glob_regex
 
 from ..api import Endpoint
 from ..client import Client, Identity, Response

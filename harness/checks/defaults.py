@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 
-from generator.capabilities import serves_stale
-from generator.lower_nginx import LOCK_TIMEOUT_MS
-from generator.model import Policy, Rule
+from cachewright.generator.capabilities import serves_stale
+from cachewright.generator.lower_nginx import LOCK_TIMEOUT_MS
+from cachewright.generator.model import Policy, Rule
 
 from ..prepare import request_host
 from ..probe import probe_for

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Literal
 
-from generator.model import Policy, Rule
+from cachewright.generator.model import Policy, Rule
 
 from ..client import Response
 from ..probe import Request

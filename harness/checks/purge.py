@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from generator.capabilities import FEATURES
-from generator.model import Policy, Rule
+from cachewright.generator.capabilities import FEATURES
+from cachewright.generator.model import Policy, Rule
 
 from ..client import Client, Response
 from ..prepare import request_host

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from generator.capabilities import FEATURES, serves_stale
-from generator.model import Policy, Rule
+from cachewright.generator.capabilities import FEATURES, serves_stale
+from cachewright.generator.model import Policy, Rule
 
 from ..client import Response
 from ..probe import Request, select_rule

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache, partial
 
-from generator.model import Policy, Rule
+from cachewright.generator.model import Policy, Rule
 
 from ..prepare import request_host
 from ..probe import Request, distinct_values, isolate, overlap_probe, probe_for

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 
-from generator.hygiene import stripped
-from generator.model import SAFE_METHODS, Policy, Rule
+from cachewright.generator.hygiene import stripped
+from cachewright.generator.model import SAFE_METHODS, Policy, Rule
 
 from ..client import Response
 from ..origin_client import OriginError, SeenRequest, parse_echo

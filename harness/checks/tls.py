@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from generator.certs import throwaway_pair
-from generator.model import HttpsListener, Policy
-from generator.tls import PROFILES, Profile
+from cachewright.generator.certs import throwaway_pair
+from cachewright.generator.model import HttpsListener, Policy
+from cachewright.generator.tls import PROFILES, Profile
 
 from ..client import Response
 from ..prepare import request_host

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from generator import capabilities
-from generator.load import load
-from generator.model import Policy
+from cachewright.generator import capabilities
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
 
 
 def add_parser(sub: Any) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from generator.model import Policy
-from generator.pipeline import TARGETS, Options
-from generator.verify import unresolvable
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import TARGETS, Options
+from cachewright.generator.verify import unresolvable
 
 
 def add_target(p: argparse.ArgumentParser) -> None:

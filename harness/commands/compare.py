@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from generator.load import load
+from cachewright.generator.load import load
 
 from .. import ui
 from ..compare.measure import Settings

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from generator.load import load
-from generator.output import diff, write_atomically
-from generator.pipeline import compile_policy
-from generator.verify import verify
+from cachewright.generator.load import load
+from cachewright.generator.output import diff, write_atomically
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.verify import verify
 
 from .. import ui
 from . import common

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator import lower_nginx, lower_varnish
-from generator.load import load
-from generator.model import SAFE_METHODS, Policy, Rule
-from generator.quote import glob_regex, host_regex
-from generator.units import format_duration
+from cachewright.generator import lower_nginx, lower_varnish
+from cachewright.generator.load import load
+from cachewright.generator.model import SAFE_METHODS, Policy, Rule
+from cachewright.generator.quote import glob_regex, host_regex
+from cachewright.generator.units import format_duration
 
 from .. import ui
 from ..prepare import request_host

@@ -41,7 +41,7 @@ def archetype_text(name: str) -> str:
     """The starter policy of archetype ``name`` (a file shipped in ``harness/archetypes``)."""
     if name not in ARCHETYPES:
         raise KeyError(f"unknown archetype {name!r} (expected one of {', '.join(ARCHETYPES)})")
-    return (resources.files("harness.archetypes") / f"{name}.yaml").read_text(encoding="utf-8")
+    return (resources.files("cachewright.harness.archetypes") / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from generator.errors import CachewrightError
+from cachewright.generator.errors import CachewrightError
 
 from ..api import Endpoint
 from ..client import Client, Response

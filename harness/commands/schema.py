@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from generator.language import POLICY
+from cachewright.generator.language import POLICY
 
 
 def add_parser(sub: Any) -> None:

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from generator.load import load
-from generator.model import Policy
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
 
 from .. import ports
 from ..api import Runtime, Stack

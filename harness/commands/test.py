@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from generator.errors import CachewrightError, ToolMissing
-from generator.load import load
-from generator.model import Policy
-from generator.verify import PACKAGES
+from cachewright.generator.errors import CachewrightError, ToolMissing
+from cachewright.generator.load import load
+from cachewright.generator.model import Policy
+from cachewright.generator.verify import PACKAGES
 
 from .. import checks, client, report, ui
 from ..api import ENGINES, Runtime, Stack

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from generator.load import load
-from generator.pipeline import compile_policy
-from generator.verify import verify
+from cachewright.generator.load import load
+from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.verify import verify
 
 from .. import ui
 from . import common

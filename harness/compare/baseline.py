@@ -1,7 +1,7 @@
 """The hand-written baseline configs ``compare`` measures the generated ones against.
 
-The templates live in ``benchmarks/baseline/`` (shipped in the package as ``harness/compare/
-baseline``): a minimal ``proxy_cache`` nginx config and a backend-only VCL (the builtin VCL does
+The templates live in ``templates/baseline/`` and render through the compiler's own Jinja
+environment: a minimal ``proxy_cache`` nginx config and a backend-only VCL (the builtin VCL does
 the rest). They share the generated config's process model, logging, listeners and TLS
 termination (Varnish keeps the generated ``hitch.conf``), so the throughput ratio is the cost of
 the policy's logic: guards, maps, key building, Cache-Status, header scrubbing.
@@ -12,28 +12,16 @@ the policy's logic: guards, maps, key building, Cache-Status, header scrubbing.
 from __future__ import annotations
 
 import re
-from functools import cache
-from pathlib import Path
 
-import jinja2
-
-from generator.model import Policy
-from generator.pipeline import Options
-from generator.render import OutputFile
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile, environment
 
 from ..prepare import Placement, generated
 
-TEMPLATES = Path(__file__).resolve().parent / "baseline"
 #: the files each engine's baseline replaces (the rest, e.g. hitch.conf, are the generated ones)
 REPLACED = {"nginx": ("nginx.conf",), "varnish": ("default.vcl", "varnishd.args")}
 _SAFE = re.compile(r"[A-Za-z0-9_.:/\-\[\]]*")
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True,
-                              undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 def baseline_configs(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
@@ -53,7 +41,7 @@ def baseline_configs(policy: Policy, engine: str, place: Placement, options: Opt
             raise ValueError(f"baseline {name} {value!r}: not a plain address, port or path")
     values["proxy_line"] = _proxy_line(files.get("varnishd.args"))
     for name in REPLACED[engine]:
-        text = _environment().get_template(f"{name}.j2").render(values)
+        text = environment().get_template(f"baseline/{name}.j2").render(values)
         files[name] = OutputFile(name, text)
     return files
 

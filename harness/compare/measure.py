@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from generator.model import Policy, Rule
+from cachewright.generator.model import Policy, Rule
 
 from ..api import HarnessError, Stack
 from ..checks.base import Ctx

@@ -30,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from generator.model import Policy
-from generator.pipeline import Options, compile_policy
-from generator.render import OutputFile
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options, compile_policy
+from cachewright.generator.render import OutputFile
 
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from generator import __version__
-from harness.api import ENGINES, HarnessError
-from harness.compare.targets import THROUGHPUT_TARGET, ratio_text, throughput_status
+from cachewright.generator import __version__
+from cachewright.harness.api import ENGINES, HarnessError
+from cachewright.harness.compare.targets import THROUGHPUT_TARGET, ratio_text, throughput_status
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

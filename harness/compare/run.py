@@ -31,8 +31,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from generator.capabilities import used_features
-from generator.model import Policy
+from cachewright.generator.capabilities import used_features
+from cachewright.generator.model import Policy
 
 from .. import checks
 from ..api import HarnessError, Runtime, Stack

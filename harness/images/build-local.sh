@@ -19,6 +19,8 @@ TAGS="cachewright/nginx:local cachewright/varnish:local cachewright/hitch:local 
 PACKAGES="nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js varnish varnish-modules hitch python3 ca-certificates"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
+# where the sample origin lives in the image; an image of another layout is rebuilt
+LAYOUT="origin=/opt/cachewright/cachewright/harness"
 REBUILD=0
 
 for arg in "$@"; do
@@ -37,6 +39,8 @@ all_present() {
         built=$(docker image inspect --format '{{ index .Config.Labels "cachewright.packages" }}' "$tag" 2>/dev/null) \
             || return 1
         [ "$built" = "$PACKAGES" ] || { log "$tag holds other packages ($built): rebuilding"; return 1; }
+        layout=$(docker image inspect --format '{{ index .Config.Labels "cachewright.layout" }}' "$tag")
+        [ "$layout" = "$LAYOUT" ] || { log "$tag has another layout (${layout:-none}): rebuilding"; return 1; }
     done
 }
 
@@ -91,10 +95,11 @@ rm -f "$ROOT/usr/sbin/policy-rc.d" "$ROOT/etc/resolv.conf"
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/* "$ROOT"/tmp/* \
     "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/locale/*
 
-# 3. the sample origin (stdlib only), runnable as `python3 -m harness.origin` from /opt/cachewright
-mkdir -p "$ROOT/opt/cachewright/harness"
-: >"$ROOT/opt/cachewright/harness/__init__.py"
-cp "$PROJECT/harness/origin.py" "$ROOT/opt/cachewright/harness/origin.py"
+# 3. the sample origin (stdlib only), runnable as `python3 -m cachewright.harness.origin` from
+#    /opt/cachewright (cachewright/ is a namespace package there: the origin alone, not the tool)
+mkdir -p "$ROOT/opt/cachewright/cachewright/harness"
+: >"$ROOT/opt/cachewright/cachewright/harness/__init__.py"
+cp "$PROJECT/harness/origin.py" "$ROOT/opt/cachewright/cachewright/harness/origin.py"
 ORIGIN_SHA=$(sha256sum "$PROJECT/harness/origin.py" | cut -c1-64)
 
 # 4. one import, four tags
@@ -105,6 +110,7 @@ id=$(tar -C "$ROOT" -c . | docker import \
     --change 'LABEL cachewright.image=local' \
     --change "LABEL cachewright.origin-sha256=$ORIGIN_SHA" \
     --change "LABEL cachewright.packages=\"$PACKAGES\"" \
+    --change "LABEL cachewright.layout=$LAYOUT" \
     --change 'CMD ["/bin/sh"]' \
     - "cachewright/stand-in:local")
 for tag in $TAGS; do
