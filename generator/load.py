@@ -1,5 +1,6 @@
-"""Load a policy file: YAML with positions → checked, frozen ``Policy``. Every problem is collected
-and reported at once, as ``file:line:col: path: what is wrong (what is expected)``.
+"""Load a policy file: YAML with positions (``yamlnode``, the reader scenario files share) →
+checked, frozen ``Policy``. Every problem is collected and reported at once, as
+``file:line:col: path: what is wrong (what is expected)``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from . import capabilities, dialect, paths, reach
 from .errors import PolicyError, Problem
@@ -38,11 +37,12 @@ from .model import (
     ValueMatch,
 )
 from .spec import MISSING, Reader, shown
+from .yamlnode import Document, compose
 
 MAX_POLICY_BYTES = 16 * 1024 * 1024
 RESERVED_NAMES = ("default", "guard", "purge", "redirect")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: same nodes and positions
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+POLICY_FILE = Document("policy file", MAX_POLICY_BYTES, "16 MiB", "the policy is empty (expected "
+                       "a mapping with version, name, origin, ...)")
 
 
 def load(path: str | Path) -> Policy:
@@ -59,7 +59,7 @@ def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
     """Validate policy text; ``filename`` is used in messages and in the generated files'
     headers, so anything unprintable in it is escaped first."""
     filename = shown(filename)
-    node = _compose(data, filename)
+    node = compose(data, filename, POLICY_FILE)
     reader = Reader(filename)
     raw = POLICY.read(reader, node, "")
     if reader.problems or raw is MISSING:
@@ -69,57 +69,6 @@ def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
     if problems:
         raise PolicyError(problems)
     return replace(policy, warnings=tuple(str(w) for w in sorted(set(warned))))
-
-
-def _compose(data: bytes | str, filename: str) -> yaml.Node:
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError([Problem(filename, 1, 1, "", "policy file is larger than 16 MiB")])
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError([Problem(filename, 1, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
-    try:
-        node = yaml.compose(data, Loader=_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or "invalid YAML"
-        raise PolicyError([Problem(filename, line, col, "", f"invalid YAML: {what}")]) from None
-    except yaml.reader.ReaderError as exc:
-        raise PolicyError([reader_problem(data, exc, filename)]) from None
-    except yaml.YAMLError as exc:
-        raise PolicyError([Problem(filename, 1, 1, "", f"invalid YAML: {exc}")]) from None
-    if node is None:
-        raise PolicyError([Problem(filename, 1, 1, "", "the policy is empty (expected a mapping "
-                                   "with version, name, origin, ...)")])
-    return node
-
-
-def reader_problem(text: str, exc: yaml.reader.ReaderError, filename: str,
-                   loader: type[Any] = _LOADER) -> Problem:
-    """The problem for a character YAML does not allow (a control character, U+FFFE, ...),
-    positioned in ``text`` (which ``loader`` was reading)."""
-    line, col = _text_position(text, exc.position, _counts_bytes(loader))
-    if not isinstance(exc.character, int):
-        return Problem(filename, line, col, "", f"invalid YAML: {exc.reason}")
-    escape = shown(chr(exc.character))
-    return Problem(filename, line, col, "", f"invalid YAML: unprintable character "
-                   f"#x{exc.character:04x} (expected printable text; inside double quotes write "
-                   f'it as "{escape}")')
-
-
-def _text_position(text: str, offset: int, in_bytes: bool) -> tuple[int, int]:
-    """Line and column (from 1) of the character at ``offset`` in ``text``."""
-    before = text.encode("utf-8")[:offset].decode("utf-8", "ignore") if in_bytes else text[:offset]
-    lines = _LINE_BREAK.split(before.removeprefix("\ufeff"))
-    return len(lines), len(lines[-1]) + 1
-
-
-def _counts_bytes(loader: type[Any]) -> bool:
-    """libyaml counts a reader error's position in bytes of the UTF-8 text, PyYAML in characters."""
-    c_parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # None without libyaml
-    return c_parser is not None and issubclass(loader, c_parser)
 
 
 def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) -> Policy:

@@ -18,7 +18,7 @@ from cachewright.generator.model import Policy
 from cachewright.harness.checks import run_checks
 from cachewright.harness.checks.base import SLOW_WAIT, CheckSkipped, Ctx
 from cachewright.harness.checks.faults import FAULTS, check_fresh, error_status, fault_checks
-from cachewright.harness.results import CheckResult
+from cachewright.harness.report.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -16,7 +16,7 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.harness.checks import run_checks
 from cachewright.harness.checks.purge import outsider_address, purge_checks, purger_address
-from cachewright.harness.results import CheckResult
+from cachewright.harness.report.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 KINDS = ("url", "variants", "refused", "pattern", "tag", "all")

@@ -22,7 +22,7 @@ from cachewright.harness.report import (
     to_json,
     to_junit,
 )
-from cachewright.harness.results import CheckResult, EngineSummary, Outcome, RunResult
+from cachewright.harness.report.results import CheckResult, EngineSummary, Outcome, RunResult
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from cachewright.generator.load import load, loads
 from cachewright.harness import report
 from cachewright.harness.checks import derive, select
 from cachewright.harness.cli import main
-from cachewright.harness.results import CheckResult, RunResult
+from cachewright.harness.report.results import CheckResult, RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPECT = ROOT / "tests" / "data" / "rfc-respect.yaml"

@@ -28,7 +28,7 @@ from cachewright.harness.api import HarnessError
 from cachewright.harness.checks import derive, run_checks, select
 from cachewright.harness.cli import main
 from cachewright.harness.local import LocalRuntime, LocalStack
-from cachewright.harness.results import CheckResult
+from cachewright.harness.report.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 POLICY = """

@@ -16,7 +16,7 @@ from cachewright.generator.model import Policy
 from cachewright.generator.quote import host_pattern, nginx_str
 from cachewright.harness.checks import run_checks
 from cachewright.harness.checks.security import deception_pair, security_checks, trick_paths
-from cachewright.harness.results import CheckResult
+from cachewright.harness.report.results import CheckResult
 
 ENGINES = ("nginx", "varnish")
 

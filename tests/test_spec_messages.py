@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from cachewright.generator.errors import PolicyError
-from cachewright.generator.load import loads, reader_problem
+from cachewright.generator.load import loads
+from cachewright.generator.yamlnode import reader_problem
 from cachewright.harness.cli import main
 
 BASE = "version: 1\nname: x\norigin: {url: http://app:8000}\n"

@@ -31,7 +31,7 @@ from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, Offer
 from cachewright.harness.client import Client
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.prepare import request_host
-from cachewright.harness.results import CheckResult
+from cachewright.harness.report.results import CheckResult
 from cachewright.harness.tlsfiles import TlsFiles
 
 ENGINES = ("nginx", "varnish")

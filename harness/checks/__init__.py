@@ -20,7 +20,7 @@ from ..api import Stack
 from ..client import Client
 from ..origin_client import OriginClient
 from ..prepare import request_host
-from ..results import CheckResult
+from ..report.results import CheckResult
 from .base import SLOW_WAIT, Check, CheckFailed, CheckSkipped, Ctx
 from .blackbox import Options, blackbox_checks
 from .defaults import default_checks

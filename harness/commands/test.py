@@ -24,7 +24,7 @@ from ..client import SAMPLE_IDENTITY, Identity, Response
 from ..local import LocalRuntime
 from ..origin_client import Counts
 from ..prepare import Configs, generated, request_host
-from ..results import CheckResult, RunResult
+from ..report.results import CheckResult, RunResult
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
 from . import common
 

@@ -39,7 +39,7 @@ from ..api import HarnessError, Runtime, Stack
 from ..origin_client import OriginClient
 from ..prepare import Configs, generated
 from ..report import conformance_of
-from ..results import CheckResult
+from ..report.results import CheckResult
 from ..scenarios import Scenario
 from .baseline import baseline_configs
 from .load import LoadResult
