@@ -1,5 +1,5 @@
 """The policy's regex dialect: the regexes that nginx (PCRE2), Varnish (PCRE2) and the Python
-model (``harness/probe.py``, ``re``) all read the same way on request paths and header values.
+model (``harness/selection/request.py``, ``re``) all read the same way on request paths and header values.
 
 Both engines on Debian 12 link libpcre2-8 10.42, without UTF mode; the model uses ``re``. A regex
 is accepted when Python compiles it and it uses none of the forms below, which one of the three

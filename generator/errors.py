@@ -57,3 +57,7 @@ class ToolMissing(CachewrightError):
     """A program the command needs (nginx, varnishd, hitch) is not installed."""
 
     exit_code = 3
+
+
+class UsageError(CachewrightError):
+    """A command-line option that cannot be used as given."""

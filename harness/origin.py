@@ -177,7 +177,7 @@ class HttpError(Exception):
     """A request that cannot be parsed: answered with 400 and the connection closed."""
 
 
-#: query parameters that mark a probe (harness/probe.py puts one in when a rule leaves no room
+#: query parameters that mark a probe (harness/selection/probes.py puts one in when a rule leaves no room
 #: for a marker in the path); engines keep them in the cache key and forward them
 MARKERS = ("cw", "cwtag", "cw_probe")
 

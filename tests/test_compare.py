@@ -20,7 +20,7 @@ from cachewright.harness.compare.run import _target, capability_rows, median_int
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient
 from cachewright.harness.prepare import Placement
-from cachewright.harness.probe import Request
+from cachewright.harness.selection import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -15,7 +15,7 @@ from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient, parse_echo
-from cachewright.harness.probe import Request, select_rule
+from cachewright.harness.selection import Request, select_rule
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"
@@ -121,7 +121,7 @@ def test_exact_paths_and_named_groups_select_their_rule(stack: Stack, engine: st
                                                           rule: str) -> None:
     """``path`` is the whole raw path (a query may follow, nothing else), %-escapes in either hex
     case; a regex with named groups means what it says (they are written as (?:...)). The model
-    (harness/probe.py) agrees with the engine on each."""
+    (harness/selection/request.py) agrees with the engine on each."""
     policy = loads(POLICY, "dispatch.yaml")
     path, _, query = target.partition("?")
     assert select_rule(policy, Request("GET", path, HOST, query)).name == rule

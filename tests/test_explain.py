@@ -19,7 +19,9 @@ from cachewright.harness.commands import explain
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient
 from cachewright.harness.prepare import request_host
-from cachewright.harness.probe import Request, probe_for, select_rule
+from cachewright.harness.selection import Request, probe_for, select_rule
+from cachewright.harness.selection.explain import Explanation, build_request, default_scheme
+from cachewright.harness.selection.explain_text import render
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/policy.yaml"))
@@ -47,7 +49,7 @@ def probes(policy: Policy) -> list[Request]:
 def test_nginx_map_and_select_rule_agree_on_every_rule(name: str) -> None:
     policy = policy_of(name)
     for request in probes(policy):
-        result = explain.explain(policy, request, explain.default_scheme(policy))
+        result = explain.explain(policy, request, default_scheme(policy))
         assert result.rule == select_rule(policy, request).name
         nginx = dict(result.engines[0].lines)
         assert "DISAGREEMENT" not in nginx
@@ -62,7 +64,7 @@ def test_verdict_follows_the_safe_defaults(name: str) -> None:
                     replace(base, headers=(*base.headers, ("Authorization", "Bearer t")))]
         for request in variants:
             rule = select_rule(policy, request)
-            result = explain.explain(policy, request, explain.default_scheme(policy))
+            result = explain.explain(policy, request, default_scheme(policy))
             assert (result.verdict == "cached") == stored_when_fresh(policy, rule, request), request
 
 
@@ -131,45 +133,45 @@ def test_regex_rules_read_plainly(tmp_path: Path) -> None:
                     "    ttl: 30d\n    origin_headers: override\n    strip_cookies: true\n"
                     "  - name: home\n    match: {path_regex: '^/$'}\n    ttl: 1m\n", encoding="utf-8")
     policy = load(path)
-    static = explain.render(explain.explain(policy, explain.build_request(
+    static = render(explain.explain(policy, build_request(
         policy, "GET", "/static/app.3fa9.js", ["Cookie: sid=1; theme=dark"])))
     assert "rule          static  (rules[0]," in static
     assert "  ttl         30d (the rule's ttl) for 200 203 204 300 301 308, whatever the origin says\n" in static
     assert "  Cookie      none: sid, theme removed (strip_cookies)\n" in static
-    home = explain.render(explain.explain(policy, explain.build_request(policy, "GET", "/", ["Cookie: a=1"])))
+    home = render(explain.explain(policy, build_request(policy, "GET", "/", ["Cookie: a=1"])))
     assert "cached        no: not looked up, not stored; every request reaches the origin\n" \
            "  because     the request carries cookies and rule 'home' neither strips them (strip_cookies) nor\n" \
            "              keys on them (key.cookies)\n" in home
     assert "  Cookie      a=1\n" in home and "key " not in home and "ttl " not in home
 
 
-def _shop_products() -> explain.Explanation:
+def _shop_products() -> Explanation:
     policy = policy_of("shop")
-    request = explain.build_request(policy, "GET", "/products/1?utm_source=x&a=1",
+    request = build_request(policy, "GET", "/products/1?utm_source=x&a=1",
                                     ["Cookie: currency=eur; sid=1", "Accept-Language: de"])
     return explain.explain(policy, request, "https")
 
 
 def test_bypass_reasons_name_the_cause() -> None:
     policy = policy_of("api")
-    auth = explain.build_request(policy, "GET", "/v1/x", ["Authorization: Bearer t"])
+    auth = build_request(policy, "GET", "/v1/x", ["Authorization: Bearer t"])
     assert "Authorization" in explain.explain(policy, auth).reasons[0]
-    me = explain.build_request(policy, "GET", "/v1/me", ["Authorization: Bearer t"])
+    me = build_request(policy, "GET", "/v1/me", ["Authorization: Bearer t"])
     keyed = explain.explain(policy, me)
     assert keyed.verdict == "cached" and ("header Authorization", "Bearer t") in keyed.key
-    writes = explain.explain(policy, explain.build_request(policy, "POST", "/v1/x", []))
+    writes = explain.explain(policy, build_request(policy, "POST", "/v1/x", []))
     assert writes.reasons == ("rule 'writes' has cache: false",
                               "method POST: only GET and HEAD are cached")
 
 
 def test_guard_redirect_and_hosts() -> None:
     policy = policy_of("shop")
-    assert explain.explain(policy, explain.build_request(policy, "GET", "/x", []), "http").status == 301
-    other = explain.build_request(policy, "GET", "/x", [], host="evil.test")
+    assert explain.explain(policy, build_request(policy, "GET", "/x", []), "http").status == 301
+    other = build_request(policy, "GET", "/x", [], host="evil.test")
     assert explain.explain(policy, other, "https").status == 421
-    dots = explain.build_request(policy, "GET", "/a/../b", [])
+    dots = build_request(policy, "GET", "/a/../b", [])
     assert explain.explain(policy, dots, "https").cache_status[0].endswith("detail=guard")
-    trace = explain.build_request(policy, "TRACE", "/", [])
+    trace = build_request(policy, "TRACE", "/", [])
     assert explain.explain(policy, trace, "https").status == 501
 
 
@@ -188,9 +190,9 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_purge_is_not_a_disagreement_and_reaches_no_origin() -> None:
     policy = policy_of("api")
-    result = explain.explain(policy, explain.build_request(policy, "PURGE", "/v1/products/1", []))
+    result = explain.explain(policy, build_request(policy, "PURGE", "/v1/products/1", []))
     assert result.verdict == "purge" and result.origin is None
-    assert not explain.render(result).count("warning")
+    assert not render(result).count("warning")
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -243,7 +245,7 @@ def _unique(target: str, suffix: str) -> str:
     return f"{path}-{suffix}{sep}{query}" if ".." not in path else path
 
 
-def _expect(result: explain.Explanation, first: Response, second: Response, what: str) -> None:
+def _expect(result: Explanation, first: Response, second: Response, what: str) -> None:
     if result.status is not None:
         assert first.status == result.status, what
         assert first.cache.detail == ("redirect" if result.status == 301 else "guard"), what
@@ -257,7 +259,7 @@ def _expect(result: explain.Explanation, first: Response, second: Response, what
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_explain_agrees_with_the_engines(name: str) -> None:
     policy = policy_of(name)
-    scheme = explain.default_scheme(policy)
+    scheme = default_scheme(policy)
     with LocalRuntime().start(policy, ("nginx", "varnish")) as stack, \
             OriginClient(stack.origin.control_url) as origin:
         for engine, endpoint in stack.endpoints.items():
@@ -267,7 +269,7 @@ def test_explain_agrees_with_the_engines(name: str) -> None:
                 origin.add_rule({"path": sent.partition("?")[0], "status": 200,
                                  "cache_control": "max-age=60"})
                 lines = [f"{k}: {v}" for k, v in headers.items()]
-                result = explain.explain(policy, explain.build_request(policy, method, sent, lines),
+                result = explain.explain(policy, build_request(policy, method, sent, lines),
                                          scheme)
                 first, second = (client.request(method, sent, headers, scheme=scheme,
                                                 body=b"" if method == "POST" else None)

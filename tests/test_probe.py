@@ -1,5 +1,5 @@
-"""The pure-Python rule selector and the probes built from it (``harness/probe.py``), and the regex
-example generator under them (``harness/regexgen.py``).
+"""The pure-Python rule selector and the probes built from it (``harness/selection/``), and the regex
+example generator under them (``harness/selection/regexgen.py``).
 
 Every rule of every example policy, and of hand-written tricky policies, gets a probe that
 ``select_rule`` maps back to it, or is listed below as genuinely unreachable.
@@ -24,10 +24,11 @@ from cachewright.generator.lower_nginx import NginxModel
 from cachewright.generator.model import Policy, Rule
 from cachewright.harness.commands import explain
 from cachewright.harness.origin import MARKERS, unit_of
-from cachewright.harness.probe import (
+from cachewright.harness.selection import (
     TAG_PARAMS,
     Request,
     engine_host,
+    example,
     isolated,
     matches,
     other_probe,
@@ -37,7 +38,6 @@ from cachewright.harness.probe import (
     tagged_path,
     unmarked,
 )
-from cachewright.harness.regexgen import example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*/policy.yaml"))

@@ -32,7 +32,7 @@ from typing import Literal
 from cachewright.generator.model import Policy, Rule
 
 from ..client import Response
-from ..probe import Request
+from ..selection import Request
 from .base import MAX_WAIT, Check, CheckSkipped, Ctx
 from .defaults import _rule_or_skip, cacheable_rule, status_rule
 from .rules import origin_answer, probe

@@ -27,7 +27,7 @@ from cachewright.generator.capabilities import FEATURES, serves_stale
 from cachewright.generator.model import Policy, Rule
 
 from ..client import Response
-from ..probe import Request, select_rule
+from ..selection import Request, select_rule
 from .base import RECORD_WAIT, Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import cacheable_rule
 from .rules import isolated_rule, probe

@@ -33,8 +33,7 @@ from cachewright.generator.model import SAFE_METHODS, Policy, Rule
 from ..client import Response
 from ..origin_client import OriginError, SeenRequest, parse_echo
 from ..prepare import request_host
-from ..probe import Request, probe_for, select_rule, unmarked
-from ..regexgen import example
+from ..selection import Request, example, probe_for, select_rule, unmarked
 from .base import STORE_WAIT, Check, CheckSkipped, Ctx
 from .rules import isolated_rule, origin_answer, probe
 

@@ -37,7 +37,7 @@ from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..checks.rules import effective_ttl
 from ..prepare import request_host
-from ..probe import Request, probe_for, select_rule
+from ..selection import Request, probe_for, select_rule
 from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
 
 #: seconds an entry with ``max-age=1`` needs to be expired on both engines

@@ -38,7 +38,7 @@ from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..origin_client import OriginClient, RecordedRequest
 from ..prepare import Placement, generated, request_host
-from ..probe import probe_for, select_rule
+from ..selection import probe_for, select_rule
 from .measure import MeasureError, Probe, Target
 
 #: the three configs the offload run compares, in the report's order

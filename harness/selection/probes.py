@@ -1,185 +1,49 @@
-"""Which rule a request selects, in pure Python, and requests built to select a given rule.
+"""Requests built to select a given rule: the probes every check sends.
 
-``select_rule`` evaluates first-match rule selection with the engines' semantics (see
-``generator/lower_nginx.py`` and ``generator/lower_varnish.py``), using the same regex builders
-(``generator.quote``) the engines are given:
-
-* the raw request path (the target before the first ``?``) is matched, undecoded;
-* the host is lowercased, without port or trailing dot (nginx's ``$host``);
-* PURGE and BAN select the rule a GET would;
-* an absent header or cookie is an empty value; "present" (no regex) means non-empty (``.``);
-* a cookie's value is group 1 of ``(?:^|;)\\s*NAME=([^;]*)`` on the Cookie header (several Cookie
-  lines joined with ``"; "``); a header's value is its first line.
-
-The probe builders (``probe_for``, ``overlap_probe``, ``other_probe``) search a small space of
+The builders (``probe_for``, ``overlap_probe``, ``other_probe``) search a small space of
 candidate requests (paths from prefixes, extensions and ``regexgen`` examples, with the tag
 inserted; methods; hosts; header and cookie values) and return the first that ``select_rule``
-proves does what is asked. Probes never rely on the corners above where the engines could differ:
-one line per header, each cookie once, no spaces around values, paths that pass the engines'
-path hygiene.
+proves does what is asked. Probes never rely on the corners where the engines could differ (see
+``request``): one line per header, each cookie once, no spaces around values, paths that pass the
+engines' path hygiene.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from itertools import islice, product
 
 from cachewright.generator.language import PATH
 from cachewright.generator.model import SAFE_METHODS, Match, Policy, Rule
-from cachewright.generator.quote import cookie_regex, extensions_regex, glob_regex, host_regex, prefix_regex
+from cachewright.generator.quote import glob_regex, host_regex
 
 from .regexgen import example
+from .request import (
+    REFUSED_PATHS,
+    TAG_PARAMS,
+    Pair,
+    Request,
+    engine_host,
+    match_holds,
+    matches,
+    path_holds,
+    regex_holds,
+    select_rule,
+)
 
-Pair = tuple[str, str]
 MAX_TRIES = 4000
 MAX_PATHS = 32
 TAGS_PER_SHAPE = 2
 SEEDS = 6
 VALUES_PER_NAME = 4
-TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin.py MARKERS: the same names
 ABSENT = ""
 ESCAPE_VALUE = "cw-none"
-# The engines refuse these paths (400) before any rule is chosen: keep in step with the path
-# hygiene maps in templates/nginx/nginx.conf.j2 and templates/varnish/default.vcl.j2.
-REFUSED_PATHS = tuple(re.compile(r) for r in (
-    r"(?:^|/)\.\.?(?:/|$)",
-    r"\\",
-    r"%(?![0-9A-Fa-f]{2})",
-    r"(?i)%(?:2e|2f|5c|00)",
-    r"(?i)%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)",
-))
 COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
 HOST = re.compile(r"[a-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request as the harness sends it. ``headers`` should not repeat a name; cookies go
-    in ``cookies`` (rendered into one Cookie header)."""
-
-    method: str
-    path: str
-    host: str
-    query: str = ""
-    headers: tuple[Pair, ...] = ()
-    cookies: tuple[Pair, ...] = ()
-
-    @property
-    def target(self) -> str:
-        """The request target: path, and ``?query`` when there is a query."""
-        return self.path + ("?" + self.query if self.query else "")
-
-    @property
-    def unit(self) -> str:
-        """What the sample origin counts, answers and logs this request by: the path, plus ``?``
-        and the tag parameters of the query when it has any (``harness/origin.py``, "Markers")."""
-        marks = [p for p in self.query.split("&") if p.split("=", 1)[0] in TAG_PARAMS] if self.query else []
-        return f"{self.path}?{'&'.join(marks)}" if marks else self.path
-
-    def with_query(self, query: str) -> Request:
-        """This request with ``query`` in place of its own, its tag parameters kept first (so
-        it stays in its check's cache entry and origin count)."""
-        marks = self.unit.partition("?")[2]
-        return replace(self, query="&".join(q for q in (marks, query) if q))
-
-    @property
-    def raw_path(self) -> str:
-        """What rules match: the target up to its first ``?``."""
-        return self.target.split("?", 1)[0]
-
-    @property
-    def cookie_header(self) -> str:
-        """The Cookie header the request sends (``""``: none): Cookie lines from ``headers``,
-        then ``cookies`` as ``name=value`` pairs, joined with ``"; "`` as both engines do."""
-        lines = [v for n, v in self.headers if n.lower() == "cookie"]
-        lines += [f"{name}={value}" for name, value in self.cookies]
-        return "; ".join(lines)
-
-    def header(self, name: str) -> str:
-        """The value rules see for header ``name`` (first line; ``""`` when absent)."""
-        if name.lower() == "cookie":
-            return self.cookie_header
-        return next((v for n, v in self.headers if n.lower() == name.lower()), "")
-
-    def cookie(self, name: str) -> str:
-        """The value rules see for cookie ``name`` (``""`` when absent)."""
-        found = _compiled(cookie_regex(name))
-        hit = found.search(self.cookie_header) if found else None
-        return hit.group(1) if hit else ""
-
-    def http_headers(self) -> tuple[Pair, ...]:
-        """Every header line to send: Host, the other headers, then Cookie (if any)."""
-        others = tuple((n, v) for n, v in self.headers if n.lower() not in ("host", "cookie"))
-        cookie = (("Cookie", self.cookie_header),) if self.cookie_header else ()
-        return (("Host", self.host), *others, *cookie)
-
-
-def unmarked(query: str) -> str:
-    """``query`` without its tag parameters (what a check compares across its own probes)."""
-    return "&".join(p for p in query.split("&") if p and p.split("=", 1)[0] not in TAG_PARAMS)
-
-
-def engine_host(host: str) -> str:
-    """The host rules see: lowercased, without port or trailing dot."""
-    return re.sub(r":[0-9]+$", "", host.lower()).removesuffix(".")
-
-
-def engine_method(method: str) -> str:
-    """The method rules see: purges select the rule a GET would."""
-    return "GET" if method in ("PURGE", "BAN") else method
-
-
-def select_rule(policy: Policy, request: Request) -> Rule:
-    """The rule both engines choose for ``request``: the first that matches, else the default."""
-    return next((r for r in policy.rules if matches(r, request)), policy.default_rule)
-
-
-def matches(rule: Rule, request: Request) -> bool:
-    """Whether every condition of ``rule`` holds for ``request``."""
-    return match_holds(rule.match, request)
-
-
-def match_holds(m: Match, request: Request) -> bool:
-    """Whether every condition of ``m`` holds for ``request``."""
-    return (path_holds(m, request.raw_path)
-            and (not m.methods or engine_method(request.method) in m.methods)
-            and (not m.hosts or _search(host_regex(m.hosts), engine_host(request.host)))
-            and all(_search(h.regex or ".", request.header(h.name)) for h in m.headers)
-            and all(_search(c.regex or ".", request.cookie(c.name)) for c in m.cookies))
-
-
-def path_holds(m: Match, path: str) -> bool:
-    """Whether the path conditions of ``m`` (prefix, exact path, regex, extensions) hold for raw
-    ``path``."""
-    return ((not m.path_prefix or _search(prefix_regex(m.path_prefix), path))
-            and (m.path is None or _search(prefix_regex(m.path) + "$", path))
-            and (m.path_regex is None or _search(m.path_regex, path))
-            and (not m.extensions or _search(extensions_regex(m.extensions), path)))
-
-
-@lru_cache(maxsize=1024)
-def _compiled(regex: str) -> re.Pattern[str] | None:
-    try:
-        with warnings.catch_warnings():  # e.g. FutureWarning "Possible nested set"
-            warnings.simplefilter("ignore")
-            return re.compile(regex)
-    except (re.error, RecursionError, OverflowError, ValueError):
-        return None
-
-
-def _search(regex: str, text: str) -> bool:
-    """``re.search``; a regex Python cannot compile matches nothing (load rejects those)."""
-    compiled = _compiled(regex)
-    return compiled is not None and compiled.search(text) is not None
-
-
-# --- probes ---------------------------------------------------------------------------------
 
 
 def probe_for(policy: Policy, rule: Rule, *, tag: str, host: str) -> Request | None:
@@ -416,7 +280,7 @@ def _hosts(policy: Policy, constraints: Sequence[Match], host: str) -> tuple[str
     if not named:
         candidates = [host, *(c for h in policy.listen.hosts for c in _concrete(h))]
     ok = [c for c in candidates if _host_allowed(policy, c)
-          and all(not m.hosts or _search(host_regex(m.hosts), engine_host(c)) for m in constraints)]
+          and all(not m.hosts or regex_holds(host_regex(m.hosts), engine_host(c)) for m in constraints)]
     return tuple(dict.fromkeys(ok))
 
 
@@ -432,7 +296,7 @@ def _host_allowed(policy: Policy, host: str) -> bool:
     name = engine_host(host)
     if not HOST.fullmatch(name):
         return False
-    return not policy.listen.hosts or _search(host_regex(policy.listen.hosts), name)
+    return not policy.listen.hosts or regex_holds(host_regex(policy.listen.hosts), name)
 
 
 # --- header and cookie values ---
@@ -488,7 +352,7 @@ def distinct_values(regexes: Sequence[str], *, cookie: bool = False, count: int 
              if (x := example(r, seed=seed, avoid=kind.avoid)) is not None]
     candidates = [*seeds, *(f"{x}{s}" for x in seeds for s in ("a", "b", "1", "2")), "cw-a", "cw-b"]
     ok = [v for v in dict.fromkeys(candidates)
-          if v and kind.valid.fullmatch(v) and all(_search(r, v) for r in regexes)]
+          if v and kind.valid.fullmatch(v) and all(regex_holds(r, v) for r in regexes)]
     return ok[:count]
 
 
@@ -498,7 +362,7 @@ def _values(regexes: list[str], kind: _Kind) -> list[str]:
     candidates += [x for seed in range(SEEDS) for r in regexes
                    if (x := example(r, seed=seed, avoid=kind.avoid)) is not None]
     ok = [v for v in dict.fromkeys([*candidates, "1"])
-          if kind.valid.fullmatch(v) and all(_search(r, v) for r in regexes)]
+          if kind.valid.fullmatch(v) and all(regex_holds(r, v) for r in regexes)]
     return ok[:VALUES_PER_NAME]
 
 
@@ -537,3 +401,4 @@ def _other_paths(m: Match, path: str) -> Iterator[str]:
 def _request_ok(policy: Policy, request: Request) -> bool:
     """A request the engines serve (a sendable path, a served host)."""
     return _path_ok(request.path) and _host_allowed(policy, request.host)
+
