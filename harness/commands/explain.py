@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from cachewright.generator import lower_nginx, lower_varnish
     from cachewright.generator.model import Policy, Rule
 
-    from ..selection.explain import EngineView, Explanation, Pair
-    from ..selection.request import Request
+    from ..selection.explain import EngineView, Explanation
+    from ..selection.request import Pair, Request
 
 NGINX_VERSION = (1, 22, 1)
 NGINX_MODULES = "/usr/lib/nginx/modules"

@@ -22,16 +22,13 @@ from cachewright.generator.quote import glob_regex, host_regex
 from cachewright.generator.units import format_duration
 
 from ..prepare import request_host
-from .request import REFUSED_PATHS, Request, engine_host, engine_method, select_rule
+from .request import REFUSED_PATHS, Pair, Request, engine_host, engine_method, select_rule
 
-Pair = tuple[str, str]
 PURGES = ("PURGE", "BAN")
 # Client headers the generated configurations never pass on (docs/policy.md, safe defaults).
 DROPPED_HEADERS = ("X-Forwarded-Host", "X-Forwarded-Scheme", "X-Original-URL", "X-Rewrite-URL",
                    "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "Forwarded")
 REPLACED_HEADERS = ("X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto")
-#: each engine's internals for a request (the rule it selects, the scheme, the bypass reasons)
-Views = Callable[[Policy, Rule, Request, str, tuple[str, ...]], tuple["EngineView", ...]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +53,10 @@ class EngineView:
 
     engine: str
     lines: tuple[Pair, ...]
+
+
+#: each engine's internals for a request (given the rule it selects, the scheme, the bypass reasons)
+Views = Callable[[Policy, Rule, Request, str, tuple[str, ...]], tuple[EngineView, ...]]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import textwrap
 
 from .. import ui
-from .explain import Explanation, OriginRequest, Pair
+from .explain import Explanation, OriginRequest
+from .request import Pair
 
 #: the width of the label column of the text output, and of a whole line (values wrap)
 LABEL, WIDTH = 14, 100
