@@ -33,9 +33,9 @@ def dump(doc: Mapping[str, Any]) -> str:
     UTF-8 unless that does not read back, as with U+0085, which PyYAML writes raw but reads as a
     line break)."""
     options: dict[str, Any] = {"sort_keys": False, "width": 1 << 20, "Dumper": yaml.CSafeDumper}
-    text = yaml.dump(dict(doc), allow_unicode=True, **options)
+    text = str(yaml.dump(dict(doc), allow_unicode=True, **options))  # Any in the stubs
     if re.search("[\x85\u2028\u2029]", text) and yaml.load(text, yaml.CSafeLoader) != doc:
-        text = yaml.dump(dict(doc), allow_unicode=False, **options)
+        text = str(yaml.dump(dict(doc), allow_unicode=False, **options))
     return text
 
 
