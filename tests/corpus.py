@@ -606,7 +606,7 @@ def run(policy: CorpusPolicy, workdir: Path, args: Sequence[str] = (), *,
     started = time.monotonic()
     try:
         problem = load_problem(policy, path)
-    except Exception as exc:  # noqa: BLE001 - a compiler crash is that policy's finding, not ours
+    except Exception as exc:  # a compiler crash is that policy's finding, not ours
         return Outcome(policy, time.monotonic() - started, error=f"the compiler crashed: {exc!r}")
     if problem:
         return Outcome(policy, time.monotonic() - started, load_error=problem)
