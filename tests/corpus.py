@@ -7,7 +7,8 @@ regexes), unanchored regexes, overlapping prefixes (the narrow one first), host-
 cookie- and method-only rules placed anywhere, ``override`` next to ``respect``, ``vary`` and
 extra key parts, tags and purging, status TTLs, stale windows short enough to be waited for,
 and TLS now and then. Every policy is valid by construction: one that does not load or compile is
-a bug of this generator, counted apart from the harness's verdicts.
+a bug of this generator, counted apart from the harness's verdicts. The site model and its rule
+families are in ``tests/corpus_rules.py``; the policy's other sections are drawn here.
 
 A policy is a pure function of ``(seed, index)`` (its own ``random.Random``), so a failure is
 reproduced from the two numbers alone::
@@ -29,12 +30,13 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from corpus_rules import FAMILIES, Doc, Site, catch_all
 
 ROOT = Path(__file__).resolve().parent.parent
 #: environment variable that fixes the sample's seed (to reproduce a CI run)
@@ -44,8 +46,6 @@ CORPUS_SEED = 0
 CORPUS_SIZE = 200
 #: how a child run starts cachewright: the checkout's harness, as the other benchmarks do
 CHECKOUT = (sys.executable, "-m", "cachewright.harness")
-
-Doc = dict[str, Any]
 
 #: what a policy can exercise (``CorpusPolicy.traits``), for coverage figures and tests
 TRAITS: dict[str, str] = {
@@ -132,255 +132,13 @@ class CorpusPolicy:
         return head + yaml.safe_dump(self.doc, sort_keys=False, width=1 << 16, default_flow_style=None)
 
 
-@dataclass
-class _Site:
-    """What one policy is being built from: its random source, domain and what it uses."""
-
-    rng: random.Random
-    domain: str
-    traits: set[str] = field(default_factory=set)
-    hosts: list[str] = field(default_factory=list)  # hosts rules match on (listen.hosts needs them)
-
-    def chance(self, p: float) -> bool:
-        return self.rng.random() < p
-
-    def pick(self, options: Sequence[Any]) -> Any:
-        return self.rng.choice(options)
-
-    def ttl(self, kind: str = "page") -> str:
-        """A realistic TTL; now and then one short enough for the harness to wait out."""
-        if kind != "asset" and self.chance(0.08):
-            self.traits.add("ttl-short")
-            return str(self.pick(["2s", "3s"]))
-        if kind == "asset":
-            return str(self.pick(["1d", "7d", "30d", "1y"]))
-        if kind == "api":
-            return str(self.pick(["5s", "10s", "30s", "1m"]))
-        return str(self.pick(["30s", "1m", "5m", "10m", "1h"]))
-
-
-Rule = dict[str, Any]
-Family = Callable[[_Site], list[Rule]]
-
-
-def _cached(site: _Site, rule: Rule, kind: str = "page", *, ttl: bool = True) -> Rule:
-    """``rule`` made cacheable: a TTL (usually), and per-rule origin-header handling."""
-    if ttl or kind == "asset":
-        rule["ttl"] = site.ttl(kind)
-    if "ttl" in rule and site.chance(0.3):
-        rule["origin_headers"] = site.pick(["override", "respect"])
-        site.traits.add(f"rule-{rule['origin_headers']}")
-    return rule
-
-
-def _bypass(site: _Site, rule: Rule) -> Rule:
-    rule["cache"] = False
-    site.traits.add("cache-false")
-    return rule
-
-
-# --------------------------------------------------------------------------- rule families
-# Each family owns one area of the site and returns its rules in a safe order (narrow first);
-# no rule of one family covers a rule of another, so families may be shuffled freely.
-
-
-def _home(site: _Site) -> list[Rule]:
-    if site.chance(0.5):
-        site.traits |= {"single-path", "exact-path"}
-        return [_cached(site, {"name": "home", "match": {"path": "/"}})]
-    site.traits |= {"single-path", "regex-anchored"}
-    return [_cached(site, {"name": "home", "match": {"path_regex": "^/$"}})]
-
-
-def _pages(site: _Site) -> list[Rule]:
-    """Single well-known files: anchored regexes, or a prefix that is a whole file name."""
-    site.traits.add("single-path")
-    files = [("robots", r"^/robots\.txt$"), ("sitemap", r"^/sitemap\.xml$"),
-             ("favicon", r"^/favicon\.ico$"), ("about", r"^/about/?$")]
-    chosen = site.rng.sample(files, site.rng.randint(1, 2))
-    rules = []
-    for name, regex in chosen:
-        if name == "robots" and site.chance(0.5):
-            rules.append(_cached(site, {"name": name, "match": {"path_prefix": "/robots.txt"}}))
-            continue
-        if name != "about" and site.chance(0.4):
-            site.traits.add("exact-path")
-            path = regex[1:-1].replace("\\", "")  # ^/robots\.txt$ -> /robots.txt
-            rules.append(_cached(site, {"name": name, "match": {"path": path}}))
-            continue
-        site.traits.add("regex-anchored")
-        rules.append(_cached(site, {"name": name, "match": {"path_regex": regex}}))
-    return rules
-
-
-def _static(site: _Site) -> list[Rule]:
-    """Assets, in one of five shapes (one per policy: an extension rule before a narrower asset
-    rule would shadow it)."""
-    shape = site.pick(["bundle", "bundle", "prefix", "extensions", "prefix-extensions", "unanchored"])
-    shapes: dict[str, Doc] = {
-        "bundle": {"path_regex": r"^/static/app\.[0-9a-f]+\.js$"},
-        "prefix": {"path_prefix": "/static/"},
-        "extensions": {"extensions": ["css", "js", "png", "svg", "woff2"]},
-        "prefix-extensions": {"path_prefix": "/static/", "extensions": ["js", "css"]},
-        "unanchored": {"path_regex": r"\.(?:css|js|png)$"},
-    }
-    match = shapes[shape]
-    site.traits.add({"bundle": "regex-anchored", "unanchored": "regex-unanchored",
-                     "prefix": "asset-prefix", "extensions": "extension-rule",
-                     "prefix-extensions": "prefix-and-extensions"}[shape])
-    rule = _cached(site, {"name": "static", "match": match}, "asset")
-    if site.chance(0.6):
-        rule["strip_cookies"] = True
-        site.traits.add("strip-cookies")
-    rules = [rule]
-    if shape == "bundle" and site.chance(0.8):
-        site.traits.add("regex-then-prefix")
-        rules.append(_cached(site, {"name": "static-other", "match": {"path_prefix": "/static/"}},
-                             "asset"))
-    return rules
-
-
-def _blog(site: _Site) -> list[Rule]:
-    rules = []
-    if site.chance(0.5):
-        site.traits.add("overlapping-prefixes")
-        rules.append(_bypass(site, {"name": "blog-drafts", "match": {"path_prefix": "/blog/drafts/"}}))
-    if site.chance(0.5):
-        site.traits.add("regex-anchored")
-        rules.append(_cached(site, {"name": "blog-post",
-                                    "match": {"path_regex": "^/blog/[a-z0-9-]+/?$"}}))
-    rules.append(_cached(site, {"name": "blog", "match": {"path_prefix": "/blog/"}},
-                         ttl=site.chance(0.8)))
-    if site.chance(0.3):
-        site.traits.add("regex-unanchored")
-        feed = _cached(site, {"name": "feed", "match": {"path_regex": "/feed/?$"}})
-        rules.insert(site.rng.randint(0, len(rules)), feed)  # before or after the blog rules
-    return rules
-
-
-def _api(site: _Site) -> list[Rule]:
-    rules = []
-    if site.chance(0.4):
-        site.traits.add("method-rule")
-        rules.append(_bypass(site, {"name": "api-writes", "match": {
-            "path_prefix": "/api/", "methods": ["POST", "PUT", "PATCH", "DELETE"]}}))
-    if site.chance(0.3):
-        site.traits.add("header-rule")
-        v2 = _cached(site, {"name": "api-v2", "match": {
-            "path_prefix": "/api/", "header": {"name": "X-Api-Version", "regex": "^2"}}}, "api")
-        if site.chance(0.4):  # 2 and 2.1 both match: one copy each
-            if site.chance(0.5):
-                v2["vary"] = ["X-Api-Version"]
-                site.traits.add("vary")
-            else:
-                v2["key"] = {"headers": ["X-Api-Version"]}
-                site.traits.add("key-headers")
-            site.traits.add("key-on-matched-header")
-        rules.append(v2)
-    if site.chance(0.3):
-        site.traits |= {"key-headers", "overlapping-prefixes"}
-        rules.append(_cached(site, {"name": "api-me", "match": {"path_prefix": "/api/v1/me"},
-                                    "key": {"headers": ["Authorization"]}}, "api"))
-    if site.chance(0.3):
-        site.traits.add("regex-anchored")
-        rules.append(_cached(site, {"name": "api-items",
-                                    "match": {"path_regex": "^/api/v1/items/[0-9]+$"}}, "api"))
-    main = _cached(site, {"name": "api", "match": {"path_prefix": "/api/v1/"}}, "api",
-                   ttl=site.chance(0.8))
-    if site.chance(0.6):
-        main["vary"] = [site.pick(["Accept-Language", "Accept", "X-Device"])]
-        site.traits.add("vary")
-    if site.chance(0.3):
-        main["key"] = {"headers": ["X-Tenant"]}
-        site.traits.add("key-headers")
-    return [*rules, main]
-
-
-def _account(site: _Site) -> list[Rule]:
-    prefix = site.pick(["/account/", "/account"])
-    return [_bypass(site, {"name": "account", "match": {"path_prefix": prefix}})]
-
-
-def _admin(site: _Site) -> list[Rule]:
-    if site.chance(0.3):
-        host = f"admin.{site.domain}"
-        site.hosts.append(host)
-        site.traits.add("host-rule")
-        return [_bypass(site, {"name": "admin", "match": {"host": host}})]
-    return [_bypass(site, {"name": "admin", "match": {"path_prefix": "/admin/"}})]
-
-
-def _shop(site: _Site) -> list[Rule]:
-    site.traits.add("key-cookies")
-    products = _cached(site, {"name": "products", "match": {"path_prefix": "/products/"},
-                              "key": {"cookies": [site.pick(["currency", "lang"])]}})
-    rules = [products]
-    if site.chance(0.5):
-        rules.append(_bypass(site, {"name": "cart", "match": {"path_prefix": "/cart"}}))
-    return rules
-
-
-def _downloads(site: _Site) -> list[Rule]:
-    """Files cached for GET and HEAD only (a method condition on a cached rule)."""
-    site.traits.add("get-head-rule")
-    return [_cached(site, {"name": "downloads", "match": {"path_prefix": "/downloads/",
-                                                          "methods": ["GET", "HEAD"]}}, "asset")]
-
-
-def _search(site: _Site) -> list[Rule]:
-    rule = _cached(site, {"name": "search", "match": {"path_prefix": "/search"}}, "api")
-    if site.chance(0.5):
-        rule["vary"] = ["Accept-Language"]
-        site.traits.add("vary")
-    return [rule]
-
-
-def _cdn(site: _Site) -> list[Rule]:
-    host = site.pick([f"cdn.{site.domain}", f"*.cdn.{site.domain}"])
-    site.hosts.append(host)
-    site.traits |= {"host-rule", "strip-cookies"}
-    return [_cached(site, {"name": "cdn", "match": {"host": [host]}, "strip_cookies": True},
-                    "asset")]
-
-
-def _session(site: _Site) -> list[Rule]:
-    """Logged-in users or previews bypass the cache: a cookie- or header-only rule."""
-    if site.chance(0.2):  # pages in the language a cookie names, one copy per language
-        site.traits |= {"cookie-rule", "key-cookies", "key-on-matched-cookie"}
-        return [_cached(site, {"name": "localized", "match": {
-            "cookie": {"name": "lang", "regex": "^[a-z]{2}$"}}, "key": {"cookies": ["lang"]}})]
-    if site.chance(0.6):
-        site.traits.add("cookie-rule")
-        cookie: Doc = site.pick([{"name": "session"},
-                                 {"name": "wp_logged_in", "regex": "^[a-z0-9]"}])
-        return [_bypass(site, {"name": "logged-in", "match": {"cookie": cookie}})]
-    site.traits.add("header-rule")
-    return [_bypass(site, {"name": "preview", "match": {"header": {"name": "X-Preview"}}})]
-
-
-def _writes(site: _Site) -> list[Rule]:
-    site.traits.add("method-rule")
-    return [_bypass(site, {"name": "writes", "match": {"methods": ["POST", "PUT", "PATCH",
-                                                                   "DELETE"]}})]
-
-
-#: the families a site draws from; ``_catch_all`` is never drawn, only appended
-FAMILIES: tuple[Family, ...] = (_home, _pages, _static, _blog, _api, _account, _admin, _shop,
-                                _search, _cdn, _session, _writes, _downloads)
-
-
-def _catch_all(site: _Site) -> list[Rule]:
-    site.traits.add("catch-all")
-    return [_cached(site, {"name": "pages", "match": {"path_prefix": "/"}})]
-
-
 # --------------------------------------------------------------------------- the policy sections
 
 
 def generate(seed: int, index: int) -> CorpusPolicy:
     """Policy ``index`` of the corpus drawn with ``seed`` (always the same document)."""
     rng = random.Random(f"cachewright-corpus/{seed}/{index}")
-    site = _Site(rng, rng.choice(["example.com", "shop.example.org", "blog.example.net",
+    site = Site(rng, rng.choice(["example.com", "shop.example.org", "blog.example.net",
                                   "news.example.com"]))
     families = rng.sample(FAMILIES, rng.randint(2, 5))
     rules = [r for family in families for r in family(site)]
@@ -388,7 +146,7 @@ def generate(seed: int, index: int) -> CorpusPolicy:
         # a methods-only rule covers the API's own write rule wherever it stands: keep one
         rules = [r for r in rules if r["name"] != "api-writes"]
     if site.chance(0.15):
-        rules += _catch_all(site)
+        rules += catch_all(site)
     doc: Doc = {"version": 1, "name": f"corpus-{seed % 1000}-{index}", "origin": _origin(site)}
     doc["listen"] = _listen(site)
     doc["cache"] = _cache(site)
@@ -404,7 +162,7 @@ def generate(seed: int, index: int) -> CorpusPolicy:
     return CorpusPolicy(seed, index, doc, frozenset(site.traits))
 
 
-def _origin(site: _Site) -> Doc:
+def _origin(site: Site) -> Doc:
     origin: Doc = {"url": site.pick(["http://app:8000", "http://127.0.0.1:8080",
                                      ["http://app1:8000", "http://app2:8000"]])}
     if site.chance(0.4):
@@ -418,7 +176,7 @@ def _origin(site: _Site) -> Doc:
     return origin
 
 
-def _listen(site: _Site) -> Doc:
+def _listen(site: Site) -> Doc:
     listen: Doc = {"http": {"port": 80}}
     if site.chance(0.25):
         site.traits.add("tls")
@@ -445,7 +203,7 @@ def _listen(site: _Site) -> Doc:
     return listen
 
 
-def _cache(site: _Site) -> Doc:
+def _cache(site: Site) -> Doc:
     cache: Doc = {"size": site.pick(["64m", "256m", "1g"])}
     key_kind = site.pick(["default"] * 7 + ["no-query"] * 2 + ["no-scheme"])
     if key_kind == "no-query":
@@ -475,7 +233,7 @@ def _cache(site: _Site) -> Doc:
     return cache
 
 
-def _stale(site: _Site) -> Doc:
+def _stale(site: Site) -> Doc:
     revalidate = site.pick([0, 0, "2s", "30s", "1m"])
     if_error = site.pick([0, 0, "3s", "10m", "1h"])
     if revalidate or if_error:
@@ -485,7 +243,7 @@ def _stale(site: _Site) -> Doc:
     return {"while_revalidate": revalidate, "if_error": if_error}
 
 
-def _status_ttl(site: _Site) -> dict[int, str]:
+def _status_ttl(site: Site) -> dict[int, str]:
     site.traits.add("status-ttl")
     options = {404: ["10s", "1m"], 410: ["1h"], 301: ["1h"], 500: ["5s"], 503: ["3s"]}
     codes = sorted(site.rng.sample(sorted(options), site.rng.randint(1, 2)))
@@ -494,7 +252,7 @@ def _status_ttl(site: _Site) -> dict[int, str]:
     return {code: str(site.pick(options[code])) for code in codes}
 
 
-def _tags_and_purge(site: _Site, doc: Doc) -> None:
+def _tags_and_purge(site: Site, doc: Doc) -> None:
     cacheable = [r for r in doc["rules"] if r.get("cache", True)]
     count = site.rng.randint(1, 2) if site.chance(0.4) else 0
     tagged = site.rng.sample(cacheable, min(len(cacheable), count))
@@ -606,7 +364,7 @@ def run(policy: CorpusPolicy, workdir: Path, args: Sequence[str] = (), *,
     started = time.monotonic()
     try:
         problem = load_problem(policy, path)
-    except Exception as exc:  # noqa: BLE001 - a compiler crash is that policy's finding, not ours
+    except Exception as exc:  # a compiler crash is that policy's finding, not ours
         return Outcome(policy, time.monotonic() - started, error=f"the compiler crashed: {exc!r}")
     if problem:
         return Outcome(policy, time.monotonic() - started, load_error=problem)

@@ -33,9 +33,9 @@ def dump(doc: Mapping[str, Any]) -> str:
     UTF-8 unless that does not read back, as with U+0085, which PyYAML writes raw but reads as a
     line break)."""
     options: dict[str, Any] = {"sort_keys": False, "width": 1 << 20, "Dumper": yaml.CSafeDumper}
-    text = yaml.dump(dict(doc), allow_unicode=True, **options)
+    text = str(yaml.dump(dict(doc), allow_unicode=True, **options))  # Any in the stubs
     if re.search("[\x85\u2028\u2029]", text) and yaml.load(text, yaml.CSafeLoader) != doc:
-        text = yaml.dump(dict(doc), allow_unicode=False, **options)
+        text = str(yaml.dump(dict(doc), allow_unicode=False, **options))
     return text
 
 
@@ -348,8 +348,7 @@ def listens(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def policy_docs(draw: st.DrawFn) -> dict[str, Any]:
-    """A random policy (as a mapping) that is valid apart, perhaps, from shadowed rules."""
+def origins(draw: st.DrawFn) -> dict[str, Any]:
     servers = st.sampled_from(["127.0.0.1", "127.0.0.2", "localhost"])
     urls = draw(st.lists(st.builds(lambda h, p: f"http://{h}:{p}", servers,
                                    st.integers(1, 65535)), min_size=1, max_size=3, unique=True))
@@ -358,6 +357,38 @@ def policy_docs(draw: st.DrawFn) -> dict[str, Any]:
         origin["host_header"] = draw(HOST.filter(lambda h: not h.startswith("*.")))
     if draw(st.integers(0, 4)) == 0:
         origin["probe"] = {"path": draw(PATH_PREFIX), "interval": draw(POSITIVE_DURATION)}
+    return origin
+
+
+@st.composite
+def purges(draw: st.DrawFn, rule_list: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A ``purge`` section; tag purging only where a rule takes tags from a header."""
+    kinds = draw(st.lists(st.sampled_from(["url", "pattern", "tag", "all"]), min_size=1,
+                          max_size=4, unique=True))
+    if not any("tags_from_header" in r for r in rule_list):
+        kinds = [k for k in kinds if k != "tag"] or ["url"]
+    return {"allow": draw(st.lists(networks(), min_size=1, max_size=3, unique=True)),
+            "kinds": kinds, "soft": draw(st.integers(0, 3)) == 0}
+
+
+def nginx_missing(doc: Mapping[str, Any]) -> list[str]:
+    """The features of ``doc`` nginx lacks, for its ``accept_missing.nginx``."""
+    used = set()
+    if "probe" in doc["origin"]:
+        used.add("origin.probe")
+    if doc["cache"]["query"]["sort"]:
+        used.add("query.sort")
+    if "purge" in doc:
+        used |= {f"purge.{k}" for k in doc["purge"]["kinds"] if k != "url"}
+        if doc["purge"]["soft"]:
+            used.add("purge.soft")
+    return sorted(used)
+
+
+@st.composite
+def policy_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """A random policy (as a mapping) that is valid apart, perhaps, from shadowed rules."""
+    origin = draw(origins())
     key = ["scheme", "host", "path", "query"]
     key = [p for p in key if p == "path" or draw(st.booleans())]
     default_ttl = draw(st.sampled_from([0, 0, 60, 3600]))
@@ -390,23 +421,10 @@ def policy_docs(draw: st.DrawFn) -> dict[str, Any]:
                                                             fullmatch=True))},
     }
     if draw(st.booleans()):
-        kinds = draw(st.lists(st.sampled_from(["url", "pattern", "tag", "all"]), min_size=1,
-                              max_size=4, unique=True))
-        if not any("tags_from_header" in r for r in rule_list):
-            kinds = [k for k in kinds if k != "tag"] or ["url"]
-        doc["purge"] = {"allow": draw(st.lists(networks(), min_size=1, max_size=3, unique=True)),
-                        "kinds": kinds, "soft": draw(st.integers(0, 3)) == 0}
-    used = set()
-    if "probe" in origin:
-        used.add("origin.probe")
-    if query["sort"]:
-        used.add("query.sort")
-    if "purge" in doc:
-        used |= {f"purge.{k}" for k in doc["purge"]["kinds"] if k != "url"}
-        if doc["purge"]["soft"]:
-            used.add("purge.soft")
-    if used:
-        doc["accept_missing"] = {"nginx": sorted(used)}
+        doc["purge"] = draw(purges(rule_list))
+    missing = nginx_missing(doc)
+    if missing:
+        doc["accept_missing"] = {"nginx": missing}
     return doc
 
 

@@ -6,6 +6,12 @@ Regenerate after an intended change with:  cachewright compile examples/<name>/p
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,12 +21,38 @@ from cachewright.generator.pipeline import compile_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (ROOT / "examples").glob("*/policy.yaml"))
+SEEDS = ("0", "4242")
+# Prints {example: {path: text}} for the examples named on the command line.
+COMPILE_ALL = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from cachewright.generator.load import loads
+    from cachewright.generator.pipeline import compile_policy
+    out = {}
+    for name in sys.argv[1:]:
+        source = f"examples/{name}/policy.yaml"
+        files = compile_policy(loads(Path(source).read_bytes(), source)).files
+        out[name] = {f.path: f.text for f in files}
+    json.dump(out, sys.stdout)
+""")
 
 
 def compiled(name: str) -> dict[str, str]:
     source = f"examples/{name}/policy.yaml"
     policy = loads((ROOT / source).read_bytes(), source)
     return {f.path: f.text for f in compile_policy(policy).files}
+
+
+@functools.cache
+def compiled_in_process(seed: str) -> dict[str, dict[str, str]]:
+    """Every example compiled in a fresh interpreter with ``PYTHONHASHSEED=seed``: an output that
+    followed set or str-hash order would differ between such processes, never within one."""
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    result = subprocess.run([sys.executable, "-c", COMPILE_ALL, *EXAMPLES], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out: dict[str, dict[str, str]] = json.loads(result.stdout)
+    return out
 
 
 def test_there_are_at_least_four_examples() -> None:
@@ -39,7 +71,11 @@ def test_example_matches_golden_output(name: str) -> None:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_output_is_deterministic(name: str) -> None:
-    assert compiled(name) == compiled(name)
+    """Byte-identical output from two processes with different hash seeds (and from this one)."""
+    first, second = (compiled_in_process(seed)[name] for seed in SEEDS)
+    differ = sorted(p for p in first.keys() | second.keys() if first.get(p) != second.get(p))
+    assert not differ, f"examples/{name}: PYTHONHASHSEED={SEEDS[0]} and {SEEDS[1]} give different {differ}"
+    assert compiled(name) == first
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -323,11 +323,11 @@ def _outcome(case: Case) -> Outcome:
         policy = loads(text, filename)
     except PolicyError as exc:
         return Outcome(error=exc)
-    except Exception as exc:  # noqa: BLE001 - reported by the test
+    except Exception as exc:  # reported by the test
         return Outcome(crash=exc)
     try:
         return Outcome(compiled=compile_policy(policy))
-    except Exception as exc:  # noqa: BLE001 - reported by the test
+    except Exception as exc:  # reported by the test
         return Outcome(crash=exc)
 
 
@@ -548,7 +548,7 @@ def _combined_files(cases: Sequence[Case]) -> tuple[OutputFile, ...] | str:
         node[case.field.keys[-1]] = case.value
     try:
         return compile_policy(loads(dump(doc), filename)).files
-    except Exception as exc:  # noqa: BLE001 - becomes the verdict
+    except Exception as exc:  # becomes the verdict
         return f"the combined policy does not compile: {type(exc).__name__}: {exc}"
 
 

@@ -125,7 +125,7 @@ class _SlowPurges(http.server.BaseHTTPRequestHandler):
 
     delay = 0.6
 
-    def do_PURGE(self) -> None:  # noqa: N802 - the method name is http.server's convention
+    def do_PURGE(self) -> None:
         time.sleep(self.delay)
         body = b"200 Purged\n"
         self.send_response(200)
@@ -133,7 +133,7 @@ class _SlowPurges(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -38,19 +38,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from cachewright.generator.load import load
+from cachewright.generator.model import HttpListener, Listen, Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.harness.compare.baseline import baseline_configs
+from cachewright.harness.compare.measure import hit_cache_control, plain_get
+from cachewright.harness.local import varnishd_args
+from cachewright.harness.prepare import Configs, Placement, generated
+from cachewright.harness.procs import free_ports
+from cachewright.harness.selection import Request
 
-from cachewright.generator.load import load  # noqa: E402
-from cachewright.generator.model import HttpListener, Listen, Policy  # noqa: E402
-from cachewright.generator.pipeline import Options  # noqa: E402
-from cachewright.generator.render import OutputFile  # noqa: E402
-from cachewright.harness.compare.baseline import baseline_configs  # noqa: E402
-from cachewright.harness.compare.measure import hit_cache_control, plain_get  # noqa: E402
-from cachewright.harness.local import varnishd_args  # noqa: E402
-from cachewright.harness.prepare import Configs, Placement, generated  # noqa: E402
-from cachewright.harness.procs import free_ports  # noqa: E402
-from cachewright.harness.selection import Request  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 ENGINE_BINARIES = {"nginx": "nginx", "varnish": "varnishd"}

@@ -21,14 +21,13 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from cachewright.generator.load import load
+from cachewright.harness.compare.baseline import baseline_configs
+from cachewright.harness.compare.measure import Settings, hit_probe, prepare_hit
+from cachewright.harness.compare.run import _round_ratios, _target, hit_rounds, median_interval
+from cachewright.harness.local import LocalRuntime
 
-from cachewright.generator.load import load  # noqa: E402
-from cachewright.harness.compare.baseline import baseline_configs  # noqa: E402
-from cachewright.harness.compare.measure import Settings, hit_probe, prepare_hit  # noqa: E402
-from cachewright.harness.compare.run import _round_ratios, _target, hit_rounds, median_interval  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:

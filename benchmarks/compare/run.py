@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from cachewright.generator.load import load
+from cachewright.harness.compare.measure import Settings
+from cachewright.harness.compare.render import html_report
+from cachewright.harness.compare.run import compare
+from cachewright.harness.local import LocalRuntime
 
-from cachewright.generator.load import load  # noqa: E402
-from cachewright.harness.compare.measure import Settings  # noqa: E402
-from cachewright.harness.compare.render import html_report  # noqa: E402
-from cachewright.harness.compare.run import compare  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 #: rounds of cached-hit load per config (the command's default is 5)

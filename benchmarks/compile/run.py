@@ -272,7 +272,6 @@ def profile(rules: int, top: int = 25) -> None:
     import cProfile
     import pstats
 
-    sys.path.insert(0, str(ROOT))
     from cachewright.harness.cli import main as cli
 
     with tempfile.TemporaryDirectory(prefix="cachewright-profile-") as tmp:

@@ -1,8 +1,12 @@
 """The whole policy corpus through `cachewright test` on both engines (local runtime).
 
+    export PYTHONPATH=tests                               # the corpus generator, tests/corpus.py
     python benchmarks/corpus/run.py                       # the corpus: seed 0, 200 policies
     python benchmarks/corpus/run.py --seed 7 --count 20   # another slice
     python benchmarks/corpus/run.py --write-docs --keep /tmp/corpus   # refresh docs/corpus.md
+
+From the repository root, with the virtualenv's python (cachewright installed). The generator is
+a test helper, imported as pytest imports it: tests/ on the path (PYTHONPATH), not in the package.
 
 Generates each policy with ``tests/corpus.py`` (the generator the CI sample uses), runs
 ``cachewright test POLICY --json`` on it, one policy at a time by default (``--jobs`` runs more at
@@ -29,10 +33,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+from corpus import CHECKOUT, CORPUS_SEED, CORPUS_SIZE, TRAITS, Outcome, generate, run
 
-from corpus import CHECKOUT, CORPUS_SEED, CORPUS_SIZE, TRAITS, Outcome, generate, run  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DOCS = ROOT / "docs" / "corpus.md"
 BEGIN, END = "<!-- BEGIN CORPUS FIGURES -->", "<!-- END CORPUS FIGURES -->"

@@ -1,7 +1,11 @@
 """A long generator-fuzzing run: the oracle of ``tests/test_fuzz.py`` over many more inputs.
 
+    export PYTHONPATH=tests   # the oracle and the policy strategies: tests/test_fuzz.py, tests/policies.py
     python benchmarks/fuzz/run.py --seconds 300
     python benchmarks/fuzz/run.py --examples 20000 [--engine-sample 40] [--out failures.txt]
+
+From the repository root, with the virtualenv's python (cachewright installed). The oracle is test
+code, imported as pytest imports it: tests/ on the path (PYTHONPATH), not in the package.
 
 Draws inputs from both strategies (random YAML documents and mutated valid policies), in batches
 of fresh hypothesis runs (new random seeds each batch), until the example or time budget is spent.
@@ -18,22 +22,31 @@ import platform
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
+from policies import verify_many
+from test_fuzz import any_input, classify
+
+from cachewright.generator.render import OutputFile
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from policies import verify_many  # noqa: E402
-from test_fuzz import any_input, classify  # noqa: E402
-
-from cachewright.generator.render import OutputFile  # noqa: E402
 
 BATCH = 500
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Tally:
+    """What a run has seen so far: inputs by kind, oracle failures, compiled outputs to verify."""
+
+    started: float = field(default_factory=time.monotonic)
+    kinds: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    sample: dict[str, tuple[OutputFile, ...]] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=0, help="stop after this many inputs")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
@@ -43,14 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.examples and not args.seconds:
         args.seconds = 300.0
-    kinds: Counter[str] = Counter()
-    failures: list[tuple[str, str]] = []
-    sample: dict[str, tuple[OutputFile, ...]] = {}
-    started = time.monotonic()
+    return args
+
+
+def fuzz(examples: int, seconds: float, engine_sample: int) -> Tally:
+    """Batches of fresh hypothesis runs through the oracle until the budget is spent."""
+    tally = Tally()
 
     def spent() -> bool:
-        return bool((args.examples and sum(kinds.values()) >= args.examples)
-                    or (args.seconds and time.monotonic() - started >= args.seconds))
+        return bool((examples and sum(tally.kinds.values()) >= examples)
+                    or (seconds and time.monotonic() - tally.started >= seconds))
 
     @settings(max_examples=BATCH, deadline=None, database=None,
               suppress_health_check=list(HealthCheck),
@@ -60,22 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         if spent():
             return
         result = classify(text)
-        kinds[result.kind] += 1
+        tally.kinds[result.kind] += 1
         if result.kind == "failure":
-            failures.append((result.detail, text))
-        elif result.compiled is not None and len(sample) < args.engine_sample:
-            sample[text] = result.compiled.files
+            tally.failures.append((result.detail, text))
+        elif result.compiled is not None and len(tally.sample) < engine_sample:
+            tally.sample[text] = result.compiled.files
 
     while not spent():
         batch()
-        done = sum(kinds.values())
-        print(f"\r{done} inputs, {time.monotonic() - started:.0f}s, {len(failures)} failures",
-              end="", file=sys.stderr, flush=True)
+        print(f"\r{sum(tally.kinds.values())} inputs, {time.monotonic() - tally.started:.0f}s, "
+              f"{len(tally.failures)} failures", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    elapsed = time.monotonic() - started
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tally = fuzz(args.examples, args.seconds, args.engine_sample)
+    elapsed = time.monotonic() - tally.started
+    sample = tally.sample
     rejected = {t: m for t, m in verify_many(sample, ROOT / "tests").items() if m} if sample else {}
-    failures += [(f"engines rejected it: {m}", t) for t, m in rejected.items()]
-    total = sum(kinds.values())
+    failures = tally.failures + [(f"engines rejected it: {m}", t) for t, m in rejected.items()]
+    kinds, total = tally.kinds, sum(tally.kinds.values())
     print(f"machine:  {platform.node()} {platform.machine()}, Python {platform.python_version()}")
     print(f"inputs:   {total} ({kinds['error']} positioned errors, {kinds['compiled']} compiled, "
           f"{kinds['failure']} failed the oracle)")

@@ -17,11 +17,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_once(policy: Path, runtime: str) -> tuple[float, dict[str, object]]:
+Result = dict[str, Any]  # one entry of the JSON report's "results": check_id, engine, duration, ...
+
+
+def run_once(policy: Path, runtime: str) -> tuple[float, list[Result]]:
+    """One ``cachewright test --json`` process: its wall time and the report's results."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         started = time.monotonic()
@@ -31,28 +36,19 @@ def run_once(policy: Path, runtime: str) -> tuple[float, dict[str, object]]:
         elapsed = time.monotonic() - started
         if done.returncode != 0:
             sys.exit(f"cachewright test failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-        return elapsed, json.loads(report.read_text())
+        results: list[Result] = json.loads(report.read_text())["results"]
+        return elapsed, results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("policy", nargs="?", type=Path, default=ROOT / "examples/shop/policy.yaml")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--runtime", default="local")
-    args = parser.parse_args()
-    times, last = [], {}
-    for _ in range(args.repeat):
-        elapsed, last = run_once(args.policy, args.runtime)
-        times.append(elapsed)
-    results = last["results"]  # type: ignore[index]
-    per_engine = {}
-    for r in results:  # type: ignore[attr-defined]
-        per_engine.setdefault(r["engine"], 0.0)
-        per_engine[r["engine"]] += r["duration"]
-    slowest = sorted(results, key=lambda r: -r["duration"])[:6]  # type: ignore[arg-type]
+def print_tables(policy: Path, runtime: str, times: list[float], results: list[Result]) -> None:
+    """The wall times, each engine's sum of check durations and the slowest checks (last run)."""
+    per_engine: dict[str, float] = {}
+    for r in results:
+        per_engine[r["engine"]] = per_engine.get(r["engine"], 0.0) + r["duration"]
+    slowest = sorted(results, key=lambda r: -float(r["duration"]))[:6]
     print("| policy | runtime | runs | median wall time | min | max |")
     print("|---|---|---|---|---|---|")
-    print(f"| {args.policy.resolve().relative_to(ROOT)} | {args.runtime} | {len(times)} | "
+    print(f"| {policy.resolve().relative_to(ROOT)} | {runtime} | {len(times)} | "
           f"{statistics.median(times):.1f} s | {min(times):.1f} s | {max(times):.1f} s |")
     print()
     print("| engine | sum of check durations |")
@@ -64,6 +60,20 @@ def main() -> None:
     print("|---|---|---|")
     for r in slowest:
         print(f"| {r['check_id']} | {r['engine']} | {r['duration']:.2f} s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("policy", nargs="?", type=Path, default=ROOT / "examples/shop/policy.yaml")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runtime", default="local")
+    args = parser.parse_args()
+    times: list[float] = []
+    results: list[Result] = []
+    for _ in range(args.repeat):
+        elapsed, results = run_once(args.policy, args.runtime)
+        times.append(elapsed)
+    print_tables(args.policy, args.runtime, times, results)
 
 
 if __name__ == "__main__":

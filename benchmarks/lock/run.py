@@ -48,17 +48,14 @@ from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from cachewright.generator.load import loads  # noqa: E402
-from cachewright.generator.model import Policy  # noqa: E402
-from cachewright.generator.pipeline import Options  # noqa: E402
-from cachewright.generator.render import OutputFile  # noqa: E402
-from cachewright.harness.api import Stack  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
-from cachewright.harness.origin_client import OriginClient, RecordedRequest, RuleSpec  # noqa: E402
-from cachewright.harness.prepare import Placement, generated  # noqa: E402
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.harness.api import Stack
+from cachewright.harness.local import LocalRuntime
+from cachewright.harness.origin_client import OriginClient, RecordedRequest, RuleSpec
+from cachewright.harness.prepare import Placement, generated
 
 POLICY = """
 version: 1

@@ -63,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         status, headers, body = page(urlsplit(self.path).path, {k.lower(): v for k, v in self.headers.items()})
         if status == 200 and "Set-Cookie" not in headers:
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
@@ -72,10 +72,10 @@ class Handler(BaseHTTPRequestHandler):
                 status, body = 304, b""
         self.answer(status, headers, body)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if urlsplit(self.path).path == "/api/v1/items":
             self.answer(201, {"Content-Type": "application/json"}, b'{"created": true}')
@@ -91,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the tests read the engines' evidence, not this log."""
 
 
