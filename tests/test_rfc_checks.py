@@ -1,4 +1,4 @@
-"""The rfc family (harness/checks/rfc.py): derived for a policy that respects origin headers and
+"""The rfc family (harness/checks/rfc/): derived for a policy that respects origin headers and
 not for one that overrides them; every check cites its RFC section; the conformance report
 groups results by section and names the capability of each engine limit; and the whole family
 runs on both engines against tests/data/rfc-respect.yaml.

@@ -194,7 +194,7 @@ def test_every_rfc_check_fails_on_a_tampered_config(runs: dict[str, Results]) ->
 
 
 OPT_IN = ROOT / "tests" / "data" / "rfc-opt-in.yaml"
-#: the checks a rule gets with relax: [request-no-cache] (harness/checks/rfc.py RELAXED_BY)
+#: the checks a rule gets with relax: [request-no-cache] (harness/checks/rfc/shared.py RELAXED_BY)
 CLIENT_DIRECTIVES = ("rfc.no-cache.request", "rfc.no-cache.pragma", "rfc.request.max-age-0")
 #: the checks nginx passes with nginx: {njs: true} (engine limits without it)
 NJS = ("rfc.age.on-hit", "rfc.connection.response")

@@ -27,7 +27,8 @@ from cachewright.generator.pipeline import Compiled, compile_policy
 from cachewright.harness.checks import run_checks
 from cachewright.harness.checks import tls as tls_module
 from cachewright.harness.checks.base import Ctx
-from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, Offer, client_cannot, tls_checks
+from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, tls_checks
+from cachewright.harness.checks.tls_handshake import Offer, client_cannot
 from cachewright.harness.client import Client
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.prepare import request_host

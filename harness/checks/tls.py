@@ -4,30 +4,15 @@ HTTP→HTTPS redirect, HSTS, caching over HTTPS, scheme in the key and forwardin
 A refused handshake proves nothing when the client could not have offered what it was refused
 (OpenSSL builds without TLS 1.0, or a certificate type that rules a cipher out by itself). So
 every refusal is preceded by a self-test: the same client offer must complete a handshake with a
-permissive in-process TLS server holding a certificate of the engine's key type. When it cannot,
-the check is skipped with that reason, never passed.
+permissive in-process TLS server holding a certificate of the engine's key type
+(``tls_handshake``). When it cannot, the check is skipped with that reason, never passed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import functools
-import socket
 import ssl
-import tempfile
-import threading
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-
-from cachewright.generator.certs import throwaway_pair
 from cachewright.generator.model import HttpsListener, Policy
 from cachewright.generator.tls import PROFILES, Profile
 
@@ -36,10 +21,8 @@ from ..prepare import request_host
 from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import _rule_or_skip
 from .rules import origin_answer, probe
+from .tls_handshake import Offer, Session, attempt, key_type, open_tls, untestable
 
-TIMEOUT = 5.0
-VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-            "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 LEGACY = ("TLSv1", "TLSv1.1", "TLSv1.2")
 ANY_CIPHER = "DEFAULT:@SECLEVEL=0"  # OpenSSL 3 offers TLS < 1.2 only at security level 0
 ECDHE_GCM = "ECDHE+AESGCM"
@@ -47,90 +30,9 @@ NO_FORWARD_SECRECY = "kRSA:@SECLEVEL=0"  # RSA key exchange: AES128-GCM-SHA256 a
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes((0, 0, 0, 4, 0, 0, 0, 0, 0))
 H2_SETTINGS = 4
 STS = "Strict-Transport-Security"
-# Setting TLS 1.0/1.1 warns (DeprecationWarning); the filter is process-wide, so one at a time.
-_WARNINGS_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Offer:
-    """What a client offers in one handshake: a protocol range, TLS ≤ 1.2 ciphers, ALPN."""
-
-    low: str
-    high: str
-    ciphers: str | None = None
-    alpn: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        versions = self.low if self.low == self.high else f"{self.low}-{self.high}"
-        return f"{versions} offering {self.ciphers}" if self.ciphers else versions
-
-    def context(self, cafile: Path | None) -> ssl.SSLContext:
-        """A client context offering exactly this; it verifies the chain when ``cafile``."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        if cafile is None:
-            context.verify_mode = ssl.CERT_NONE
-        else:
-            context.load_verify_locations(cafile=str(cafile))
-        _set_versions(context, self.low, self.high)
-        if self.ciphers:
-            context.set_ciphers(self.ciphers)
-        if self.alpn:
-            context.set_alpn_protocols(list(self.alpn))
-        return context
-
-
-@dataclass(frozen=True)
-class Session:
-    """What one completed handshake negotiated."""
-
-    version: str
-    cipher: str
-    alpn: str | None
-    certificate: bytes
-
-    def describe(self) -> str:
-        return f"{self.version} {self.cipher}"
-
-
-def _set_versions(context: ssl.SSLContext, low: str, high: str) -> None:
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = VERSIONS[low]
-        context.maximum_version = VERSIONS[high]
 
 
 # --------------------------------------------------------------------------- handshakes
-
-
-@contextlib.contextmanager
-def _open(address: tuple[str, int], context: ssl.SSLContext,
-          server_name: str) -> Iterator[ssl.SSLSocket]:
-    """A TLS connection to ``address`` with its handshake completed."""
-    with socket.create_connection(address, TIMEOUT) as raw, \
-            context.wrap_socket(raw, server_hostname=server_name) as tls:
-        yield tls
-
-
-def _session(tls: ssl.SSLSocket) -> Session:
-    cipher = tls.cipher()
-    return Session(tls.version() or "?", cipher[0] if cipher else "?",
-                   tls.selected_alpn_protocol(), tls.getpeercert(binary_form=True) or b"")
-
-
-def _attempt(address: tuple[str, int], offer: Offer, cafile: Path | None,
-             server_name: str) -> Session | str:
-    """The negotiated session, or why the handshake was refused. Anything that is not a TLS
-    refusal (a client that cannot be configured, a certificate it rejects, a timeout, nothing
-    listening) propagates."""
-    context = offer.context(cafile)
-    try:
-        with _open(address, context, server_name) as tls:
-            return _session(tls)
-    except ssl.SSLCertVerificationError:
-        raise
-    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
 
 
 def _address(ctx: Ctx) -> tuple[str, int]:
@@ -142,7 +44,7 @@ def _address(ctx: Ctx) -> tuple[str, int]:
 
 def _try(ctx: Ctx, offer: Offer) -> Session | str:
     """``offer`` against this engine's HTTPS listener."""
-    return _attempt(_address(ctx), offer, ctx.stack.ca_file, request_host(ctx.policy))
+    return attempt(_address(ctx), offer, ctx.stack.ca_file, request_host(ctx.policy))
 
 
 def _expect_session(ctx: Ctx, offer: Offer) -> Session:
@@ -164,99 +66,6 @@ def _baseline(ctx: Ctx) -> Session:
     """A handshake every profile accepts (TLS 1.3): the listener is up and speaks TLS, so a
     refusal that follows is the server's choice, not a dead port."""
     return _expect_session(ctx, Offer("TLSv1.3", "TLSv1.3"))
-
-
-# --------------------------------------------------------------------------- client self-test
-
-
-def key_type(certificate: bytes) -> str:
-    """The key type of a DER certificate: RSA, ECDSA or the key class's name."""
-    key = x509.load_der_x509_certificate(certificate).public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "ECDSA"
-    return type(key).__name__
-
-
-@functools.cache
-def _rsa_pair() -> tuple[bytes, bytes]:
-    """A self-signed RSA 2048 certificate and its key (PEM) for the self-test server."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachewright self-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def _permissive_server(key: str) -> ssl.SSLContext:
-    """A server context accepting TLS 1.0-1.3 and every cipher, with a ``key`` certificate."""
-    cert, private = _rsa_pair() if key == "RSA" else throwaway_pair()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _set_versions(context, "TLSv1", "TLSv1.3")
-    context.set_ciphers("ALL:@SECLEVEL=0")
-    with tempfile.TemporaryDirectory(prefix="cachewright-tls-") as tmp:
-        cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert_file.write_bytes(cert)
-        key_file.write_bytes(private)
-        context.load_cert_chain(cert_file, key_file)
-    return context
-
-
-def _serve_once(listener: socket.socket, context: ssl.SSLContext) -> None:
-    """Accept one connection, complete its handshake, wait for the client to close."""
-    with contextlib.suppress(OSError):
-        conn, _ = listener.accept()
-        conn.settimeout(TIMEOUT)
-        with context.wrap_socket(conn, server_side=True) as tls:
-            tls.recv(1)
-
-
-@functools.cache
-def client_cannot(offer: Offer, key: str) -> str | None:
-    """Why this machine's TLS client cannot complete ``offer`` even with a permissive
-    in-process server holding a ``key`` certificate; None when it can."""
-    if key not in ("RSA", "ECDSA"):
-        return f"no self-test server for {key} certificates"
-    try:
-        offer.context(None)
-    except ssl.SSLError as exc:
-        return f"the client cannot be configured: {exc}"
-    outcome = _with_permissive_server(offer, key)
-    if isinstance(outcome, str):
-        return outcome
-    if offer.low == offer.high and outcome.version != offer.high:
-        return f"negotiated {outcome.version}"
-    return None
-
-
-def _with_permissive_server(offer: Offer, key: str) -> Session | str:
-    """``offer`` against a one-connection in-process server that accepts anything."""
-    server = _permissive_server(key)
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)
-        thread = threading.Thread(target=_serve_once, args=(listener, server), daemon=True)
-        thread.start()
-        try:
-            return _attempt(("127.0.0.1", listener.getsockname()[1]), offer, None, "localhost")
-        finally:
-            thread.join(TIMEOUT)
-
-
-def _untestable(offer: Offer, key: str) -> str | None:
-    """Why a refusal of ``offer`` would prove nothing here (None when it would)."""
-    reason = client_cannot(offer, key)
-    if reason is None:
-        return None
-    return (f"this machine's TLS client cannot offer {offer.describe()} even to a permissive "
-            f"local server with a {key} certificate ({reason})")
-
 
 # --------------------------------------------------------------------------- protocol checks
 
@@ -297,7 +106,7 @@ def check_handshake(ctx: Ctx) -> None:
     untried: list[str] = []
     for protocol in _profile(ctx.policy).protocols:
         offer = accepted_offer(protocol)
-        reason = _untestable(offer, key) if protocol in ("TLSv1", "TLSv1.1") else None
+        reason = untestable(offer, key) if protocol in ("TLSv1", "TLSv1.1") else None
         if reason is None:
             done.append(_expect_allowed(ctx, offer))
         else:
@@ -323,7 +132,7 @@ def check_refuses_old_protocols(ctx: Ctx) -> None:
     untried = []
     for protocol in refused_protocols(_profile(ctx.policy)):
         offer = Offer(protocol, protocol, ANY_CIPHER)
-        reason = _untestable(offer, key)
+        reason = untestable(offer, key)
         if reason is None:
             _expect_refused(ctx, offer)
         else:
@@ -341,7 +150,7 @@ def check_refuses_no_forward_secrecy(ctx: Ctx) -> None:
                            "it whatever the configured cipher list says, so a refusal would prove "
                            "nothing (needs an RSA certificate)")
     offer = Offer("TLSv1.2", "TLSv1.2", NO_FORWARD_SECRECY)
-    reason = _untestable(offer, key)
+    reason = untestable(offer, key)
     if reason is not None:
         raise CheckSkipped(reason)
     _expect_refused(ctx, offer)
@@ -368,7 +177,7 @@ def check_alpn(ctx: Ctx) -> None:
     """Offered h2 and http/1.1, the server picks h2 (and speaks it) exactly when http2 is on."""
     offer = Offer("TLSv1.2", "TLSv1.3", alpn=("h2", "http/1.1"))
     context = offer.context(ctx.stack.ca_file)
-    with _open(_address(ctx), context, request_host(ctx.policy)) as tls:
+    with open_tls(_address(ctx), context, request_host(ctx.policy)) as tls:
         chosen = tls.selected_alpn_protocol()
         ctx.notes.append(f"ALPN: {chosen}")
         if not _https(ctx.policy).http2:
@@ -554,4 +363,4 @@ def _protocol_checks(https: HttpsListener) -> Iterator[Check]:
                 "tls.http2" if https.http2 else "tls", needs_control=False)
 
 
-__all__ = ["Offer", "Session", "client_cannot", "key_type", "tls_checks"]
+__all__ = ["ANY_CIPHER", "NO_FORWARD_SECRECY", "tls_checks"]
