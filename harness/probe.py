@@ -41,7 +41,7 @@ MAX_PATHS = 32
 TAGS_PER_SHAPE = 2
 SEEDS = 6
 VALUES_PER_NAME = 4
-TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin.py MARKERS: the same names
+TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin/state.py MARKERS: the same names
 ABSENT = ""
 ESCAPE_VALUE = "cw-none"
 # The engines refuse these paths (400) before any rule is chosen: keep in step with the path
@@ -78,7 +78,7 @@ class Request:
     @property
     def unit(self) -> str:
         """What the sample origin counts, answers and logs this request by: the path, plus ``?``
-        and the tag parameters of the query when it has any (``harness/origin.py``, "Markers")."""
+        and the tag parameters of the query when it has any (``harness/origin/state.py``, "Markers")."""
         marks = [p for p in self.query.split("&") if p.split("=", 1)[0] in TAG_PARAMS] if self.query else []
         return f"{self.path}?{'&'.join(marks)}" if marks else self.path
 

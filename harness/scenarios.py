@@ -34,7 +34,7 @@ from cachewright.generator.spec import MISSING, Duration, Enum, Field, Int, List
 
 from .api import Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
-from .origin_client import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
+from .origin import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
 from .results import CheckResult, Outcome
 
 TOKEN: Final = "{run}"

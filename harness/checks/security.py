@@ -31,7 +31,7 @@ from cachewright.generator.hygiene import stripped
 from cachewright.generator.model import SAFE_METHODS, Policy, Rule
 
 from ..client import Response
-from ..origin_client import OriginError, SeenRequest, parse_echo
+from ..origin import OriginError, SeenRequest, parse_echo
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule, unmarked
 from ..regexgen import example
