@@ -655,9 +655,9 @@ class _Launch:
             return self._app_origin(self.runtime.app_image, self.runtime.app_port)
         image = image_for(self.client, "origin", self.runtime.images.get("origin"))
         data, control = (ORIGIN_DATA, ORIGIN_CONTROL) if not self.host_mode else tuple(free_ports(2))
-        code = (Path(__file__).parent / "origin.py").read_bytes()
-        files = {f"{ORIGIN_DIR}/cachewright/harness/__init__.py": (b"", 0o644),
-                 f"{ORIGIN_DIR}/cachewright/harness/origin.py": (code, 0o644)}
+        from .origin import server_files  # here, so the function moves as one piece
+
+        files = {f"{ORIGIN_DIR}/{name}": (code, 0o644) for name, code in server_files().items()}
         command = ["python3", "-m", "cachewright.harness.origin",
                    "--host", "0.0.0.0" if not self.host_mode else "127.0.0.1",
                    "--data-port", str(data), "--control-port", str(control)]

@@ -38,7 +38,7 @@ from cachewright.generator.model import Policy
 from .api import ENGINES, Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
 from .local import LocalRuntime
-from .origin_client import OriginClient
+from .origin import OriginClient
 from .prepare import request_host
 
 BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}

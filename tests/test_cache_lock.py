@@ -19,7 +19,7 @@ import requests
 
 import cachewright.harness.local as local
 from cachewright.generator.load import loads
-from cachewright.harness.origin_client import OriginClient, RuleSpec
+from cachewright.harness.origin import OriginClient, RuleSpec
 
 POLICY = """
 version: 1

@@ -20,7 +20,7 @@ from cachewright.generator.pipeline import compile_policy
 from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"

@@ -38,7 +38,7 @@ from cachewright.harness.compare.offload import (
 from cachewright.harness.compare.render import html_report, text_report
 from cachewright.harness.compare.run import _target, targets
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import RecordedRequest
+from cachewright.harness.origin import RecordedRequest
 from cachewright.harness.prepare import Placement, generated
 
 ENGINES = ("nginx", "varnish")

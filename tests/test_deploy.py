@@ -43,6 +43,7 @@ from docker.models.containers import Container
 
 from cachewright.harness.cli import main as cachewright
 from cachewright.harness.docker_runtime import API_VERSION, owner_labels
+from cachewright.harness.origin import server_files
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "deploy.md"
@@ -144,7 +145,7 @@ def _payload(build: Path) -> dict[str, tuple[bytes, int]]:
     files = {f"root/build/{p.relative_to(build)}": (p.read_bytes(), 0o644)
              for p in sorted(build.rglob("*")) if p.is_file()}
     files["usr/local/sbin/systemctl"] = ((REPO / "tests" / "deploy_systemctl.py").read_bytes(), 0o755)
-    files["opt/cachewright/cachewright/harness/origin.py"] = ((REPO / "harness" / "origin.py").read_bytes(), 0o644)
+    files.update({f"opt/cachewright/{name}": (code, 0o644) for name, code in server_files().items()})
     return files
 
 

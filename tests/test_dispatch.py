@@ -14,7 +14,7 @@ from cachewright.generator.model import Policy
 from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient, parse_echo
+from cachewright.harness.origin import OriginClient, parse_echo
 from cachewright.harness.selection import Request, select_rule
 
 ENGINES = ("nginx", "varnish")

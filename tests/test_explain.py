@@ -17,7 +17,7 @@ from cachewright.harness.cli import main
 from cachewright.harness.client import Client, Response
 from cachewright.harness.commands import explain
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient
 from cachewright.harness.prepare import request_host
 from cachewright.harness.selection import Request, probe_for, select_rule
 from cachewright.harness.selection.explain import Explanation, build_request, default_scheme

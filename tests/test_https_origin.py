@@ -24,7 +24,7 @@ from cachewright.generator.verify import verify
 from cachewright.harness.api import Stack
 from cachewright.harness.client import Client
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient
 from cachewright.harness.prepare import Placement, generated, request_host
 from cachewright.harness.tlsfiles import TlsFiles, write_tls_files
 

@@ -29,8 +29,7 @@ from cachewright.harness import procs
 from cachewright.harness.api import HarnessError, Runtime, Stack, StoredObject
 from cachewright.harness.client import Client
 from cachewright.harness.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
-from cachewright.harness.origin import OriginConfig, OriginServer
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient, OriginConfig, OriginServer
 
 pytestmark = pytest.mark.engine
 

@@ -21,8 +21,15 @@ from typing import IO
 import pytest
 import requests
 
-from cachewright.harness.origin import OriginConfig, OriginServer
-from cachewright.harness.origin_client import OriginClient, OriginError, RuleSpec, parse_echo
+from cachewright.harness.origin import (
+    OriginClient,
+    OriginConfig,
+    OriginError,
+    OriginServer,
+    RuleSpec,
+    parse_echo,
+    server_files,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 5.0
@@ -931,6 +938,29 @@ def test_cli_exits_1_when_the_port_is_taken() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("origin: cannot listen on 127.0.0.1:")
+
+
+def test_the_shipped_server_files_run_on_the_standard_library_alone(tmp_path: Path) -> None:
+    """What the docker runtime copies into a python3-only container: ``-S`` leaves out
+    site-packages (requests, the editable install), so only the shipped files can be imported."""
+    for name, code in server_files().items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(code)
+    assert "cachewright/harness/origin/client.py" not in server_files()
+    command = [sys.executable, "-S", "-m", "cachewright.harness.origin", "--data-port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None
+            ready = json.loads(_read_line(proc.stdout, 10))
+            answer = requests.get(f"http://127.0.0.1:{ready['data_port']}/shipped", timeout=TIMEOUT)
+            assert answer.status_code == 200 and parse_echo(answer.content).path == "/shipped"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_rule_spec_type_matches_the_server(control: OriginClient) -> None:

@@ -19,7 +19,7 @@ from cachewright.generator.load import loads
 from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient
 
 ENGINES = ("nginx", "varnish")
 HOST = "rfc.example.com"

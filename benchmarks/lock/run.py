@@ -54,7 +54,7 @@ from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 from cachewright.harness.api import Stack
 from cachewright.harness.local import LocalRuntime
-from cachewright.harness.origin_client import OriginClient, RecordedRequest, RuleSpec
+from cachewright.harness.origin import OriginClient, RecordedRequest, RuleSpec
 from cachewright.harness.prepare import Placement, generated
 
 POLICY = """

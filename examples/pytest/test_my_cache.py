@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 from cachewright.harness.client import Client
-from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.origin import OriginClient
 
 
 def fresh(prefix: str) -> str:

@@ -18,7 +18,7 @@ from cachewright.generator.model import Policy
 
 from ..api import Stack
 from ..client import Client
-from ..origin_client import OriginClient
+from ..origin import OriginClient
 from ..prepare import request_host
 from ..report.results import CheckResult
 from .base import SLOW_WAIT, Check, CheckFailed, CheckSkipped, Ctx

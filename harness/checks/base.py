@@ -18,7 +18,7 @@ from cachewright.generator.model import Policy
 
 from ..api import Stack, StoredObject
 from ..client import Client, Response
-from ..origin_client import OriginClient
+from ..origin import OriginClient
 from ..selection import Request
 
 

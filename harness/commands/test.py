@@ -22,7 +22,7 @@ from ..api import ENGINES, Runtime, Stack
 from ..checks.blackbox import parse_paths
 from ..client import SAMPLE_IDENTITY, Identity, Response
 from ..local import LocalRuntime
-from ..origin_client import Counts
+from ..origin import Counts
 from ..prepare import Configs, generated, request_host
 from ..report.results import CheckResult, RunResult
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario

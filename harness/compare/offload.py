@@ -36,7 +36,7 @@ from cachewright.generator.render import OutputFile
 
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
-from ..origin_client import OriginClient, RecordedRequest
+from ..origin import OriginClient, RecordedRequest
 from ..prepare import Placement, generated, request_host
 from ..selection import probe_for, select_rule
 from .measure import MeasureError, Probe, Target

@@ -36,7 +36,7 @@ from cachewright.generator.model import Policy
 
 from .. import checks
 from ..api import HarnessError, Runtime, Stack
-from ..origin_client import OriginClient
+from ..origin import OriginClient
 from ..prepare import Configs, generated
 from ..report import conformance_of
 from ..report.results import CheckResult

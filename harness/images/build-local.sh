@@ -20,7 +20,7 @@ PACKAGES="nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js varnish
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/../.." && pwd)
 # where the sample origin lives in the image; an image of another layout is rebuilt
-LAYOUT="origin=/opt/cachewright/cachewright/harness"
+LAYOUT="origin=/opt/cachewright/cachewright/harness/origin/"
 REBUILD=0
 
 for arg in "$@"; do
@@ -96,11 +96,15 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/* "$ROOT"/tmp/* \
     "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/locale/*
 
 # 3. the sample origin (stdlib only), runnable as `python3 -m cachewright.harness.origin` from
-#    /opt/cachewright (cachewright/ is a namespace package there: the origin alone, not the tool)
-mkdir -p "$ROOT/opt/cachewright/cachewright/harness"
+#    /opt/cachewright (cachewright/ is a namespace package there: the origin alone, not the tool):
+#    the modules of harness/origin/ but client.py (it needs requests), as shipping.server_files()
+ORIGIN="$ROOT/opt/cachewright/cachewright/harness/origin"
+mkdir -p "$ORIGIN"
 : >"$ROOT/opt/cachewright/cachewright/harness/__init__.py"
-cp "$PROJECT/harness/origin.py" "$ROOT/opt/cachewright/cachewright/harness/origin.py"
-ORIGIN_SHA=$(sha256sum "$PROJECT/harness/origin.py" | cut -c1-64)
+for module in "$PROJECT"/harness/origin/*.py; do
+    [ "$(basename "$module")" = client.py ] || cp "$module" "$ORIGIN/"
+done
+ORIGIN_SHA=$(cat "$ORIGIN"/*.py | sha256sum | cut -c1-64)
 
 # 4. one import, four tags
 log "docker import"

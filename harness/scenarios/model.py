@@ -7,7 +7,7 @@ from typing import Final, cast
 from urllib.parse import urlsplit
 
 from ..client import Response
-from ..origin_client import Counts, RecordedRequest, RuleSpec
+from ..origin import Counts, RecordedRequest, RuleSpec
 
 TOKEN: Final = "{run}"
 

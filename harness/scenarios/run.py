@@ -12,7 +12,7 @@ from typing import Final, Protocol
 
 from ..api import Stack
 from ..client import SAMPLE_IDENTITY, Client, Identity, Response
-from ..origin_client import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
+from ..origin import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
 from ..report.results import CheckResult, Outcome
 from .expectations import check_expectations
 from .model import TOKEN, Exchange, Request, Scenario, Step

@@ -9,7 +9,7 @@ from cachewright.generator.hygiene import stripped
 from cachewright.generator.model import Rule
 
 from ...client import Response
-from ...origin_client import OriginError, SeenRequest, parse_echo
+from ...origin import OriginError, SeenRequest, parse_echo
 from ..base import Ctx
 from ..rules import origin_answer, probe
 from .shared import rules_or_skip
@@ -93,7 +93,7 @@ def _poisoned(ctx: Ctx, rule: Rule, seen: SeenRequest, marker: str, *, body: boo
 
 def _origin_refused(response: Response) -> bool:
     """Whether ``response`` is the sample origin's own answer to a header line it cannot parse
-    (``harness/origin.py``): the engine passed the line on, and a lax origin would have read it."""
+    (``harness/origin/wire.py``): the engine passed the line on, and a lax origin would have read it."""
     return response.status == 400 and response.body.strip() == ORIGIN_MALFORMED
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cachewright.generator.model import Policy, Rule
 
 from ...client import Response
-from ...origin_client import SeenRequest
+from ...origin import SeenRequest
 from ...prepare import request_host
 from ...selection import probe_for
 from ..base import CheckSkipped, Ctx

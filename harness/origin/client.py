@@ -1,4 +1,4 @@
-"""A small typed client for the sample origin's control port (see ``harness.origin``).
+"""A small typed client for the sample origin's control port (the routes are in ``control``).
 
     with OriginClient("http://127.0.0.1:9002") as origin:
         origin.reset()
