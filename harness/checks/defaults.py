@@ -47,7 +47,7 @@ def cacheable_rule(policy: Policy, *, respect: bool = False, plain: bool = False
     return fallback
 
 
-def _rule_or_skip(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule:
+def rule_or_skip(policy: Policy, *, respect: bool = False, plain: bool = False) -> Rule:
     rule = cacheable_rule(policy, respect=respect, plain=plain)
     if rule is None:
         kind = " that respects origin headers" if respect else ""
@@ -58,7 +58,7 @@ def _rule_or_skip(policy: Policy, *, respect: bool = False, plain: bool = False)
 
 def check_authorization(ctx: Ctx) -> None:
     """Requests with Authorization reach the origin and are not stored for others."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     auth = {"Authorization": "Bearer cw-secret"}
@@ -72,7 +72,7 @@ def check_authorization(ctx: Ctx) -> None:
 
 def check_cookie_bypass(ctx: Ctx) -> None:
     """Requests with cookies bypass rules that neither strip nor key on cookies."""
-    rule = _rule_or_skip(ctx.policy, plain=True)
+    rule = rule_or_skip(ctx.policy, plain=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     with_cookie = replace(req, cookies=(("session", "cw-1"),))
@@ -104,7 +104,7 @@ def check_strip_cookies(rule: Rule, ctx: Ctx) -> None:
 
 def check_set_cookie(ctx: Ctx) -> None:
     """A response with Set-Cookie is not stored (one client's cookie never goes to another)."""
-    rule = _rule_or_skip(ctx.policy, plain=True)
+    rule = rule_or_skip(ctx.policy, plain=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, set_cookie=["cw_session=private"], **origin_answer(ctx.policy, rule))
     ctx.send(req)
@@ -116,7 +116,7 @@ def check_set_cookie(ctx: Ctx) -> None:
 
 def check_unsafe_methods(ctx: Ctx) -> None:
     """POST always reaches the origin; an unknown method gets 501 and never reaches it."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     for _ in range(2):
@@ -129,7 +129,7 @@ def check_unsafe_methods(ctx: Ctx) -> None:
 
 def check_forwarding_headers(ctx: Ctx) -> None:
     """Client forwarding/override headers never reach the origin; X-Forwarded-* are the real ones."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
@@ -155,7 +155,7 @@ def check_path_guard(ctx: Ctx) -> None:
 
 def check_query_ignore(ctx: Ctx) -> None:
     """Ignored query parameters are out of the key and out of what the origin receives."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     param = ctx.policy.cache.query.ignore[0].replace("*", "x")
@@ -169,7 +169,7 @@ def check_query_ignore(ctx: Ctx) -> None:
 
 def check_query_sort(ctx: Ctx) -> None:
     """Query parameters in another order share one entry."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ctx.send_stored(req.with_query("b=2&a=1"))
@@ -180,7 +180,7 @@ def check_query_sort(ctx: Ctx) -> None:
 
 def check_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """A response with this status is stored for its status_ttl."""
-    rule = status_rule(ctx.policy) or _rule_or_skip(ctx.policy, respect=True)
+    rule = status_rule(ctx.policy) or rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=code)
     ctx.send_stored(req)
@@ -203,7 +203,7 @@ def check_host_in_key(ctx: Ctx) -> None:
     """The same path on another host is another entry."""
     hosts = ctx.policy.listen.hosts
     other = next((h for h in hosts[1:] if not h.startswith("*.")), "other.cachewright.test")
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ctx.send_stored(req)  # stored before the other host asks: else a shared key would miss too
@@ -214,7 +214,7 @@ def check_host_in_key(ctx: Ctx) -> None:
 
 def check_scheme_in_key(ctx: Ctx) -> None:
     """The same URL over http and https are separate entries (no cached redirect loops)."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     ctx.send_stored(req, scheme="https")
@@ -231,7 +231,7 @@ def check_scheme_in_key(ctx: Ctx) -> None:
 
 def check_stale_while_revalidate(ctx: Ctx) -> None:
     """After expiry, stale is served at once while one background fetch refreshes."""
-    rule = _rule_or_skip(ctx.policy, respect=True)
+    rule = rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200, cache_control="max-age=1")
     ctx.send(req)
@@ -247,7 +247,7 @@ def check_stale_while_revalidate(ctx: Ctx) -> None:
 
 def check_stale_if_error(ctx: Ctx) -> None:
     """With the origin failing after expiry, the stale copy is served."""
-    rule = _rule_or_skip(ctx.policy, respect=True)
+    rule = rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200, cache_control="max-age=1")
     first = ctx.send(req)
@@ -271,7 +271,7 @@ def check_stale_window_ends(ctx: Ctx) -> None:
     if wait > MAX_WAIT:
         raise CheckSkipped(f"the stale windows end {wait:.0f}s after a 1s lifetime: too long to "
                            f"wait for (at most {MAX_WAIT:.0f}s)")
-    rule = _rule_or_skip(ctx.policy, respect=True)
+    rule = rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200, cache_control="max-age=1")
     ctx.send(req)
@@ -287,7 +287,7 @@ def check_collapse(ctx: Ctx) -> None:
     whose fetch ends within its lock timeout, which a loaded machine can miss: up to
     ``COLLAPSE_TRIALS`` fresh URLs, and one that collapses proves it (without the lock, 8
     concurrent misses never make one origin request)."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     counts = []
     for _ in range(COLLAPSE_TRIALS):
         req = probe(ctx, rule)

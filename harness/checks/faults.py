@@ -34,7 +34,7 @@ from cachewright.generator.model import Policy, Rule
 from ..client import Response
 from ..selection import Request
 from .base import MAX_WAIT, Check, CheckSkipped, Ctx
-from .defaults import _rule_or_skip, cacheable_rule, status_rule
+from .defaults import rule_or_skip, cacheable_rule, status_rule
 from .rules import origin_answer, probe
 
 Fault = Literal["error", "timeout", "down", "close-mid-body"]
@@ -212,7 +212,7 @@ def _expect_recovery(ctx: Ctx, req: Request, rule: Rule, *, stale_id: str | None
 def check_fresh(fault: Fault, ctx: Ctx) -> None:
     """Nothing cached: a clean 5xx, then, once the origin recovers, the origin's 200."""
     _needs_bounded_wait(ctx.policy, fault)
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     with _Faulted(ctx, req.unit, fault):
         answer = _send_faulted(ctx, req, fault)
@@ -224,7 +224,7 @@ def check_stale(fault: Fault, ctx: Ctx) -> None:
     """A stored copy past its max-age, inside stale.if_error: the stale copy is served while the
     origin fails; once it recovers a fresh copy replaces it."""
     _needs_bounded_wait(ctx.policy, fault)
-    rule = _rule_or_skip(ctx.policy, respect=True)
+    rule = rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=200, cache_control="max-age=1")
     first = ctx.send(req)
@@ -251,7 +251,7 @@ def check_stale(fault: Fault, ctx: Ctx) -> None:
 
 def check_error_status_ttl(code: int, ttl: int, ctx: Ctx) -> None:
     """An origin error listed in status_ttl is stored no longer than its status_ttl."""
-    rule = status_rule(ctx.policy) or _rule_or_skip(ctx.policy, respect=True)
+    rule = status_rule(ctx.policy) or rule_or_skip(ctx.policy, respect=True)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=code, failure="error")
     ctx.send(req)

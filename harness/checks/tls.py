@@ -19,7 +19,7 @@ from cachewright.generator.tls import PROFILES, Profile
 from ..client import Response
 from ..prepare import request_host
 from .base import Check, CheckFailed, CheckSkipped, Ctx
-from .defaults import _rule_or_skip
+from .defaults import rule_or_skip
 from .rules import origin_answer, probe
 from .tls_handshake import Offer, Session, attempt, key_type, open_tls, untestable
 
@@ -244,7 +244,7 @@ def check_hsts(ctx: Ctx) -> None:
 
 def check_hit(ctx: Ctx) -> None:
     """A cacheable response misses then hits over HTTPS, with one origin request."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     first = ctx.send_stored(req, scheme="https")
@@ -268,7 +268,7 @@ def check_redirect_not_shared(ctx: Ctx) -> None:
 
 def _origin_redirect_not_shared(ctx: Ctx) -> None:
     """The origin's 301 stored for http; then over https the origin's 200, not the 301."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, status=301, cache_control="max-age=60",
                 headers={"Location": f"https://{req.host}{req.target}"})
@@ -288,7 +288,7 @@ def _origin_redirect_not_shared(ctx: Ctx) -> None:
 def _own_redirect_not_shared(ctx: Ctx) -> None:
     """With redirect_http: after the cache's own 301 over http, https still gets the origin's
     200 (a miss, then a hit)."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     redirect = ctx.send(req, scheme="http")
@@ -304,7 +304,7 @@ def _own_redirect_not_shared(ctx: Ctx) -> None:
 def check_forwarded(ctx: Ctx) -> None:
     """Over HTTPS, spoofed X-Forwarded-Proto/-For are replaced: the origin sees https and the
     real client address (through hitch's PROXY protocol for Varnish)."""
-    rule = _rule_or_skip(ctx.policy)
+    rule = rule_or_skip(ctx.policy)
     req = probe(ctx, rule)
     ctx.program(req.unit, **origin_answer(ctx.policy, rule))
     spoofed = {"X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.9"}
