@@ -38,7 +38,8 @@ from ..checks.defaults import cacheable_rule
 from ..checks.rules import effective_ttl
 from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
-from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
+from .load import ideal_hit_ratio, run_load, zipf_paths
+from .loadspec import LoadResult, OnResponse
 
 #: seconds an entry with ``max-age=1`` needs to be expired on both engines
 EXPIRE_WAIT_S = 2.2

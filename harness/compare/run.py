@@ -42,7 +42,7 @@ from ..report import conformance_of
 from ..results import CheckResult
 from ..scenarios import Scenario
 from .baseline import baseline_configs
-from .load import LoadResult
+from .loadspec import LoadResult
 from .measure import (
     MeasureError,
     Probe,
