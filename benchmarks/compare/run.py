@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cachewright.generator.load import load  # noqa: E402
-from cachewright.harness.compare.measure import Settings  # noqa: E402
-from cachewright.harness.compare.render import html_report  # noqa: E402
+from cachewright.harness.compare.page import html_report  # noqa: E402
 from cachewright.harness.compare.run import compare  # noqa: E402
+from cachewright.harness.compare.settings import Settings  # noqa: E402
 from cachewright.harness.local import LocalRuntime  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         policy = load(path)
         report = compare(policy, str(path.resolve().relative_to(ROOT)), lambda c: LocalRuntime(configs=c),
                          ("nginx", "varnish"), settings, correctness=False)
-        (args.out / f"{policy.name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        written = report.to_json()
+        (args.out / f"{policy.name}.json").write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
         (args.out / f"{policy.name}.html").write_text(html_report(report), encoding="utf-8")
-        for engine, perf in report["performance"].items():
+        for engine, perf in written["performance"].items():
             print(_row(policy.name, engine, perf), flush=True)
     print(f"\n{len(args.policies)} policies in {time.monotonic() - started:.0f} s; settings: "
           f"{json.dumps(settings.to_json())}; reports in {args.out}")
