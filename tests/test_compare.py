@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,11 @@ from cachewright.generator.pipeline import Options
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client
 from cachewright.harness.compare.baseline import baseline_configs
-from cachewright.harness.compare.measure import Probe, Settings, hit_cache_control, hit_probe, store_hit
-from cachewright.harness.compare.run import _target, capability_rows, median_interval, targets, verdict
+from cachewright.harness.compare.judge import capability_rows, targets, verdict
+from cachewright.harness.compare.measure import Probe, hit_cache_control, hit_probe, store_hit
+from cachewright.harness.compare.records import CompareReport
+from cachewright.harness.compare.run import _target, median_interval
+from cachewright.harness.compare.settings import Settings
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient
 from cachewright.harness.prepare import Placement
@@ -162,9 +166,10 @@ def test_the_baseline_stores_the_hit_path_as_long_as_the_generated_config(exampl
 def test_the_median_interval_is_the_order_statistics_with_90_percent_coverage(
         values: list[float], expected: tuple[float, float, float] | None) -> None:
     got = median_interval(values)
-    assert (got and (got["low"], got["high"], got["confidence"])) == expected
+    assert (got and (got.low, got.high, got.confidence)) == expected
     if got:
-        assert got["low"] <= sorted(values)[len(values) // 2] <= got["high"]
+        assert got.low is not None and got.high is not None
+        assert got.low <= sorted(values)[len(values) // 2] <= got.high
 
 
 def test_baseline_refuses_a_value_that_is_not_a_plain_address() -> None:
@@ -204,9 +209,18 @@ def _perf(ratio: float, herd: int, share: float | None, gap: float) -> dict[str,
             "origin_down": down, "zipf": {"gap_points": gap}, "hit": {"rps": 1000.0}}
 
 
+def _targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of a report given as JSON, as JSON."""
+    return [target.to_json() for target in targets(CompareReport.from_json(report))]
+
+
+def _verdict(report: dict[str, Any]) -> list[str | None]:
+    return list(verdict(CompareReport.from_json(report)))
+
+
 def test_targets_are_judged_per_engine() -> None:
     report = {"performance": {"nginx": _perf(0.96, 1, 1.0, 0.5), "varnish": _perf(0.90, 3, None, 2.5)}}
-    met = {(t["engine"], t["name"].split(":")[0].split(" ")[0]): t["met"] for t in targets(report)}
+    met = {(t["engine"], t["name"].split(":")[0].split(" ")[0]): t["met"] for t in _targets(report)}
     assert met[("nginx", "cached-hit")] is True and met[("varnish", "cached-hit")] is False
     assert met[("nginx", "herd")] is True and met[("varnish", "herd")] is False
     assert met[("nginx", "origin")] is True and ("varnish", "origin") not in met  # no window: not judged
@@ -216,13 +230,13 @@ def test_targets_are_judged_per_engine() -> None:
 def test_verdict_names_missing_features_failures_and_missed_targets() -> None:
     policy = load(EXAMPLES / "shop" / "policy.yaml")
     report: dict[str, Any] = {
-        "capabilities": capability_rows(policy),
+        "capabilities": [row.to_json() for row in capability_rows(policy)],
         "correctness": {"nginx": {"passed": 70, "failed": 2, "unsupported": 3},
                         "varnish": {"passed": 75, "failed": 0, "unsupported": 0}},
         "performance": {"nginx": _perf(0.9, 1, 1.0, 0.0), "varnish": _perf(1.0, 1, 1.0, 0.0)},
     }
-    report["targets"] = targets(report)
-    lines = verdict(report)
+    report["targets"] = _targets(report)
+    lines = [str(line) for line in _verdict(report)]
     assert any(line.startswith("nginx lacks") and "purge.tag" in line for line in lines)
     assert any(line.startswith("nginx fails 2 check(s)") for line in lines)
     assert any(line.startswith("varnish passes every check") for line in lines)
@@ -271,7 +285,7 @@ def test_the_throughput_target_is_judged_on_its_interval(
     perf = _perf(ratio, 1, 1.0, 0.0)
     perf["throughput_ratio_interval"] = {"low": interval[0], "high": interval[1], "confidence": 0.94} \
         if interval else None
-    row = targets({"performance": {"varnish": perf}})[0]
+    row = _targets({"performance": {"varnish": perf}})[0]
     assert row["name"].startswith("cached-hit throughput")
     assert (row["status"], row["met"]) == (status, met)
 
@@ -280,8 +294,8 @@ def test_verdict_says_inconclusive_with_the_interval() -> None:
     perf = _perf(0.938, 1, 1.0, 0.0)
     perf["throughput_ratio_interval"] = {"low": 0.851, "high": 1.074, "confidence": 0.9375}
     report: dict[str, Any] = {"capabilities": [], "performance": {"varnish": perf}}
-    report["targets"] = targets(report)
-    assert verdict(report) == [
+    report["targets"] = _targets(report)
+    assert _verdict(report) == [
         "Inconclusive: cached-hit throughput generated/baseline >= 0.95 [varnish]: median 0.938, but its "
         "confidence interval 0.851-1.074 spans 0.95: this run cannot tell whether the target is met "
         "(more --rounds narrow the interval)."]
@@ -295,17 +309,17 @@ def test_strict_fails_a_missed_target_not_an_inconclusive_one(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         interval: tuple[float, float], strict: bool, code: int) -> None:
     import cachewright.harness.commands.compare as command
+    import cachewright.harness.compare.run as compare_run
 
     perf = _perf(0.9, 1, 1.0, 0.0)
     perf["throughput_ratio_interval"] = {"low": interval[0], "high": interval[1], "confidence": 0.94}
 
-    def fake_compare(*_: Any, **__: Any) -> dict[str, Any]:
-        report: dict[str, Any] = {"capabilities": [], "correctness": {}, "performance": {"varnish": perf}}
-        report["targets"] = targets(report)
-        report["verdict"] = verdict(report)
-        return report
+    def fake_compare(*_: Any, **__: Any) -> CompareReport:
+        report = CompareReport.from_json({"capabilities": [], "correctness": {}, "performance": {"varnish": perf}})
+        report = replace(report, targets=targets(report))
+        return replace(report, verdict=verdict(report))
 
-    monkeypatch.setattr(command, "compare", fake_compare)
+    monkeypatch.setattr(compare_run, "compare", fake_compare)
     monkeypatch.setattr(command, "engines", lambda _: ("varnish",))
     argv = ["compare", str(EXAMPLES / "shop" / "policy.yaml"), "--no-correctness"]
     assert main([*argv, "--strict"] if strict else argv) == code

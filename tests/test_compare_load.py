@@ -24,8 +24,11 @@ from typing import Any
 import pytest
 
 from cachewright.harness.api import HarnessError
-from cachewright.harness.compare import load
-from cachewright.harness.compare.load import LoadResult, ideal_hit_ratio, run_builtin, run_load, run_wrk, zipf_paths
+from cachewright.harness.compare import load, loadspec, wrk
+from cachewright.harness.compare.builtin import run_builtin
+from cachewright.harness.compare.load import ideal_hit_ratio, run_load, zipf_paths
+from cachewright.harness.compare.loadspec import LoadResult
+from cachewright.harness.compare.wrk import run_wrk
 from cachewright.harness.tlsfiles import write_tls_files
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None and os.environ.get("CI", "").lower() != "true",
@@ -119,7 +122,7 @@ def assert_latency_ordered(result: LoadResult) -> None:
     assert 0 < latency["mean"] <= latency["max"]
     values = [ms for _, ms in result.latency_cdf]
     assert values == sorted(values)
-    assert [p for p, _ in result.latency_cdf] == list(load.CDF_PERCENTILES)
+    assert [p for p, _ in result.latency_cdf] == list(loadspec.CDF_PERCENTILES)
 
 
 # --------------------------------------------------------------------------- builtin client
@@ -260,7 +263,7 @@ def test_wrk_counts_statuses_when_asked(server: Server) -> None:
 def test_an_overrunning_load_tool_is_killed() -> None:
     started = time.monotonic()
     with pytest.raises(HarnessError, match=r"did not finish within 0.3s and was killed"):
-        load._run_bounded([sys.executable, "-c", "import time; time.sleep(30)"], 0.3)
+        wrk._run_bounded([sys.executable, "-c", "import time; time.sleep(30)"], 0.3)
     assert time.monotonic() - started < 5
 
 

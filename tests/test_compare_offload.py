@@ -21,10 +21,10 @@ from cachewright.generator.render import OutputFile
 from cachewright.harness.api import Stack
 from cachewright.harness.cli import main
 from cachewright.harness.compare.baseline import baseline_configs
-from cachewright.harness.compare.measure import Settings
+from cachewright.harness.compare.figures import OffloadRun
+from cachewright.harness.compare.judge import targets
 from cachewright.harness.compare.offload import (
     ETAG,
-    OffloadSettings,
     generated_revalidates,
     measure_offload,
     no_revalidation,
@@ -35,8 +35,11 @@ from cachewright.harness.compare.offload import (
     saved_bytes,
     without_revalidation,
 )
-from cachewright.harness.compare.render import html_report, text_report
-from cachewright.harness.compare.run import _target, targets
+from cachewright.harness.compare.page import html_report
+from cachewright.harness.compare.records import CompareReport
+from cachewright.harness.compare.run import _target
+from cachewright.harness.compare.settings import OffloadSettings, Settings
+from cachewright.harness.compare.text import text_report
 from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import RecordedRequest
 from cachewright.harness.prepare import Placement, generated
@@ -88,7 +91,7 @@ def _measure(stack: Stack, engine: str) -> tuple[dict[str, Any], list[RecordedRe
         assert probe is not None and probe.tag in probe.request.path  # one origin path per URL
         origin = target.ctx.control()
         before = origin.counts().total
-        figures = measure_offload(target, probe, OFFLOAD)
+        figures = measure_offload(target, probe, OFFLOAD).to_json()
         counted = origin.counts().total - before
         paths = [probe.variant(f"o{i}").path for i in range(OFFLOAD.urls)]
         logged = [entry for path in paths for entry in origin.requests(path=path)]
@@ -217,9 +220,9 @@ def test_revalidates_reads_the_directive_and_the_keep() -> None:
 
 def test_origin_figures_count_the_answers() -> None:
     seen = [_entry(1, 200), _entry(2, 304), _entry(3, 304), _entry(4, 502, "error")]
-    assert origin_figures(seen) == {"origin_requests": 4, "origin_200": 1, "origin_304": 2,
+    assert origin_figures(seen).to_json() == {"origin_requests": 4, "origin_200": 1, "origin_304": 2,
                                     "origin_other": 1, "share_304": 0.5}
-    assert origin_figures([])["share_304"] is None
+    assert origin_figures([]).share_304 is None
 
 
 def _entry(seq: int, status: int, outcome: str = "ok") -> RecordedRequest:
@@ -230,20 +233,22 @@ def _entry(seq: int, status: int, outcome: str = "ok") -> RecordedRequest:
 def test_saved_bytes_are_per_origin_request_of_the_reference() -> None:
     """A run that happened to make fewer refreshes is not credited for them: the reference's body
     bytes per request times the variant's requests, less what the variant's cost."""
-    reference = {"origin_requests": 24, "origin_body_bytes": 24 * 16384}
-    assert saved_bytes({"origin_requests": 21, "origin_body_bytes": 16 * 16384}, reference) == (5 * 16384, 5 / 21)
-    assert saved_bytes({"origin_requests": 8, "origin_body_bytes": 0}, reference) == (8 * 16384, 1.0)
-    assert saved_bytes({"origin_requests": 8, "origin_body_bytes": 0}, {"origin_requests": 0,
-                                                                        "origin_body_bytes": 0}) == (None, None)
+    def run(requests: int, body_bytes: int) -> OffloadRun:
+        return OffloadRun.from_json({"origin_requests": requests, "origin_body_bytes": body_bytes})
+
+    reference = run(24, 24 * 16384)
+    assert saved_bytes(run(21, 16 * 16384), reference) == (5 * 16384, 5 / 21)
+    assert saved_bytes(run(8, 0), reference) == (8 * 16384, 1.0)
+    assert saved_bytes(run(8, 0), run(0, 0)) == (None, None)
 
 
 # --------------------------------------------------------------------------- the report
 
 
-def _variant(ok: int, not_modified: int) -> dict[str, Any]:
-    return {"client_requests": 20000, "client_errors": 0, "client_statuses": {"200": 20000},
-            **origin_figures([_entry(i, 200) for i in range(ok)] + [_entry(i, 304) for i in range(not_modified)]),
-            "origin_body_bytes": ok * 16384}
+def _variant(ok: int, not_modified: int) -> OffloadRun:
+    seen = [_entry(i, 200) for i in range(ok)] + [_entry(i, 304) for i in range(not_modified)]
+    return OffloadRun.from_json({"client_requests": 20000, "client_errors": 0, "client_statuses": {"200": 20000},
+                                 **origin_figures(seen).to_json(), "origin_body_bytes": ok * 16384})
 
 
 def _report() -> dict[str, Any]:
@@ -251,14 +256,15 @@ def _report() -> dict[str, Any]:
                                                       "no_revalidation": _variant(8, 0)})
     varnish = offload_result("varnish", "default", True, {
         "generated": _variant(0, 20), "baseline": _variant(0, 22), "no_revalidation": _variant(24, 0)})
-    return {"settings": {"offload": OFFLOAD.to_json()}, "offload": {"nginx": nginx, "varnish": varnish},
+    return {"settings": {"offload": OFFLOAD.to_json()},
+            "offload": {"nginx": nginx.to_json(), "varnish": varnish.to_json()},
             "performance": {"nginx": {"error": "x"}, "varnish": {"error": "x"}}}
 
 
 def test_the_reports_have_an_origin_offload_section() -> None:
-    page = html_report(_report())
+    page = html_report(CompareReport.from_json(_report()))
     assert "<h2>Origin offload</h2>" in page and "no revalidation" in page
-    text = text_report(_report())
+    text = text_report(CompareReport.from_json(_report()))
     section = text.split("Origin offload\n", 1)[1].split("\nVerdict", 1)[0]
     rows = [re.split(r"\s{2,}", line) for line in section.splitlines()[2:8]]
     assert rows[0] == ["nginx", "generated", "8", "8", "0", "0.0%", "128 KiB", "0 KiB (0%)", "20000"]
@@ -271,13 +277,13 @@ def test_the_reports_have_an_origin_offload_section() -> None:
 
 def test_offload_targets_and_what_was_not_measured() -> None:
     report = _report()
-    rows = {t["engine"]: t for t in targets(report) if t["name"].startswith("origin offload")}
-    assert rows["nginx"]["met"] is False and rows["nginx"]["value"] == 0
-    assert rows["varnish"]["met"] is True and rows["varnish"]["value"] == 1
+    rows = {t.engine: t for t in targets(CompareReport.from_json(report)) if str(t.name).startswith("origin offload")}
+    assert rows["nginx"].met is False and rows["nginx"].value == 0
+    assert rows["varnish"].met is True and rows["varnish"].value == 1
     report["offload"] = {"nginx": {"skipped": "no cacheable rule that respects the origin's max-age"},
                          "varnish": {"error": "the no-revalidation variant did not start: boom"}}
-    assert not [t for t in targets(report) if t["name"].startswith("origin offload")]
-    text = text_report(report)
+    assert not [t for t in targets(CompareReport.from_json(report)) if str(t.name).startswith("origin offload")]
+    text = text_report(CompareReport.from_json(report))
     assert "nginx: not measured: no cacheable rule that respects" in text
     assert "varnish: not measured: the no-revalidation variant did not start: boom" in text
-    assert "Origin offload\n--------------\nn/a" in text_report({})
+    assert "Origin offload\n--------------\nn/a" in text_report(CompareReport.from_json({}))

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from cachewright.harness.api import HarnessError
-from cachewright.harness.compare.render import MATPLOTLIB_MISSING, engines, html_report, text_report
+from cachewright.harness.compare.charts import MATPLOTLIB_MISSING
+from cachewright.harness.compare.page import html_report as render_html
+from cachewright.harness.compare.records import CompareReport
+from cachewright.harness.compare.text import text_report as render_text
 
 SAMPLE = Path(__file__).parent / "data" / "compare-sample.json"
 HOSTILE = "<script>alert(1)</script>"
@@ -32,6 +35,15 @@ def sample() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def page(sample: dict[str, Any]) -> str:
     return html_report(sample)
+
+
+def text_report(report: dict[str, Any], color: bool = False) -> str:
+    """The terminal text of a report as ``--json`` writes it (or a broken one)."""
+    return render_text(CompareReport.from_json(report), color=color)
+
+
+def html_report(report: dict[str, Any]) -> str:
+    return render_html(CompareReport.from_json(report))
 
 
 def _nulled(value: Any) -> Any:
@@ -162,9 +174,10 @@ def test_html_is_byte_identical_for_the_same_report(sample: dict[str, Any], page
 
 def test_html_is_byte_identical_across_processes(page: str) -> None:
     # Another interpreter, another hash seed: nothing in the page may depend on either.
-    code = ("import hashlib, json, sys; from cachewright.harness.compare.render import html_report; "
-            f"print(hashlib.sha256(html_report(json.loads(open({str(SAMPLE)!r}, encoding='utf-8').read()))"
-            ".encode()).hexdigest())")
+    code = ("import hashlib, json, sys; from cachewright.harness.compare.page import html_report; "
+            "from cachewright.harness.compare.records import CompareReport; "
+            f"report = CompareReport.from_json(json.loads(open({str(SAMPLE)!r}, encoding='utf-8').read())); "
+            "print(hashlib.sha256(html_report(report).encode()).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "12345", "PATH": ""})
     assert out.stdout.strip() == hashlib.sha256(page.encode()).hexdigest()
@@ -173,12 +186,13 @@ def test_html_is_byte_identical_across_processes(page: str) -> None:
 def test_importing_and_rendering_leave_matplotlib_global_state_alone() -> None:
     code = (
         "import sys, json\n"
-        "from cachewright.harness.compare import render\n"
+        "from cachewright.harness.compare import page, records\n"
         "assert 'matplotlib' not in sys.modules, 'imported eagerly'\n"
         "import matplotlib\n"
         "def rc(): return {k: matplotlib.rcParams[k] for k in matplotlib.rcParams if k != 'backend'}\n"
         "before = rc()\n"
-        f"render.html_report(json.loads(open({str(SAMPLE)!r}, encoding='utf-8').read()))\n"
+        f"report = json.loads(open({str(SAMPLE)!r}, encoding='utf-8').read())\n"
+        "page.html_report(records.CompareReport.from_json(report))\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot used'\n"
         "assert rc() == before, 'rcParams changed'\n"
     )  # reading rcParams['backend'] would itself import pyplot to resolve it
@@ -251,7 +265,7 @@ def test_a_partly_measured_chart_is_still_drawn(sample: dict[str, Any]) -> None:
 
 def test_engines_come_nginx_and_varnish_first_then_others_once() -> None:
     report: dict[str, Any] = {"performance": {"zeta": {}, "varnish": {}}, "correctness": {"nginx": {}, "zeta": {}}}
-    assert engines(report) == ["nginx", "varnish", "zeta"]
+    assert CompareReport.from_json(report).engines() == ["nginx", "varnish", "zeta"]
 
 
 def test_odd_engine_names_are_drawn_literally(sample: dict[str, Any]) -> None:

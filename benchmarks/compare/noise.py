@@ -23,8 +23,9 @@ from pathlib import Path
 
 from cachewright.generator.load import load
 from cachewright.harness.compare.baseline import baseline_configs
-from cachewright.harness.compare.measure import Settings, hit_probe, prepare_hit
+from cachewright.harness.compare.measure import hit_probe, prepare_hit
 from cachewright.harness.compare.run import _round_ratios, _target, hit_rounds, median_interval
+from cachewright.harness.compare.settings import Settings
 from cachewright.harness.local import LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_hit(b, probe)
         firsts, seconds = hit_rounds(a, b, probe, args.rounds)
     ratios = _round_ratios(firsts, seconds)
-    cpu = [x["cpu_us_per_request"] / y["cpu_us_per_request"] for x, y in zip(firsts, seconds, strict=True)
-           if x["cpu_us_per_request"] and y["cpu_us_per_request"]]
+    cpu = [x.cpu_us_per_request / y.cpu_us_per_request for x, y in zip(firsts, seconds, strict=True)
+           if x.cpu_us_per_request and y.cpu_us_per_request]
     draws = sorted(statistics.median(random.Random(i).sample(ratios, min(5, len(ratios))))
                    for i in range(2000))
     print(f"{policy.name} {args.engine}: {args.rounds} rounds of {args.duration:g} s, "
@@ -63,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
           f"median of 5 rounds: 5th percentile {draws[len(draws) // 20]:.3f}, "
           f"95th {draws[len(draws) * 19 // 20]:.3f}")
     interval = median_interval(ratios)
-    if interval:
-        print(f"confidence interval of the median of all {len(ratios)} rounds ({interval['confidence']:.0%}): "
-              f"{interval['low']:.3f}-{interval['high']:.3f}")
+    if interval and interval.low is not None and interval.high is not None and interval.confidence is not None:
+        print(f"confidence interval of the median of all {len(ratios)} rounds ({interval.confidence:.0%}): "
+              f"{interval.low:.3f}-{interval.high:.3f}")
     if cpu:
         print(f"engine CPU per hit, first/second stack: median {statistics.median(cpu):.3f}")
     return 0

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from cachewright.generator.load import load
-from cachewright.harness.compare.measure import Settings
-from cachewright.harness.compare.render import html_report
+from cachewright.harness.compare.page import html_report
 from cachewright.harness.compare.run import compare
+from cachewright.harness.compare.settings import Settings
 from cachewright.harness.local import LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         policy = load(path)
         report = compare(policy, str(path.resolve().relative_to(ROOT)), lambda c: LocalRuntime(configs=c),
                          ("nginx", "varnish"), settings, correctness=False)
-        (args.out / f"{policy.name}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        written = report.to_json()
+        (args.out / f"{policy.name}.json").write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
         (args.out / f"{policy.name}.html").write_text(html_report(report), encoding="utf-8")
-        for engine, perf in report["performance"].items():
+        for engine, perf in written["performance"].items():
             print(_row(policy.name, engine, perf), flush=True)
     print(f"\n{len(args.policies)} policies in {time.monotonic() - started:.0f} s; settings: "
           f"{json.dumps(settings.to_json())}; reports in {args.out}")

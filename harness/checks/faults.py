@@ -34,7 +34,7 @@ from cachewright.generator.model import Policy, Rule
 from ..client import Response
 from ..selection import Request
 from .base import MAX_WAIT, Check, CheckSkipped, Ctx
-from .defaults import rule_or_skip, cacheable_rule, status_rule
+from .defaults import cacheable_rule, rule_or_skip, status_rule
 from .rules import origin_answer, probe
 
 Fault = Literal["error", "timeout", "down", "close-mid-body"]

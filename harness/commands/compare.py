@@ -1,4 +1,8 @@
-"""``cachewright compare``: for this policy, which engine? Capabilities, correctness, performance."""
+"""``cachewright compare``: for this policy, which engine? Capabilities, correctness, performance.
+
+Only the parser is built at import (the CLI imports every command to build its own); the
+measurements, the renderers and matplotlib are imported when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,51 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from cachewright.generator.load import load
+from typing import TYPE_CHECKING
 
 from .. import ui
-from ..compare.measure import Settings
-from ..compare.offload import OffloadSettings
-from ..compare.render import html_report, require_matplotlib, text_report
-from ..compare.run import compare
+from ..compare.settings import OffloadSettings, Settings
 from ..report import should_color
 from . import common
 from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
+if TYPE_CHECKING:
+    from ..compare.records import CompareReport
 
-def add_parser(sub: Any) -> None:
+DESCRIPTION = (
+    "Start both engines on POLICY (and each engine's hand-written baseline config), run every derived "
+    "check and scenario, then measure each engine in turn: cached-hit throughput and latency, cold "
+    "misses, a thundering herd, a slow origin, the origin down, a Zipf request mix, memory; then the "
+    "origin offload: what reaches the origin as entries with validators expire, on the generated "
+    "config, the baseline and the generated config with revalidation turned off. Exit 0 when every "
+    "check passed (with --strict, also no performance target missed). The throughput ratio is judged "
+    "on its confidence interval: met when the whole interval is at or above the target, missed when "
+    "it is wholly below, inconclusive when it spans the target.")
+EPILOG = ("examples:\n  cachewright compare examples/shop/policy.yaml\n"
+          "  cachewright compare policy.yaml --json report.json --html report.html\n"
+          "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "compare", help="run nginx and Varnish on one policy: capabilities, correctness, performance",
-        description="Start both engines on POLICY (and each engine's hand-written baseline config), "
-                    "run every derived check and scenario, then measure each engine in turn: "
-                    "cached-hit throughput and latency, cold misses, a thundering herd, a slow "
-                    "origin, the origin down, a Zipf request mix, memory; then the origin offload: "
-                    "what reaches the origin as entries with validators expire, on the generated "
-                    "config, the baseline and the generated config with revalidation turned off. "
-                    "Exit 0 when every check "
-                    "passed (with --strict, also no performance target missed). The throughput "
-                    "ratio is judged on its confidence interval: met when the whole interval is at "
-                    "or above the target, missed when it is wholly below, inconclusive when it "
-                    "spans the target.",
-        epilog="examples:\n  cachewright compare examples/shop/policy.yaml\n"
-               "  cachewright compare policy.yaml --json report.json --html report.html\n"
-               "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
-    d = Settings()
+    _add_load_options(p, Settings())
+    _add_section_options(p, OffloadSettings())
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 also when a performance target is missed (the throughput ratio: "
+                        "its whole confidence interval below the target; an inconclusive one, "
+                        "spanning the target, does not fail: add --rounds to decide it)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="write a self-contained HTML page with tables and charts (needs matplotlib)")
+    p.set_defaults(run=run)
+
+
+def _add_load_options(p: argparse.ArgumentParser, d: Settings) -> None:
+    """How hard and how long the measurements push (``d``: the defaults)."""
     p.add_argument("--concurrency", type=_positive, default=d.concurrency, metavar="N",
                    help=f"connections for the cached-hit load (default: {d.concurrency})")
     p.add_argument("--duration", type=_positive_float, default=d.duration_s, metavar="SECONDS",
@@ -56,7 +70,10 @@ def add_parser(sub: Any) -> None:
                    help=f"requests in the Zipf mix (default: {d.zipf_requests})")
     p.add_argument("--zipf-keys", type=_positive, default=d.zipf_keys, metavar="N",
                    help=f"distinct keys in the Zipf mix (default: {d.zipf_keys})")
-    o = OffloadSettings()
+
+
+def _add_section_options(p: argparse.ArgumentParser, o: OffloadSettings) -> None:
+    """Which parts of the comparison run (``o``: the offload's defaults)."""
     p.add_argument("--offload-duration", type=_positive_float, default=o.duration_s, metavar="SECONDS",
                    help=f"length of each origin offload run (generated, baseline, no revalidation; "
                         f"default: {o.duration_s:g})")
@@ -69,14 +86,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scenarios", action="append", type=Path, metavar="FILE",
                    help="scenario file(s) (default: scenarios.yaml next to the policy)")
     p.add_argument("--no-scenarios", action="store_true", help="run no scenarios")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 also when a performance target is missed (the throughput ratio: "
-                        "its whole confidence interval below the target; an inconclusive one, "
-                        "spanning the target, does not fail: add --rounds to decide it)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
-    p.add_argument("--html", type=Path, metavar="FILE",
-                   help="write a self-contained HTML page with tables and charts (needs matplotlib)")
-    p.set_defaults(run=run)
 
 
 def _progress(text: str) -> None:
@@ -100,29 +109,42 @@ def _positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.load import load
+
+    from ..compare.run import compare
+
     if args.origin or args.origin_image:
         raise UsageError("compare programs and counts the sample origin; --origin and --origin-image "
                          "are not supported here (use `cachewright test` with your own origin)")
     policy = load(args.policy)
     common.warn(policy.warnings)
-    selected = engines(args)
     settings = Settings(concurrency=args.concurrency, duration_s=args.duration, rounds=args.rounds,
                         herd_size=args.herd, body_size=args.body_size, zipf_requests=args.zipf_requests,
                         zipf_keys=args.zipf_keys)
     scenarios = () if args.no_correctness else scenarios_of(args)
     if args.html:
+        from ..compare.charts import require_matplotlib
+
         require_matplotlib()  # fail now, not after the measurements
-    report = compare(policy, str(args.policy), lambda configs: runtime(args, configs), selected, settings,
+    report = compare(policy, str(args.policy), lambda configs: runtime(args, configs), engines(args), settings,
                      correctness=not args.no_correctness, scenarios=scenarios,
                      run_scenarios=lambda stack, pol, names: run_scenarios(scenarios, stack, pol, names),
                      progress=_progress,
                      offload=None if args.no_offload else OffloadSettings(duration_s=args.offload_duration),
                      conformance=not args.no_conformance)
+    return _write(args, report)
+
+
+def _write(args: argparse.Namespace, report: CompareReport) -> int:
+    """Print the report, write its JSON and HTML where asked; the exit status it earns."""
+    from ..compare.page import html_report
+    from ..compare.text import text_report
+
     print(text_report(report, color=should_color(sys.stdout)), end="")
-    write_report(args.json, json.dumps(report, indent=2) + "\n")
+    write_report(args.json, json.dumps(report.to_json(), indent=2) + "\n")
     if args.html:
         write_report(args.html, html_report(report))
-    failed = any(summary["failed"] for summary in report.get("correctness", {}).values())
+    failed = any(summary.failed for summary in (report.correctness or {}).values() if summary)
     # "inconclusive" (met None) is not a miss: the run could not tell, see harness.compare.targets
-    missed = any(target["met"] is False for target in report["targets"])
+    missed = any(target.met is False for target in report.targets)
     return 1 if failed or (args.strict and missed) else 0

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from cachewright.generator.model import Policy, Rule
 
@@ -38,7 +38,10 @@ from ..checks.defaults import cacheable_rule
 from ..checks.rules import effective_ttl
 from ..prepare import request_host
 from ..selection import Request, probe_for, select_rule
-from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
+from .figures import ColdMiss, Herd, HitRun, OriginDown, Skipped, SlowOrigin, Zipf
+from .load import ideal_hit_ratio, run_load, zipf_paths
+from .loadspec import LoadResult, OnResponse
+from .settings import Settings
 
 #: seconds an entry with ``max-age=1`` needs to be expired on both engines
 EXPIRE_WAIT_S = 2.2
@@ -48,27 +51,6 @@ TIMELINE_STEP_S = 0.5
 #: the origin's max-age where a measurement needs an entry to stay fresh throughout
 MAX_AGE_S = 600
 STORED = f"public, max-age={MAX_AGE_S}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How hard and how long each measurement pushes (the defaults take about 50 s per engine)."""
-
-    concurrency: int = 32
-    duration_s: float = 3.0
-    threads: int = 2
-    rounds: int = 5
-    cold_samples: int = 50
-    herd_size: int = 50
-    origin_delay_s: float = 1.0
-    stale_duration_s: float = 2.0
-    zipf_requests: int = 20_000
-    zipf_keys: int = 2_000
-    zipf_concurrency: int = 8
-    body_size: int = 1024
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class MeasureError(HarnessError):
@@ -170,7 +152,7 @@ class Target:
                         headers=headers, ca_file=self.stack.ca_file, on_response=on_response,
                         prefer=prefer)
 
-    def program(self, selector: Mapping[str, str], **answer: Any) -> None:
+    def program(self, selector: Mapping[str, str], **answer: str | float) -> None:
         self.ctx.control().add_rule({**selector, **answer})  # type: ignore[typeddict-item]
 
     def count(self, path: str) -> int:
@@ -217,7 +199,7 @@ def prepare_hit(target: Target, probe: Probe) -> None:
     target.load([probe.request], concurrency=s.concurrency, duration_s=min(1.0, s.duration_s), prefer="wrk")
 
 
-def measure_hit(target: Target, probe: Probe) -> dict[str, Any]:
+def measure_hit(target: Target, probe: Probe) -> HitRun:
     """Cached-hit throughput and latency: the prepared request under ``concurrency`` connections,
     with the origin requests it caused (0: every response was a hit) and the engine's CPU time
     per request."""
@@ -226,12 +208,12 @@ def measure_hit(target: Target, probe: Probe) -> dict[str, Any]:
     before, cpu_before = target.count(req.path), cpu_times(target.stack, target.ctx.engine)
     result = target.load([req], concurrency=s.concurrency, duration_s=s.duration_s, prefer="wrk")
     cpu = cpu_times(target.stack, target.ctx.engine)
-    per_request: dict[str, float | None] = {"cpu_us_per_request": None, "user_us_per_request": None}
+    total = user = None
     if cpu is not None and cpu_before is not None and result.requests:
-        per_request = {"cpu_us_per_request": (sum(cpu) - sum(cpu_before)) * 1e6 / result.requests,
-                       "user_us_per_request": (cpu[0] - cpu_before[0]) * 1e6 / result.requests}
-    return {**result.to_json(), "path": req.target, "origin_requests": target.count(req.path) - before,
-            **per_request}
+        total = (sum(cpu) - sum(cpu_before)) * 1e6 / result.requests
+        user = (cpu[0] - cpu_before[0]) * 1e6 / result.requests
+    return HitRun.from_load(result, path=req.target, origin_requests=target.count(req.path) - before,
+                            cpu_us_per_request=total, user_us_per_request=user)
 
 
 def measure_hit_latency(target: Target, probe: Probe) -> float:
@@ -240,7 +222,7 @@ def measure_hit_latency(target: Target, probe: Probe) -> float:
     return result.latency_ms["p50"]
 
 
-def measure_cold_miss(target: Target, probe: Probe) -> dict[str, Any]:
+def measure_cold_miss(target: Target, probe: Probe) -> ColdMiss:
     """Requests that each miss, one at a time on one connection."""
     s = target.settings
     reqs = [probe.variant(f"c{i}") for i in range(s.cold_samples)]
@@ -250,12 +232,11 @@ def measure_cold_miss(target: Target, probe: Probe) -> dict[str, Any]:
     before = target.counts(paths)
     result = target.load(reqs, concurrency=1, duration_s=30.0, max_requests=len(reqs))
     latency = result.latency_ms
-    return {"samples": result.requests, "errors": result.errors, "p50_ms": latency["p50"],
-            "p99_ms": latency["p99"], "max_ms": latency["max"],
-            "origin_requests": target.counts(paths) - before}
+    return ColdMiss(samples=result.requests, errors=result.errors, p50_ms=latency["p50"],
+                    p99_ms=latency["p99"], max_ms=latency["max"], origin_requests=target.counts(paths) - before)
 
 
-def measure_herd(target: Target, probe: Probe, collapse: bool) -> dict[str, Any]:
+def measure_herd(target: Target, probe: Probe, collapse: bool) -> Herd:
     """``herd_size`` concurrent cold requests for one path on an origin that takes
     ``origin_delay_s``: how many reach it (1 when the engine collapses them)."""
     s = target.settings
@@ -263,12 +244,12 @@ def measure_herd(target: Target, probe: Probe, collapse: bool) -> dict[str, Any]
     target.program({"path": req.path}, status=200, cache_control=STORED, delay=s.origin_delay_s)
     result = target.load([req] * s.herd_size, concurrency=s.herd_size, max_requests=s.herd_size,
                          duration_s=s.origin_delay_s + 20.0)
-    return {"concurrent": s.herd_size, "origin_requests": target.count(req.path), "ideal": 1,
-            "collapse_requests": collapse, "statuses": result.to_json()["statuses"],
-            "errors": result.errors, "p50_ms": result.latency_ms["p50"], "max_ms": result.latency_ms["max"]}
+    return Herd(concurrent=s.herd_size, origin_requests=target.count(req.path), ideal=1,
+                collapse_requests=collapse, statuses=result.to_json()["statuses"], errors=result.errors,
+                p50_ms=result.latency_ms["p50"], max_ms=result.latency_ms["max"])
 
 
-def _expired(target: Target, req: Request, **answer: Any) -> None:
+def _expired(target: Target, req: Request, **answer: str | float) -> None:
     """Store ``req`` with ``max-age=1`` and wait until it has expired."""
     target.program({"path": req.path}, status=200, cache_control="max-age=1", **answer)
     target.warm(req)
@@ -276,48 +257,49 @@ def _expired(target: Target, req: Request, **answer: Any) -> None:
 
 
 def _stale_entry(target: Target, probe: Probe | None, window_s: int, suffix: str,
-                 no_window: str) -> tuple[Request, float] | dict[str, Any]:
+                 no_window: str) -> tuple[Request, float] | Skipped:
     """A fresh path with an expired entry inside a stale window of ``window_s``, and how long a
     load on it may run inside that window; or why there is none (the measurement's result)."""
     if probe is None:
-        return {"skipped": "no cacheable rule respects the origin's max-age (an entry cannot expire)"}
+        return Skipped(skipped="no cacheable rule respects the origin's max-age (an entry cannot expire)")
     if window_s <= 0:
-        return {"skipped": no_window}
+        return Skipped(skipped=no_window)
     req = probe.variant(suffix)
     _expired(target, req)
     return req, max(0.5, min(target.settings.stale_duration_s, window_s - WINDOW_MARGIN_S))
 
 
-def measure_slow_origin(target: Target, probe: Probe | None, window_s: int, hit_p50_ms: float) -> dict[str, Any]:
+def measure_slow_origin(target: Target, probe: Probe | None, window_s: int,
+                        hit_p50_ms: float) -> SlowOrigin | Skipped:
     """Latency while an expired entry is revalidated from a slow origin."""
     s = target.settings
     entry = _stale_entry(target, probe, window_s, "slow",
                          "the policy has no stale.while_revalidate: every expired request waits")
-    if isinstance(entry, dict):
+    if isinstance(entry, Skipped):
         return entry
     req, duration = entry
     target.program({"path": req.path}, status=200, cache_control="max-age=1", delay=s.origin_delay_s)
     before = target.count(req.path)
     result = target.load([req], concurrency=4, duration_s=duration)
-    return {"origin_delay_s": s.origin_delay_s, "window_s": window_s, "requests": result.requests,
-            "errors": result.errors, "statuses": result.to_json()["statuses"],
-            "p50_ms": result.latency_ms["p50"], "p99_ms": result.latency_ms["p99"],
-            "max_ms": result.latency_ms["max"], "hit_p50_ms": hit_p50_ms,
-            "origin_requests": target.count(req.path) - before}
+    latency = result.latency_ms
+    return SlowOrigin(origin_delay_s=s.origin_delay_s, window_s=window_s, requests=result.requests,
+                      errors=result.errors, statuses=result.to_json()["statuses"], p50_ms=latency["p50"],
+                      p99_ms=latency["p99"], max_ms=latency["max"], hit_p50_ms=hit_p50_ms,
+                      origin_requests=target.count(req.path) - before)
 
 
-def measure_origin_down(target: Target, probe: Probe | None, window_s: int) -> dict[str, Any]:
+def measure_origin_down(target: Target, probe: Probe | None, window_s: int) -> OriginDown | Skipped:
     """The share of requests answered with the stored copy while the origin refuses connections."""
     entry = _stale_entry(target, probe, window_s, "down", "the policy has no stale.if_error: errors reach the client")
-    if isinstance(entry, dict):
+    if isinstance(entry, Skipped):
         return entry
     req, duration = entry
     with _origin_down(target):
         result = target.load([req], concurrency=4, duration_s=duration)
     total = result.requests + result.errors
     stale = result.statuses.get(200, 0)
-    return {"requests": total, "stale": stale, "share": stale / total if total else None,
-            "window_s": window_s, "statuses": result.to_json()["statuses"], "errors": result.errors}
+    return OriginDown(requests=total, stale=stale, share=stale / total if total else None, window_s=window_s,
+                      statuses=result.to_json()["statuses"], errors=result.errors)
 
 
 @contextmanager
@@ -330,7 +312,7 @@ def _origin_down(target: Target) -> Iterator[None]:
         control.up()
 
 
-def measure_zipf(target: Target, probe: Probe) -> dict[str, Any]:
+def measure_zipf(target: Target, probe: Probe) -> Zipf:
     """Hit ratio over a Zipf-distributed mix of ``zipf_keys`` keys, against the ideal."""
     s = target.settings
     ranks = zipf_paths(s.zipf_requests, s.zipf_keys, prefix="z")
@@ -346,10 +328,10 @@ def measure_zipf(target: Target, probe: Probe) -> dict[str, Any]:
     origin = target.counts(paths) - before
     ideal = ideal_hit_ratio(ranks)
     hit_ratio = 1 - origin / result.requests if result.requests else None
-    return {"requests": result.requests, "errors": result.errors, "distinct_keys": len(set(ranks)),
-            "origin_requests": origin, "hit_ratio": hit_ratio, "ideal": ideal,
-            "gap_points": (ideal - hit_ratio) * 100 if hit_ratio is not None else None,
-            "rps": result.rps, "timeline": timeline.points()}
+    return Zipf(requests=result.requests, errors=result.errors, distinct_keys=len(set(ranks)),
+                origin_requests=origin, hit_ratio=hit_ratio, ideal=ideal,
+                gap_points=(ideal - hit_ratio) * 100 if hit_ratio is not None else None,
+                rps=result.rps, timeline=timeline.points())
 
 
 class _Timeline:
@@ -385,12 +367,12 @@ class _Timeline:
             thread.join()
             self.samples.append((time.monotonic() - started, self.responses, control.counts().total))
 
-    def points(self) -> list[list[float]]:
+    def points(self) -> tuple[tuple[float, float], ...]:
         out = []
         for (_, r0, o0), (t1, r1, o1) in zip(self.samples, self.samples[1:], strict=False):
             if r1 > r0:
-                out.append([round(t1, 2), max(0.0, min(1.0, 1 - (o1 - o0) / (r1 - r0)))])
-        return out
+                out.append((round(t1, 2), max(0.0, min(1.0, 1 - (o1 - o0) / (r1 - r0)))))
+        return tuple(out)
 
 
 def rss_kb(stack: Stack, engine: str) -> int | None:

@@ -27,8 +27,7 @@ import dataclasses
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options, compile_policy
@@ -39,7 +38,9 @@ from ..checks.defaults import cacheable_rule
 from ..origin import OriginClient, RecordedRequest
 from ..prepare import Placement, generated, request_host
 from ..selection import probe_for, select_rule
+from .figures import OffloadResult, OffloadRun, OriginCounts
 from .measure import MeasureError, Probe, Target
+from .settings import OffloadSettings
 
 #: the three configs the offload run compares, in the report's order
 VARIANTS: Final = ("generated", "baseline", "no_revalidation")
@@ -64,26 +65,6 @@ _DROP_VALIDATORS: Final = ("    # cachewright compare, no_revalidation variant: 
                            "        unset bereq.http.If-None-Match;\n"
                            "        unset bereq.http.If-Modified-Since;\n"
                            "    }\n")
-
-
-@dataclass(frozen=True)
-class OffloadSettings:
-    """The offload run's size: about ``3 * (duration_s + 0.4)`` seconds per engine. An nginx entry
-    with ``max-age=1`` is refreshed every 2 s (nginx stores its expiry in whole seconds), a Varnish
-    one every second: 2.5 s refresh each URL at least once on both."""
-
-    urls: int = 8
-    concurrency: int = 4
-    duration_s: float = 2.5
-    body_size: int = 16 * 1024
-    max_age_s: int = 1
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def cache_control(self) -> str:
-        return f"max-age={self.max_age_s}"
 
 
 # --------------------------------------------------------------------------- the configs
@@ -148,7 +129,7 @@ def offload_probe(ctx: Ctx) -> Probe | None:
     return probe
 
 
-def measure_offload(target: Target, probe: Probe, settings: OffloadSettings) -> dict[str, Any]:
+def measure_offload(target: Target, probe: Probe, settings: OffloadSettings) -> OffloadRun:
     """The URLs stored once, then ``concurrency`` connections over them for ``duration_s``: what
     the client got, and what reached the origin during the load (from the origin's log)."""
     reqs = [probe.variant(f"o{i}") for i in range(settings.urls)]
@@ -163,9 +144,9 @@ def measure_offload(target: Target, probe: Probe, settings: OffloadSettings) -> 
     result = target.load(reqs, concurrency=settings.concurrency, duration_s=settings.duration_s)
     time.sleep(SETTLE_S)
     seen = [e for e in control.requests(since=since) if probe.tag in e.target]
-    return {"client_requests": result.requests, "client_errors": result.errors,
-            "client_statuses": result.to_json()["statuses"], **origin_figures(seen),
-            "origin_body_bytes": _body_bytes(control, units) - sent}
+    return OffloadRun(client_requests=result.requests, client_errors=result.errors,
+                      client_statuses=result.to_json()["statuses"], **dataclasses.asdict(origin_figures(seen)),
+                      origin_body_bytes=_body_bytes(control, units) - sent)
 
 
 def _body_bytes(control: OriginClient, units: set[str]) -> int:
@@ -174,32 +155,31 @@ def _body_bytes(control: OriginClient, units: set[str]) -> int:
     return sum(counted.get(unit, 0) for unit in units)
 
 
-def origin_figures(seen: Sequence[RecordedRequest]) -> dict[str, Any]:
+def origin_figures(seen: Sequence[RecordedRequest]) -> OriginCounts:
     """Requests the origin logged, its 200 and 304 answers, and the 304s' share."""
     ok = sum(e.status == 200 and e.outcome == "ok" for e in seen)
     not_modified = sum(e.status == 304 for e in seen)
-    return {"origin_requests": len(seen), "origin_200": ok, "origin_304": not_modified,
-            "origin_other": len(seen) - ok - not_modified,
-            "share_304": not_modified / len(seen) if seen else None}
+    return OriginCounts(origin_requests=len(seen), origin_200=ok, origin_304=not_modified,
+                        origin_other=len(seen) - ok - not_modified,
+                        share_304=not_modified / len(seen) if seen else None)
 
 
 def offload_result(engine: str, rule: str, revalidating: bool,
-                   variants: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+                   variants: Mapping[str, OffloadRun]) -> OffloadResult:
     """One engine's offload section: each variant's figures, and the origin body bytes the
     generated config and the baseline saved against the generated config without revalidation."""
     saved = {name: saved_bytes(variants[name], variants["no_revalidation"]) for name in ("generated", "baseline")}
-    return {"rule": rule, "generated_revalidates": revalidating,
-            "no_revalidation_is": VARIANT_EDITS[engine], "variants": dict(variants),
-            "saved_bytes": {name: pair[0] for name, pair in saved.items()},
-            "saved_share": {name: pair[1] for name, pair in saved.items()}}
+    return OffloadResult(rule=rule, generated_revalidates=revalidating, no_revalidation_is=VARIANT_EDITS[engine],
+                         variants=dict(variants), saved_bytes={name: pair[0] for name, pair in saved.items()},
+                         saved_share={name: pair[1] for name, pair in saved.items()})
 
 
-def saved_bytes(variant: Mapping[str, Any], reference: Mapping[str, Any]) -> tuple[float | None, float | None]:
+def saved_bytes(variant: OffloadRun, reference: OffloadRun) -> tuple[float | None, float | None]:
     """What ``variant``'s origin requests would have cost at ``reference``'s body bytes per origin
     request, less what they cost; and that as a share of the former. Per request, because runs of
     equal length make a few more or fewer refreshes as the expiries fall (None: no reference)."""
-    if not reference["origin_requests"]:
+    if not reference.origin_requests or variant.origin_requests is None:
         return None, None
-    would = variant["origin_requests"] * reference["origin_body_bytes"] / reference["origin_requests"]
-    saved = would - variant["origin_body_bytes"]
+    would = variant.origin_requests * (reference.origin_body_bytes or 0) / reference.origin_requests
+    saved = would - (variant.origin_body_bytes or 0)
     return saved, saved / would if would else None

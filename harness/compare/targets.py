@@ -1,7 +1,7 @@
 """How ``compare`` judges the cached-hit throughput ratio against its target.
 
 One small module so that the report (``harness.compare.run``) and its renderers
-(``harness.compare.render``) decide alike without the renderers importing the measurements.
+(``harness.compare.sections``) decide alike without the renderers importing the measurements.
 
 The ratio is the median of the rounds' ratios, and it comes with a confidence interval for that
 median. On a shared machine a single round moves by about 10 %, so a median just under (or just
