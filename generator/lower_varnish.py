@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from .errors import CapabilityError
 from .hygiene import OVERRIDE_HEADERS, stripped
-from .lower_nginx import DEFAULT_STATUSES, storable_statuses
 from .model import SAFE_METHODS, Match, Policy, Rule
 from .quote import extension_pattern, glob_regex, host_regex, literal_regex, vcl_str
+from .status import DEFAULT_STATUSES, storable_statuses
 
 HFM_TTL = 120
 #: statuses whose TTL Varnish computes from Cache-Control / Expires itself (cache_rfc2616.c)

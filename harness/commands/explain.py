@@ -26,7 +26,10 @@ from typing import Any
 from cachewright.generator import lower_nginx, lower_varnish
 from cachewright.generator.load import load
 from cachewright.generator.model import SAFE_METHODS, Policy, Rule
+from cachewright.generator.nginx_dispatch import Target
+from cachewright.generator.nginx_locations import Location
 from cachewright.generator.quote import glob_regex, host_regex
+from cachewright.generator.status import DEFAULT_STATUSES, storable_statuses
 from cachewright.generator.units import format_duration
 
 from .. import ui
@@ -313,7 +316,7 @@ def ttl(policy: Policy, rule: Rule) -> tuple[str, ...]:
     """How long a stored response stays fresh, and who decides: one line per case."""
     lifetime = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
     source = "the rule's ttl" if rule.ttl is not None else "cache.default_ttl"
-    given = f"{format_duration(lifetime)} ({source}) for {lower_nginx.DEFAULT_STATUSES}"
+    given = f"{format_duration(lifetime)} ({source}) for {DEFAULT_STATUSES}"
     statuses = tuple(f"{format_duration(t)} for {code} (cache.status_ttl)"
                      for code, t in policy.cache.status_ttl)
     if rule.origin_headers == "respect":
@@ -327,7 +330,7 @@ def ttl(policy: Policy, rule: Rule) -> tuple[str, ...]:
 
 def never_stored(policy: Policy, rule: Rule) -> str:
     """The responses the rule never stores (whatever the TTL)."""
-    statuses = " ".join(str(s) for s in lower_nginx.storable_statuses(policy))
+    statuses = " ".join(str(s) for s in storable_statuses(policy))
     zero = "no-cache, a zero lifetime, " if rule.origin_headers == "respect" else ""
     cookie = "" if rule.strip_cookies or "set-cookie" in rule.relax else "Set-Cookie, "
     kept = "; Set-Cookie is removed and the response shared (strip_cookies)" if rule.strip_cookies else ""
@@ -425,7 +428,7 @@ def nginx_view(policy: Policy, rule: Rule, request: Request, scheme: str) -> Eng
     return EngineView("nginx", tuple(lines))
 
 
-def _nginx_cache_lines(location: lower_nginx.Location, values: dict[str, str],
+def _nginx_cache_lines(location: Location, values: dict[str, str],
                        request: Request, plain: bool) -> list[Pair]:
     if not location.cache:
         return [("proxy_cache", "off (cache: false)"),
@@ -468,7 +471,7 @@ def nginx_dispatch_key(model: lower_nginx.NginxModel, request: Request) -> str:
 
 
 def nginx_dispatch(model: lower_nginx.NginxModel, request: Request,
-                   key: str) -> tuple[str, lower_nginx.Target | None]:
+                   key: str) -> tuple[str, Target | None]:
     """The rule ident (``purge-<ident>`` for a PURGE, ``guard-<status>`` for a refusal) the
     dispatch map picks for ``request`` (whose dispatch key is ``key``), and the entry that did."""
     entry = next((t for t in model.dispatch if re.search(_python_regex(t.regex), key)), None)
