@@ -31,6 +31,7 @@ from cachewright.generator.nginx_locations import Location
 from cachewright.generator.quote import glob_regex, host_regex
 from cachewright.generator.status import DEFAULT_STATUSES, storable_statuses
 from cachewright.generator.units import format_duration
+from cachewright.generator.varnish_rules import Behaviour
 
 from .. import ui
 from ..prepare import request_host
@@ -519,7 +520,7 @@ def varnish_view(policy: Policy, rule: Rule, request: Request,
     return EngineView("varnish", tuple(lines))
 
 
-def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) -> list[str]:
+def varnish_hash(model: lower_varnish.VarnishModel, b: Behaviour) -> list[str]:
     """The ``hash_data`` arguments of ``vcl_hash`` for this behaviour."""
     parts = [model.scheme] if model.hash_scheme else []
     parts += ["req.http.host"] if model.key_host else []
@@ -527,7 +528,7 @@ def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) 
     return [*parts, *b.hash_parts]
 
 
-def _cookie_mode(b: lower_varnish.Behaviour) -> str:
+def _cookie_mode(b: Behaviour) -> str:
     if b.cookie_mode == "strip":
         return "unset req.http.Cookie"
     if b.cookie_mode == "keep":
