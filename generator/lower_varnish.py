@@ -22,6 +22,11 @@
   Host is lowercased and its port removed, as nginx's ``$host``.
 * Nothing falls through to the builtin VCL where it differs from the policy's meaning (it pipes
   unknown methods, and caches by its own cookie and status rules).
+
+The rule selection (conditions, behaviours, profiles) is generator/varnish_rules.py; this module
+lowers the rest, one record per part of the VCL (the origin, vcl_recv's guards, purging, storing,
+the response headers) and varnishd's arguments. The render model holds every decision; the
+template prints it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from .errors import CapabilityError
 from .hygiene import OVERRIDE_HEADERS
 from .model import SAFE_METHODS, Policy, Probe
 from .quote import glob_regex, host_regex, vcl_str
-from .status import DEFAULT_STATUSES, storable_statuses
+from .status import DEFAULT_STATUSES, HEURISTIC_STATUSES, storable_statuses
 from .varnish_rules import (
     Behaviour,
     Selection,
@@ -48,8 +53,6 @@ from .varnish_rules import (
 HFM_TTL = 120
 #: statuses whose TTL Varnish computes from Cache-Control / Expires itself (cache_rfc2616.c)
 CORE_TTL_STATUSES = (200, 203, 204, 300, 301, 302, 304, 307, 404, 410, 414)
-#: statuses that may be stored with a heuristic lifetime (RFC 9110 15.1), less 206
-HEURISTIC_STATUSES = (200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501)
 #: a CDN-Cache-Control field that parses as directives (RFC 9213 2.1); others are ignored
 TARGETED_VALID = r"^\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?(?:\s*,\s*[a-zA-Z][a-zA-Z0-9_.*-]*(?:=[0-9]+)?)*\s*$"
 #: an upper bound of any object's grace: the origin's stale-if-error can be anything

@@ -53,7 +53,7 @@ class Choice:
 
 @dataclass(frozen=True)
 class Target:
-    """One entry of the dispatch map: a regex over ``NginxModel.dispatch_key`` and its value."""
+    """One entry of the dispatch map: a regex over ``DispatchMaps.key`` and its value."""
 
     regex: str
     value: str
@@ -62,13 +62,66 @@ class Target:
     rule: str = ""
 
 
+#: the query normalisation's passes: each removes one ignored parameter
+QUERY_PASSES = 8
 
-def ignore_alternation(policy: Policy) -> str | None:
+
+@dataclass(frozen=True)
+class QueryPass:
+    """One map of the query normalisation: ``target`` is ``source`` less its first ignored
+    parameter (``source`` itself where it holds none)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class DispatchMaps:
+    """Every map that decides which named location a request goes to, and the query its key
+    holds."""
+
+    #: the dispatch map's source (see the module docstring) and its entries, first match wins
+    key: str
+    targets: tuple[Target, ...]
+    #: where a request no dispatch regex accepts goes (only a host outside listen.hosts is left)
+    default: str
+    cookie_values: tuple[CookieValue, ...]
+    predicates: tuple[Predicate, ...]
+    #: some predicate reads the raw path: $cw_rawpath is defined
+    raw_path: bool
+    #: the source of the map that picks the rule a PURGE purges, and its entries
+    selector: str
+    choices: tuple[Choice, ...]
+    #: an alternation of the ignored query parameters (None: the query is keyed as it comes)
+    query_ignore: str | None
+    query_passes: tuple[QueryPass, ...]
+
+
+def dispatch_maps(policy: Policy, purge: bool) -> DispatchMaps:
+    """The maps of ``policy``; ``purge``: PURGE of a URL is allowed (it has its own entry)."""
+    cookies = _cookie_values(policy)
+    predicates = _predicates(policy, cookies)
+    ignore = _ignore_alternation(policy)
+    return DispatchMaps(
+        key=_dispatch_key(predicates),
+        targets=_dispatch(policy, predicates, cookies, purge),
+        default="guard-421" if policy.listen.hosts else "guard-400",
+        cookie_values=tuple(cookies.values()),
+        predicates=tuple(predicates.values()),
+        raw_path=any(p.source == "$cw_rawpath" for p in predicates.values()),
+        selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':GET:$cw_path"',
+        choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
+        query_ignore=ignore,
+        query_passes=_query_passes() if ignore else (),
+    )
+
+
+def _ignore_alternation(policy: Policy) -> str | None:
     ignore = policy.cache.query.ignore
     return "(?:" + "|".join(glob_regex(g) for g in ignore) + ")" if ignore else None
 
 
-def cookie_values(policy: Policy) -> dict[str, CookieValue]:
+def _cookie_values(policy: Policy) -> dict[str, CookieValue]:
     names = {c.name for r in policy.rules for c in r.match.cookies}
     names |= {c for r in policy.rules for c in r.key.cookies}
     out = {}
@@ -167,7 +220,7 @@ def _dispatch(policy: Policy, predicates: dict[tuple[str, str], Predicate],
     field = "[01]* " if predicates else ""
     host = host_pattern(policy.listen.hosts) if policy.listen.hosts else "[^ ]*"
     rest = r"(?:\?(?<cw_rawquery>.*))?$"
-    ignored = ignore_alternation(policy)
+    ignored = _ignore_alternation(policy)
     routes = []
     for rule in policy.rules:
         head = _bits(rule, predicates, cookies) + field + _methods_and_body(rule.match.methods or SAFE_METHODS)
@@ -213,60 +266,6 @@ def _path_condition(rule: Rule) -> str:
     if m.extensions:
         out += rf"(?=[^?]*{extension_pattern(m.extensions)}(?:\?|$))"
     return out
-
-
-#: the query normalisation's passes: each removes one ignored parameter
-QUERY_PASSES = 8
-
-
-@dataclass(frozen=True)
-class QueryPass:
-    """One map of the query normalisation: ``target`` is ``source`` less its first ignored
-    parameter (``source`` itself where it holds none)."""
-
-    source: str
-    target: str
-
-
-@dataclass(frozen=True)
-class DispatchMaps:
-    """Every map that decides which named location a request goes to, and the query its key
-    holds."""
-
-    #: the dispatch map's source (see the module docstring) and its entries, first match wins
-    key: str
-    targets: tuple[Target, ...]
-    #: where a request no dispatch regex accepts goes (only a host outside listen.hosts is left)
-    default: str
-    cookie_values: tuple[CookieValue, ...]
-    predicates: tuple[Predicate, ...]
-    #: some predicate reads the raw path: $cw_rawpath is defined
-    raw_path: bool
-    #: the source of the map that picks the rule a PURGE purges, and its entries
-    selector: str
-    choices: tuple[Choice, ...]
-    #: an alternation of the ignored query parameters (None: the query is keyed as it comes)
-    query_ignore: str | None
-    query_passes: tuple[QueryPass, ...]
-
-
-def dispatch_maps(policy: Policy, purge: bool) -> DispatchMaps:
-    """The maps of ``policy``; ``purge``: PURGE of a URL is allowed (it has its own entry)."""
-    cookies = cookie_values(policy)
-    predicates = _predicates(policy, cookies)
-    ignore = ignore_alternation(policy)
-    return DispatchMaps(
-        key=_dispatch_key(predicates),
-        targets=_dispatch(policy, predicates, cookies, purge),
-        default="guard-421" if policy.listen.hosts else "guard-400",
-        cookie_values=tuple(cookies.values()),
-        predicates=tuple(predicates.values()),
-        raw_path=any(p.source == "$cw_rawpath" for p in predicates.values()),
-        selector='"' + "".join(f"${{{p.var}}}" for p in predicates.values()) + ':GET:$cw_path"',
-        choices=tuple(Choice(_choice_regex(r, predicates, cookies), r.ident) for r in policy.rules),
-        query_ignore=ignore,
-        query_passes=_query_passes() if ignore else (),
-    )
 
 
 def _query_passes() -> tuple[QueryPass, ...]:

@@ -48,6 +48,10 @@ class PurgeLocation:
 
 @dataclass(frozen=True)
 class Location:
+    """A rule's named locations: what they share, and each one's lookup (``key``, ``bypass``,
+    ``no_cache`` for the normalised query; ``plain_*`` for the target as it came), which
+    ``explain`` reads and ``variants`` hands the template."""
+
     ident: str
     name: str
     marker: str

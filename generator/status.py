@@ -1,4 +1,4 @@
-"""Response statuses both lowerings store, and the TTL that covers which.
+"""Response statuses: which may be stored, and which a rule's TTL covers.
 
 One home for these facts: nginx's ``proxy_cache_valid`` lines and ``$cw_status`` map and
 Varnish's ``vcl_backend_response`` must agree on them, and ``explain`` quotes them.
@@ -12,6 +12,8 @@ from .model import Policy
 DEFAULT_STATUSES = "200 203 204 300 301 308"
 #: statuses ever stored (Varnish's RFC 7231 list plus 308); others only through status_ttl
 CACHEABLE_STATUSES = (200, 203, 204, 300, 301, 302, 307, 308, 404, 410, 414)
+#: statuses that may be stored with a heuristic lifetime (RFC 9110 15.1), less 206
+HEURISTIC_STATUSES = (200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501)
 
 
 def storable_statuses(policy: Policy) -> tuple[int, ...]:
