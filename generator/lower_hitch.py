@@ -16,10 +16,14 @@ class HitchModel:
     key: str
     profile: Profile
     protocols: str
+    #: the TLS 1.2 cipher list (None: the profile is TLS 1.3 only)
+    ciphers: str | None
+    prefer_server_ciphers: str
     alpn: str
 
 
 def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock") -> HitchModel:
+    """The render model for ``templates/hitch/hitch.conf.j2``."""
     https = policy.listen.https
     assert https is not None, "hitch is only generated for HTTPS policies"
     if proxy_listen.startswith("/"):
@@ -27,12 +31,15 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock") -> 
     else:
         host, _, port = proxy_listen.rpartition(":")
         backend = f"[{host}]:{port}"
+    profile = PROFILES[https.profile]
     return HitchModel(
         frontend=f"[{https.address.strip('[]')}]:{https.port}",
         backend=backend,
         certificate=https.certificate,
         key=https.key,
-        profile=PROFILES[https.profile],
-        protocols=" ".join("TLSv1.0" if p == "TLSv1" else p for p in PROFILES[https.profile].protocols),
+        profile=profile,
+        protocols=" ".join("TLSv1.0" if p == "TLSv1" else p for p in profile.protocols),
+        ciphers=profile.cipher_string if profile.ciphers else None,
+        prefer_server_ciphers="on" if profile.prefer_server_ciphers else "off",
         alpn="h2, http/1.1" if https.http2 else "http/1.1",
     )

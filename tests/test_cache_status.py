@@ -3,7 +3,7 @@
 Varnish stores a hit's Cache-Status with the object when it is fetched, so that a fresh hit
 writes no header; a rule whose key may hold an object another rule stored (one that matches on
 a header, or whose paths overlap such a rule's) rewrites it on the hit
-(generator/lower_varnish.py, ``restatus_rules``). nginx writes it on every response.
+(generator/varnish_rules.py, ``restatus_rules``). nginx writes it on every response.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from cachewright.generator.load import loads
-from cachewright.generator.lower_varnish import restatus_rules
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import compile_policy
+from cachewright.generator.varnish_rules import restatus_rules
 from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
 from cachewright.harness.local import LocalRuntime

@@ -1,6 +1,6 @@
 """The request path on both real engines: what the origin receives, which rule answers, and which
 guard refuses what, in which order (nginx does all of it in one dispatch map; see
-generator/lower_nginx.py)."""
+generator/nginx_dispatch.py)."""
 
 from __future__ import annotations
 

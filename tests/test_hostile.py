@@ -41,7 +41,7 @@ from policies import (
 
 from cachewright.generator.errors import PolicyError
 from cachewright.generator.load import loads
-from cachewright.generator.lower_nginx import header_var
+from cachewright.generator.nginx_dispatch import header_var
 from cachewright.generator.pipeline import Compiled, compile_policy
 from cachewright.generator.quote import glob_regex, host_regex, literal_regex
 from cachewright.generator.render import OutputFile

@@ -1,4 +1,4 @@
-"""A policy with more rules than one Varnish selection chunk (lower_varnish.CHUNK): the chained
+"""A policy with more rules than one Varnish selection chunk (varnish_rules.CHUNK): the chained
 selection subroutines, the per-profile request subroutines and the rule tests that derive a
 profile or TTL by regex (more than RULE_COMPARISONS names) all pass `cachewright test` on both
 real engines -- every rule's caching, TTL, key and cookie handling."""
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from cachewright.generator import lower_varnish
+from cachewright.generator import varnish_rules
 from cachewright.generator.load import loads
 from cachewright.generator.pipeline import compile_policy
 from cachewright.harness.cli import main
 
 pytestmark = pytest.mark.engine
 
-RULES = lower_varnish.CHUNK + 10
+RULES = varnish_rules.CHUNK + 10
 
 
 def _rule(i: int) -> str:

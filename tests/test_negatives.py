@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from tampering import tamper
 
-from cachewright.generator import lower_nginx
+from cachewright.generator import nginx_dispatch
 from cachewright.generator.capabilities import FEATURES
 from cachewright.generator.load import load, loads
 from cachewright.generator.model import Policy
@@ -274,7 +274,7 @@ MISTAKES = (
     Mistake("client X-Forwarded-Proto passed on", "B", ("security.poisoning.forwarded-proto",),
             replace("X-Forwarded-Proto $scheme;", "X-Forwarded-Proto $http_x_forwarded_proto;"), None),
     Mistake("no path guard", "A", ("defaults.path-guard", "security.deception.paths"),
-            replace(nginx_str(lower_nginx.CLEAN_PATH)[1:-1], "[^?]*"),
+            replace(nginx_str(nginx_dispatch.CLEAN_PATH)[1:-1], "[^?]*"),
             sub(r'if \(!str\.startswith\(req\.url, "/"\) \|\|[^{]*\) \{',
                 'if (!str.startswith(req.url, "/")) {')),
     Mistake("any Host served", "B", ("security.host.unknown",),

@@ -354,7 +354,7 @@ def test_varnish_restatus_sees_exact_paths_and_escapes_apart_or_together() -> No
     """A rule matching beyond the key (a header) rewrites Cache-Status on hits of rules whose
     paths may overlap its own: an exact path elsewhere does not; an escape in the other hex case
     does."""
-    from cachewright.generator.lower_varnish import restatus_rules
+    from cachewright.generator.varnish_rules import restatus_rules
     policy = loads(BASE + textwrap.dedent("""\
         rules:
           - {name: api, match: {path_prefix: /a%2A/, header: {name: X-V}}}

@@ -10,7 +10,7 @@ import pytest
 from tampering import tamper
 
 import cachewright.harness.local as local
-from cachewright.generator import lower_nginx
+from cachewright.generator import nginx_dispatch
 from cachewright.generator.load import load, loads
 from cachewright.generator.model import Policy
 from cachewright.generator.quote import host_pattern, nginx_str
@@ -106,7 +106,7 @@ def test_examples_pass_but_for_known_gaps(example: str) -> None:
 
 NGINX_EDITS = (
     ('proxy_set_header X-Forwarded-Host "";\n', ""),                  # client X-Forwarded-Host kept
-    (nginx_str(lower_nginx.CLEAN_PATH)[1:-1], "[^?]*"),               # no path guard
+    (nginx_str(nginx_dispatch.CLEAN_PATH)[1:-1], "[^?]*"),               # no path guard
     ("|(?:POST|PUT|PATCH|DELETE|OPTIONS) [^ ]*)", "|[A-Z_-]+ [^ ]*)"),  # unknown methods proxied
     (nginx_str(host_pattern(("a.example.com", "b.example.com")))[1:-1], "[^ ]*"),  # any host served
     ("$cw_rawquery\\nh:x-token:", "${cw_rawquery}h:x-token:"),        # key parts without separator

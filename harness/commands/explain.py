@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cachewright.generator import lower_nginx, lower_varnish
     from cachewright.generator.model import Policy, Rule
+    from cachewright.generator.nginx_dispatch import Target
+    from cachewright.generator.nginx_locations import Location
+    from cachewright.generator.varnish_rules import Behaviour
 
     from ..selection.explain import EngineView, Explanation
     from ..selection.request import Pair, Request
@@ -142,7 +145,7 @@ def nginx_view(policy: Policy, rule: Rule, request: Request, scheme: str) -> Eng
     return EngineView("nginx", tuple(lines))
 
 
-def _nginx_cache_lines(location: lower_nginx.Location, values: dict[str, str],
+def _nginx_cache_lines(location: Location, values: dict[str, str],
                        request: Request, plain: bool) -> list[Pair]:
     if not location.cache:
         return [("proxy_cache", "off (cache: false)"),
@@ -187,7 +190,7 @@ def nginx_dispatch_key(model: lower_nginx.NginxModel, request: Request) -> str:
 
 
 def nginx_dispatch(model: lower_nginx.NginxModel, request: Request,
-                   key: str) -> tuple[str, lower_nginx.Target | None]:
+                   key: str) -> tuple[str, Target | None]:
     """The rule ident (``purge-<ident>`` for a PURGE, ``guard-<status>`` for a refusal) the
     dispatch map picks for ``request`` (whose dispatch key is ``key``), and the entry that did."""
     entry = next((t for t in model.dispatch if re.search(_python_regex(t.regex), key)), None)
@@ -239,7 +242,7 @@ def varnish_view(policy: Policy, rule: Rule, request: Request,
     return EngineView("varnish", tuple(lines))
 
 
-def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) -> list[str]:
+def varnish_hash(model: lower_varnish.VarnishModel, b: Behaviour) -> list[str]:
     """The ``hash_data`` arguments of ``vcl_hash`` for this behaviour."""
     parts = [model.scheme] if model.hash_scheme else []
     parts += ["req.http.host"] if model.key_host else []
@@ -247,7 +250,7 @@ def varnish_hash(model: lower_varnish.VarnishModel, b: lower_varnish.Behaviour) 
     return [*parts, *b.hash_parts]
 
 
-def _cookie_mode(b: lower_varnish.Behaviour) -> str:
+def _cookie_mode(b: Behaviour) -> str:
     if b.cookie_mode == "strip":
         return "unset req.http.Cookie"
     if b.cookie_mode == "keep":

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cachewright.generator import lower_nginx
 from cachewright.generator.errors import UsageError
 from cachewright.generator.model import SAFE_METHODS, Policy, Rule
 from cachewright.generator.quote import glob_regex, host_regex
+from cachewright.generator.status import DEFAULT_STATUSES, storable_statuses
 from cachewright.generator.units import format_duration
 
 from ..prepare import request_host
@@ -234,7 +234,7 @@ def ttl(policy: Policy, rule: Rule) -> tuple[str, ...]:
     """How long a stored response stays fresh, and who decides: one line per case."""
     lifetime = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
     source = "the rule's ttl" if rule.ttl is not None else "cache.default_ttl"
-    given = f"{format_duration(lifetime)} ({source}) for {lower_nginx.DEFAULT_STATUSES}"
+    given = f"{format_duration(lifetime)} ({source}) for {DEFAULT_STATUSES}"
     statuses = tuple(f"{format_duration(t)} for {code} (cache.status_ttl)"
                      for code, t in policy.cache.status_ttl)
     if rule.origin_headers == "respect":
@@ -248,7 +248,7 @@ def ttl(policy: Policy, rule: Rule) -> tuple[str, ...]:
 
 def never_stored(policy: Policy, rule: Rule) -> str:
     """The responses the rule never stores (whatever the TTL)."""
-    statuses = " ".join(str(s) for s in lower_nginx.storable_statuses(policy))
+    statuses = " ".join(str(s) for s in storable_statuses(policy))
     zero = "no-cache, a zero lifetime, " if rule.origin_headers == "respect" else ""
     cookie = "" if rule.strip_cookies or "set-cookie" in rule.relax else "Set-Cookie, "
     kept = "; Set-Cookie is removed and the response shared (strip_cookies)" if rule.strip_cookies else ""

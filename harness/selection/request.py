@@ -1,7 +1,7 @@
 """A request as the harness sends it, and which rule it selects, in pure Python.
 
 ``select_rule`` evaluates first-match rule selection with the engines' semantics (see
-``generator/lower_nginx.py`` and ``generator/lower_varnish.py``), using the same regex builders
+``generator/nginx_dispatch.py`` and ``generator/varnish_rules.py``), using the same regex builders
 (``generator.quote``) the engines are given:
 
 * the raw request path (the target before the first ``?``) is matched, undecoded;
