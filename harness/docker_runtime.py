@@ -55,12 +55,12 @@ from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 from cachewright.generator.verify import PACKAGES
 
-from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
-from .local import nginx_stored, varnish_fetch, varnishd_args
-from .ports import Fixed, engine_ports
-from .prepare import Configs, Placement, generated
-from .procs import accepts, deferred_signals, free_ports, signals_raise
-from .tlsfiles import TlsFiles, write_tls_files
+from .runtime.api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
+from .runtime.local import nginx_stored, varnish_fetch, varnishd_args
+from .runtime.ports import Fixed, engine_ports
+from .runtime.prepare import Configs, Placement, generated
+from .runtime.procs import accepts, deferred_signals, free_ports, signals_raise
+from .runtime.tlsfiles import TlsFiles, write_tls_files
 
 ROLES = ("nginx", "varnish", "hitch", "origin")
 LOCAL_IMAGES = {role: f"cachewright/{role}:local" for role in ROLES}
@@ -298,7 +298,7 @@ class _EngineRun:
 
 
 class DockerStack:
-    """A ``harness.api.Stack`` of containers. Also offers ``run_id`` and ``containers``."""
+    """A ``harness.runtime.api.Stack`` of containers. Also offers ``run_id`` and ``containers``."""
 
     def __init__(self, run_id: str, origin: OriginEndpoint, ca_file: Path | None) -> None:
         self.run_id = run_id
@@ -403,7 +403,7 @@ def _varnish_stored(container: Container, path: str) -> list[StoredObject]:
 
 
 class DockerRuntime:
-    """Starts stacks of containers (``harness.api.Runtime``, name ``docker``).
+    """Starts stacks of containers (``harness.runtime.api.Runtime``, name ``docker``).
 
     ``images`` overrides the image per role (``nginx``, ``varnish``, ``hitch``); ``origin_image``
     is an image with ``python3`` in which the sample origin runs (its code is copied in at start).
@@ -434,7 +434,7 @@ class DockerRuntime:
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
-        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.api.Runtime``."""
+        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.runtime.api.Runtime``."""
         return self._run(policy, engines, origin_url)
 
     @contextlib.contextmanager

@@ -32,10 +32,10 @@ from cachewright.generator.language import ADDRESS, COOKIE_NAME, ENGINES, HEADER
 from cachewright.generator.load import reader_problem
 from cachewright.generator.spec import MISSING, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Reader, Str
 
-from .api import Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
 from .origin_client import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
 from .results import CheckResult, Outcome
+from .runtime.api import Stack
 
 TOKEN: Final = "{run}"
 CACHE_OUTCOMES: Final = ("hit", "miss", "bypass", "stale")

@@ -17,10 +17,10 @@ from cachewright.harness.client import Client
 from cachewright.harness.compare.baseline import baseline_configs
 from cachewright.harness.compare.measure import Probe, Settings, hit_cache_control, hit_probe, store_hit
 from cachewright.harness.compare.run import _target, capability_rows, median_interval, targets, verdict
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient
-from cachewright.harness.prepare import Placement
 from cachewright.harness.probe import Request
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

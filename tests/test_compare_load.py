@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from cachewright.harness.api import HarnessError
 from cachewright.harness.compare import load
 from cachewright.harness.compare.load import LoadResult, ideal_hit_ratio, run_builtin, run_load, run_wrk, zipf_paths
-from cachewright.harness.tlsfiles import write_tls_files
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.tlsfiles import write_tls_files
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None and os.environ.get("CI", "").lower() != "true",
                                reason="wrk is not on PATH (Debian: apt-get install wrk)")

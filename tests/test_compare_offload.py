@@ -18,7 +18,6 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
-from cachewright.harness.api import Stack
 from cachewright.harness.cli import main
 from cachewright.harness.compare.baseline import baseline_configs
 from cachewright.harness.compare.measure import Settings
@@ -37,9 +36,10 @@ from cachewright.harness.compare.offload import (
 )
 from cachewright.harness.compare.render import html_report, text_report
 from cachewright.harness.compare.run import _target, targets
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import RecordedRequest
-from cachewright.harness.prepare import Placement, generated
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement, generated
 
 ENGINES = ("nginx", "varnish")
 FILE = {"nginx": "nginx.conf", "varnish": "default.vcl"}

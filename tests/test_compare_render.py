@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cachewright.harness.api import HarnessError
 from cachewright.harness.compare.render import MATPLOTLIB_MISSING, engines, html_report, text_report
+from cachewright.harness.runtime.api import HarnessError
 
 SAMPLE = Path(__file__).parent / "data" / "compare-sample.json"
 HOSTILE = "<script>alert(1)</script>"

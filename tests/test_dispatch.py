@@ -11,11 +11,11 @@ import pytest
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient, parse_echo
 from cachewright.harness.probe import Request, select_rule
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"

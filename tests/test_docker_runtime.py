@@ -34,7 +34,6 @@ from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 from cachewright.generator.render import OutputFile
 from cachewright.harness import checks
-from cachewright.harness.api import HarnessError
 from cachewright.harness.docker_runtime import (
     LOCAL_IMAGES,
     PRIVATE_NETWORK_DIFFERENCES,
@@ -45,7 +44,8 @@ from cachewright.harness.docker_runtime import (
     NetworkMode,
     require_modules,
 )
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.local import LocalRuntime
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "harness" / "images" / "build-local.sh"

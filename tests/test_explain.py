@@ -16,10 +16,10 @@ from cachewright.harness.checks.rules import stored_when_fresh
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client, Response
 from cachewright.harness.commands import explain
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin_client import OriginClient
-from cachewright.harness.prepare import request_host
 from cachewright.harness.probe import Request, probe_for, select_rule
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import request_host
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/policy.yaml"))

@@ -25,12 +25,12 @@ from processes import gone
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness import procs
-from cachewright.harness.api import HarnessError, Runtime, Stack, StoredObject
 from cachewright.harness.client import Client
-from cachewright.harness.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
 from cachewright.harness.origin import OriginConfig, OriginServer
 from cachewright.harness.origin_client import OriginClient
+from cachewright.harness.runtime import procs
+from cachewright.harness.runtime.api import HarnessError, Runtime, Stack, StoredObject
+from cachewright.harness.runtime.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
 
 pytestmark = pytest.mark.engine
 
@@ -281,7 +281,7 @@ def test_missing_hitch_for_https(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 CHILD = """
 import json, signal, sys, time
 from cachewright.generator.load import loads
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.local import LocalRuntime
 signal.signal(signal.SIGINT, signal.default_int_handler)
 with LocalRuntime().start(loads(sys.argv[1], "child.yaml"), ("nginx", "varnish")) as stack:
     pids = stack.pids("nginx") + stack.pids("varnish")
@@ -329,19 +329,19 @@ def test_a_listener_port_taken_before_the_engine_binds_it_is_chosen_again(
         engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """free_ports releases the ports it chose for the engine to bind; another process may take
     one first (CI: varnishd's -T port). The runtime starts once more with fresh ports."""
-    import cachewright.harness.ports
+    import cachewright.harness.runtime.ports
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    real, calls = cachewright.harness.ports.free_ports, []
+    real, calls = cachewright.harness.runtime.ports.free_ports, []
 
     def first_taken(count: int) -> list[int]:
         ports = real(count)
         calls.append(count)
         return [taken.getsockname()[1], *ports[1:]] if len(calls) == 1 else ports
 
-    monkeypatch.setattr(cachewright.harness.ports, "free_ports", first_taken)
+    monkeypatch.setattr(cachewright.harness.runtime.ports, "free_ports", first_taken)
     try:
         with LocalRuntime().start(loads(POLICY, "p.yaml"), (engine,)) as stack:
             assert stack.endpoints[engine].http_port != taken.getsockname()[1]

@@ -24,11 +24,11 @@ from processes import wait_gone
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness.api import HarnessError
 from cachewright.harness.checks import derive, run_checks, select
 from cachewright.harness.cli import main
-from cachewright.harness.local import LocalRuntime, LocalStack
 from cachewright.harness.results import CheckResult
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.local import LocalRuntime, LocalStack
 
 ENGINES = ("nginx", "varnish")
 POLICY = """

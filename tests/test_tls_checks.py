@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-import cachewright.harness.local
-import cachewright.harness.prepare
+import cachewright.harness.runtime.local
+import cachewright.harness.runtime.prepare
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Compiled, compile_policy
@@ -29,10 +29,10 @@ from cachewright.harness.checks import tls as tls_module
 from cachewright.harness.checks.base import Ctx
 from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, Offer, client_cannot, tls_checks
 from cachewright.harness.client import Client
-from cachewright.harness.local import LocalRuntime
-from cachewright.harness.prepare import request_host
 from cachewright.harness.results import CheckResult
-from cachewright.harness.tlsfiles import TlsFiles
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import request_host
+from cachewright.harness.runtime.tlsfiles import TlsFiles
 
 ENGINES = ("nginx", "varnish")
 Results = dict[tuple[str, str], CheckResult]
@@ -95,7 +95,7 @@ def _cert(subject: str, key: Any, issuer: x509.Name, signer: Any,
 
 
 def write_rsa_tls_files(directory: Path, hosts: Iterable[str]) -> TlsFiles:
-    """As ``harness.tlsfiles.write_tls_files`` (whose server key is RSA, so a cipher without
+    """As ``harness.runtime.tlsfiles.write_tls_files`` (whose server key is RSA, so a cipher without
     forward secrecy could be negotiated unless the configuration refuses it)."""
     return _write_tls_files(directory, hosts, rsa.generate_private_key(public_exponent=65537,
                                                                         key_size=2048))
@@ -128,7 +128,7 @@ def _write_tls_files(directory: Path, hosts: Iterable[str], key: Any) -> TlsFile
 
 @pytest.fixture
 def rsa_certs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
+    monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", write_rsa_tls_files)
 
 
 # --------------------------------------------------------------------------- hand-edited output
@@ -155,7 +155,7 @@ def _edit(file: Any, edits: Edits) -> Any:
 @pytest.fixture
 def edit(monkeypatch: pytest.MonkeyPatch) -> Callable[[Edits], None]:
     def apply(edits: Edits) -> None:
-        monkeypatch.setattr(cachewright.harness.prepare, "compile_policy", edited(compile_policy, edits))
+        monkeypatch.setattr(cachewright.harness.runtime.prepare, "compile_policy", edited(compile_policy, edits))
     return apply
 
 
@@ -191,7 +191,7 @@ ALWAYS = {"tls.handshake", "tls.alpn", "tls.hit", "tls.forwarded"}
 def test_checks_pass_on_both_engines(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     make, rsa_cert, exceptions = CASES[case]
     writer = write_rsa_tls_files if rsa_cert else write_ecdsa_tls_files
-    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", writer)
+    monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", writer)
     subject = make()
     assert {c.id for c in tls_checks(subject)} == ALWAYS | EXPECTED_IDS[case]
     for (engine, check_id), result in run(subject).items():
@@ -306,7 +306,7 @@ def test_each_check_fails_on_a_broken_config(name: str, monkeypatch: pytest.Monk
                                              edit: Callable[[Edits], None]) -> None:
     make, rsa_cert, check_id, edits, message = BREAKS[name]
     if rsa_cert:
-        monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
+        monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", write_rsa_tls_files)
     edit(edits)
     for result in run(make(), only=check_id).values():
         assert result.outcome == "failed" and message in result.message, show(result)

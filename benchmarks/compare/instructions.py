@@ -47,10 +47,10 @@ from cachewright.generator.pipeline import Options  # noqa: E402
 from cachewright.generator.render import OutputFile  # noqa: E402
 from cachewright.harness.compare.baseline import baseline_configs  # noqa: E402
 from cachewright.harness.compare.measure import hit_cache_control, plain_get  # noqa: E402
-from cachewright.harness.local import varnishd_args  # noqa: E402
-from cachewright.harness.prepare import Configs, Placement, generated  # noqa: E402
 from cachewright.harness.probe import Request  # noqa: E402
-from cachewright.harness.procs import free_ports  # noqa: E402
+from cachewright.harness.runtime.local import varnishd_args  # noqa: E402
+from cachewright.harness.runtime.prepare import Configs, Placement, generated  # noqa: E402
+from cachewright.harness.runtime.procs import free_ports  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 ENGINE_BINARIES = {"nginx": "nginx", "varnish": "varnishd"}

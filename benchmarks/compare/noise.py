@@ -28,7 +28,7 @@ from cachewright.generator.load import load  # noqa: E402
 from cachewright.harness.compare.baseline import baseline_configs  # noqa: E402
 from cachewright.harness.compare.measure import Settings, hit_probe, prepare_hit  # noqa: E402
 from cachewright.harness.compare.run import _round_ratios, _target, hit_rounds, median_interval  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
+from cachewright.harness.runtime.local import LocalRuntime  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

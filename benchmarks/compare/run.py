@@ -31,7 +31,7 @@ from cachewright.generator.load import load  # noqa: E402
 from cachewright.harness.compare.measure import Settings  # noqa: E402
 from cachewright.harness.compare.render import html_report  # noqa: E402
 from cachewright.harness.compare.run import compare  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
+from cachewright.harness.runtime.local import LocalRuntime  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 #: rounds of cached-hit load per config (the command's default is 5)

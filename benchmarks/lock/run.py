@@ -55,10 +55,10 @@ from cachewright.generator.load import loads  # noqa: E402
 from cachewright.generator.model import Policy  # noqa: E402
 from cachewright.generator.pipeline import Options  # noqa: E402
 from cachewright.generator.render import OutputFile  # noqa: E402
-from cachewright.harness.api import Stack  # noqa: E402
-from cachewright.harness.local import LocalRuntime  # noqa: E402
 from cachewright.harness.origin_client import OriginClient, RecordedRequest, RuleSpec  # noqa: E402
-from cachewright.harness.prepare import Placement, generated  # noqa: E402
+from cachewright.harness.runtime.api import Stack  # noqa: E402
+from cachewright.harness.runtime.local import LocalRuntime  # noqa: E402
+from cachewright.harness.runtime.prepare import Placement, generated  # noqa: E402
 
 POLICY = """
 version: 1

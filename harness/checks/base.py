@@ -16,10 +16,10 @@ from typing import Any
 
 from cachewright.generator.model import Policy
 
-from ..api import Stack, StoredObject
 from ..client import Client, Response
 from ..origin_client import OriginClient
 from ..probe import Request
+from ..runtime.api import Stack, StoredObject
 
 
 class CheckFailed(Exception):

@@ -33,10 +33,10 @@ from cachewright.generator.language import PATH
 from cachewright.generator.model import Policy, Rule
 from cachewright.generator.quote import glob_regex
 
-from ..api import Endpoint
 from ..client import Client, Identity, Response
-from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
+from ..runtime.api import Endpoint
+from ..runtime.prepare import request_host
 from .base import Check, CheckSkipped, Ctx
 from .purge import purger_address
 from .rules import effective_ttl, part_values, stored_when_fresh

@@ -13,8 +13,8 @@ from cachewright.generator.capabilities import serves_stale
 from cachewright.generator.lower_nginx import LOCK_TIMEOUT_MS
 from cachewright.generator.model import Policy, Rule
 
-from ..prepare import request_host
 from ..probe import probe_for
+from ..runtime.prepare import request_host
 from .base import MAX_WAIT, STORE_WAIT, Check, CheckSkipped, Ctx
 from .rules import effective_ttl, expect_stored_ttl, isolated_rule, origin_answer, probe
 

@@ -10,8 +10,8 @@ from functools import lru_cache, partial
 
 from cachewright.generator.model import Policy, Rule
 
-from ..prepare import request_host
 from ..probe import Request, distinct_values, isolate, overlap_probe, probe_for
+from ..runtime.prepare import request_host
 from .base import Check, CheckSkipped, Ctx
 
 SHORT_TTL = 4  # TTLs up to this are proven by waiting; longer ones by the engine's own record

@@ -32,9 +32,9 @@ from cachewright.generator.model import SAFE_METHODS, Policy, Rule
 
 from ..client import Response
 from ..origin_client import OriginError, SeenRequest, parse_echo
-from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule, unmarked
 from ..regexgen import example
+from ..runtime.prepare import request_host
 from .base import STORE_WAIT, Check, CheckSkipped, Ctx
 from .rules import isolated_rule, origin_answer, probe
 

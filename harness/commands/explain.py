@@ -30,8 +30,8 @@ from cachewright.generator.quote import glob_regex, host_regex
 from cachewright.generator.units import format_duration
 
 from .. import ui
-from ..prepare import request_host
 from ..probe import REFUSED_PATHS, Request, engine_host, engine_method, select_rule
+from ..runtime.prepare import request_host
 from . import common
 
 Pair = tuple[str, str]

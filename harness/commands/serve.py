@@ -12,10 +12,10 @@ from typing import Any
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
-from .. import ports
-from ..api import Runtime, Stack
-from ..local import LocalRuntime
-from ..procs import Terminated
+from ..runtime import ports
+from ..runtime.api import Runtime, Stack
+from ..runtime.local import LocalRuntime
+from ..runtime.procs import Terminated
 from . import common, test
 
 

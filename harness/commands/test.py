@@ -18,13 +18,13 @@ from cachewright.generator.model import Policy
 from cachewright.generator.verify import PACKAGES
 
 from .. import checks, client, report, ui
-from ..api import ENGINES, Runtime, Stack
 from ..checks.blackbox import parse_paths
 from ..client import SAMPLE_IDENTITY, Identity, Response
-from ..local import LocalRuntime
 from ..origin_client import Counts
-from ..prepare import Configs, generated, request_host
 from ..results import CheckResult, RunResult
+from ..runtime.api import ENGINES, Runtime, Stack
+from ..runtime.local import LocalRuntime
+from ..runtime.prepare import Configs, generated, request_host
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
 from . import common
 

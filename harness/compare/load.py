@@ -40,7 +40,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ..api import HarnessError
+from ..runtime.api import HarnessError
 
 #: the latency percentiles every result carries: enough points to draw a CDF
 CDF_PERCENTILES = (1.0, 5.0, 10.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 90.0, 95.0,

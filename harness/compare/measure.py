@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from cachewright.generator.model import Policy, Rule
 
-from ..api import HarnessError, Stack
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..checks.rules import effective_ttl
-from ..prepare import request_host
 from ..probe import Request, probe_for, select_rule
+from ..runtime.api import HarnessError, Stack
+from ..runtime.prepare import request_host
 from .load import LoadResult, OnResponse, ideal_hit_ratio, run_load, zipf_paths
 
 #: seconds an entry with ``max-age=1`` needs to be expired on both engines

@@ -37,8 +37,8 @@ from cachewright.generator.render import OutputFile
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..origin_client import OriginClient, RecordedRequest
-from ..prepare import Placement, generated, request_host
 from ..probe import probe_for, select_rule
+from ..runtime.prepare import Placement, generated, request_host
 from .measure import MeasureError, Probe, Target
 
 #: the three configs the offload run compares, in the report's order
@@ -104,7 +104,7 @@ def generated_revalidates(policy: Policy, engine: str) -> bool:
 
 
 def no_revalidation(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
-    """The generated files with revalidation turned off (a ``harness.prepare.Configs``)."""
+    """The generated files with revalidation turned off (a ``harness.runtime.prepare.Configs``)."""
     return without_revalidation(generated(policy, engine, place, options), engine)
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from cachewright.generator import __version__
-from cachewright.harness.api import ENGINES, HarnessError
 from cachewright.harness.compare.targets import THROUGHPUT_TARGET, ratio_text, throughput_status
+from cachewright.harness.runtime.api import ENGINES, HarnessError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

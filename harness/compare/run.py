@@ -35,11 +35,11 @@ from cachewright.generator.capabilities import used_features
 from cachewright.generator.model import Policy
 
 from .. import checks
-from ..api import HarnessError, Runtime, Stack
 from ..origin_client import OriginClient
-from ..prepare import Configs, generated
 from ..report import conformance_of
 from ..results import CheckResult
+from ..runtime.api import HarnessError, Runtime, Stack
+from ..runtime.prepare import Configs, generated
 from ..scenarios import Scenario
 from .baseline import baseline_configs
 from .load import LoadResult

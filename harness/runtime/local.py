@@ -12,12 +12,12 @@ Layout of a run (``cachewright-run-XXXX``, mode 0755 because the engines drop pr
     varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n, unless on
                     tmpfs: see ``varnish_workdir``), hitch.conf (as run), hitch.log, hitch-ocsp/
     cachewright-run.json   the marker: the owner (pid, start time, boot, host), the workdir, the
-                    binaries, the process groups started and the watchdog (``harness.reaper``)
+                    binaries, the process groups started and the watchdog (``harness.runtime.reaper``)
 
 Every engine process leads its own process group; stopping signals those groups only (SIGTERM,
 then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM. When the harness dies without
 cleaning up (SIGKILL), the run's watchdog kills the groups and removes the directories, and the
-next run reaps any run whose owner is gone (``harness.reaper``).
+next run reaps any run whose owner is gone (``harness.runtime.reaper``).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 from cachewright.generator.verify import PACKAGES
 
-from . import ui
+from .. import ui
+from ..origin import OriginConfig, OriginServer
 from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
-from .origin import OriginConfig, OriginServer
 from .ports import Fixed, engine_ports
 from .prepare import Configs, Placement, generated
 from .procs import Proc, deferred_signals, signals_raise, spawn, stop_all, tail, wait_listening
@@ -93,7 +93,7 @@ class EngineRun:
 
 
 class LocalStack:
-    """A ``harness.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
+    """A ``harness.runtime.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
 
     def __init__(self, run_dir: Path, origin: OriginEndpoint, ca_file: Path | None,
                  marker: Marker | None = None) -> None:
@@ -161,7 +161,7 @@ class LocalStack:
 
 
 class LocalRuntime:
-    """Starts stacks of local engine processes (``harness.api.Runtime``, name ``local``)."""
+    """Starts stacks of local engine processes (``harness.runtime.api.Runtime``, name ``local``)."""
 
     name = "local"
 
@@ -174,7 +174,7 @@ class LocalRuntime:
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
-        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.api.Runtime``."""
+        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.runtime.api.Runtime``."""
         return self._run(policy, engines, origin_url)
 
     @contextlib.contextmanager

@@ -96,7 +96,7 @@ class Runtime(Protocol):
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
         """Start the sample origin (or use the user's at ``origin_url``) and ``engines``, each
-        running ``policy`` as adapted by ``harness.prepare.for_harness`` to this runtime's
+        running ``policy`` as adapted by ``harness.runtime.prepare.for_harness`` to this runtime's
         addresses, ports and throw-away certificates."""
         ...
 
