@@ -36,8 +36,9 @@ from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
+from .engines import ENGINES
 from .origin_client import OriginClient
-from .runtime.api import ENGINES, Stack
+from .runtime.api import Stack
 from .runtime.local import LocalRuntime
 from .runtime.prepare import request_host
 

@@ -20,8 +20,8 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options, compile_policy
 from cachewright.generator.render import OutputFile
-from cachewright.generator.verify import verify
 from cachewright.harness.client import Client
+from cachewright.harness.engines.verify import verify
 from cachewright.harness.origin_client import OriginClient
 from cachewright.harness.runtime.api import Stack
 from cachewright.harness.runtime.local import LocalRuntime

@@ -26,11 +26,13 @@ from processes import gone
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.harness.client import Client
+from cachewright.harness.engines import StoredObject
+from cachewright.harness.engines import varnish as varnish_engine
 from cachewright.harness.origin import OriginConfig, OriginServer
 from cachewright.harness.origin_client import OriginClient
 from cachewright.harness.runtime import procs
-from cachewright.harness.runtime.api import HarnessError, Runtime, Stack, StoredObject
-from cachewright.harness.runtime.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
+from cachewright.harness.runtime.api import HarnessError, Runtime, Stack
+from cachewright.harness.runtime.local import TMPFS, LocalRuntime, LocalStack, varnish_workdir
 
 pytestmark = pytest.mark.engine
 
@@ -76,7 +78,7 @@ def eventually(probe: Callable[[], T], timeout: float = 3.0) -> T:
 
 
 def run_dirs() -> set[Path]:
-    """Run directories, and Varnish workdirs kept apart from them (harness.local.varnish_workdir)."""
+    """Run directories, and Varnish workdirs kept apart from them (harness.runtime.local.varnish_workdir)."""
     return {*Path(tempfile.gettempdir()).glob("cachewright-run-*"), *TMPFS.glob("cachewright-run-*")}
 
 
@@ -196,9 +198,9 @@ FETCH = """*   << BeReq    >> 32771
     ("-   TTL            VCL 120 0 0 1795765099 uncacheable\n", None),  # hit-for-miss: not stored
 ])
 def test_the_last_ttl_record_of_a_fetch_is_what_varnish_stored(vcl: str, expected: tuple[float, float] | None) -> None:
-    stored = varnish_fetch(FETCH.format(vcl=vcl), "/a/x")
+    stored = varnish_engine.fetch(FETCH.format(vcl=vcl), "/a/x")
     assert (stored and (stored.ttl, stored.grace)) == expected
-    assert varnish_fetch(FETCH.format(vcl=vcl), "/a/y") is None
+    assert varnish_engine.fetch(FETCH.format(vcl=vcl), "/a/y") is None
 
 
 def test_logs_hold_the_engines_output(stack: LocalStack) -> None:

@@ -111,7 +111,7 @@ def test_dead_master_with_serving_workers_is_reported() -> None:
 
 
 def test_docker_daemon_gone_is_a_harness_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cachewright.harness.docker_runtime import connect
+    from cachewright.harness.runtime.docker import connect
 
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
     with pytest.raises(HarnessError, match=r"no Docker engine answers \(DOCKER_HOST=unix:///"

@@ -17,9 +17,10 @@ from typing import Any
 from cachewright.generator.model import Policy
 
 from ..client import Client, Response
+from ..engines import StoredObject
 from ..origin_client import OriginClient
 from ..probe import Request
-from ..runtime.api import Stack, StoredObject
+from ..runtime.api import Stack
 
 
 class CheckFailed(Exception):

@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from cachewright.generator.certs import throwaway_pair
 from cachewright.generator.model import HttpsListener, Policy
 from cachewright.generator.tls import PROFILES, Profile
 
+from ..certs import throwaway_pair
 from ..client import Response
 from ..runtime.prepare import request_host
 from .base import Check, CheckFailed, CheckSkipped, Ctx

@@ -96,7 +96,7 @@ def runtime(args: argparse.Namespace, fixed: ports.Fixed) -> Runtime:
     """The runtime the options ask for, its first engine listening on the ``fixed`` ports."""
     if args.runtime == "local":
         return LocalRuntime(ports=fixed)
-    from ..docker_runtime import DockerRuntime  # needs the docker SDK
+    from ..runtime.docker import DockerRuntime  # needs the docker SDK
 
     chosen = test.runtime(args)  # the images, network and origin the options name
     if isinstance(chosen, DockerRuntime):

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from cachewright.generator import __version__
 from cachewright.harness.compare.targets import THROUGHPUT_TARGET, ratio_text, throughput_status
-from cachewright.harness.runtime.api import ENGINES, HarnessError
+from cachewright.harness.engines import ENGINES
+from cachewright.harness.runtime.api import HarnessError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

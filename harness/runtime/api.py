@@ -16,7 +16,7 @@ from typing import Protocol
 from cachewright.generator.errors import CachewrightError
 from cachewright.generator.model import Policy
 
-ENGINES = ("nginx", "varnish")
+from ..engines import ENGINES, StoredObject
 
 
 class HarnessError(CachewrightError):
@@ -45,15 +45,6 @@ class OriginEndpoint:
 
     data_url: str
     control_url: str
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An engine's own record of one stored response (read from its cache or its log)."""
-
-    key: str
-    ttl: float
-    grace: float | None = None
 
 
 class Stack(Protocol):
