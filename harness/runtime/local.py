@@ -169,7 +169,7 @@ class LocalRuntime:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.configs = configs
-        self.ports = dict(ports or {})  # engine -> fixed (http, https) listen ports (harness.ports)
+        self.ports = dict(ports or {})  # engine -> fixed (http, https) listen ports (runtime.ports)
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
