@@ -29,6 +29,14 @@ class Engine(Protocol):
     #: binaries that must be on PATH to run it at all, and those it needs to serve HTTPS
     BINARIES: tuple[str, ...]
     HTTPS_BINARIES: tuple[str, ...]
+    #: the flag of ``BINARIES[0]`` that prints its version; where its modules are installed
+    VERSION_FLAG: str
+    MODULE_DIRS: tuple[str, ...]
+    MODULE_GLOB: str
+
+    def version(self, output: str) -> tuple[int, int, int] | None:
+        """The version the binary printed with ``VERSION_FLAG`` (either stream)."""
+        ...
 
     def modules(self, files: Mapping[str, OutputFile]) -> list[str]:
         """The modules (vmods) the compiled files load."""

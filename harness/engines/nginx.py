@@ -12,6 +12,7 @@ from pathlib import Path
 from cachewright.generator.errors import VerifyError
 from cachewright.generator.render import OutputFile
 
+from . import tools
 from .stored import StoredObject
 from .tools import Verified, explain, first_line, provide_certs, run
 
@@ -22,6 +23,11 @@ HTTPS_BINARIES: tuple[str, ...] = ()
 #: the Debian packages that give the binary and the modules generated configs load (purge, njs)
 PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js"}
 CONF = "nginx.conf"
+#: prints ``nginx version: nginx/1.22.1`` (on stderr)
+VERSION_FLAG = "-v"
+#: where Debian's and the official images' packages install dynamic modules
+MODULE_DIRS: tuple[str, ...] = ("/usr/lib/nginx/modules", "/etc/nginx/modules", "/usr/share/nginx/modules")
+MODULE_GLOB = "*.so"
 #: the files of a run's prefix directory that nginx writes (made before it starts)
 DIRECTORIES = ("logs", "cache", "tmp")
 _LINE = re.compile(r"in (\S+):(\d+)")
@@ -30,6 +36,11 @@ _LINE = re.compile(r"in (\S+):(\d+)")
 def modules(files: Mapping[str, OutputFile]) -> list[str]:
     """The module files (``ngx_http_…_module.so``) the compiled ``nginx.conf`` loads."""
     return re.findall(r"^load_module\s+\S*?([^/\s]+\.so);", files[CONF].text, re.M)
+
+
+def version(output: str) -> tuple[int, int, int] | None:
+    """The version ``nginx -v`` printed."""
+    return tools.version(r"nginx/", output)
 
 
 def module_file(module: str) -> str:

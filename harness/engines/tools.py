@@ -42,6 +42,12 @@ def run(argv: list[str], cwd: Path, packages: Mapping[str, str]) -> subprocess.C
         raise VerifyError(f"{' '.join(argv[:2])} did not finish within {TIMEOUT} s") from None
 
 
+def version(pattern: str, text: str) -> tuple[int, int, int] | None:
+    """``major.minor.patch`` after ``pattern`` (``nginx/``, ``varnish-``) in a tool's output."""
+    match = re.search(pattern + r"(\d+)\.(\d+)\.(\d+)", text)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
 def first_line(text: str) -> str:
     """The first line of a tool's version output."""
     return text.strip().splitlines()[0] if text.strip() else "unknown version"

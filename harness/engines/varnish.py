@@ -11,6 +11,7 @@ from pathlib import Path
 from cachewright.generator.errors import VerifyError
 from cachewright.generator.render import OutputFile
 
+from . import tools
 from .stored import StoredObject
 from .tools import Verified, explain, first_line, run
 
@@ -22,12 +23,22 @@ HTTPS_BINARIES: tuple[str, ...] = ("hitch",)
 PACKAGES = {"varnishd": "varnish varnish-modules", "varnishlog": "varnish"}
 VCL = "default.vcl"
 ARGS = "varnishd.args"
+#: prints ``varnishd (varnish-7.1.1 revision ...)`` (on stderr)
+VERSION_FLAG = "-V"
+#: where Debian's and the official images' packages install vmods
+MODULE_DIRS: tuple[str, ...] = ("/usr/lib/varnish/vmods", "/usr/lib/*/varnish/vmods", "/usr/local/lib/varnish/vmods")
+MODULE_GLOB = "libvmod_*.so"
 _LINE = re.compile(r"\('?([^' ]+)'? Line (\d+) Pos \d+\)")
 
 
 def modules(files: Mapping[str, OutputFile]) -> list[str]:
     """The vmods the compiled VCL imports."""
     return re.findall(r"^import\s+(\w+)", files[VCL].text, re.M)
+
+
+def version(output: str) -> tuple[int, int, int] | None:
+    """The version ``varnishd -V`` printed."""
+    return tools.version(r"varnish-", output)
 
 
 def module_file(module: str) -> str:

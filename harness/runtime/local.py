@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -41,7 +40,7 @@ from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 
 from .. import ui
-from ..engines import ENGINES, PACKAGES, StoredObject, hitch, nginx, varnish
+from ..engines import ENGINES, PACKAGES, Engine, StoredObject, hitch, nginx, varnish
 from ..engines import binaries as engine_binaries
 from ..origin import OriginConfig, OriginServer
 from .api import Endpoint, HarnessError, OriginEndpoint, Stack
@@ -316,21 +315,21 @@ def _origin(origin_url: str | None) -> Iterator[tuple[OriginEndpoint, str, int]]
         yield OriginEndpoint(server.data_url, server.control_url), HOST, server.data_port
 
 
-def _version(argv: list[str]) -> tuple[int, int, int] | None:
-    """``major.minor.patch`` from an engine's version output (either stream)."""
+def _version(binary: str, engine: Engine) -> tuple[int, int, int] | None:
+    """The version of an engine's binary, from its version output (either stream)."""
+    argv = [binary, engine.VERSION_FLAG]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    match = re.search(r"(?:nginx/|varnish-)(\d+)\.(\d+)\.(\d+)", result.stdout + result.stderr)
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+    return engine.version(result.stdout + result.stderr)
 
 
 def _options(binaries: dict[str, str]) -> Options:
     """Compile options for the engine versions installed here (defaults where unknown)."""
     options = Options()
-    nginx = _version([binaries["nginx"], "-v"]) if "nginx" in binaries else None
-    varnish = _version([binaries["varnishd"], "-V"]) if "varnishd" in binaries else None
-    return Options(nginx_version=nginx or options.nginx_version,
+    nginx_version = _version(binaries["nginx"], nginx) if "nginx" in binaries else None
+    varnish_version = _version(binaries["varnishd"], varnish) if "varnishd" in binaries else None
+    return Options(nginx_version=nginx_version or options.nginx_version,
                    nginx_modules_dir=options.nginx_modules_dir,
-                   varnish_version=varnish or options.varnish_version)
+                   varnish_version=varnish_version or options.varnish_version)
 
 
 # --------------------------------------------------------------------------- engines

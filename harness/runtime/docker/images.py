@@ -20,6 +20,7 @@ import docker.errors
 from cachewright.generator.render import OutputFile
 
 from ... import engines
+from ...engines import hitch, nginx, varnish
 from ..api import HarnessError
 from .reaper import LABEL
 
@@ -82,17 +83,19 @@ def require_modules(engine: str, info: ImageInfo, files: Mapping[str, OutputFile
 
 # --------------------------------------------------------------------------- probing
 
-_PROBE = r"""
-nginx -v 2>&1; varnishd -V 2>&1 | head -1
-for d in /usr/lib/nginx/modules /etc/nginx/modules /usr/share/nginx/modules; do
-  [ -d "$d" ] && for f in "$d"/*.so; do [ -e "$f" ] && echo "NGXMOD $f"; done
-done
-for d in /usr/lib/varnish/vmods /usr/lib/*/varnish/vmods /usr/local/lib/varnish/vmods; do
-  [ -d "$d" ] && for f in "$d"/libvmod_*.so; do [ -e "$f" ] && echo "VMOD $f"; done
-done
-for u in varnish vcache _hitch nobody; do id -u "$u" >/dev/null 2>&1 && echo "USER $u"; done
-true
-"""
+def _probe_script() -> str:
+    """A shell script printing the engines' versions, their modules and the service users."""
+    lines = ["", f"nginx {nginx.VERSION_FLAG} 2>&1; varnishd {varnish.VERSION_FLAG} 2>&1 | head -1"]
+    for mark, engine in (("NGXMOD", nginx), ("VMOD", varnish)):
+        lines += [f"for d in {' '.join(engine.MODULE_DIRS)}; do",
+                  f'  [ -d "$d" ] && for f in "$d"/{engine.MODULE_GLOB}; do [ -e "$f" ] && echo "{mark} $f"; done',
+                  "done"]
+    users = " ".join(("varnish", "vcache", hitch.USER, "nobody"))
+    lines += [f'for u in {users}; do id -u "$u" >/dev/null 2>&1 && echo "USER $u"; done', "true", ""]
+    return "\n".join(lines)
+
+
+_PROBE = _probe_script()
 _probed: dict[str, ImageInfo] = {}
 
 
@@ -111,15 +114,13 @@ def probe_image(client: docker.DockerClient, image: str) -> ImageInfo:
 
 
 def _parse_probe(image: str, text: str) -> ImageInfo:
-    nginx = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", text)
-    varnish = re.search(r"varnish-(\d+)\.(\d+)\.(\d+)", text)
     mods = re.findall(r"^NGXMOD (\S+)$", text, re.M)
     return ImageInfo(
         image,
-        (int(nginx[1]), int(nginx[2]), int(nginx[3])) if nginx else None,
+        nginx.version(text),
         os.path.dirname(mods[0]) if mods else None,
         tuple(os.path.basename(m) for m in mods),
-        (int(varnish[1]), int(varnish[2]), int(varnish[3])) if varnish else None,
+        varnish.version(text),
         tuple(os.path.basename(m) for m in re.findall(r"^VMOD (\S+)$", text, re.M)),
         tuple(re.findall(r"^USER (\S+)$", text, re.M)))
 
