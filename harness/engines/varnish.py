@@ -22,6 +22,8 @@ HTTPS_BINARIES: tuple[str, ...] = ("hitch",)
 #: the Debian packages of each binary (varnish-modules: the vmods generated VCL imports)
 PACKAGES = {"varnishd": "varnish varnish-modules", "varnishlog": "varnish"}
 VCL = "default.vcl"
+#: the users varnishd drops to as root, manager and worker (Debian's package creates them)
+USERS = ("varnish", "vcache")
 ARGS = "varnishd.args"
 #: prints ``varnishd (varnish-7.1.1 revision ...)`` (on stderr)
 VERSION_FLAG = "-V"
@@ -48,8 +50,9 @@ def module_file(module: str) -> str:
 
 def jail(drop: bool) -> str:
     """varnishd's ``-j``: as root it drops to Debian's ``varnish`` (manager) and ``vcache``
-    (worker) users where ``drop``."""
-    return "unix,user=varnish,workuser=vcache" if drop else "none"
+    (worker) users (``USERS``) where ``drop``."""
+    manager, worker = USERS
+    return f"unix,user={manager},workuser={worker}" if drop else "none"
 
 
 def args(compiled: str, proxy_listen: str) -> list[str]:

@@ -90,7 +90,7 @@ def _probe_script() -> str:
         lines += [f"for d in {' '.join(engine.MODULE_DIRS)}; do",
                   f'  [ -d "$d" ] && for f in "$d"/{engine.MODULE_GLOB}; do [ -e "$f" ] && echo "{mark} $f"; done',
                   "done"]
-    users = " ".join(("varnish", "vcache", hitch.USER, "nobody"))
+    users = " ".join((*varnish.USERS, hitch.USER, "nobody"))
     lines += [f'for u in {users}; do id -u "$u" >/dev/null 2>&1 && echo "USER $u"; done', "true", ""]
     return "\n".join(lines)
 

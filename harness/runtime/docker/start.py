@@ -69,7 +69,7 @@ def start_varnish(launch: Launch, stack: DockerStack, infos: dict[str, ImageInfo
     prefix = f"{CONF}/varnish"
     args = varnish.args(files[varnish.ARGS].text, f"0.0.0.0:{proxy}" if not launch.host_mode
                         else f"127.0.0.1:{proxy}")
-    jail = varnish.jail({"varnish", "vcache"} <= set(info.users))
+    jail = varnish.jail(set(varnish.USERS) <= set(info.users))
     admin = ADMIN_PORT if not launch.host_mode else free_ports(1)[0]
     command = varnish.argv("varnishd", f"{prefix}/state", f"{prefix}/{varnish.VCL}", f"127.0.0.1:{admin}",
                            jail, args)
