@@ -29,10 +29,13 @@ class Engine(Protocol):
     #: binaries that must be on PATH to run it at all, and those it needs to serve HTTPS
     BINARIES: tuple[str, ...]
     HTTPS_BINARIES: tuple[str, ...]
-    #: the flag of ``BINARIES[0]`` that prints its version; where its modules are installed
+    #: the flag of ``BINARIES[0]`` that prints its version
     VERSION_FLAG: str
+    #: where its modules are installed (directories, file name pattern), and what to install
+    #: for those generated configurations load (named in error messages)
     MODULE_DIRS: tuple[str, ...]
     MODULE_GLOB: str
+    MODULES_FROM: str
 
     def version(self, output: str) -> tuple[int, int, int] | None:
         """The version the binary printed with ``VERSION_FLAG`` (either stream)."""

@@ -22,6 +22,8 @@ BINARIES: tuple[str, ...] = ("nginx",)
 HTTPS_BINARIES: tuple[str, ...] = ()
 #: the Debian packages that give the binary and the modules generated configs load (purge, njs)
 PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge libnginx-mod-http-js"}
+#: what an image needs installed for the modules generated configs load
+MODULES_FROM = "the Debian packages " + PACKAGES["nginx"]
 CONF = "nginx.conf"
 #: prints ``nginx version: nginx/1.22.1`` (on stderr)
 VERSION_FLAG = "-v"

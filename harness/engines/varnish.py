@@ -21,6 +21,8 @@ BINARIES: tuple[str, ...] = ("varnishd",)
 HTTPS_BINARIES: tuple[str, ...] = ("hitch",)
 #: the Debian packages of each binary (varnish-modules: the vmods generated VCL imports)
 PACKAGES = {"varnishd": "varnish varnish-modules", "varnishlog": "varnish"}
+#: what an image needs installed for the vmods generated VCL imports (std, cookie... ship with Varnish)
+MODULES_FROM = "varnish-modules"
 VCL = "default.vcl"
 #: the users varnishd drops to as root, manager and worker (Debian's package creates them)
 USERS = ("varnish", "vcache")

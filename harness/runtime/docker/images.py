@@ -74,11 +74,10 @@ def require_modules(engine: str, info: ImageInfo, files: Mapping[str, OutputFile
     have = info.modules(engine)
     missing = [m for m in module.modules(files) if module.module_file(m) not in have]
     if missing:
-        hint = ("the Debian packages " + engines.PACKAGES["nginx"] if engine == "nginx" else "varnish-modules")
         raise HarnessError(
             f"image {info.image} ({engine}) lacks {', '.join(missing)}, which this policy needs "
             f"(image has: {', '.join(have) or 'no modules'}); build the stand-in images with "
-            f"harness/images/build-local.sh, or pass an image with {hint} installed")
+            f"harness/images/build-local.sh, or pass an image with {module.MODULES_FROM} installed")
 
 
 # --------------------------------------------------------------------------- probing
