@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import Endpoint
+from .runtime.api import Endpoint
 
 TIMEOUT = 15.0
 #: called with (engine, response) after every request when set (``cachewright test --trace``)

@@ -35,11 +35,12 @@ import pytest
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
-from .api import ENGINES, Stack
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
-from .local import LocalRuntime
+from .engines import ENGINES
 from .origin import OriginClient
-from .prepare import request_host
+from .runtime.api import Stack
+from .runtime.local import LocalRuntime
+from .runtime.prepare import request_host
 
 BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 MARKER = "cachewright"

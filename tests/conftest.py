@@ -34,7 +34,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = missing_engines()
     if not missing:
         return
-    from cachewright.generator.verify import PACKAGES
+    from cachewright.harness.engines import PACKAGES
 
     reason = (f"engine test needs {', '.join(missing)} on PATH (Debian: apt-get install "
               f"{PACKAGES['nginx']} {PACKAGES['varnishd']} {PACKAGES['hitch']})")

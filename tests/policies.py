@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from cachewright.generator.errors import CachewrightError
 from cachewright.generator.render import OutputFile
-from cachewright.generator.verify import verify
+from cachewright.harness.engines.verify import verify
 
 K = TypeVar("K")
 WORKERS = max(2, os.cpu_count() or 2)

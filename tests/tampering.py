@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import cachewright.harness.prepare as prepare
+import cachewright.harness.runtime.prepare as prepare
 from cachewright.generator.pipeline import compile_policy
 from cachewright.generator.render import OutputFile
 

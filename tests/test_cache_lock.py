@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-import cachewright.harness.local as local
+import cachewright.harness.runtime.local as local
 from cachewright.generator.load import loads
 from cachewright.harness.origin import OriginClient, RuleSpec
 

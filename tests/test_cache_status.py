@@ -17,10 +17,10 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import compile_policy
 from cachewright.generator.varnish_rules import restatus_rules
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
 
 ENGINES = ("nginx", "varnish")
 HOST = "a.example.com"

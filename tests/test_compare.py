@@ -21,9 +21,9 @@ from cachewright.harness.compare.measure import Probe, hit_cache_control, hit_pr
 from cachewright.harness.compare.records import CompareReport
 from cachewright.harness.compare.run import _target, median_interval
 from cachewright.harness.compare.settings import Settings
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient
-from cachewright.harness.prepare import Placement
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement
 from cachewright.harness.selection import Request
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from cachewright.harness.api import HarnessError
 from cachewright.harness.compare import load, loadspec, wrk
 from cachewright.harness.compare.builtin import run_builtin
 from cachewright.harness.compare.load import ideal_hit_ratio, run_load, zipf_paths
 from cachewright.harness.compare.loadspec import LoadResult
 from cachewright.harness.compare.wrk import run_wrk
-from cachewright.harness.tlsfiles import write_tls_files
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.tlsfiles import write_tls_files
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None and os.environ.get("CI", "").lower() != "true",
                                reason="wrk is not on PATH (Debian: apt-get install wrk)")

@@ -18,7 +18,6 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
-from cachewright.harness.api import Stack
 from cachewright.harness.cli import main
 from cachewright.harness.compare.baseline import baseline_configs
 from cachewright.harness.compare.figures import OffloadRun
@@ -40,9 +39,10 @@ from cachewright.harness.compare.records import CompareReport
 from cachewright.harness.compare.run import _target
 from cachewright.harness.compare.settings import OffloadSettings, Settings
 from cachewright.harness.compare.text import text_report
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import RecordedRequest
-from cachewright.harness.prepare import Placement, generated
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement, generated
 
 ENGINES = ("nginx", "varnish")
 FILE = {"nginx": "nginx.conf", "varnish": "default.vcl"}

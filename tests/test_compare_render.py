@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from cachewright.harness.api import HarnessError
 from cachewright.harness.compare.charts import MATPLOTLIB_MISSING
 from cachewright.harness.compare.page import html_report as render_html
 from cachewright.harness.compare.records import CompareReport
 from cachewright.harness.compare.text import text_report as render_text
+from cachewright.harness.runtime.api import HarnessError
 
 SAMPLE = Path(__file__).parent / "data" / "compare-sample.json"
 HOSTILE = "<script>alert(1)</script>"

@@ -42,8 +42,9 @@ from docker import DockerClient
 from docker.models.containers import Container
 
 from cachewright.harness.cli import main as cachewright
-from cachewright.harness.docker_runtime import API_VERSION, owner_labels
 from cachewright.harness.origin import server_files
+from cachewright.harness.runtime.docker.daemon import API_VERSION
+from cachewright.harness.runtime.docker.reaper import owner_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "deploy.md"

@@ -11,10 +11,10 @@ import pytest
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient, parse_echo
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
 from cachewright.harness.selection import Request, select_rule
 
 ENGINES = ("nginx", "varnish")

@@ -34,18 +34,12 @@ from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 from cachewright.generator.render import OutputFile
 from cachewright.harness import checks
-from cachewright.harness.api import HarnessError
-from cachewright.harness.docker_runtime import (
-    LOCAL_IMAGES,
-    PRIVATE_NETWORK_DIFFERENCES,
-    RUN_LABEL,
-    TMP_PREFIX,
-    DockerRuntime,
-    ImageInfo,
-    NetworkMode,
-    require_modules,
-)
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.docker import DockerRuntime, NetworkMode
+from cachewright.harness.runtime.docker.images import LOCAL_IMAGES, ImageInfo, require_modules
+from cachewright.harness.runtime.docker.reaper import RUN_LABEL, TMP_PREFIX
+from cachewright.harness.runtime.docker.start import PRIVATE_NETWORK_DIFFERENCES
+from cachewright.harness.runtime.local import LocalRuntime
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "harness" / "images" / "build-local.sh"
@@ -174,7 +168,7 @@ def test_missing_module_is_named() -> None:
 KILLED_RUN = textwrap.dedent("""
     import sys, time
     from cachewright.generator.load import load
-    from cachewright.harness.docker_runtime import DockerRuntime
+    from cachewright.harness.runtime.docker import DockerRuntime
     policy = load(sys.argv[1])
     with DockerRuntime().start(policy, ("nginx", "varnish")) as stack:
         print(stack.run_id, flush=True)

@@ -8,7 +8,7 @@ import pytest
 
 from cachewright.generator.load import load
 from cachewright.generator.pipeline import compile_policy
-from cachewright.generator.verify import unresolvable, verify
+from cachewright.harness.engines.verify import unresolvable, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))

@@ -16,9 +16,9 @@ from cachewright.harness.checks.rules import stored_when_fresh
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client, Response
 from cachewright.harness.commands import explain
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient
-from cachewright.harness.prepare import request_host
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import request_host
 from cachewright.harness.selection import Request, probe_for, select_rule
 from cachewright.harness.selection.explain import Explanation, build_request, default_scheme
 from cachewright.harness.selection.explain_text import render

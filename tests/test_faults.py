@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tampering import tamper
 
-import cachewright.harness.local as local
+import cachewright.harness.runtime.local as local
 from cachewright.generator.load import load, loads
 from cachewright.generator.model import Policy
 from cachewright.harness.checks import run_checks

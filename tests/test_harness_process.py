@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cachewright.harness.api import Endpoint
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client
-from cachewright.harness.local import varnish_workdir
 from cachewright.harness.origin import OriginConfig, OriginServer
+from cachewright.harness.runtime.api import Endpoint
+from cachewright.harness.runtime.local import varnish_workdir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop" / "policy.yaml"

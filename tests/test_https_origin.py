@@ -20,13 +20,13 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options, compile_policy
 from cachewright.generator.render import OutputFile
-from cachewright.generator.verify import verify
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.engines.verify import verify
 from cachewright.harness.origin import OriginClient
-from cachewright.harness.prepare import Placement, generated, request_host
-from cachewright.harness.tlsfiles import TlsFiles, write_tls_files
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement, generated, request_host
+from cachewright.harness.runtime.tlsfiles import TlsFiles, write_tls_files
 
 HEAD = "version: 1\nname: tlsorigin\n"
 RULES = """rules:

@@ -10,8 +10,8 @@ import pytest
 
 from cachewright.generator.load import load, loads
 from cachewright.generator.pipeline import compile_policy
-from cachewright.generator.verify import unresolvable, verify
 from cachewright.harness.commands import init
+from cachewright.harness.engines.verify import unresolvable, verify
 
 
 def run(argv: list[str]) -> int:

@@ -25,11 +25,13 @@ from processes import gone
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness import procs
-from cachewright.harness.api import HarnessError, Runtime, Stack, StoredObject
 from cachewright.harness.client import Client
-from cachewright.harness.local import TMPFS, LocalRuntime, LocalStack, varnish_fetch, varnish_workdir
+from cachewright.harness.engines import StoredObject
+from cachewright.harness.engines import varnish as varnish_engine
 from cachewright.harness.origin import OriginClient, OriginConfig, OriginServer
+from cachewright.harness.runtime import procs
+from cachewright.harness.runtime.api import HarnessError, Runtime, Stack
+from cachewright.harness.runtime.local import TMPFS, LocalRuntime, LocalStack, varnish_workdir
 
 pytestmark = pytest.mark.engine
 
@@ -75,7 +77,7 @@ def eventually(probe: Callable[[], T], timeout: float = 3.0) -> T:
 
 
 def run_dirs() -> set[Path]:
-    """Run directories, and Varnish workdirs kept apart from them (harness.local.varnish_workdir)."""
+    """Run directories, and Varnish workdirs kept apart from them (harness.runtime.local.varnish_workdir)."""
     return {*Path(tempfile.gettempdir()).glob("cachewright-run-*"), *TMPFS.glob("cachewright-run-*")}
 
 
@@ -195,9 +197,9 @@ FETCH = """*   << BeReq    >> 32771
     ("-   TTL            VCL 120 0 0 1795765099 uncacheable\n", None),  # hit-for-miss: not stored
 ])
 def test_the_last_ttl_record_of_a_fetch_is_what_varnish_stored(vcl: str, expected: tuple[float, float] | None) -> None:
-    stored = varnish_fetch(FETCH.format(vcl=vcl), "/a/x")
+    stored = varnish_engine.fetch(FETCH.format(vcl=vcl), "/a/x")
     assert (stored and (stored.ttl, stored.grace)) == expected
-    assert varnish_fetch(FETCH.format(vcl=vcl), "/a/y") is None
+    assert varnish_engine.fetch(FETCH.format(vcl=vcl), "/a/y") is None
 
 
 def test_logs_hold_the_engines_output(stack: LocalStack) -> None:
@@ -280,7 +282,7 @@ def test_missing_hitch_for_https(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 CHILD = """
 import json, signal, sys, time
 from cachewright.generator.load import loads
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.local import LocalRuntime
 signal.signal(signal.SIGINT, signal.default_int_handler)
 with LocalRuntime().start(loads(sys.argv[1], "child.yaml"), ("nginx", "varnish")) as stack:
     pids = stack.pids("nginx") + stack.pids("varnish")
@@ -328,19 +330,19 @@ def test_a_listener_port_taken_before_the_engine_binds_it_is_chosen_again(
         engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """free_ports releases the ports it chose for the engine to bind; another process may take
     one first (CI: varnishd's -T port). The runtime starts once more with fresh ports."""
-    import cachewright.harness.ports
+    import cachewright.harness.runtime.ports
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    real, calls = cachewright.harness.ports.free_ports, []
+    real, calls = cachewright.harness.runtime.ports.free_ports, []
 
     def first_taken(count: int) -> list[int]:
         ports = real(count)
         calls.append(count)
         return [taken.getsockname()[1], *ports[1:]] if len(calls) == 1 else ports
 
-    monkeypatch.setattr(cachewright.harness.ports, "free_ports", first_taken)
+    monkeypatch.setattr(cachewright.harness.runtime.ports, "free_ports", first_taken)
     try:
         with LocalRuntime().start(loads(POLICY, "p.yaml"), (engine,)) as stack:
             assert stack.endpoints[engine].http_port != taken.getsockname()[1]

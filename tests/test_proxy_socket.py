@@ -15,11 +15,11 @@ import pytest
 
 from cachewright.generator.load import loads
 from cachewright.generator.pipeline import Options, compile_policy
-from cachewright.harness.api import Endpoint
 from cachewright.harness.client import Client
 from cachewright.harness.origin import OriginConfig, OriginServer
-from cachewright.harness.procs import Proc, free_ports, spawn, stop_all
-from cachewright.harness.tlsfiles import write_tls_files
+from cachewright.harness.runtime.api import Endpoint
+from cachewright.harness.runtime.procs import Proc, free_ports, spawn, stop_all
+from cachewright.harness.runtime.tlsfiles import write_tls_files
 
 pytestmark = pytest.mark.engine
 POLICY = """\

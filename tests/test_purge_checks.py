@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from tampering import tamper
 
-import cachewright.harness.local as local
+import cachewright.harness.runtime.local as local
 from cachewright.generator import capabilities
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from cachewright.generator.load import loads
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client
 from cachewright.harness.commands import purge
 from cachewright.harness.commands.serve import describe
-from cachewright.harness.local import LocalRuntime
-from cachewright.harness.procs import free_ports
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.procs import free_ports
 
 POLICY = """
 version: 1

@@ -19,7 +19,7 @@ from cachewright.generator import dialect
 from cachewright.generator.errors import PolicyError, VerifyError
 from cachewright.generator.load import loads
 from cachewright.generator.pipeline import compile_policy
-from cachewright.generator.verify import verify
+from cachewright.harness.engines.verify import verify
 from cachewright.harness.selection import Request, select_rule
 
 BASE = "version: 1\nname: t\norigin: {url: http://app:8000}\n"

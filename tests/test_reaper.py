@@ -25,10 +25,11 @@ import pytest
 from processes import children, gone, wait_gone
 
 from cachewright.generator.load import load
-from cachewright.harness import reaper, ui
-from cachewright.harness.local import LocalRuntime, LocalStack, varnish_workdir
-from cachewright.harness.procs import group_members
-from cachewright.harness.reaper import MARKER, Marker, Owner
+from cachewright.harness import ui
+from cachewright.harness.runtime import reaper
+from cachewright.harness.runtime.local import LocalRuntime, LocalStack, varnish_workdir
+from cachewright.harness.runtime.procs import group_members
+from cachewright.harness.runtime.reaper import MARKER, Marker, Owner
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop" / "policy.yaml"

@@ -16,10 +16,10 @@ import pytest
 
 from cachewright.generator.hygiene import OVERRIDE_HEADERS
 from cachewright.generator.load import loads
-from cachewright.harness.api import Stack
 from cachewright.harness.client import Client, Response
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
 
 ENGINES = ("nginx", "varnish")
 HOST = "rfc.example.com"

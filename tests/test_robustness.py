@@ -24,11 +24,11 @@ from processes import wait_gone
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness.api import HarnessError
 from cachewright.harness.checks import derive, run_checks, select
 from cachewright.harness.cli import main
-from cachewright.harness.local import LocalRuntime, LocalStack
 from cachewright.harness.report.results import CheckResult
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.local import LocalRuntime, LocalStack
 
 ENGINES = ("nginx", "varnish")
 POLICY = """
@@ -111,7 +111,7 @@ def test_dead_master_with_serving_workers_is_reported() -> None:
 
 
 def test_docker_daemon_gone_is_a_harness_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cachewright.harness.docker_runtime import connect
+    from cachewright.harness.runtime.docker import connect
 
     monkeypatch.setenv("DOCKER_HOST", NO_DOCKER)
     with pytest.raises(HarnessError, match=r"no Docker engine answers \(DOCKER_HOST=unix:///"

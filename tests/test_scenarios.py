@@ -18,9 +18,9 @@ import pytest
 
 from cachewright.generator import docs
 from cachewright.generator.errors import PolicyError
-from cachewright.harness.api import Endpoint
 from cachewright.harness.client import Client, Identity
 from cachewright.harness.origin import OriginClient, OriginConfig, OriginServer
+from cachewright.harness.runtime.api import Endpoint
 from cachewright.harness.scenarios import (
     SCENARIO_FILE,
     Expect,

@@ -9,7 +9,7 @@ import re
 import pytest
 from tampering import tamper
 
-import cachewright.harness.local as local
+import cachewright.harness.runtime.local as local
 from cachewright.generator import nginx_dispatch
 from cachewright.generator.load import load, loads
 from cachewright.generator.model import Policy

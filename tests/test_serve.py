@@ -17,9 +17,9 @@ import pytest
 
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
-from cachewright.harness import ports
-from cachewright.harness.api import HarnessError
-from cachewright.harness.procs import free_ports
+from cachewright.harness.runtime import ports
+from cachewright.harness.runtime.api import HarnessError
+from cachewright.harness.runtime.procs import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"

@@ -116,7 +116,8 @@ def test_no_module_imports_anothers_private_names() -> None:
 
 @pytest.mark.parametrize(("room", "forbidden"), [
     ("cachewright.generator", ("cachewright.harness",)),
-    ("cachewright.harness.runtime", ("cachewright.generator.lower_", "cachewright.generator.verify",
+    ("cachewright.harness.runtime", ("cachewright.generator.lower_", "cachewright.generator.nginx_",
+                                     "cachewright.generator.varnish_",
                                      "cachewright.harness.checks", "cachewright.harness.commands",
                                      "cachewright.harness.compare")),
     ("cachewright.harness.origin", ("cachewright.generator", "cachewright.harness.runtime",

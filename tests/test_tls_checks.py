@@ -6,7 +6,6 @@ the way it guards against (the wrong protocols, ciphers, ALPN, HSTS, redirect, k
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import re
 import ssl
 from collections.abc import Callable, Iterable
@@ -15,25 +14,23 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
-import cachewright.harness.local
-import cachewright.harness.prepare
+import cachewright.harness.runtime.local
+import cachewright.harness.runtime.prepare
 from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Compiled, compile_policy
+from cachewright.harness import certs
 from cachewright.harness.checks import run_checks
 from cachewright.harness.checks import tls as tls_module
 from cachewright.harness.checks.base import Ctx
 from cachewright.harness.checks.tls import ANY_CIPHER, NO_FORWARD_SECRECY, tls_checks
 from cachewright.harness.checks.tls_handshake import Offer, client_cannot
 from cachewright.harness.client import Client
-from cachewright.harness.local import LocalRuntime
-from cachewright.harness.prepare import request_host
 from cachewright.harness.report.results import CheckResult
-from cachewright.harness.tlsfiles import TlsFiles
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import request_host
+from cachewright.harness.runtime.tlsfiles import TlsFiles
 
 ENGINES = ("nginx", "varnish")
 Results = dict[tuple[str, str], CheckResult]
@@ -81,47 +78,29 @@ def show(result: CheckResult) -> str:
 # --------------------------------------------------------------------------- certificates
 
 
-def _cert(subject: str, key: Any, issuer: x509.Name, signer: Any,
-          extensions: Iterable[tuple[x509.ExtensionType, bool]]) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(issuer).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1)))
-    for extension, critical in extensions:
-        builder = builder.add_extension(extension, critical)
-    return builder.sign(signer, hashes.SHA256())
-
-
 def write_rsa_tls_files(directory: Path, hosts: Iterable[str]) -> TlsFiles:
-    """As ``harness.tlsfiles.write_tls_files`` (whose server key is RSA, so a cipher without
+    """As ``harness.runtime.tlsfiles.write_tls_files`` (whose server key is RSA, so a cipher without
     forward secrecy could be negotiated unless the configuration refuses it)."""
-    return _write_tls_files(directory, hosts, rsa.generate_private_key(public_exponent=65537,
-                                                                        key_size=2048))
+    return _write_tls_files(directory, hosts, certs.rsa_key())
 
 
 def write_ecdsa_tls_files(directory: Path, hosts: Iterable[str]) -> TlsFiles:
     """An ECDSA server key: no cipher without forward secrecy can be negotiated whatever the
     configuration says, so that check must skip rather than pass."""
-    return _write_tls_files(directory, hosts, ec.generate_private_key(ec.SECP256R1()))
+    return _write_tls_files(directory, hosts, certs.ec_key())
 
 
-def _write_tls_files(directory: Path, hosts: Iterable[str], key: Any) -> TlsFiles:
+def _write_tls_files(directory: Path, hosts: Iterable[str], key: certs.PrivateKey) -> TlsFiles:
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("tls-checks CA", ca_key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-               "tls-checks CA")]), ca_key, [(x509.BasicConstraints(ca=True, path_length=0), True)])
+    ca_key = certs.ec_key()
+    ca = certs.certificate("tls-checks CA", ca_key, None, ca_key,
+                           [(x509.BasicConstraints(ca=True, path_length=0), True)])
     names = [x509.DNSName(h) for h in dict.fromkeys([*hosts, "localhost"])]
-    leaf = _cert("tls-checks", key, ca.subject, ca_key,
-                 [(x509.SubjectAlternativeName(names), False)])
+    leaf = certs.certificate("tls-checks", key, ca.subject, ca_key, [(x509.SubjectAlternativeName(names), False)])
     files = TlsFiles(directory / "ca.pem", directory / "server.crt", directory / "server.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+    files.ca.write_bytes(certs.certificate_pem(ca))
+    files.cert.write_bytes(certs.certificate_pem(leaf))
+    files.key.write_bytes(certs.key_pem(key))
     for path in (files.ca, files.cert, files.key):
         path.chmod(0o644)
     return files
@@ -129,7 +108,7 @@ def _write_tls_files(directory: Path, hosts: Iterable[str], key: Any) -> TlsFile
 
 @pytest.fixture
 def rsa_certs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
+    monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", write_rsa_tls_files)
 
 
 # --------------------------------------------------------------------------- hand-edited output
@@ -156,7 +135,7 @@ def _edit(file: Any, edits: Edits) -> Any:
 @pytest.fixture
 def edit(monkeypatch: pytest.MonkeyPatch) -> Callable[[Edits], None]:
     def apply(edits: Edits) -> None:
-        monkeypatch.setattr(cachewright.harness.prepare, "compile_policy", edited(compile_policy, edits))
+        monkeypatch.setattr(cachewright.harness.runtime.prepare, "compile_policy", edited(compile_policy, edits))
     return apply
 
 
@@ -192,7 +171,7 @@ ALWAYS = {"tls.handshake", "tls.alpn", "tls.hit", "tls.forwarded"}
 def test_checks_pass_on_both_engines(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     make, rsa_cert, exceptions = CASES[case]
     writer = write_rsa_tls_files if rsa_cert else write_ecdsa_tls_files
-    monkeypatch.setattr(cachewright.harness.local, "write_tls_files", writer)
+    monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", writer)
     subject = make()
     assert {c.id for c in tls_checks(subject)} == ALWAYS | EXPECTED_IDS[case]
     for (engine, check_id), result in run(subject).items():
@@ -307,7 +286,7 @@ def test_each_check_fails_on_a_broken_config(name: str, monkeypatch: pytest.Monk
                                              edit: Callable[[Edits], None]) -> None:
     make, rsa_cert, check_id, edits, message = BREAKS[name]
     if rsa_cert:
-        monkeypatch.setattr(cachewright.harness.local, "write_tls_files", write_rsa_tls_files)
+        monkeypatch.setattr(cachewright.harness.runtime.local, "write_tls_files", write_rsa_tls_files)
     edit(edits)
     for result in run(make(), only=check_id).values():
         assert result.outcome == "failed" and message in result.message, show(result)

@@ -44,12 +44,12 @@ from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 from cachewright.harness.compare.baseline import baseline_configs
 from cachewright.harness.compare.measure import hit_cache_control, plain_get
-from cachewright.harness.local import varnishd_args
-from cachewright.harness.prepare import Configs, Placement, generated
-from cachewright.harness.procs import free_ports
+from cachewright.harness.runtime.prepare import Configs, Placement, generated
+from cachewright.harness.runtime.procs import free_ports
 from cachewright.harness.selection import Request
 
 ROOT = Path(__file__).resolve().parents[2]
+from cachewright.harness.engines import varnish  # noqa: E402
 
 EXAMPLES = ("static-site", "wordpress", "api", "shop")
 ENGINE_BINARIES = {"nginx": "nginx", "varnish": "varnishd"}
@@ -163,7 +163,7 @@ def _start_varnish(prefix: Path, files: dict[str, OutputFile], admin: int) -> St
     """varnishd in the foreground without a jail (valgrind follows the manager's fork into the
     child, which serves and is counted; the VCL compiler runs uncounted); one small thread pool."""
     (prefix / "default.vcl").write_text(files["default.vcl"].text)
-    args = varnishd_args(files["varnishd.args"].text, "127.0.0.1:0")
+    args = varnish.args(files["varnishd.args"].text, "127.0.0.1:0")
     argv = ["varnishd", "-F", "-j", "none", "-n", str(prefix / "state"), "-f", str(prefix / "default.vcl"),
             "-T", f"127.0.0.1:{admin}", "-p", "thread_pools=1", "-p", "thread_pool_min=5",
             *(a for line in args if not line.startswith("-a https=") for a in line.split(" ", 1))]

@@ -26,7 +26,7 @@ from cachewright.harness.compare.baseline import baseline_configs
 from cachewright.harness.compare.measure import hit_probe, prepare_hit
 from cachewright.harness.compare.run import _round_ratios, _target, hit_rounds, median_interval
 from cachewright.harness.compare.settings import Settings
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.local import LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ from cachewright.generator.load import load
 from cachewright.harness.compare.page import html_report
 from cachewright.harness.compare.run import compare
 from cachewright.harness.compare.settings import Settings
-from cachewright.harness.local import LocalRuntime
+from cachewright.harness.runtime.local import LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 

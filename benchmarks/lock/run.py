@@ -52,10 +52,14 @@ from cachewright.generator.load import loads
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
-from cachewright.harness.api import Stack
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.origin import OriginClient, RecordedRequest, RuleSpec
-from cachewright.harness.prepare import Placement, generated
+from cachewright.harness.runtime.api import Stack
+from cachewright.harness.runtime.local import LocalRuntime
+from cachewright.harness.runtime.prepare import Placement, generated
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
 
 POLICY = """
 version: 1

@@ -24,8 +24,8 @@ from pathlib import Path
 from cachewright.generator.load import load
 from cachewright.harness.checks import derive, run_checks, select
 from cachewright.harness.compare.baseline import baseline_configs
-from cachewright.harness.local import LocalRuntime
 from cachewright.harness.report.results import CheckResult
+from cachewright.harness.runtime.local import LocalRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINES = ("nginx", "varnish")

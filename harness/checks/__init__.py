@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from cachewright.generator.capabilities import FEATURES
 from cachewright.generator.model import Policy
 
-from ..api import Stack
 from ..client import Client
 from ..origin import OriginClient
-from ..prepare import request_host
 from ..report.results import CheckResult
+from ..runtime.api import Stack
+from ..runtime.prepare import request_host
 from .base import SLOW_WAIT, Check, CheckFailed, CheckSkipped, Ctx
 from .blackbox import Options, blackbox_checks
 from .defaults import default_checks

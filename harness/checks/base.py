@@ -16,9 +16,10 @@ from typing import Any
 
 from cachewright.generator.model import Policy
 
-from ..api import Stack, StoredObject
 from ..client import Client, Response
+from ..engines import StoredObject
 from ..origin import OriginClient
+from ..runtime.api import Stack
 from ..selection import Request
 
 

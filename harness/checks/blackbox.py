@@ -33,9 +33,9 @@ from cachewright.generator.language import PATH
 from cachewright.generator.model import Policy, Rule
 from cachewright.generator.quote import glob_regex
 
-from ..api import Endpoint
 from ..client import Client, Identity, Response
-from ..prepare import request_host
+from ..runtime.api import Endpoint
+from ..runtime.prepare import request_host
 from ..selection import Request, probe_for, select_rule
 from .base import Check, CheckSkipped, Ctx
 from .purge import purger_address

@@ -13,7 +13,7 @@ from cachewright.generator.capabilities import serves_stale
 from cachewright.generator.lower_nginx import LOCK_TIMEOUT_MS
 from cachewright.generator.model import Policy, Rule
 
-from ..prepare import request_host
+from ..runtime.prepare import request_host
 from ..selection import probe_for
 from .base import MAX_WAIT, STORE_WAIT, Check, CheckSkipped, Ctx
 from .rules import effective_ttl, expect_stored_ttl, isolated_rule, origin_answer, probe

@@ -21,7 +21,7 @@ from cachewright.generator.capabilities import FEATURES
 from cachewright.generator.model import Policy, Rule
 
 from ..client import Client, Response
-from ..prepare import request_host
+from ..runtime.prepare import request_host
 from ..selection import Request, probe_for, select_rule, tagged_path
 from .base import Check, CheckSkipped, Ctx
 from .rules import isolated_rule, origin_answer, own, part_values, stored_when_fresh

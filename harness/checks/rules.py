@@ -10,7 +10,7 @@ from functools import lru_cache, partial
 
 from cachewright.generator.model import Policy, Rule
 
-from ..prepare import request_host
+from ..runtime.prepare import request_host
 from ..selection import Request, distinct_values, isolate, overlap_probe, probe_for
 from .base import Check, CheckSkipped, Ctx
 

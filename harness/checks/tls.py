@@ -17,7 +17,7 @@ from cachewright.generator.model import HttpsListener, Policy
 from cachewright.generator.tls import PROFILES, Profile
 
 from ..client import Response
-from ..prepare import request_host
+from ..runtime.prepare import request_host
 from .base import Check, CheckFailed, CheckSkipped, Ctx
 from .defaults import rule_or_skip
 from .rules import origin_answer, probe

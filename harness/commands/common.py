@@ -7,7 +7,8 @@ import sys
 
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import TARGETS, Options
-from cachewright.generator.verify import unresolvable
+
+from ..engines.verify import unresolvable
 
 
 def add_target(p: argparse.ArgumentParser) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 from cachewright.generator.load import load
 from cachewright.generator.output import diff, write_atomically
 from cachewright.generator.pipeline import compile_policy
-from cachewright.generator.verify import verify
 
 from .. import ui
+from ..engines.verify import verify
 from . import common
 
 

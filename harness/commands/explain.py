@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
     from ..selection.explain import EngineView, Explanation
     from ..selection.request import Pair, Request
+from .. import ui
+from ..selection import Request
+from . import common
 
 NGINX_VERSION = (1, 22, 1)
 NGINX_MODULES = "/usr/lib/nginx/modules"
@@ -78,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..selection.explain import build_request, default_scheme, serves
     from ..selection.explain_text import render
-    from . import common
 
     policy = load(args.policy)
     common.warn(policy.warnings)
@@ -97,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _level(args: argparse.Namespace) -> int:
     """-q / -v given after ``explain`` (the same names as cachewright's own, which set ui.level)."""
-    from .. import ui
 
     if getattr(args, "quiet", False):
         return ui.QUIET

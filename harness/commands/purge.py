@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 from cachewright.generator.errors import CachewrightError
 
-from ..api import Endpoint
 from ..client import Client, Response
+from ..runtime.api import Endpoint
 
 MAX_WORKERS = 16
 DEFAULT_TIMEOUT = 5.0

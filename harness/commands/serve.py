@@ -12,10 +12,10 @@ from typing import Any
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
-from .. import ports
-from ..api import Runtime, Stack
-from ..local import LocalRuntime
-from ..procs import Terminated
+from ..runtime import ports
+from ..runtime.api import Runtime, Stack
+from ..runtime.local import LocalRuntime
+from ..runtime.procs import Terminated
 from . import common, test
 
 
@@ -96,7 +96,7 @@ def runtime(args: argparse.Namespace, fixed: ports.Fixed) -> Runtime:
     """The runtime the options ask for, its first engine listening on the ``fixed`` ports."""
     if args.runtime == "local":
         return LocalRuntime(ports=fixed)
-    from ..docker_runtime import DockerRuntime  # needs the docker SDK
+    from ..runtime.docker import DockerRuntime  # needs the docker SDK
 
     chosen = test.runtime(args)  # the images, network and origin the options name
     if isinstance(chosen, DockerRuntime):

@@ -15,20 +15,18 @@ from typing import Any
 from cachewright.generator.errors import CachewrightError, ToolMissing
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
-from cachewright.generator.verify import PACKAGES
 
 from .. import checks, client, report, ui
-from ..api import ENGINES, Runtime, Stack
 from ..checks.blackbox import parse_paths
 from ..client import SAMPLE_IDENTITY, Identity, Response
-from ..local import LocalRuntime
+from ..engines import ENGINES, binaries, packages
 from ..origin import Counts
-from ..prepare import Configs, generated, request_host
 from ..report.results import CheckResult, RunResult
+from ..runtime.api import Runtime, Stack
+from ..runtime.local import LocalRuntime
+from ..runtime.prepare import Configs, generated, request_host
 from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
 from . import common
-
-BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 
 
 def add_parser(sub: Any) -> None:
@@ -106,7 +104,7 @@ def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
     """The runtime the options ask for (running ``configs``: by default the compiled policy)."""
     if args.runtime == "local":
         return LocalRuntime(configs=configs)
-    from ..docker_runtime import DockerRuntime  # needs the docker SDK and an engine
+    from ..runtime.docker import DockerRuntime  # needs the docker SDK and an engine
 
     images = {}
     for item in args.image:
@@ -129,22 +127,17 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
         return tuple(wanted)
     present = []
     for engine in wanted:
-        missing = [b for b in BINARIES[engine] if shutil.which(b) is None]
+        missing = [b for b in binaries(engine) if shutil.which(b) is None]
         if not missing:
             present.append(engine)
         elif args.skip_missing:
             print(f"skipping {engine}: {', '.join(missing)} not installed", file=sys.stderr)
         else:
             raise ToolMissing(f"{engine}: {', '.join(missing)} is not installed (on Debian: "
-                              f"apt-get install {_package(engine)}; or --engine / --skip-missing)")
+                              f"apt-get install {packages(engine)}; or --engine / --skip-missing)")
     if not present:
         raise ToolMissing("no engine to run")
     return tuple(present)
-
-
-def _package(engine: str) -> str:
-    """Debian packages for ``engine`` (Varnish's with Hitch, which its HTTPS listener needs)."""
-    return PACKAGES["nginx"] if engine == "nginx" else f"{PACKAGES['varnishd']} {PACKAGES['hitch']}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile, environment
 
-from ..prepare import Placement, generated
+from ..runtime.prepare import Placement, generated
 
 #: the files each engine's baseline replaces (the rest, e.g. hitch.conf, are the generated ones)
 REPLACED = {"nginx": ("nginx.conf",), "varnish": ("default.vcl", "varnishd.args")}
@@ -25,7 +25,7 @@ _SAFE = re.compile(r"[A-Za-z0-9_.:/\-\[\]]*")
 
 
 def baseline_configs(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
-    """The baseline's files for ``engine`` at ``place`` (a ``harness.prepare.Configs``)."""
+    """The baseline's files for ``engine`` at ``place`` (a ``harness.runtime.prepare.Configs``)."""
     files = generated(policy, engine, place, options)
     values = {
         "address": place.address,

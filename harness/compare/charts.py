@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ..api import HarnessError
+from ..runtime.api import HarnessError
 from .figures import EngineResult, HitRun, OriginDown
 from .records import CompareReport
 from .sections import NA, count, fmt, measured, rate, share

@@ -32,11 +32,11 @@ from typing import Literal
 
 from cachewright.generator.model import Policy, Rule
 
-from ..api import HarnessError, Stack
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..checks.rules import effective_ttl
-from ..prepare import request_host
+from ..runtime.api import HarnessError, Stack
+from ..runtime.prepare import request_host
 from ..selection import Request, probe_for, select_rule
 from .figures import ColdMiss, Herd, HitRun, OriginDown, Skipped, SlowOrigin, Zipf
 from .load import ideal_hit_ratio, run_load, zipf_paths

@@ -36,7 +36,7 @@ from cachewright.generator.render import OutputFile
 from ..checks.base import Ctx
 from ..checks.defaults import cacheable_rule
 from ..origin import OriginClient, RecordedRequest
-from ..prepare import Placement, generated, request_host
+from ..runtime.prepare import Placement, generated, request_host
 from ..selection import probe_for, select_rule
 from .figures import OffloadResult, OffloadRun, OriginCounts
 from .measure import MeasureError, Probe, Target
@@ -85,7 +85,7 @@ def generated_revalidates(policy: Policy, engine: str) -> bool:
 
 
 def no_revalidation(policy: Policy, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
-    """The generated files with revalidation turned off (a ``harness.prepare.Configs``)."""
+    """The generated files with revalidation turned off (a ``harness.runtime.prepare.Configs``)."""
     return without_revalidation(generated(policy, engine, place, options), engine)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..api import ENGINES
+from ..engines import ENGINES
 from .figures import Offload, OffloadResult, Performance, offload, performance
 from .reading import Reader, Record, flag, number, read, record, records, table, text, texts
 from .settings import OffloadSettings, Settings

@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from cachewright.generator.model import Policy
 
 from .. import checks
-from ..api import HarnessError, Runtime, Stack
 from ..origin import OriginClient
-from ..prepare import Configs, generated
 from ..report import conformance_of
 from ..report.results import CheckResult
+from ..runtime.api import HarnessError, Runtime, Stack
+from ..runtime.prepare import Configs, generated
 from ..scenarios import Scenario
 from .baseline import baseline_configs
 from .figures import (

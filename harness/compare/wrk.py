@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..api import HarnessError
+from ..runtime.api import HarnessError
 from .loadspec import CDF_PERCENTILES, NO_HEADERS, LoadResult, Spec, load_result, load_spec
 
 #: how long past its own duration and timeout a wrk run may take before it is killed

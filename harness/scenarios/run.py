@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, Protocol
 
-from ..api import Stack
 from ..client import SAMPLE_IDENTITY, Client, Identity, Response
 from ..origin import Counts, OriginClient, OriginError, RecordedRequest, RuleSpec
 from ..report.results import CheckResult, Outcome
+from ..runtime.api import Stack
 from .expectations import check_expectations
 from .model import TOKEN, Exchange, Request, Scenario, Step
 

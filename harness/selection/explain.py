@@ -21,7 +21,7 @@ from cachewright.generator.quote import glob_regex, host_regex
 from cachewright.generator.status import DEFAULT_STATUSES, storable_statuses
 from cachewright.generator.units import format_duration
 
-from ..prepare import request_host
+from ..runtime.prepare import request_host
 from .request import REFUSED_PATHS, Pair, Request, engine_host, engine_method, select_rule
 
 PURGES = ("PURGE", "BAN")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from cachewright.generator.model import Policy, Rule
 
-from ...prepare import request_host
+from ...runtime.prepare import request_host
 from ...selection import Request, probe_for, select_rule
 from ..base import CheckSkipped, Ctx
 from ..rules import probe

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from cachewright.generator.model import Policy, Rule
 
-from ...prepare import request_host
+from ...runtime.prepare import request_host
 from ...selection import Request, example, probe_for, select_rule
 from ..base import CheckSkipped, Ctx
 from ..rules import origin_answer, probe

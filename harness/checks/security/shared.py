@@ -7,7 +7,7 @@ from cachewright.generator.model import Policy, Rule
 
 from ...client import Response
 from ...origin import SeenRequest
-from ...prepare import request_host
+from ...runtime.prepare import request_host
 from ...selection import probe_for
 from ..base import CheckSkipped, Ctx
 from ..rules import isolated_rule

@@ -1,6 +1,6 @@
 """Which loopback ports a run's engines listen on.
 
-By default every engine gets free ports (``harness.procs.free_ports``). ``cachewright serve``
+By default every engine gets free ports (``harness.runtime.procs.free_ports``). ``cachewright serve``
 asks for fixed ones: the policy's own ``listen.http.port`` / ``listen.https.port``, or
 ``--port`` / ``--https-port``. They go to the first engine served; the runtimes draw every other
 port as before (``engine_ports``).

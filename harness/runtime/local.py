@@ -12,12 +12,12 @@ Layout of a run (``cachewright-run-XXXX``, mode 0755 because the engines drop pr
     varnish/        default.vcl, varnishd.args (as run), varnishd.log, state/ (-n, unless on
                     tmpfs: see ``varnish_workdir``), hitch.conf (as run), hitch.log, hitch-ocsp/
     cachewright-run.json   the marker: the owner (pid, start time, boot, host), the workdir, the
-                    binaries, the process groups started and the watchdog (``harness.reaper``)
+                    binaries, the process groups started and the watchdog (``harness.runtime.reaper``)
 
 Every engine process leads its own process group; stopping signals those groups only (SIGTERM,
 then SIGKILL), on success, on failure, on Ctrl-C and on SIGTERM. When the harness dies without
 cleaning up (SIGKILL), the run's watchdog kills the groups and removes the directories, and the
-next run reaps any run whose owner is gone (``harness.reaper``).
+next run reaps any run whose owner is gone (``harness.runtime.reaper``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import time
@@ -40,11 +38,12 @@ from urllib.parse import urlsplit
 from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
-from cachewright.generator.verify import PACKAGES
 
-from . import ui
-from .api import ENGINES, Endpoint, HarnessError, OriginEndpoint, Stack, StoredObject
-from .origin import OriginConfig, OriginServer
+from .. import ui
+from ..engines import ENGINES, PACKAGES, Engine, StoredObject, hitch, nginx, varnish
+from ..engines import binaries as engine_binaries
+from ..origin import OriginConfig, OriginServer
+from .api import Endpoint, HarnessError, OriginEndpoint, Stack
 from .ports import Fixed, engine_ports
 from .prepare import Configs, Placement, generated
 from .procs import Proc, deferred_signals, signals_raise, spawn, stop_all, tail, wait_listening
@@ -68,12 +67,11 @@ def require(binary: str) -> str:
 
 def _binaries(policy: Policy, engines: tuple[str, ...]) -> list[str]:
     """The binaries ``engines`` need for ``policy``, in start order."""
-    needed = []
+    needed: list[str] = []
     for engine in engines:
         if engine not in ENGINES:
             raise HarnessError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
-        needed += ["nginx"] if engine == "nginx" else ["varnishd"]
-        needed += ["hitch"] if engine == "varnish" and policy.listen.https else []
+        needed += engine_binaries(engine, policy)
     return needed
 
 
@@ -93,7 +91,7 @@ class EngineRun:
 
 
 class LocalStack:
-    """A ``harness.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
+    """A ``harness.runtime.api.Stack`` of local processes. Also offers ``run_dir`` and ``pids``."""
 
     def __init__(self, run_dir: Path, origin: OriginEndpoint, ca_file: Path | None,
                  marker: Marker | None = None) -> None:
@@ -143,7 +141,7 @@ class LocalStack:
         files (TTL = valid_sec - date), Varnish's shared-memory log (a fetch's last ``TTL`` record)."""
         run = self._engine(engine)
         if engine == "nginx":
-            return nginx_stored(run.directory / "cache", path)
+            return nginx.stored(run.directory / "cache", path)
         return varnish_stored(varnish_workdir(self.run_dir), path)
 
     def record(self, proc: Proc) -> None:
@@ -161,7 +159,7 @@ class LocalStack:
 
 
 class LocalRuntime:
-    """Starts stacks of local engine processes (``harness.api.Runtime``, name ``local``)."""
+    """Starts stacks of local engine processes (``harness.runtime.api.Runtime``, name ``local``)."""
 
     name = "local"
 
@@ -170,11 +168,11 @@ class LocalRuntime:
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.configs = configs
-        self.ports = dict(ports or {})  # engine -> fixed (http, https) listen ports (harness.ports)
+        self.ports = dict(ports or {})  # engine -> fixed (http, https) listen ports (runtime.ports)
 
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
-        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.api.Runtime``."""
+        """Start the origin (unless ``origin_url``) and ``engines``; see ``harness.runtime.api.Runtime``."""
         return self._run(policy, engines, origin_url)
 
     @contextlib.contextmanager
@@ -317,21 +315,21 @@ def _origin(origin_url: str | None) -> Iterator[tuple[OriginEndpoint, str, int]]
         yield OriginEndpoint(server.data_url, server.control_url), HOST, server.data_port
 
 
-def _version(argv: list[str]) -> tuple[int, int, int] | None:
-    """``major.minor.patch`` from an engine's version output (either stream)."""
+def _version(binary: str, engine: Engine) -> tuple[int, int, int] | None:
+    """The version of an engine's binary, from its version output (either stream)."""
+    argv = [binary, engine.VERSION_FLAG]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    match = re.search(r"(?:nginx/|varnish-)(\d+)\.(\d+)\.(\d+)", result.stdout + result.stderr)
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+    return engine.version(result.stdout + result.stderr)
 
 
 def _options(binaries: dict[str, str]) -> Options:
     """Compile options for the engine versions installed here (defaults where unknown)."""
     options = Options()
-    nginx = _version([binaries["nginx"], "-v"]) if "nginx" in binaries else None
-    varnish = _version([binaries["varnishd"], "-V"]) if "varnishd" in binaries else None
-    return Options(nginx_version=nginx or options.nginx_version,
+    nginx_version = _version(binaries["nginx"], nginx) if "nginx" in binaries else None
+    varnish_version = _version(binaries["varnishd"], varnish) if "varnishd" in binaries else None
+    return Options(nginx_version=nginx_version or options.nginx_version,
                    nginx_modules_dir=options.nginx_modules_dir,
-                   varnish_version=varnish or options.varnish_version)
+                   varnish_version=varnish_version or options.varnish_version)
 
 
 # --------------------------------------------------------------------------- engines
@@ -390,15 +388,14 @@ def _listeners(policy: Policy, http_port: int, https_port: int) -> list[int]:
 
 def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     """nginx in the foreground with the run's prefix; its workers drop to ``nobody`` as root."""
-    run = _engine_dir(stack, "nginx", "logs", "cache", "tmp")
+    run = _engine_dir(stack, "nginx", *nginx.DIRECTORIES)
     http_port, https_port = engine_ports(ctx.ports, "nginx")
     for name, out in ctx.compile("nginx", ctx.place(http_port, https_port)).items():
         _write(run.directory, name, out.text, out.mode)
     logs = run.directory / "logs"
     run.logs.append(logs / "error.log")
     run.fallback_logs.append(logs / "stderr.log")
-    argv = [ctx.binaries["nginx"], "-p", f"{run.directory}/", "-c", str(run.directory / "nginx.conf"),
-            "-e", str(logs / "error.log"), "-g", "daemon off;"]
+    argv = nginx.argv(ctx.binaries["nginx"], f"{run.directory}/", str(logs / "error.log"))
     proc = spawn("nginx", argv, logs / "stderr.log", run.directory, run.procs, stack.record)
     stack.endpoints["nginx"] = _endpoint("nginx", ctx.policy, http_port, https_port)
     return [("nginx", proc, port) for port in _listeners(ctx.policy, http_port, https_port)]
@@ -409,17 +406,17 @@ def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     run = _engine_dir(stack, "varnish")
     http_port, https_port, proxy_port, admin_port = engine_ports(ctx.ports, "varnish", 2)
     files = ctx.compile("varnish", ctx.place(http_port, https_port))
-    vcl = _write(run.directory, "default.vcl", files["default.vcl"].text)
-    args = varnishd_args(files["varnishd.args"].text, f"{HOST}:{proxy_port}")
-    _write(run.directory, "varnishd.args", "\n".join(args) + "\n")
-    argv = [ctx.binaries["varnishd"], "-F", "-n", str(varnish_workdir(stack.run_dir)), "-f", str(vcl),
-            "-T", f"{HOST}:{admin_port}", "-j", _jail(), *(a for line in args for a in line.split(" ", 1))]
+    vcl = _write(run.directory, varnish.VCL, files[varnish.VCL].text)
+    args = varnish.args(files[varnish.ARGS].text, f"{HOST}:{proxy_port}")
+    _write(run.directory, varnish.ARGS, "\n".join(args) + "\n")
+    argv = varnish.argv(ctx.binaries["varnishd"], str(varnish_workdir(stack.run_dir)), str(vcl),
+                        f"{HOST}:{admin_port}", varnish.jail(os.geteuid() == 0), args)
     run.logs.append(run.directory / "varnishd.log")
     varnishd = spawn("varnishd", argv, run.logs[-1], run.directory, run.procs, stack.record)
     waits = [("varnish", varnishd, port) for port in _listeners(ctx.policy, http_port, proxy_port)]
     stack.endpoints["varnish"] = _endpoint("varnish", ctx.policy, http_port, https_port)
-    if "hitch.conf" in files:
-        waits.append(("varnish", _start_hitch(stack, run, ctx, files["hitch.conf"].text, proxy_port), https_port))
+    if hitch.CONF in files:
+        waits.append(("varnish", _start_hitch(stack, run, ctx, files[hitch.CONF].text, proxy_port), https_port))
     return waits
 
 
@@ -427,139 +424,21 @@ def _start_hitch(stack: LocalStack, run: EngineRun, ctx: _Context, compiled: str
     ocsp = run.directory / "hitch-ocsp"
     ocsp.mkdir(mode=0o755)
     if os.geteuid() == 0:
-        shutil.chown(ocsp, "_hitch", "_hitch")
-    conf = _write(run.directory, "hitch.conf", hitch_conf(compiled, f"{HOST}:{proxy_port}", ocsp))
+        shutil.chown(ocsp, hitch.USER, hitch.USER)
+    text = hitch.conf(compiled, HOST, proxy_port, str(ocsp), "local", drop=os.geteuid() == 0)
+    conf = _write(run.directory, hitch.CONF, text)
     run.logs.append(run.directory / "hitch.log")
-    return spawn("hitch", [ctx.binaries["hitch"], f"--config={conf}"], run.logs[-1], run.directory,
+    return spawn("hitch", hitch.argv(ctx.binaries["hitch"], str(conf)), run.logs[-1], run.directory,
                  run.procs, stack.record)
 
 
 _START = {"nginx": _start_nginx, "varnish": _start_varnish}
 
 
-def _jail() -> str:
-    """As root varnishd drops to Debian's ``varnish`` (manager) and ``vcache`` (worker) users."""
-    return "unix,user=varnish,workuser=vcache" if os.geteuid() == 0 else "none"
-
-
-def varnishd_args(compiled: str, proxy_listen: str) -> list[str]:
-    """The compiled ``varnishd.args`` lines (``-a http=...``, ``-s ...``, ``-p ...``) with the
-    PROXY listener moved to ``proxy_listen``; comments dropped."""
-    out = []
-    for line in compiled.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-a https="):
-            line = f"-a https={proxy_listen},PROXY"
-        out.append(line)
-    return out
-
-
-def hitch_conf(compiled: str, proxy_listen: str, ocsp_dir: Path) -> str:
-    """The compiled ``hitch.conf`` pointed at ``proxy_listen``, plus what hitch needs on this
-    machine: an OCSP cache dir, and as root the ``_hitch`` user to drop to."""
-    host, _, port = proxy_listen.rpartition(":")
-    text = re.sub(r'(?m)^backend = ".*"$', f'backend = "[{host}]:{port}"', compiled)
-    text += f'# added by the cachewright local runtime\nocsp-dir = "{ocsp_dir}"\n'
-    if os.geteuid() == 0:
-        text += 'user = "_hitch"\ngroup = "_hitch"\n'
-    return text
-
-
-# --------------------------------------------------------------------------- stored objects
-
-# ngx_http_file_cache_header_t (src/http/ngx_http_cache.h, cache file version 5, nginx >= 1.11.10,
-# LP64): version, valid_sec, updating_sec, error_sec, last_modified, date, crc32, valid_msec,
-# header_start, body_start, etag_len, etag[128], vary_len, vary[128], variant[16]; then
-# "\nKEY: <key>\n" at the struct's padded size, then the response header at header_start.
-_NGINX_HEADER = struct.Struct("=Q5qI3HB128sB128s16s")
-_NGINX_CACHE_VERSION = 5
-_NGINX_KEY_MARK = b"\nKEY: "
-_NGINX_FILE = re.compile(r"[0-9a-f]{32}")
-
-
-def nginx_stored(cache_dir: Path, path: str) -> list[StoredObject]:
-    """Objects in nginx's cache directory whose key's path is ``path`` (with the query when
-    ``path`` has one), TTL = ``valid_sec - date`` from the file header."""
-    found = []
-    for file in sorted(cache_dir.rglob("*")):
-        if _NGINX_FILE.fullmatch(file.name) and file.is_file():
-            stored = read_nginx_cache_file(file)
-            if stored is not None and _key_matches(stored.key, path):
-                found.append(stored)
-    return found
-
-
-def read_nginx_cache_file(file: Path) -> StoredObject | None:
-    """The key and TTL recorded in one nginx cache file (None for another format version)."""
-    with contextlib.suppress(OSError), open(file, "rb") as f:
-        data = f.read(1 << 16)  # header_start is a u_short: the key ends within 64 KiB
-        if len(data) < _NGINX_HEADER.size:
-            return None
-        version, valid_sec, _u, _e, _lm, date, _crc, _ms, header_start, *_ = _NGINX_HEADER.unpack_from(data)
-        mark = data.find(_NGINX_KEY_MARK, _NGINX_HEADER.size, header_start)
-        if version != _NGINX_CACHE_VERSION or mark < 0:
-            return None
-        key = data[mark + len(_NGINX_KEY_MARK):header_start].removesuffix(b"\n")
-        return StoredObject(key.decode("utf-8", "replace"), float(valid_sec - date))
-    return None
-
-
-def _key_matches(key: str, path: str) -> bool:
-    """Whether the request target in ``key`` (first line, after any scheme and host) is ``path``."""
-    first = key.split("\n", 1)[0]
-    rest = first.split("://", 1)[-1]
-    start = rest.find("/")
-    if start < 0:
-        return False
-    target = rest[start:]
-    return target.removesuffix("?") == path if "?" in path else target.split("?", 1)[0] == path
-
-
-#: ``TTL VCL ttl grace keep reference cacheable`` (what VCL set) and ``TTL RFC ttl grace keep
-#: reference age date expires max-age cacheable`` (the origin's headers, before any VCL): the
-#: last one of a fetch is what was stored
-_TTL_RECORD = re.compile(r"^-+\s+TTL\s+(?:VCL|RFC)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+)\s+\d+\s+"
-                         r"(?:-?[\d.]+\s+){0,4}(\w+)", re.M)
-
-
-def varnish_stored(state_dir: Path, path: str) -> list[StoredObject]:
-    """Objects Varnish stored for ``path``, from the backend transactions in its shared-memory
-    log: the last ``TTL`` record (VCL or RFC) of each fetch (hit-for-miss ones say
-    "uncacheable")."""
-    argv = [require("varnishlog"), "-d", "-n", str(state_dir), "-b", "-g", "vxid",
-            "-i", "BereqURL,BereqHeader,TTL,VCL_return"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+def varnish_stored(workdir: Path, path: str) -> list[StoredObject]:
+    """Objects Varnish stored for ``path``, read with varnishlog from its shared-memory log."""
+    result = subprocess.run(varnish.varnishlog_argv(require("varnishlog"), str(workdir)),
+                            capture_output=True, text=True, timeout=30, check=False)
     if result.returncode != 0:
         raise HarnessError(f"varnishlog failed (status {result.returncode}): {result.stderr.strip()}")
-    found = []
-    for block in result.stdout.split("\n\n"):
-        stored = varnish_fetch(block, path)
-        if stored is not None:
-            found.append(stored)
-    return found
-
-
-def varnish_fetch(block: str, path: str) -> StoredObject | None:
-    """A stored object from one backend transaction's records, when it fetched ``path``."""
-    url = re.search(r"^-+\s+BereqURL\s+(\S+)", block, re.M)
-    ttls = _TTL_RECORD.findall(block)
-    returns = re.findall(r"^-+\s+VCL_return\s+(\w+)", block, re.M)
-    if url is None or not ttls or (returns and returns[-1] == "abandon"):
-        return None
-    target = url[1]
-    if (target != path) if "?" in path else (target.split("?", 1)[0] != path):
-        return None
-    ttl, grace, _keep, cacheable = ttls[-1]
-    if cacheable != "cacheable":
-        return None
-    return StoredObject(_varnish_key(block, target), float(ttl), float(grace))
-
-
-def _varnish_key(block: str, target: str) -> str:
-    """``scheme://host/target`` as the fetch saw them (Varnish logs no key, only its hash)."""
-    host = re.search(r"^-+\s+BereqHeader\s+host:\s*(\S+)", block, re.M | re.I)
-    proto = re.search(r"^-+\s+BereqHeader\s+X-Forwarded-Proto:\s*(\S+)", block, re.M | re.I)
-    prefix = f"{proto[1]}://" if proto else ""
-    return f"{prefix}{host[1] if host else ''}{target}"
+    return varnish.stored_in(result.stdout, path)

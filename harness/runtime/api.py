@@ -16,7 +16,7 @@ from typing import Protocol
 from cachewright.generator.errors import CachewrightError
 from cachewright.generator.model import Policy
 
-ENGINES = ("nginx", "varnish")
+from ..engines import ENGINES, StoredObject
 
 
 class HarnessError(CachewrightError):
@@ -45,15 +45,6 @@ class OriginEndpoint:
 
     data_url: str
     control_url: str
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An engine's own record of one stored response (read from its cache or its log)."""
-
-    key: str
-    ttl: float
-    grace: float | None = None
 
 
 class Stack(Protocol):
@@ -96,7 +87,7 @@ class Runtime(Protocol):
     def start(self, policy: Policy, engines: tuple[str, ...],
               origin_url: str | None = None) -> AbstractContextManager[Stack]:
         """Start the sample origin (or use the user's at ``origin_url``) and ``engines``, each
-        running ``policy`` as adapted by ``harness.prepare.for_harness`` to this runtime's
+        running ``policy`` as adapted by ``harness.runtime.prepare.for_harness`` to this runtime's
         addresses, ports and throw-away certificates."""
         ...
 
