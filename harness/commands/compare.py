@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cachewright.generator.errors import UsageError
 from cachewright.generator.load import load
 
 from .. import ui
@@ -17,7 +18,7 @@ from ..compare.render import html_report, require_matplotlib, text_report
 from ..compare.run import compare
 from ..report import should_color
 from . import common
-from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
+from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
 
 def add_parser(sub: Any) -> None:

@@ -1,32 +1,37 @@
-"""``cachewright test``: start the engines in front of the sample origin and prove the policy."""
+"""``cachewright test``: start the engines in front of the sample origin and prove the policy.
+
+The parser is built on every start of the CLI, so this module imports only what building it
+needs; the checks, the scenarios, the HTTP clients and the runtimes are imported when a run
+starts (``compare`` and ``serve`` share its options and steps).
+"""
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import shutil
 import sys
 import threading
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cachewright.generator.errors import CachewrightError, ToolMissing
-from cachewright.generator.load import load
-from cachewright.generator.model import Policy
-from cachewright.generator.verify import PACKAGES
+from cachewright.generator.errors import CachewrightError, ToolMissing, UsageError
 
-from .. import checks, client, report, ui
-from ..api import ENGINES, Runtime, Stack
-from ..checks.blackbox import parse_paths
-from ..client import SAMPLE_IDENTITY, Identity, Response
-from ..local import LocalRuntime
-from ..origin_client import Counts
-from ..prepare import Configs, generated, request_host
-from ..results import CheckResult, RunResult
-from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
+from .. import ui
+from ..api import ENGINES
 from . import common
+
+if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
+
+    from .. import checks
+    from ..api import Runtime, Stack
+    from ..client import Identity, Response
+    from ..origin_client import Counts
+    from ..prepare import Configs
+    from ..results import CheckResult
+    from ..scenarios import Scenario, ScenarioContext, StackContext
+
+    Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
 
 BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 
@@ -55,9 +60,9 @@ def add_parser(sub: Any) -> None:
                    help="print one line per request: engine, request, status, cache outcome, and "
                         "whether the origin produced the response")
     p.add_argument("--slow", action="store_true",
-                   help=f"also run the checks that wait longer than {checks.SLOW_WAIT:.0f}s for the "
-                        "policy's timers (origin.read_timeout, long stale windows); without this "
-                        "option they are left out, and a note says which")
+                   help="also run the checks that wait long for the policy's timers "
+                        "(origin.read_timeout, long stale windows); without this option they are "
+                        "left out, and a note says which and how long each waits")
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 when checks were skipped but none failed (the verdict still says "
                         "INCOMPLETE and why; without this option such a run exits 4)")
@@ -102,9 +107,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "control port, and the scenarios that neither program nor count it)")
 
 
-def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
+def runtime(args: argparse.Namespace, configs: Configs | None = None) -> Runtime:
     """The runtime the options ask for (running ``configs``: by default the compiled policy)."""
+    from ..prepare import generated
+
+    configs = configs or generated
     if args.runtime == "local":
+        from ..local import LocalRuntime
+
         return LocalRuntime(configs=configs)
     from ..docker_runtime import DockerRuntime  # needs the docker SDK and an engine
 
@@ -116,10 +126,6 @@ def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
         images[role] = image
     return DockerRuntime(images, args.sample_origin_image, args.docker_network,
                          app_image=args.origin_image, app_port=args.origin_port, configs=configs)
-
-
-class UsageError(CachewrightError):
-    """A command-line option that cannot be used as given."""
 
 
 def engines(args: argparse.Namespace) -> tuple[str, ...]:
@@ -144,10 +150,20 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _package(engine: str) -> str:
     """Debian packages for ``engine`` (Varnish's with Hitch, which its HTTPS listener needs)."""
+    from cachewright.generator.verify import PACKAGES
+
     return PACKAGES["nginx"] if engine == "nginx" else f"{PACKAGES['varnishd']} {PACKAGES['hitch']}"
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+    from datetime import UTC, datetime
+
+    from cachewright.generator.load import load
+
+    from .. import checks, client, report
+    from ..results import RunResult
+
     policy = load(args.policy)
     common.warn(policy.warnings)
     selected = engines(args)
@@ -182,34 +198,39 @@ def user_app(args: argparse.Namespace) -> bool:
 def response_identity(args: argparse.Namespace) -> Identity:
     """What tells responses apart: ``--response-id-header``, else the sample origin's
     X-Response-Id, else (the user's app) ETag or a body digest."""
+    from ..client import SAMPLE_IDENTITY, Identity
+
     if args.response_id_header:
         return Identity(args.response_id_header)
     return Identity() if user_app(args) else SAMPLE_IDENTITY
 
 
-Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
-
-
 def _split_slow(found: list[checks.Check], args: argparse.Namespace) -> tuple[list[checks.Check], list[checks.Check]]:
     """The checks to run, and the slow ones left out: those waiting longer than ``SLOW_WAIT``
     for the policy's timers, unless ``--slow`` or ``--checks`` asked for them."""
+    from ..checks import SLOW_WAIT
+
     if args.slow or args.checks:
         return found, []
-    return ([c for c in found if c.wait <= checks.SLOW_WAIT],
-            [c for c in found if c.wait > checks.SLOW_WAIT])
+    return [c for c in found if c.wait <= SLOW_WAIT], [c for c in found if c.wait > SLOW_WAIT]
 
 
 def _slow_note(slow: list[checks.Check]) -> tuple[str, ...]:
+    from ..checks import SLOW_WAIT
+
     if not slow:
         return ()
     waits = ", ".join(f"{c.id} {c.wait:.0f}s" for c in slow)
-    return (f"{len(slow)} derived checks wait longer than {checks.SLOW_WAIT:.0f}s for the policy's "
+    return (f"{len(slow)} derived checks wait longer than {SLOW_WAIT:.0f}s for the policy's "
             f"timers and were left out ({waits}); run with --slow for them",)
 
 
 def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     """The derived checks to run; those asked for by ``--checks`` that cannot run against the
     user's app (reported as skipped); and a note on what the selection left out."""
+    from .. import checks
+    from ..checks.blackbox import parse_paths
+
     if args.no_derived:
         return [], [], ()
     if not user_app(args):
@@ -233,6 +254,8 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
 def _require_matches(patterns: list[str], derived: list[checks.Check]) -> None:
     """Every ``--checks`` pattern selects a check derived for this policy: a run of nothing (a
     typo, a family the policy does not derive) is never reported as passed."""
+    from .. import checks
+
     unmatched = [p for p in patterns if not checks.select(derived, [p])]
     if unmatched:
         families = sorted({c.id.split(".")[0] for c in derived})
@@ -264,6 +287,8 @@ class Tracer:
 
 
 def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
+    from ..scenarios import load_scenarios
+
     if args.no_scenarios:
         return ()
     files = args.scenarios or [p for p in [args.policy.parent / "scenarios.yaml"] if p.is_file()]
@@ -275,18 +300,26 @@ def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
 
 def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
                   selected: tuple[str, ...], done: Any = None,
-                  identity: Identity = SAMPLE_IDENTITY) -> list[CheckResult]:
-    """Each engine runs the scenarios meant for it (``engines:``), in its own thread."""
+                  identity: Identity | None = None) -> list[CheckResult]:
+    """Each engine runs the scenarios meant for it (``engines:``), in its own thread;
+    ``identity`` tells responses apart (default: the sample origin's X-Response-Id)."""
+    import concurrent.futures
+
+    from ..client import SAMPLE_IDENTITY
+    from ..prepare import request_host
+    from ..scenarios import StackContext
+
     if not scenarios:
         return []
-    ctx = StackContext(stack, request_host(policy), policy.headers.cache_status_name)
+    ctx: ScenarioContext = StackContext(stack, request_host(policy), policy.headers.cache_status_name)
     if not stack.origin.control_url:
-        ctx = _WithoutOrigin(stack, request_host(policy))
+        ctx = _WithoutOrigin(StackContext(stack, request_host(policy)))
 
     def one_engine(engine: str) -> list[CheckResult]:
         out = []
         for scenario in (s for s in scenarios if engine in s.engines):
-            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url), identity)
+            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url),
+                                      identity or SAMPLE_IDENTITY)
             if done is not None:
                 done(result)
             out.append(result)
@@ -296,8 +329,11 @@ def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
         return [r for rs in pool.map(one_engine, selected) for r in rs]
 
 
-def _scenario_result(scenario: Scenario, ctx: StackContext, engine: str, control: bool,
+def _scenario_result(scenario: Scenario, ctx: ScenarioContext, engine: str, control: bool,
                      identity: Identity) -> CheckResult:
+    from ..results import CheckResult
+    from ..scenarios import run_scenario
+
     if not control and scenario.needs_origin:
         return CheckResult(scenario.check_id, scenario.description or scenario.name, engine,
                            "skipped", "programs or counts the sample origin, or reads what it "
@@ -316,16 +352,33 @@ class _NoOrigin:
         return 0
 
     def counts(self) -> Counts:
+        from ..origin_client import Counts
+
         return Counts(0, {}, {})
 
     def requests(self, **kw: Any) -> list[Any]:
         return []
 
 
-class _WithoutOrigin(StackContext):
+class _WithoutOrigin:
+    """The scenarios' context with the user's own app as the origin: the stack's clients and
+    logs, and an origin with nothing to program and nothing counted."""
+
+    def __init__(self, stack: StackContext) -> None:
+        self.stack = stack
+
     @property
     def origin(self) -> Any:
         return _NoOrigin()
+
+    def client(self, engine: str) -> Any:
+        return self.stack.client(engine)
+
+    def logs(self, engine: str, lines: int = 40) -> str:
+        return self.stack.logs(engine, lines)
+
+    def stored_count(self, engine: str, path: str) -> int:
+        return self.stack.stored_count(engine, path)
 
 
 def write_report(path: Path | None, text: str) -> None:
