@@ -49,20 +49,10 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
-    p.add_argument("--checks", action="append", default=[], metavar="ID_OR_TAG",
-                   help="run only checks whose id starts with this or that carry this tag "
-                        "(repeatable; e.g. rule.static, security, stale)")
-    p.add_argument("--scenarios", action="append", type=Path, default=None, metavar="FILE",
-                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
-    p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
-    p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    _add_selection(p)
     p.add_argument("--trace", action="store_true",
                    help="print one line per request: engine, request, status, cache outcome, and "
                         "whether the origin produced the response")
-    p.add_argument("--slow", action="store_true",
-                   help="also run the checks that wait long for the policy's timers "
-                        "(origin.read_timeout, long stale windows); without this option they are "
-                        "left out, and a note says which and how long each waits")
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 when checks were skipped but none failed (the verdict still says "
                         "INCOMPLETE and why; without this option such a run exits 4)")
@@ -71,13 +61,28 @@ def add_parser(sub: Any) -> None:
                         "with --origin/--origin-image and what same_response_as compares "
                         "(default: X-Response-Id with the sample origin; else ETag, else a "
                         "digest of the body)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    p.set_defaults(run=run)
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    """What runs: which checks and scenarios, the slow ones, your app's pages."""
+    p.add_argument("--checks", action="append", default=[], metavar="ID_OR_TAG",
+                   help="run only checks whose id starts with this or that carry this tag "
+                        "(repeatable; e.g. rule.static, security, stale)")
+    p.add_argument("--scenarios", action="append", type=Path, default=None, metavar="FILE",
+                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
+    p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
+    p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    p.add_argument("--slow", action="store_true",
+                   help="also run the checks that wait long for the policy's timers "
+                        "(origin.read_timeout, long stale windows); without this option they are "
+                        "left out, and a note says which and how long each waits")
     p.add_argument("--path", action="append", default=[], metavar="RULE=/PATH",
                    help="with --origin/--origin-image: a real page of your app that RULE "
                         "matches, for that rule's checks (repeatable; 'default' for the "
                         "implicit rule)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
-    p.set_defaults(run=run)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
