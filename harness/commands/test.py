@@ -11,6 +11,8 @@ import argparse
 import shutil
 import sys
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,9 +163,6 @@ def _package(engine: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-    from datetime import UTC, datetime
-
     from cachewright.generator.load import load
 
     from .. import checks, client, report
