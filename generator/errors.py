@@ -43,6 +43,10 @@ class PolicyError(CachewrightError):
         return f"{self}\n{count} {noun} in policy"
 
 
+class UsageError(CachewrightError):
+    """A command-line option, or a file it names, that cannot be used as given."""
+
+
 class CapabilityError(CachewrightError):
     """The policy asks an engine for something it cannot do."""
 
@@ -57,7 +61,3 @@ class ToolMissing(CachewrightError):
     """A program the command needs (nginx, varnishd, hitch) is not installed."""
 
     exit_code = 3
-
-
-class UsageError(CachewrightError):
-    """A command-line option that cannot be used as given."""

@@ -1,14 +1,21 @@
-"""policy → plan (capability check + lowering) → rendered files, per engine."""
+"""policy → plan (capability check + lowering) → rendered files, per engine.
+
+The stages (capabilities, lowering, Jinja rendering) are imported when a compile runs, not with
+this module: the CLI reads ``Options`` and ``TARGETS`` for its defaults while it builds its
+parser, and ``cachewright --version`` must not pay for the compiler.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import __version__, capabilities, lower_hitch, lower_nginx, lower_varnish
+from . import __version__
 from .errors import CapabilityError
-from .model import Policy
-from .render import OutputFile, render
-from .tls import FFDHE2048_PEM
+
+if TYPE_CHECKING:
+    from .model import Policy
+    from .render import OutputFile
 
 TARGETS = ("nginx", "varnish")
 
@@ -35,6 +42,8 @@ class Compiled:
 def compile_policy(policy: Policy, targets: tuple[str, ...] = TARGETS,
                    options: Options | None = None) -> Compiled:
     """Every file for ``targets``; raises CapabilityError naming each unsupported feature."""
+    from . import capabilities
+
     options = options or Options()
     files: list[OutputFile] = []
     warnings: list[str] = list(policy.warnings)
@@ -52,6 +61,10 @@ def compile_policy(policy: Policy, targets: tuple[str, ...] = TARGETS,
 
 
 def _files(policy: Policy, target: str, options: Options) -> list[OutputFile]:
+    from . import lower_hitch, lower_nginx, lower_varnish
+    from .render import OutputFile, render
+    from .tls import FFDHE2048_PEM
+
     source = policy.source
     if target == "nginx":
         model = lower_nginx.lower(policy, options.nginx_version, options.nginx_modules_dir)

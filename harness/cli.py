@@ -1,4 +1,9 @@
-"""The ``cachewright`` command: a thin dispatcher; one module per subcommand."""
+"""The ``cachewright`` command: a thin dispatcher; one module per subcommand.
+
+Start-up is a feature (a pre-commit hook pays it per call): the command modules only build
+their parsers here, and import their machinery (checks, requests, cryptography, Docker, Jinja)
+when they run. ``tests/test_cli.py`` guards what ``import cachewright.harness.cli`` loads.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from cachewright.generator import __version__
 from cachewright.generator.errors import CachewrightError
 
 from . import ui
-from .commands import capabilities, compare, compile, explain, init, purge, schema, serve, test, verify
+from .commands import capabilities, common, compare, compile, explain, init, purge, schema, serve, test, verify
 
 COMMANDS = (init, compile, verify, test, compare, serve, explain, purge, capabilities, schema)
 
@@ -28,20 +33,22 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"cachewright {__version__}")
-    volume = top.add_mutually_exclusive_group()
-    volume.add_argument("-q", "--quiet", action="store_true",
-                        help="say only what failed and the result")
-    volume.add_argument("-v", "--verbose", action="store_true",
-                        help="say more (e.g. each passed check's notes)")
+    common.add_volume(top, default=False)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for p in sub.choices.values():
+        if p.get_default("quiet") is None:  # the command has no -q/-v of its own
+            common.add_volume(p)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input, 3 tool missing)."""
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.quiet and args.verbose:
+        top.error("-q/--quiet and -v/--verbose exclude each other")
     ui.level = ui.QUIET if args.quiet else ui.VERBOSE if args.verbose else ui.NORMAL
     try:
         code: int = args.run(args)

@@ -89,7 +89,7 @@ def test_verify_maps_an_engine_error_to_the_rule(tmp_path: Path, monkeypatch: py
         return text.replace("var.set(\"rule\", \"cart\");",
                             "var.set(\"rule\", cart);")
 
-    monkeypatch.setattr("cachewright.generator.pipeline.render", broken)
+    monkeypatch.setattr("cachewright.generator.render.render", broken)  # what pipeline renders with
     assert main(["verify", str(SHOP), "--target", "varnish"]) == 1
     err = capsys.readouterr().err
     assert "varnishd -C rejected the generated default.vcl" in err

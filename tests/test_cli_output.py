@@ -40,3 +40,22 @@ def test_verbose_shows_what_passed_checks_noted(capsys: pytest.CaptureFixture[st
     assert main(["-v", "test", str(SHOP), "--checks", "tls.handshake", "--no-scenarios"]) == 0
     err = capsys.readouterr().err
     assert "PASS tls.handshake [nginx]: " in err and "TLSv1.3" in err
+
+
+def test_quiet_and_verbose_also_after_the_command(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command takes -q/-v after its name too (README: "Every command takes -q ...")."""
+    assert main(["compile", str(STATIC), "-o", str(tmp_path), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["compile", str(STATIC), "-o", str(tmp_path), "--verbose"]) == 0
+    assert str(tmp_path / "nginx" / "nginx.conf") in capsys.readouterr().out
+    assert main(["-v", "capabilities", "-v"]) == 0
+
+
+def test_quiet_and_verbose_exclude_each_other_wherever_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["-q", "compile", str(STATIC), "-o", str(tmp_path), "-v"])
+    assert exc.value.code == 2
+    assert "-q/--quiet and -v/--verbose exclude each other" in capsys.readouterr().err
+    assert not tmp_path.joinpath("nginx").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cachewright.generator.errors import UsageError
 from cachewright.generator.load import loads
 from cachewright.harness.client import Client
 from cachewright.harness.commands import purge
@@ -104,7 +105,7 @@ def test_nodes_from_serve_json_and_from_a_text_file(tmp_path: Path) -> None:
     assert [(n.name, n.url) for n in nodes] == [("nginx http://127.0.0.1:6080", "http://127.0.0.1:6080"),
                                                 ("varnish http://127.0.0.1:6081", "http://127.0.0.1:6081")]
     assert nodes[0].ca_file == Path("/tmp/ca.pem")
-    with pytest.raises(purge.UsageError, match="'varnish' has no https URL"):
+    with pytest.raises(UsageError, match="'varnish' has no https URL"):
         purge.read_nodes(served, "https")
     served.write_text(served.read_text().replace('"http": "http://127.0.0.1:6081"',
                                                  '"https": "https://127.0.0.1:6444"'))

@@ -10,7 +10,9 @@ Run from the repository root::
 
 Each measurement is one whole process, ``python -m cachewright.harness compile POLICY -o DIR`` (both
 targets), as CI runs it: interpreter start, imports, load + validation, lowering, rendering and
-writing. Peak RSS comes from ``wait4()`` for that child alone.
+writing. Peak RSS comes from ``wait4()`` for that child alone. Start-up (issue 22) is measured the
+same way: ``python -m cachewright.harness --version``, what a pre-commit hook pays per call before
+any work, against its target, and the 1000-rule compile against its own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ LARGE = 10000  # sizes from here on take minutes per run: --repeat-large runs
 VERIFY_SIZE = 1000
 TARGET_SECONDS = 1.0
 TARGET_MB = 100.0
+STARTUP_TARGET = 0.1  # `cachewright --version`, whole process (issue 22)
+COMPILE_TARGET = 0.3  # `cachewright compile` of 1000 rules, whole process (issue 22)
+STARTUP_RUNS = 5
+PACKAGES = ("generator", "harness", "templates")  # the folders that are cachewright.<name>
 DOCS = ROOT / "docs" / "benchmarks.md"
 
 HEADER = """\
@@ -97,11 +103,26 @@ class Run:
     output_bytes: int
 
 
+def environment(tree: Path) -> dict[str, str] | None:
+    """What makes ``python -m cachewright.harness`` run ``tree``'s code: for an extracted commit,
+    a ``cachewright`` folder of links to its packages, first on PYTHONPATH (ahead of the
+    editable install, which maps the namespace to the working tree)."""
+    if tree == ROOT:
+        return None
+    namespace = tree.parent / "site" / "cachewright"
+    if not namespace.exists():
+        namespace.mkdir(parents=True)
+        for name in PACKAGES:
+            (namespace / name).symlink_to(tree / name, target_is_directory=True)
+    return {**os.environ, "PYTHONPATH": str(namespace.parent)}
+
+
 def compile_once(policy_file: Path, out: Path, tree: Path = ROOT) -> Run:
     """One whole ``python -m cachewright.harness compile`` process: wall time and its own peak RSS."""
     argv = [sys.executable, "-m", "cachewright.harness", "compile", str(policy_file), "-o", str(out)]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=environment(tree))
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -121,12 +142,41 @@ def verify(policy_file: Path, tree: Path = ROOT) -> list[tuple[str, bool, float,
     for engine in ("nginx", "varnish"):
         argv = [sys.executable, "-m", "cachewright.harness", "verify", str(policy_file), "--target", engine]
         start = time.perf_counter()
-        result = subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
+        result = subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False,
+                                env=environment(tree))
         seconds = time.perf_counter() - start
         lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
         said = lines[0] if result.returncode == 0 and lines else "\n".join(lines[-3:])
         out.append((engine, result.returncode == 0, seconds, said))
     return out
+
+
+@dataclass(frozen=True)
+class Startup:
+    """``--version`` runs: wall times, and CPU times (user + system; less moved by other load)."""
+
+    wall: list[float]
+    cpu: list[float]
+
+
+def startup(tree: Path = ROOT, runs: int = STARTUP_RUNS) -> Startup:
+    """Whole ``python -m cachewright.harness --version`` processes (what the console script runs:
+    interpreter start, the CLI's imports, building its parser)."""
+    argv = [sys.executable, "-m", "cachewright.harness", "--version"]
+    wall, cpu = [], []
+    for k in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=environment(tree))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall.append(time.perf_counter() - start)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"--version failed ({proc.returncode})")
+        print(f"  --version, run {k + 1}/{runs}: {wall[-1]:.3f} s ({cpu[-1]:.3f} s CPU)",
+              file=sys.stderr)
+    return Startup(wall, cpu)
 
 
 @dataclass(frozen=True)
@@ -188,6 +238,23 @@ def verdict(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def startup_table(version: Startup, rows: list[Row]) -> str:
+    """Issue 22's start-up targets: ``--version`` and the 1000-rule compile, whole processes."""
+    out = ["| command (whole process) | wall time, median | min – max | target | |",
+           "|---|---:|---:|---:|---|"]
+    wall = version.wall
+    figures = [("`cachewright --version`", statistics.median(wall), min(wall), max(wall),
+                STARTUP_TARGET,
+                f" (CPU time, median: {statistics.median(version.cpu):.3f} s)")]
+    figures += [("`cachewright compile` of 1000 rules", r.median_s, r.min_s, r.max_s,
+                 COMPILE_TARGET, "") for r in rows if r.rules == 1000]
+    for what, median, low, high, target, note in figures:
+        met = "met" if median < target else "**missed**"
+        out.append(f"| {what}{note} | {median:.3f} s | {low:.3f} – {high:.3f} s | "
+                   f"< {target:g} s | {met} |")
+    return "\n".join(out)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -197,8 +264,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}; load average {load} when the run began")
 
 
 def source(ref: str | None) -> str:
@@ -216,7 +284,8 @@ def source(ref: str | None) -> str:
 
 
 def report(rows: list[Row], repeat: int, repeat_large: int,
-           verified: list[tuple[str, bool, float, str]] | None, measured: str) -> str:
+           verified: list[tuple[str, bool, float, str]] | None, measured: str,
+           version: Startup, where: str) -> str:
     date = datetime.date.today().isoformat()
     parts = [
         "## Compile",
@@ -230,7 +299,7 @@ def report(rows: list[Row], repeat: int, repeat_large: int,
         "```",
         "",
         f"- Date: {date}",
-        f"- Machine: {machine()}",
+        f"- Machine: {where}",
         f"- Code: {measured}",
         f"- Each size: {repeat} runs ({repeat_large} from {LARGE} rules) of `python -m cachewright.harness "
         "compile POLICY -o DIR`; the median is shown. Peak RSS is the child's own (`wait4`).",
@@ -242,17 +311,29 @@ def report(rows: list[Row], repeat: int, repeat_large: int,
         table(rows),
         "",
         verdict(rows),
+        "",
+        "Start-up (issue 22: the CLI imports a command's machinery only when that command runs; "
+        f"a pre-commit hook pays this per call). {len(version.wall)} runs of `python -m "
+        "cachewright.harness --version`, what the console script runs; the compile row is the "
+        "table's:",
+        "",
+        startup_table(version, rows),
     ]
     if verified is not None:
-        parts += ["", f"Real engines on the {VERIFY_SIZE}-rule output (`python -m cachewright.harness verify "
-                  "POLICY --target ENGINE`):", "",
-                  "| engine | verdict | time | said |", "|---|---|---:|---|"]
-        for engine, ok, seconds, said in verified:
-            verdict_ = "accepted" if ok else "**not accepted**"
-            said_ = "<br>".join(f"`{line.strip()}`" for line in said.splitlines()).replace(
-                "|", "\\|")
-            parts.append(f"| {engine} | {verdict_} | {seconds:.1f} s | {said_} |")
+        parts += ["", verify_table(verified)]
     return "\n".join(parts) + "\n"
+
+
+def verify_table(verified: list[tuple[str, bool, float, str]]) -> str:
+    parts = [f"Real engines on the {VERIFY_SIZE}-rule output (`python -m cachewright.harness "
+             "verify POLICY --target ENGINE`):", "",
+             "| engine | verdict | time | said |", "|---|---|---:|---|"]
+    for engine, ok, seconds, said in verified:
+        verdict_ = "accepted" if ok else "**not accepted**"
+        said_ = "<br>".join(f"`{line.strip()}`" for line in said.splitlines()).replace(
+            "|", "\\|")
+        parts.append(f"| {engine} | {verdict_} | {seconds:.1f} s | {said_} |")
+    return "\n".join(parts)
 
 
 def write_docs(section: str) -> None:
@@ -288,6 +369,15 @@ def profile(rules: int, top: int = 25) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
+def extract(ref: str, tree: Path) -> Path:
+    """Commit ``ref``'s files in ``tree`` (``git archive``)."""
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="rule counts")
@@ -313,18 +403,16 @@ def main(argv: list[str] | None = None) -> int:
             args.ref = subprocess.run(["git", "rev-parse", "--verify", f"{args.ref}^{{commit}}"],
                                       cwd=ROOT, capture_output=True, text=True,
                                       check=True).stdout.strip()
-            tree = Path(tmp) / "tree"
-            tree.mkdir()
-            archive = subprocess.run(["git", "archive", args.ref], cwd=ROOT, capture_output=True,
-                                     check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            tree = extract(args.ref, Path(tmp) / "tree")
+        where = machine()
+        version = startup(tree)
         rows = measure(tuple(args.sizes), args.repeat, args.repeat_large, work, tree)
         verified = None
         if not args.no_verify:
             policy_file = work / f"policy-{VERIFY_SIZE}.yaml"
             policy_file.write_text(policy(VERIFY_SIZE), encoding="utf-8")
             verified = verify(policy_file, tree)
-    section = report(rows, args.repeat, args.repeat_large, verified, source(args.ref))
+    section = report(rows, args.repeat, args.repeat_large, verified, source(args.ref), version, where)
     print(section)
     if args.write_docs:
         write_docs(section)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cachewright.generator import capabilities
-from cachewright.generator.load import load
-from cachewright.generator.model import Policy
+if TYPE_CHECKING:
+    from cachewright.generator.capabilities import Feature, Support
+    from cachewright.generator.model import Policy
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def table(features: list[capabilities.Feature], policy: Policy | None = None) -> str:
+def table(features: list[Feature], policy: Policy | None = None) -> str:
     """The table, each engine's support as ``policy`` gets it (its nginx options count)."""
     rows = [("feature", "nginx", "varnish", "alternative")]
     for f in features:
@@ -33,11 +33,14 @@ def table(features: list[capabilities.Feature], policy: Policy | None = None) ->
         for r in rows)
 
 
-def _cell(support: capabilities.Support) -> str:
+def _cell(support: Support) -> str:
     return support.level if support.level != "module" else f"module: {support.how}"
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator import capabilities
+    from cachewright.generator.load import load
+
     features, policy = list(capabilities.TABLE), None
     if args.policy is not None:
         policy = load(args.policy)

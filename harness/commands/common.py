@@ -1,30 +1,50 @@
-"""Arguments and steps shared by several subcommands."""
+"""Arguments and steps shared by several subcommands.
+
+Light on purpose: every command's parser is built on each start (``--version`` included), so
+this module imports no compiler stage; its defaults are the compiler's own (``Options``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from cachewright.generator.model import Policy
+from cachewright.generator.errors import UsageError
 from cachewright.generator.pipeline import TARGETS, Options
 
-from ..engines.verify import unresolvable
+if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
+
+DEFAULTS = Options()
+
+
+def add_volume(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``-q`` / ``-v``; on a subcommand with ``default=SUPPRESS``, so that an earlier
+    ``cachewright -v COMMAND`` is not reset by the subcommand's parser."""
+    volume = p.add_mutually_exclusive_group()
+    volume.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="say only what failed and the result")
+    volume.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="say more (e.g. each passed check's notes)")
 
 
 def add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=(*TARGETS, "all"), default="all",
                    help="engine(s) to generate for (default: all)")
-    p.add_argument("--nginx-version", default="1.22.1", metavar="X.Y.Z",
-                   help="nginx version to generate for (default: 1.22.1, Debian 12); "
+    version = ".".join(map(str, DEFAULTS.nginx_version))
+    p.add_argument("--nginx-version", default=version, metavar="X.Y.Z",
+                   help=f"nginx version to generate for (default: {version}, Debian 12); "
                         "from 1.25.1 HTTP/2 is written as 'http2 on'")
-    p.add_argument("--varnish-proxy-listen", default="/run/cachewright-https.sock", metavar="PATH|HOST:PORT",
+    p.add_argument("--varnish-proxy-listen", default=DEFAULTS.varnish_proxy_listen,
+                   metavar="PATH|HOST:PORT",
                    help="where Hitch hands HTTPS to Varnish (PROXY v2): a Unix socket only "
-                        "Hitch's user may open (default: /run/cachewright-https.sock), or HOST:PORT (reachable by "
-                        "every local process)")
-    p.add_argument("--hitch-user", default="_hitch", metavar="USER",
-                   help="the user Hitch runs as, owner of that Unix socket (default: _hitch)")
-    p.add_argument("--nginx-modules-dir", default="/usr/lib/nginx/modules", metavar="DIR",
-                   help="where nginx's dynamic modules live (default: Debian's)")
+                        "Hitch's user may open (default: %(default)s), or HOST:PORT (reachable "
+                        "by every local process)")
+    p.add_argument("--hitch-user", default=DEFAULTS.hitch_user, metavar="USER",
+                   help="the user Hitch runs as, owner of that Unix socket (default: %(default)s)")
+    p.add_argument("--nginx-modules-dir", default=DEFAULTS.nginx_modules_dir, metavar="DIR",
+                   help="where nginx's dynamic modules live (default: Debian's, %(default)s)")
 
 
 def targets(args: argparse.Namespace) -> tuple[str, ...]:
@@ -35,8 +55,7 @@ def options(args: argparse.Namespace) -> Options:
     try:
         major, minor, patch = (int(p) for p in args.nginx_version.split("."))
     except ValueError:
-        print(f"--nginx-version: {args.nginx_version!r} is not X.Y.Z", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise UsageError(f"--nginx-version: {args.nginx_version!r} is not X.Y.Z") from None
     return Options(nginx_version=(major, minor, patch), nginx_modules_dir=args.nginx_modules_dir,
                    varnish_proxy_listen=args.varnish_proxy_listen, hitch_user=args.hitch_user)
 
@@ -48,6 +67,8 @@ def warn(lines: tuple[str, ...] | list[str]) -> None:
 
 def stand_ins(policy: Policy) -> list[str]:
     """Origin hosts that do not resolve here (verified as 127.0.0.1), each announced."""
+    from cachewright.harness.engines.verify import unresolvable
+
     hosts = unresolvable(s.host for s in policy.origin.servers)
     for host in hosts:
         print(f"note: origin host {host!r} does not resolve here; verified with 127.0.0.1 in "

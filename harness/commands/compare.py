@@ -16,7 +16,7 @@ from .. import ui
 from ..compare.settings import OffloadSettings, Settings
 from ..report import should_color
 from . import common
-from .test import UsageError, add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
+from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
 if TYPE_CHECKING:
     from ..compare.records import CompareReport
@@ -109,6 +109,7 @@ def _positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.errors import UsageError
     from cachewright.generator.load import load
 
     from ..compare.run import compare

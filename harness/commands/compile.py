@@ -7,12 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cachewright.generator.load import load
-from cachewright.generator.output import diff, write_atomically
-from cachewright.generator.pipeline import compile_policy
-
 from .. import ui
-from ..engines.verify import verify
 from . import common
 
 
@@ -38,6 +33,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.load import load
+    from cachewright.generator.output import diff, write_atomically
+    from cachewright.generator.pipeline import compile_policy
+
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
@@ -51,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
         ui.info(f"{args.output}: up to date")
         return 0
     if args.verify:
+        from cachewright.harness.engines.verify import verify  # the engines' own checks, on request
+
         for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
             ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:
         ui.info(str(args.output / f.path))
     return 0
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ def archetype_text(name: str) -> str:
     """The starter policy of archetype ``name`` (a file shipped in ``harness/archetypes``)."""
     if name not in ARCHETYPES:
         raise KeyError(f"unknown archetype {name!r} (expected one of {', '.join(ARCHETYPES)})")
+    from importlib import resources
+
     return (resources.files("cachewright.harness.archetypes") / f"{name}.yaml").read_text(encoding="utf-8")
 
 

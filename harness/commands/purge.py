@@ -8,30 +8,24 @@ The purge interface is the one the generated configurations offer: ``PURGE /path
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import http.client
-import json
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cachewright.generator.errors import CachewrightError
+from cachewright.generator.errors import UsageError
 
-from ..client import Client, Response
-from ..runtime.api import Endpoint
+if TYPE_CHECKING:
+    from ..client import Response
+    from ..runtime.api import Endpoint
 
 MAX_WORKERS = 16
 DEFAULT_TIMEOUT = 5.0
 TAG_HEADER = "Cache-Tags"
 SCOPE_HEADER = "Cache-Purge-Scope"
-
-
-class UsageError(CachewrightError):
-    """The command line or the nodes file cannot be used (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,8 @@ class Node:
     ca_file: Path | None = None
 
     def endpoint(self) -> Endpoint:
+        from ..runtime.api import Endpoint
+
         parts = urlsplit(self.url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         http, https = (None, port) if parts.scheme == "https" else (port, None)
@@ -213,6 +209,8 @@ def read_nodes(path: Path, scheme: str | None = None, ca_file: Path | None = Non
 
 def _json_object(text: str) -> dict[str, Any] | None:
     """The last JSON object line in ``text`` (serve may print more), or None."""
+    import json
+
     for line in reversed(text.strip().splitlines()):
         try:
             value = json.loads(line)
@@ -270,6 +268,8 @@ def _node(raw: str, ca_file: Path | None) -> Node:
 
 def purge_all(nodes: list[Node], purge: Purge, timeout: float) -> list[Outcome]:
     """Send ``purge`` to every node in parallel (a small pool); outcomes in node order."""
+    import concurrent.futures
+
     workers = min(MAX_WORKERS, len(nodes))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda n: purge_one(n, purge, timeout), nodes))
@@ -277,6 +277,10 @@ def purge_all(nodes: list[Node], purge: Purge, timeout: float) -> list[Outcome]:
 
 def purge_one(node: Node, purge: Purge, timeout: float) -> Outcome:
     """Send ``purge`` to ``node``; a connection or protocol error is that node's failure."""
+    import http.client
+
+    from ..client import Client
+
     endpoint = node.endpoint()
     host = purge.host or _host_header(urlsplit(node.url).hostname or "")
     client = Client(endpoint, host, node.ca_file)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
-
-from cachewright.generator.language import POLICY
 
 
 def add_parser(sub: Any) -> None:
@@ -19,6 +16,8 @@ def add_parser(sub: Any) -> None:
 
 
 def json_schema() -> dict[str, Any]:
+    from cachewright.generator.language import POLICY
+
     schema = POLICY.schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": "https://cachewright.dev/schema/policy-v1.json",
@@ -26,5 +25,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
     print(json.dumps(json_schema(), indent=2, sort_keys=True))
     return 0

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cachewright.generator.load import load
-from cachewright.generator.model import Policy
+from cachewright.generator.errors import UsageError
 
-from ..runtime import ports
-from ..runtime.api import Runtime, Stack
-from ..runtime.local import LocalRuntime
-from ..runtime.procs import Terminated
 from . import common, test
+
+if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
+
+    from .. import ports
+    from ..runtime.api import Runtime, Stack
 
 
 def add_parser(sub: Any) -> None:
@@ -64,6 +64,13 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from cachewright.generator.load import load
+
+    from .. import ports
+    from ..runtime.procs import Terminated
+
     policy = load(args.policy)
     common.warn(policy.warnings)
     selected = test.engines(args)
@@ -87,14 +94,16 @@ def run(args: argparse.Namespace) -> int:
 def _check_port_options(policy: Policy, args: argparse.Namespace) -> None:
     """--port / --https-port only for a listener the policy has."""
     if args.port is not None and policy.listen.http is None:
-        raise test.UsageError(f"--port {args.port}: the policy serves no plain HTTP (listen.http)")
+        raise UsageError(f"--port {args.port}: the policy serves no plain HTTP (listen.http)")
     if args.https_port is not None and policy.listen.https is None:
-        raise test.UsageError(f"--https-port {args.https_port}: the policy serves no HTTPS (listen.https)")
+        raise UsageError(f"--https-port {args.https_port}: the policy serves no HTTPS (listen.https)")
 
 
 def runtime(args: argparse.Namespace, fixed: ports.Fixed) -> Runtime:
     """The runtime the options ask for, its first engine listening on the ``fixed`` ports."""
     if args.runtime == "local":
+        from ..runtime.local import LocalRuntime
+
         return LocalRuntime(ports=fixed)
     from ..runtime.docker import DockerRuntime  # needs the docker SDK
 

@@ -1,32 +1,39 @@
-"""``cachewright test``: start the engines in front of the sample origin and prove the policy."""
+"""``cachewright test``: start the engines in front of the sample origin and prove the policy.
+
+The parser is built on every start of the CLI, so this module imports only what building it
+needs; the checks, the scenarios, the HTTP clients and the runtimes are imported when a run
+starts (``compare`` and ``serve`` share its options and steps).
+"""
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import shutil
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cachewright.generator.errors import CachewrightError, ToolMissing
-from cachewright.generator.load import load
-from cachewright.generator.model import Policy
+from cachewright.generator.errors import CachewrightError, ToolMissing, UsageError
+from cachewright.generator.language import ENGINES
 
-from .. import checks, client, report, ui
-from ..checks.blackbox import parse_paths
-from ..client import SAMPLE_IDENTITY, Identity, Response
-from ..engines import ENGINES, binaries, packages
-from ..origin import Counts
-from ..report.results import CheckResult, RunResult
-from ..runtime.api import Runtime, Stack
-from ..runtime.local import LocalRuntime
-from ..runtime.prepare import Configs, generated, request_host
-from ..scenarios import Scenario, StackContext, load_scenarios, run_scenario
+from .. import ui
 from . import common
+
+if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
+
+    from .. import checks
+    from ..client import Identity, Response
+    from ..origin import Counts
+    from ..report.results import CheckResult
+    from ..runtime.api import Runtime, Stack
+    from ..runtime.prepare import Configs
+    from ..scenarios import Scenario, ScenarioContext, StackContext
+
+    Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
 
 
 def add_parser(sub: Any) -> None:
@@ -42,20 +49,10 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
-    p.add_argument("--checks", action="append", default=[], metavar="ID_OR_TAG",
-                   help="run only checks whose id starts with this or that carry this tag "
-                        "(repeatable; e.g. rule.static, security, stale)")
-    p.add_argument("--scenarios", action="append", type=Path, default=None, metavar="FILE",
-                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
-    p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
-    p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    _add_selection(p)
     p.add_argument("--trace", action="store_true",
                    help="print one line per request: engine, request, status, cache outcome, and "
                         "whether the origin produced the response")
-    p.add_argument("--slow", action="store_true",
-                   help=f"also run the checks that wait longer than {checks.SLOW_WAIT:.0f}s for the "
-                        "policy's timers (origin.read_timeout, long stale windows); without this "
-                        "option they are left out, and a note says which")
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 when checks were skipped but none failed (the verdict still says "
                         "INCOMPLETE and why; without this option such a run exits 4)")
@@ -64,13 +61,28 @@ def add_parser(sub: Any) -> None:
                         "with --origin/--origin-image and what same_response_as compares "
                         "(default: X-Response-Id with the sample origin; else ETag, else a "
                         "digest of the body)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    p.set_defaults(run=run)
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    """What runs: which checks and scenarios, the slow ones, your app's pages."""
+    p.add_argument("--checks", action="append", default=[], metavar="ID_OR_TAG",
+                   help="run only checks whose id starts with this or that carry this tag "
+                        "(repeatable; e.g. rule.static, security, stale)")
+    p.add_argument("--scenarios", action="append", type=Path, default=None, metavar="FILE",
+                   help="scenario file(s) (default: scenarios.yaml next to the policy)")
+    p.add_argument("--no-scenarios", action="store_true", help="derived checks only")
+    p.add_argument("--no-derived", action="store_true", help="scenarios only")
+    p.add_argument("--slow", action="store_true",
+                   help="also run the checks that wait long for the policy's timers "
+                        "(origin.read_timeout, long stale windows); without this option they are "
+                        "left out, and a note says which and how long each waits")
     p.add_argument("--path", action="append", default=[], metavar="RULE=/PATH",
                    help="with --origin/--origin-image: a real page of your app that RULE "
                         "matches, for that rule's checks (repeatable; 'default' for the "
                         "implicit rule)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
-    p.set_defaults(run=run)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -100,9 +112,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "control port, and the scenarios that neither program nor count it)")
 
 
-def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
+def runtime(args: argparse.Namespace, configs: Configs | None = None) -> Runtime:
     """The runtime the options ask for (running ``configs``: by default the compiled policy)."""
+    from ..runtime.prepare import generated
+
+    configs = configs or generated
     if args.runtime == "local":
+        from ..runtime.local import LocalRuntime
+
         return LocalRuntime(configs=configs)
     from ..runtime.docker import DockerRuntime  # needs the docker SDK and an engine
 
@@ -116,12 +133,10 @@ def runtime(args: argparse.Namespace, configs: Configs = generated) -> Runtime:
                          app_image=args.origin_image, app_port=args.origin_port, configs=configs)
 
 
-class UsageError(CachewrightError):
-    """A command-line option that cannot be used as given."""
-
-
 def engines(args: argparse.Namespace) -> tuple[str, ...]:
     """The engines to run; a missing one is an error unless --skip-missing (local runtime)."""
+    from ..engines import binaries, packages
+
     wanted = ENGINES if args.engine == "all" else (args.engine,)
     if args.runtime != "local":
         return tuple(wanted)
@@ -141,6 +156,11 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.load import load
+
+    from .. import checks, client, report
+    from ..report.results import RunResult
+
     policy = load(args.policy)
     common.warn(policy.warnings)
     selected = engines(args)
@@ -175,34 +195,39 @@ def user_app(args: argparse.Namespace) -> bool:
 def response_identity(args: argparse.Namespace) -> Identity:
     """What tells responses apart: ``--response-id-header``, else the sample origin's
     X-Response-Id, else (the user's app) ETag or a body digest."""
+    from ..client import SAMPLE_IDENTITY, Identity
+
     if args.response_id_header:
         return Identity(args.response_id_header)
     return Identity() if user_app(args) else SAMPLE_IDENTITY
 
 
-Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
-
-
 def _split_slow(found: list[checks.Check], args: argparse.Namespace) -> tuple[list[checks.Check], list[checks.Check]]:
     """The checks to run, and the slow ones left out: those waiting longer than ``SLOW_WAIT``
     for the policy's timers, unless ``--slow`` or ``--checks`` asked for them."""
+    from ..checks import SLOW_WAIT
+
     if args.slow or args.checks:
         return found, []
-    return ([c for c in found if c.wait <= checks.SLOW_WAIT],
-            [c for c in found if c.wait > checks.SLOW_WAIT])
+    return [c for c in found if c.wait <= SLOW_WAIT], [c for c in found if c.wait > SLOW_WAIT]
 
 
 def _slow_note(slow: list[checks.Check]) -> tuple[str, ...]:
+    from ..checks import SLOW_WAIT
+
     if not slow:
         return ()
     waits = ", ".join(f"{c.id} {c.wait:.0f}s" for c in slow)
-    return (f"{len(slow)} derived checks wait longer than {checks.SLOW_WAIT:.0f}s for the policy's "
+    return (f"{len(slow)} derived checks wait longer than {SLOW_WAIT:.0f}s for the policy's "
             f"timers and were left out ({waits}); run with --slow for them",)
 
 
 def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     """The derived checks to run; those asked for by ``--checks`` that cannot run against the
     user's app (reported as skipped); and a note on what the selection left out."""
+    from .. import checks
+    from ..checks.blackbox import parse_paths
+
     if args.no_derived:
         return [], [], ()
     if not user_app(args):
@@ -226,6 +251,8 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
 def _require_matches(patterns: list[str], derived: list[checks.Check]) -> None:
     """Every ``--checks`` pattern selects a check derived for this policy: a run of nothing (a
     typo, a family the policy does not derive) is never reported as passed."""
+    from .. import checks
+
     unmatched = [p for p in patterns if not checks.select(derived, [p])]
     if unmatched:
         families = sorted({c.id.split(".")[0] for c in derived})
@@ -257,6 +284,8 @@ class Tracer:
 
 
 def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
+    from ..scenarios import load_scenarios
+
     if args.no_scenarios:
         return ()
     files = args.scenarios or [p for p in [args.policy.parent / "scenarios.yaml"] if p.is_file()]
@@ -268,18 +297,26 @@ def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
 
 def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
                   selected: tuple[str, ...], done: Any = None,
-                  identity: Identity = SAMPLE_IDENTITY) -> list[CheckResult]:
-    """Each engine runs the scenarios meant for it (``engines:``), in its own thread."""
+                  identity: Identity | None = None) -> list[CheckResult]:
+    """Each engine runs the scenarios meant for it (``engines:``), in its own thread;
+    ``identity`` tells responses apart (default: the sample origin's X-Response-Id)."""
+    import concurrent.futures
+
+    from ..client import SAMPLE_IDENTITY
+    from ..runtime.prepare import request_host
+    from ..scenarios import StackContext
+
     if not scenarios:
         return []
-    ctx = StackContext(stack, request_host(policy), policy.headers.cache_status_name)
+    ctx: ScenarioContext = StackContext(stack, request_host(policy), policy.headers.cache_status_name)
     if not stack.origin.control_url:
-        ctx = _WithoutOrigin(stack, request_host(policy))
+        ctx = _WithoutOrigin(StackContext(stack, request_host(policy)))
 
     def one_engine(engine: str) -> list[CheckResult]:
         out = []
         for scenario in (s for s in scenarios if engine in s.engines):
-            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url), identity)
+            result = _scenario_result(scenario, ctx, engine, bool(stack.origin.control_url),
+                                      identity or SAMPLE_IDENTITY)
             if done is not None:
                 done(result)
             out.append(result)
@@ -289,8 +326,11 @@ def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
         return [r for rs in pool.map(one_engine, selected) for r in rs]
 
 
-def _scenario_result(scenario: Scenario, ctx: StackContext, engine: str, control: bool,
+def _scenario_result(scenario: Scenario, ctx: ScenarioContext, engine: str, control: bool,
                      identity: Identity) -> CheckResult:
+    from ..report.results import CheckResult
+    from ..scenarios import run_scenario
+
     if not control and scenario.needs_origin:
         return CheckResult(scenario.check_id, scenario.description or scenario.name, engine,
                            "skipped", "programs or counts the sample origin, or reads what it "
@@ -309,16 +349,33 @@ class _NoOrigin:
         return 0
 
     def counts(self) -> Counts:
+        from ..origin import Counts
+
         return Counts(0, {}, {})
 
     def requests(self, **kw: Any) -> list[Any]:
         return []
 
 
-class _WithoutOrigin(StackContext):
+class _WithoutOrigin:
+    """The scenarios' context with the user's own app as the origin: the stack's clients and
+    logs, and an origin with nothing to program and nothing counted."""
+
+    def __init__(self, stack: StackContext) -> None:
+        self.stack = stack
+
     @property
     def origin(self) -> Any:
         return _NoOrigin()
+
+    def client(self, engine: str) -> Any:
+        return self.stack.client(engine)
+
+    def logs(self, engine: str, lines: int = 40) -> str:
+        return self.stack.logs(engine, lines)
+
+    def stored_count(self, engine: str, path: str) -> int:
+        return self.stack.stored_count(engine, path)
 
 
 def write_report(path: Path | None, text: str) -> None:

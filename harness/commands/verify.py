@@ -6,11 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cachewright.generator.load import load
-from cachewright.generator.pipeline import compile_policy
-
 from .. import ui
-from ..engines.verify import verify
 from . import common
 
 
@@ -25,10 +21,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.load import load
+    from cachewright.generator.pipeline import compile_policy
+    from cachewright.harness.engines.verify import verify
+
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
     for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
-

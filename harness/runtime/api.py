@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cachewright.generator.errors import CachewrightError
-from cachewright.generator.model import Policy
+
+if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
 
 from ..engines import ENGINES, StoredObject
 
