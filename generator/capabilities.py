@@ -12,7 +12,6 @@ from .errors import CapabilityError
 from .model import Policy
 
 Level = Literal["native", "module", "unsupported"]
-ENGINES = ("nginx", "varnish")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 from . import dialect
 from .model import DEVIATIONS
 from .spec import Bool, Duration, Enum, Field, Int, ListOf, MapOf, Obj, Size, Str
+from .targets import ENGINES
 
 HEADER_NAME = Str(r"[A-Za-z][A-Za-z0-9-]*", "an HTTP header name such as X-Api-Version", 64)
 COOKIE_NAME = Str(r"[A-Za-z0-9!#%&*+.^_|~-]+", "a cookie name (letters, digits, !#%&*+.^_|~-)", 128)
@@ -21,7 +22,6 @@ PATH = r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*"
 PATH_HINT = "a path starting with /, percent-encoded where needed (e.g. /static/, /my%20files/)"
 RULE_NAME = r"[a-z][a-z0-9_-]{0,62}"
 NAME = Str(RULE_NAME, "lowercase letters, digits, '-' and '_', starting with a letter", 63)
-ENGINES = ("nginx", "varnish")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 

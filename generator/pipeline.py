@@ -1,7 +1,7 @@
 """policy → plan (capability check + lowering) → rendered files, per engine.
 
 The stages (capabilities, lowering, Jinja rendering) are imported when a compile runs, not with
-this module: the CLI reads ``Options`` and ``TARGETS`` for its defaults while it builds its
+this module: the CLI reads ``Options`` and ``ENGINES`` for its defaults while it builds its
 parser, and ``cachewright --version`` must not pay for the compiler.
 """
 
@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import CapabilityError
+from .targets import ENGINES
 
 if TYPE_CHECKING:
     from .model import Policy
     from .render import OutputFile
-
-TARGETS = ("nginx", "varnish")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Compiled:
     warnings: tuple[str, ...] = field(default=())
 
 
-def compile_policy(policy: Policy, targets: tuple[str, ...] = TARGETS,
+def compile_policy(policy: Policy, targets: tuple[str, ...] = ENGINES,
                    options: Options | None = None) -> Compiled:
     """Every file for ``targets``; raises CapabilityError naming each unsupported feature."""
     from . import capabilities

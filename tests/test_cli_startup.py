@@ -24,9 +24,6 @@ NOT_FOR_COMPILE = ("cachewright.harness.checks", "requests", "docker", "cryptogr
                    "cachewright.harness.engines.verify", "cachewright.harness.certs")
 COMMANDS = ("init", "compile", "verify", "test", "compare", "serve", "explain", "purge",
             "capabilities", "schema")
-#: made light on their owners' branches of issue 22; strict, so the merge must drop this
-PENDING = pytest.mark.xfail(strict=True, reason="imports its machinery at the top until its "
-                                                "issue-22 branch is merged")
 
 
 def loaded(code: str) -> set[str]:
@@ -41,8 +38,7 @@ def heavy(modules: set[str], names: tuple[str, ...] = HEAVY) -> list[str]:
     return sorted(n for n in names if n in modules)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=PENDING) if n in ("compare", "explain")
-                                  else n for n in COMMANDS])
+@pytest.mark.parametrize("name", COMMANDS)
 def test_a_command_builds_its_parser_without_its_machinery(name: str) -> None:
     modules = loaded(f"""
         import argparse
@@ -52,7 +48,6 @@ def test_a_command_builds_its_parser_without_its_machinery(name: str) -> None:
     assert heavy(modules) == []
 
 
-@PENDING
 def test_the_cli_starts_without_any_command_machinery() -> None:
     """`cachewright --version` (and every parse) imports no command's machinery."""
     modules = loaded("from cachewright.harness import cli\ncli.parser()")

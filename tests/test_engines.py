@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cachewright.generator.language import ENGINES
 from cachewright.generator.load import load
+from cachewright.generator.targets import ENGINES
 from cachewright.harness import engines
 from cachewright.harness.engines import PACKAGES, binaries, hitch, nginx, packages, varnish
 

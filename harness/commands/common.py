@@ -11,7 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from cachewright.generator.errors import UsageError
-from cachewright.generator.pipeline import TARGETS, Options
+from cachewright.generator.pipeline import Options
+from cachewright.generator.targets import ENGINES
 
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
@@ -30,7 +31,7 @@ def add_volume(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) 
 
 
 def add_target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", choices=(*TARGETS, "all"), default="all",
+    p.add_argument("--target", choices=(*ENGINES, "all"), default="all",
                    help="engine(s) to generate for (default: all)")
     version = ".".join(map(str, DEFAULTS.nginx_version))
     p.add_argument("--nginx-version", default=version, metavar="X.Y.Z",
@@ -48,7 +49,7 @@ def add_target(p: argparse.ArgumentParser) -> None:
 
 
 def targets(args: argparse.Namespace) -> tuple[str, ...]:
-    return TARGETS if args.target == "all" else (args.target,)
+    return ENGINES if args.target == "all" else (args.target,)
 
 
 def options(args: argparse.Namespace) -> Options:

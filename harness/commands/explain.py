@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ..selection.explain import EngineView, Explanation
     from ..selection.request import Pair, Request
 from .. import ui
-from ..selection import Request
 from . import common
 
 NGINX_VERSION = (1, 22, 1)

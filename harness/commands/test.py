@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cachewright.generator.errors import CachewrightError, ToolMissing, UsageError
-from cachewright.generator.language import ENGINES
+from cachewright.generator.targets import ENGINES
 
 from .. import ui
 from . import common

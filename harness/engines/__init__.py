@@ -4,7 +4,7 @@ started, how its configuration is checked (``verify``) and how to read what it s
 
 Runtimes orchestrate (where files go, processes or containers, ports); engines know. A runtime
 reaches engine knowledge only through this package. The engine names themselves are the policy
-language's (``generator.language.ENGINES``).
+language's (``generator.targets.ENGINES``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from cachewright.generator.language import ENGINES
 from cachewright.generator.model import Policy
 from cachewright.generator.render import OutputFile
+from cachewright.generator.targets import ENGINES
 
 from . import hitch, nginx, varnish
 from .stored import StoredObject

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from cachewright.generator.language import ADDRESS, COOKIE_NAME, ENGINES, HEADER_NAME, HOSTNAME, NAME
+from cachewright.generator.language import ADDRESS, COOKIE_NAME, HEADER_NAME, HOSTNAME, NAME
 from cachewright.generator.spec import Duration, Enum, Field, Int, ListOf, MapOf, Obj, Str
+from cachewright.generator.targets import ENGINES
 
 CACHE_OUTCOMES: Final = ("hit", "miss", "bypass", "stale")
 
