@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import __version__, capabilities, lower_hitch, lower_nginx, lower_varnish
+from . import __version__, capabilities, fleet, lower_hitch, lower_nginx, lower_varnish
 from .errors import CapabilityError
 from .model import Policy
 from .render import OutputFile, render
@@ -34,8 +34,11 @@ class Compiled:
 
 def compile_policy(policy: Policy, targets: tuple[str, ...] = TARGETS,
                    options: Options | None = None) -> Compiled:
-    """Every file for ``targets``; raises CapabilityError naming each unsupported feature."""
+    """Every file for ``targets``; raises CapabilityError naming each unsupported feature.
+    A fleet's files are each node's, under its name (``fleet.compile_nodes``)."""
     options = options or Options()
+    if policy.fleet is not None:
+        return Compiled(*fleet.compile_nodes(policy, targets, lambda p, t: compile_policy(p, t, options)))
     files: list[OutputFile] = []
     warnings: list[str] = list(policy.warnings)
     errors: list[str] = []

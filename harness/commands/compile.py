@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cachewright.generator.fleet import verify_nodes
 from cachewright.generator.load import load
 from cachewright.generator.output import diff, write_atomically
 from cachewright.generator.pipeline import compile_policy
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         ui.info(f"{args.output}: up to date")
         return 0
     if args.verify:
-        for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
+        for done in verify_nodes(compiled.files, policy.fleet, lambda files, hosts=common.stand_ins(policy):
+                                verify(files, args.policy.resolve().parent, hosts)):
             ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:

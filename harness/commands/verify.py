@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cachewright.generator.fleet import verify_nodes
 from cachewright.generator.load import load
 from cachewright.generator.pipeline import compile_policy
 from cachewright.generator.verify import verify
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
-    for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
+    for done in verify_nodes(compiled.files, policy.fleet, lambda files, hosts=common.stand_ins(policy):
+                                verify(files, args.policy.resolve().parent, hosts)):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
 
