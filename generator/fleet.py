@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import CapabilityError
-
 from .model import (
     Fleet,
     FleetHealth,

@@ -393,7 +393,7 @@ NGINX = Obj("nginx", {
 
 NODE_NAME = Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase name (letters, digits, _ . -; it is "
                 "the node's Cache-Status name)", 32)
-NODE_ADDRESS = Str(r"[0-9.]+", "an IPv4 address such as 10.0.1.11 (IPv6: not yet)", 15,
+NODE_ADDRESS = Str(r"[0-9.]+", "an IPv4 address such as 10.0.1.11 (IPv6 is not supported yet)", 15,
                    lambda v: None if _ip_ok(v) else f'"{v}" is not an IPv4 address')
 
 NODE = Obj("node", {

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         ui.info(f"{args.output}: up to date")
         return 0
     if args.verify:
-        for done in verify_nodes(compiled.files, policy.fleet, lambda files, hosts=common.stand_ins(policy):
-                                verify(files, args.policy.resolve().parent, hosts)):
+        hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
+        for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
             ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:

@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
-    for done in verify_nodes(compiled.files, policy.fleet, lambda files, hosts=common.stand_ins(policy):
-                                verify(files, args.policy.resolve().parent, hosts)):
+    hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
+    for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
 
