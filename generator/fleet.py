@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import CapabilityError
+from .errors import CapabilityError, UsageError
 from .model import (
     Fleet,
     FleetHealth,
@@ -48,6 +48,14 @@ class NodePolicy:
     name: str
     engine: str
     policy: Policy
+
+
+def not_yet(policy: Policy, command: str) -> None:
+    """Refuse a fleet where ``command`` can run one node only (the harness runs no fleet yet)."""
+    if policy.fleet is not None:
+        raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {command}` cannot run a "
+                         "fleet yet (compile it, one directory per node: cachewright compile "
+                         f"{policy.source} -o build/; docs/fleets.md)")
 
 
 def build(raw: dict[str, Any] | None) -> Fleet | None:

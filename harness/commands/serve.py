@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cachewright.generator.fleet import not_yet
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
@@ -65,6 +66,7 @@ def _port(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
+    not_yet(policy, "serve")
     common.warn(policy.warnings)
     selected = test.engines(args)
     _check_port_options(policy, args)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cachewright.generator.errors import CachewrightError, ToolMissing
+from cachewright.generator.fleet import not_yet
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 from cachewright.generator.verify import PACKAGES
@@ -149,6 +150,7 @@ def _package(engine: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
+    not_yet(policy, "test")
     common.warn(policy.warnings)
     selected = engines(args)
     scenarios = scenarios_of(args)
