@@ -368,3 +368,23 @@ def test_every_node_is_accepted_by_its_engine(text: str, tmp_path: Path) -> None
     nodes = sum(len(t.nodes) for t in policy.fleet.tiers)
     hitch = sum(1 for f in compiled.files if f.path.endswith("hitch/hitch.conf"))
     assert len(done) == nodes + hitch
+
+
+@pytest.mark.parametrize("command", ["test", "serve", "compare"])
+def test_commands_that_run_one_node_refuse_a_fleet(command: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(SHIELD, encoding="utf-8")
+    assert main([command, str(source)]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:11:1: fleet: `cachewright {command}` cannot run a fleet yet" in err, err
+
+
+@pytest.mark.engine
+def test_verify_checks_every_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(SHARD, encoding="utf-8")
+    assert main(["verify", str(source)]) == 0
+    out = capsys.readouterr()
+    assert (out.out + out.err).count("ok: varnish accepts the configuration") == 4
+    assert "ok: hitch accepts" in out.out + out.err

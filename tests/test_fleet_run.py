@@ -1,4 +1,4 @@
-"""A compiled fleet behaves: an nginx edge in front of a sharded Varnish shield, each node a
+"""A compiled fleet behaves: an nginx or Varnish edge in front of a sharded Varnish shield, each node a
 plain process on its own loopback address (127.0.0.2, .3, .4), the sample origin on 127.0.0.1.
 
 The harness cannot run fleets yet (docs/fleets.md): this test starts the nodes itself, from the
@@ -37,7 +37,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _policy(origin_port: int, edge_port: int, shield_port: int) -> str:
+def _policy(edge_engine: str, origin_port: int, edge_port: int, shield_port: int) -> str:
     return f"""
 version: 1
 name: fleet-run
@@ -51,7 +51,7 @@ rules:
 fleet:
   tiers:
     - name: edge
-      engine: nginx
+      engine: {edge_engine}
       nodes: [{{name: edge-1, address: {EDGE}}}]
     - name: shield
       engine: varnish
@@ -116,8 +116,8 @@ def _start_varnish(stack: ExitStack, node: Path, address: str, port: int) -> Non
     _wait_listening(address, port, stack.enter_context(_process(argv, log)), log)
 
 
-@pytest.fixture
-def fleet_run() -> Iterator[Run]:
+@pytest.fixture(params=["nginx", "varnish"], ids=["nginx-edge", "varnish-edge"])
+def fleet_run(request: pytest.FixtureRequest) -> Iterator[Run]:
     """The fleet running: the edge's URL, the origin's control client and the shields' port."""
     for binary in ("nginx", "varnishd"):
         if shutil.which(binary) is None:
@@ -128,13 +128,16 @@ def fleet_run() -> Iterator[Run]:
         stack.callback(shutil.rmtree, root, True)
         origin = stack.enter_context(OriginServer(OriginConfig()))
         edge_port, shield_port = _free_port(), _free_port()
-        policy = loads(_policy(origin.data_port, edge_port, shield_port), "fleet-run.yaml")
+        policy = loads(_policy(request.param, origin.data_port, edge_port, shield_port), "fleet-run.yaml")
         for f in compile_policy(policy).files:
             (root / f.path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             (root / f.path).write_text(f.text, encoding="utf-8")
         for i, address in enumerate(SHIELDS, 1):
             _start_varnish(stack, root / f"shield-{i}", address, shield_port)
-        _start_nginx(stack, root / "edge-1", edge_port)
+        if request.param == "nginx":
+            _start_nginx(stack, root / "edge-1", edge_port)
+        else:
+            _start_varnish(stack, root / "edge-1", EDGE, edge_port)
         client = stack.enter_context(OriginClient(f"http://127.0.0.1:{origin.control_port}"))
         yield f"http://{EDGE}:{edge_port}", client, shield_port
 
