@@ -68,10 +68,12 @@ def build(raw: dict[str, Any] | None) -> Fleet | None:
     return Fleet(tiers, FleetHealth(**raw["health"]))
 
 
-def check(fleet: Fleet | None, problem: Report) -> None:
+def check(policy: Policy, problem: Report) -> None:
     """Every way a fleet cannot work, as a problem at its path."""
+    fleet = policy.fleet
     if fleet is None:
         return
+    _check_front(policy, fleet, problem)
     _check_names(fleet, problem)
     _check_addresses(fleet, problem)
     for i, tier in enumerate(fleet.tiers):
@@ -83,6 +85,19 @@ def check(fleet: Fleet | None, problem: Report) -> None:
         elif tier.routing == "shard" and len(tier.nodes) < 2:
             problem(f"{at}.routing", "shard needs at least two nodes (one node holds every key: "
                     "add nodes, or write routing: replicas)")
+
+
+def _check_front(policy: Policy, fleet: Fleet, problem: Report) -> None:
+    """The front tier serves ``listen`` on each node's own address: a port of its own or a
+    listener address would be ignored, never silently."""
+    if fleet.tiers[0].port is not None:
+        problem("fleet.tiers[0].port", "applies to inner tiers: the front tier serves listen "
+                "(its ports; remove port, or set listen.http.port / listen.https.port)")
+    for name, listener in (("http", policy.listen.http), ("https", policy.listen.https)):
+        if listener is not None and listener.address != "0.0.0.0":
+            problem(f"listen.{name}.address", f"warning: {listener.address} is not used in a "
+                    "fleet: each front-tier node listens on its own address (fleet.tiers[0]."
+                    "nodes[].address)")
 
 
 def _check_names(fleet: Fleet, problem: Report) -> None:
@@ -114,7 +129,7 @@ def _check_addresses(fleet: Fleet, problem: Report) -> None:
                 continue
             other_tier, other = seen[node.address]
             if other_tier == i:
-                port = "the ports of listen" if i == 0 else f"port {tier.port}"
+                port = "the ports of listen" if i == 0 else f"port {tier.inner_port}"
                 problem(f"{at}.address", f"{node.address} is already the address of {other} "
                         f"(two nodes of tier {tier.name} on one address and {port}: expected "
                         "one node per address)")
@@ -148,7 +163,7 @@ def _listen(listen: Listen, node: Node, tier: Tier, front: bool) -> Listen:
     """The front tier serves the policy's listeners on its own address; an inner tier plain
     HTTP on address:port (the hosts stay: it applies the same rules to the client's Host)."""
     if not front:
-        return Listen(HttpListener(node.address, tier.port), None, listen.hosts)
+        return Listen(HttpListener(node.address, tier.inner_port), None, listen.hosts)
     http = HttpListener(node.address, listen.http.port) if listen.http else None
     https: HttpsListener | None = replace(listen.https, address=node.address) if listen.https else None
     return Listen(http, https, listen.hosts)
@@ -161,7 +176,7 @@ def _origin(origin: Origin, after: Tier | None, health: FleetHealth, engine: str
         return origin
     probe = Probe(HEALTH_PATH, health.interval, health.timeout, health.window, health.threshold,
                   200) if engine == "varnish" else None
-    return Origin(tuple(Server(n.address, after.port) for n in after.nodes), None, probe,
+    return Origin(tuple(Server(n.address, after.inner_port) for n in after.nodes), None, probe,
                   origin.connect_timeout, origin.read_timeout)
 
 

@@ -415,8 +415,9 @@ TIER = Obj("tier", {
                            "consistent`",
                      varnish="the tier in front: `directors.round_robin()`, or "
                              "`directors.shard()` with `.backend(by=HASH)`"),
-    "port": Field(PORT, "Inner tiers: the plain-HTTP port the tier in front connects to (the "
-                  "front tier serves listen instead).", 80),
+    "port": Field(PORT, "Inner tiers: the plain-HTTP port the tier in front connects to; "
+                  "default 80. Not for the front tier, which serves listen.", None, nullable=True,
+                  example=8080, nginx="`listen ADDRESS:PORT`", varnish="`-a http=ADDRESS:PORT`"),
     "nodes": Field(ListOf(NODE, min_items=1, unique=False), "The tier's nodes.",
                    example=[{"name": "edge-1", "address": "10.0.1.11"}]),
 }, "One tier of cache nodes; the first tier faces the clients, the last one the origin.")

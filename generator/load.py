@@ -245,7 +245,7 @@ def _cross_checks(policy: Policy, reader: Reader) -> tuple[list[Problem], list[P
     _warn_trailing_slash(policy, problem)
     _check_purge(policy, problem)
     _check_accept_missing(policy, problem)
-    fleet.check(policy.fleet, problem)
+    fleet.check(policy, problem)
     return out, warned
 
 

@@ -228,9 +228,14 @@ class Tier:
     engine: Engine
     #: how the tier in front (or, for the front tier, an outside balancer) spreads requests here
     routing: Routing
-    #: inner tiers: the plain-HTTP port the tier in front connects to
-    port: int
+    #: inner tiers: the plain-HTTP port the tier in front connects to (None: not given, 80)
+    port: int | None
     nodes: tuple[Node, ...]
+
+    @property
+    def inner_port(self) -> int:
+        """The port an inner tier's nodes listen on."""
+        return 80 if self.port is None else self.port
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def test_a_fleet_loads_into_frozen_records() -> None:
     policy = loads(SHARD, "fleet.yaml")
     assert isinstance(policy.fleet, Fleet)
     edge, store = policy.fleet.tiers
-    assert (edge.name, edge.engine, edge.routing, edge.port) == ("edge", "varnish", "replicas", 80)
+    assert (edge.name, edge.engine, edge.routing, edge.port) == ("edge", "varnish", "replicas", None)
+    assert store.port is None and store.inner_port == 80
     assert [n.address for n in store.nodes] == ["10.0.1.21", "10.0.1.22", "10.0.1.23"]
     assert policy.fleet.health.fail_timeout == 20
     assert loads(BASE, "p.yaml").fleet is None
@@ -167,9 +168,23 @@ def test_health_has_defaults() -> None:
       engine: nginx
       nodes: []
 """, "fleet.yaml:15:14: fleet.tiers[0].nodes: needs at least 1 item(s)"),
+    ("""\
+    - name: edge
+      engine: nginx
+      port: 8080
+      nodes: [{name: edge-1, address: 10.0.1.11}]
+""", "fleet.yaml:15:7: fleet.tiers[0].port: applies to inner tiers: the front tier serves listen "
+     "(its ports; remove port, or set listen.http.port / listen.https.port)"),
 ])
 def test_bad_fleets_are_errors_with_their_position(tiers: str, expected: str) -> None:
     assert expected in _error(_fleet(tiers))
+
+
+def test_a_listener_address_is_not_used_in_a_fleet_a_warning() -> None:
+    text = SHIELD.replace("http: {port: 80}", "http: {port: 80, address: 127.0.0.1}")
+    assert loads(text, "fleet.yaml").warnings == (
+        "fleet.yaml:5:20: listen.http.address: warning: 127.0.0.1 is not used in a fleet: each "
+        "front-tier node listens on its own address (fleet.tiers[0].nodes[].address)",)
 
 
 def test_an_engine_refusal_names_the_tier_and_the_policy_position() -> None:
