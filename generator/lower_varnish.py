@@ -104,6 +104,8 @@ class Origin:
     director: tuple[Backend, ...]
     #: the vmod directors constructor: round_robin, or shard (a fleet's shard tier)
     director_kind: str
+    #: the shard director's ring is built in vcl_init (.reconfigure())
+    reconfigure: bool
     #: what bereq.backend is set to
     backend: str
     host_header: str | None
@@ -319,6 +321,7 @@ def _origin(policy: Policy, profiles: tuple[VclProfile, ...]) -> Origin:
         read_timeout=policy.origin.read_timeout,
         director=backends if many else (),
         director_kind="shard" if shard else "round_robin",
+        reconfigure=shard and many,
         # by=HASH in the backend context: the object's own hash, i.e. the cache key
         backend=("cw_origin.backend(by=HASH)" if shard else "cw_origin.backend()") if many
         else backends[0].ident,
