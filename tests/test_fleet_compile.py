@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cachewright.generator import fleet
 from cachewright.generator.errors import CapabilityError, PolicyError
@@ -403,3 +405,33 @@ def test_verify_checks_every_node(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr()
     assert (out.out + out.err).count("ok: varnish accepts the configuration") == 4
     assert "ok: hitch accepts" in out.out + out.err
+
+
+TIERS = st.lists(st.tuples(st.sampled_from(["nginx", "varnish"]), st.sampled_from(["replicas", "shard"]),
+                           st.integers(1, 3)), min_size=1, max_size=3)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(TIERS)
+def test_any_valid_fleet_compiles_every_node_and_a_wrong_one_says_why(tiers: list[tuple[str, str, int]]) -> None:
+    """Every mix of engines, routings and sizes: an error at a position, or every node's files
+    (each node once, its engine's, the next tier's nodes as its servers)."""
+    text = BASE.replace("https: {port: 443, certificate: certs/shop.crt, key: certs/shop.key, "
+                        "redirect_http: true}", "hosts: [shop.example.com]") + "fleet:\n  tiers:\n"
+    for i, (engine, routing, count) in enumerate(tiers):
+        nodes = ", ".join(f"{{name: t{i}n{j}, address: 10.0.{i}.{j + 1}}}" for j in range(count))
+        text += f"    - {{name: t{i}, engine: {engine}, routing: {routing}, nodes: [{nodes}]}}\n"
+    wrong = tiers[0][1] == "shard" or any(r == "shard" and n < 2 for _, r, n in tiers)
+    if wrong:
+        assert re.match(r"fleet\.yaml:\d+:\d+: fleet\.tiers\[\d\]\.routing: shard ", _error(text))
+        return
+    files = _files(text)
+    for i, (engine, _, count) in enumerate(tiers):
+        for j in range(count):
+            main_file = "nginx/nginx.conf" if engine == "nginx" else "varnish/default.vcl"
+            conf = files[f"t{i}n{j}/{main_file}"]
+            if i + 1 < len(tiers):
+                assert all(f"10.0.{i + 1}.{k + 1}" in conf for k in range(tiers[i + 1][2]))
+            else:
+                assert "127.0.0.1" in conf and "8000" in conf
+    assert len({p.split("/")[0] for p in files}) == sum(n for _, _, n in tiers)
