@@ -69,6 +69,16 @@ def _njs(how: str) -> Support:
                              f"nginx/cachewright.js {how}")
 
 
+def _fleet_routes(routing: str | None) -> Callable[[Policy], bool]:
+    """A fleet (or a node of one) sends misses to a next tier (reached by ``routing``, if given)."""
+    def used(p: Policy) -> bool:
+        if p.role is not None:
+            return p.role.next_routing is not None and routing in (None, p.role.next_routing)
+        inner = p.fleet.tiers[1:] if p.fleet is not None else ()
+        return any(routing in (None, t.routing) for t in inner)
+    return used
+
+
 N: Level = "native"
 M: Level = "module"
 U: Level = "unsupported"
@@ -256,6 +266,19 @@ TABLE: tuple[Feature, ...] = (
             Support(U, "no soft purge in ngx_cache_purge"),
             Support(M, "xkey.softpurge for tag purges (URL purges stay hard)"),
             "set purge.soft: false"),
+    Feature("fleet.shard", "a fleet tier sharded by the cache key (consistent hashing)",
+            "fleet.tiers", _fleet_routes("shard"),
+            Support(N, "the tier in front: upstream `hash <cache key> consistent` (ketama); a "
+                       "failing node's keys move to the next on the ring (proxy_next_upstream)"),
+            Support(N, "the tier in front: directors.shard() (bundled vmod), .backend(by=HASH) "
+                       "on the object's hash; sick nodes are skipped")),
+    Feature("fleet.probes", "active health probes of the next fleet tier's nodes",
+            "fleet.health", _fleet_routes(None),
+            Support(U, "no active checks (NGINX Plus only): a node is marked down passively, "
+                       "after fleet.health.threshold failed requests for fail_timeout "
+                       "(max_fails, proxy_next_upstream)"),
+            Support(N, "a backend .probe per node, asking its health path"),
+            "passive marking (always on)", enforced=False),
     Feature("cache_status", "RFC 9211 Cache-Status header", "headers.cache_status",
             lambda p: p.headers.cache_status,
             Support(N, "add_header from $upstream_cache_status"),

@@ -391,6 +391,59 @@ NGINX = Obj("nginx", {
                  varnish="not used (core)"),
 }, "Options of the nginx target only.")
 
+NODE_NAME = Str(r"[a-z][a-z0-9_.-]{0,31}", "a short lowercase name (letters, digits, _ . -; it is "
+                "the node's Cache-Status name)", 32)
+NODE_ADDRESS = Str(r"[0-9.]+", "an IPv4 address such as 10.0.1.11 (IPv6 is not supported yet)", 15,
+                   lambda v: None if _ip_ok(v) else f'"{v}" is not an IPv4 address')
+
+NODE = Obj("node", {
+    "name": Field(NODE_NAME, "Node name, unique in the fleet: its output directory and its "
+                  "Cache-Status name.", example="edge-1"),
+    "address": Field(NODE_ADDRESS, "The node's own IP address: where it listens, where the tier "
+                     "in front connects to it, and what the tier behind it trusts.",
+                     example="10.0.1.11"),
+}, "One cache node.")
+
+TIER = Obj("tier", {
+    "name": Field(NAME, "Tier name, unique in the fleet.", example="edge"),
+    "engine": Field(Enum(ENGINES), "The engine every node of the tier runs.", example="nginx"),
+    "routing": Field(Enum(("replicas", "shard")), "How requests reach this tier's nodes: "
+                     "replicas (round robin; for the front tier an outside balancer) or shard "
+                     "(consistent hashing of the cache key by the tier in front; not for the "
+                     "front tier).", "replicas",
+                     nginx="the tier in front: `upstream` round robin, or `hash <cache key> "
+                           "consistent`",
+                     varnish="the tier in front: `directors.round_robin()`, or "
+                             "`directors.shard()` with `.backend(by=HASH)`"),
+    "port": Field(PORT, "Inner tiers: the plain-HTTP port the tier in front connects to; "
+                  "default 80. Not for the front tier, which serves listen.", None, nullable=True,
+                  example=8080, nginx="`listen ADDRESS:PORT`", varnish="`-a http=ADDRESS:PORT`"),
+    "nodes": Field(ListOf(NODE, min_items=1, unique=False), "The tier's nodes.",
+                   example=[{"name": "edge-1", "address": "10.0.1.11"}]),
+}, "One tier of cache nodes; the first tier faces the clients, the last one the origin.")
+
+FLEET_HEALTH = Obj("fleet health", {
+    "interval": Field(DURATION, "Time between probes of a next-tier node.", 2,
+                      varnish="`.interval` of each fleet backend's probe",
+                      nginx="unsupported (no active checks; see fail_timeout)"),
+    "timeout": Field(DURATION, "Probe timeout.", 1, varnish="`.timeout`"),
+    "window": Field(Int(1, 64), "Recent probes considered.", 5, varnish="`.window`"),
+    "threshold": Field(Int(1, 64), "Probes in the window that must succeed; on nginx the failed "
+                       "attempts that mark a node down.", 3,
+                       nginx="`max_fails`", varnish="`.threshold`"),
+    "fail_timeout": Field(DURATION, "nginx: how long a node stays marked down (and the period "
+                          "its failures are counted in).", 10, nginx="`fail_timeout`",
+                          varnish="not used (probes decide)"),
+}, "How a tier finds out that a node of the next tier is down.")
+
+FLEET = Obj("fleet", {
+    "tiers": Field(ListOf(TIER, min_items=1, unique=False), "The tiers, the front tier (clients "
+                   "reach it) first, the origin side last.",
+                   example=[{"name": "edge", "engine": "nginx",
+                             "nodes": [{"name": "edge-1", "address": "10.0.1.11"}]}]),
+    "health": Field(FLEET_HEALTH, "Health of next-tier nodes.", {}),
+}, "Several cache nodes compiled from this one policy (docs/fleets.md); absent: one node.")
+
 FEATURE_NAME = Str(r"[a-z_.]+", "a feature id from `cachewright capabilities`", 64)
 ACCEPT_MISSING = Obj("accept_missing", {
     engine: Field(ListOf(FEATURE_NAME), f"Features this policy accepts {engine} lacks.", (),
@@ -411,4 +464,6 @@ POLICY = Obj("policy", {
     "headers": Field(HEADERS, "Added response headers.", {}),
     "accept_missing": Field(ACCEPT_MISSING, "Accepted missing features per engine.", {}),
     "nginx": Field(NGINX, "Options of the nginx target only.", {}),
+    "fleet": Field(FLEET, "Several cache nodes in tiers (docs/fleets.md); off when absent.", None,
+                   nullable=True),
 }, "A cachewright policy.")

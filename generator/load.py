@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import capabilities, dialect, paths, reach
+from . import capabilities, dialect, fleet, paths, reach
 from .errors import PolicyError, Problem
 from .language import ORIGIN_TLS, POLICY
 from .model import (
@@ -90,6 +90,7 @@ def _build(raw: dict[str, Any], source: str, marks: dict[str, tuple[int, int]]) 
         headers=Headers(raw["headers"]["cache_status"], raw["headers"]["cache_status_name"]),
         accept_missing=tuple((k, v) for k, v in sorted(raw["accept_missing"].items()) if v),
         nginx=NginxOptions(raw["nginx"]["njs"]),
+        fleet=fleet.build(raw["fleet"]),
         marks=dict(marks),
     )
 
@@ -244,6 +245,7 @@ def _cross_checks(policy: Policy, reader: Reader) -> tuple[list[Problem], list[P
     _warn_trailing_slash(policy, problem)
     _check_purge(policy, problem)
     _check_accept_missing(policy, problem)
+    fleet.check(policy, problem)
     return out, warned
 
 

@@ -23,8 +23,9 @@ model holds every decision; the template prints it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .fleet import HEALTH_PATH
 from .hygiene import stripped
 from .model import Policy
 from .nginx_dispatch import Choice, CookieValue, DispatchMaps, Predicate, Target, dispatch_maps
@@ -66,6 +67,23 @@ class Origin:
     host: str
     #: client headers removed before the origin (generator/hygiene.py)
     strip_headers: tuple[str, ...]
+    #: each server line's parameters (passive failure marking)
+    server_params: str = "max_fails=3 fail_timeout=10s"
+    #: the balancing directive before the servers (None: round robin)
+    balance: str | None = None
+    #: X-Forwarded-For and X-Real-IP: the client's address
+    client: str = "$remote_addr"
+    #: X-Forwarded-Proto
+    scheme: str = "$scheme"
+
+
+@dataclass(frozen=True)
+class FleetTrust:
+    """An inner fleet node: the tier in front, the only peers whose X-Forwarded-Proto and
+    X-Forwarded-For it believes ($cw_trusted), and the health answer its probes get."""
+
+    trusted: tuple[str, ...]
+    health_path: str
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,8 @@ class NginxModel:
     cache: Cache
     server: Server
     locations: tuple[Location, ...]
+    #: an inner fleet node's trust in the tier in front (None: trusts no peer)
+    fleet: FleetTrust | None = None
 
     # What explain reads of the dispatch (harness/commands/explain.py).
     @property
@@ -184,12 +204,13 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
         cache=_cache(policy, purge),
         server=_server(policy, version >= (1, 25, 1)),
         locations=locations,
+        fleet=_fleet_trust(policy),
     )
 
 
 def _origin(policy: Policy) -> Origin:
     host = policy.origin.host_header
-    return Origin(
+    origin = Origin(
         servers=tuple(f"{s.host}:{s.port}" for s in policy.origin.servers),
         tls=_upstream_tls(policy),
         connect_timeout=f"{policy.origin.connect_timeout}s",
@@ -197,6 +218,31 @@ def _origin(policy: Policy) -> Origin:
         host=nginx_str(host) if host else "$host",
         strip_headers=stripped(),
     )
+    return _fleet_origin(policy, origin)
+
+
+def _fleet_origin(policy: Policy, origin: Origin) -> Origin:
+    """A fleet node: the next tier's failures marked by fleet.health, a shard tier reached by
+    consistent hashing of the cache key (each location sets $cw_hash), and an inner node passes
+    on the client address and scheme its trusted front tier sent."""
+    role = policy.role
+    if role is None:
+        return origin
+    if role.next_routing is not None:
+        health = role.health
+        origin = replace(origin, server_params=f"max_fails={health.threshold} "
+                         f"fail_timeout={format_duration(health.fail_timeout)}",
+                         balance="hash $cw_hash consistent" if role.next_routing == "shard" else None)
+    if role.inner:
+        origin = replace(origin, client="$cw_client", scheme="$cw_scheme")
+    return origin
+
+
+def _fleet_trust(policy: Policy) -> FleetTrust | None:
+    role = policy.role
+    if role is None or not role.inner:
+        return None
+    return FleetTrust(role.trusted, HEALTH_PATH)
 
 
 def _cache(policy: Policy, purge: bool) -> Cache:

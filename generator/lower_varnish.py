@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import CapabilityError
+from .fleet import HEALTH_PATH
 from .hygiene import OVERRIDE_HEADERS
 from .model import SAFE_METHODS, Policy, Probe
 from .quote import glob_regex, host_regex, vcl_str
@@ -99,8 +100,12 @@ class Origin:
     probe: Probe | None
     connect_timeout: int
     read_timeout: int
-    #: the backends a round-robin director balances (empty: one backend, no director)
+    #: the backends a director balances (empty: one backend, no director)
     director: tuple[Backend, ...]
+    #: the vmod directors constructor: round_robin, or shard (a fleet's shard tier)
+    director_kind: str
+    #: the shard director's ring is built in vcl_init (.reconfigure())
+    reconfigure: bool
     #: what bereq.backend is set to
     backend: str
     host_header: str | None
@@ -108,6 +113,15 @@ class Origin:
     #: not key on it)
     strip_headers: tuple[tuple[str, str], ...]
     underscored_headers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FleetTrust:
+    """An inner fleet node: the addresses of the tier in front (acl cw_fleet_front), the only
+    peers whose X-Forwarded-Proto and X-Forwarded-For it believes, and the path its probes ask."""
+
+    trusted: tuple[tuple[str, int], ...]
+    health_path: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,8 @@ class Recv:
     hosts_regex: str | None
     #: both listeners exist: the scheme is set from the one the connection arrived on
     https: bool
+    #: an inner fleet node: its probe answer and scheme come from the tier in front (cw_fleet_front)
+    fleet: FleetTrust | None
     #: plain HTTP is redirected: the Location, a VCL expression (None: no redirect)
     redirect_location: str | None
     query_ignore: str | None
@@ -191,6 +207,13 @@ class Headers:
     hsts_delivered: str
     #: ... stored with the object by every fetch over HTTPS, where the key holds the scheme
     hsts_stored: str
+    #: a fleet node in front of another tier: its Cache-Status is appended to the one the next
+    #: tier sent (kept in X-Cw-Behind), RFC 9211 2
+    appends: bool = False
+    #: what each Cache-Status we write starts with: "" or the next tier's entries (a VCL
+    #: expression and "+ "), on the response and on the stored object
+    resp_prefix: str = ""
+    beresp_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,8 +268,9 @@ def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
     rules = selection(policy)
     respects = tuple(r.name for r in (*policy.rules, policy.default_rule)
                      if r.cache and r.origin_headers == "respect")
-    scheme = 'var.get("scheme")' if https else '"http"'
-    hash_scheme = "scheme" in policy.cache.key and https is not None
+    inner = policy.role is not None and policy.role.inner
+    scheme = 'var.get("scheme")' if https or inner else '"http"'
+    hash_scheme = "scheme" in policy.cache.key and (https is not None or inner)
     return VarnishModel(
         name=policy.name,
         imports=_imports(policy),
@@ -289,13 +313,18 @@ def _imports(policy: Policy) -> tuple[str, ...]:
 def _origin(policy: Policy, profiles: tuple[VclProfile, ...]) -> Origin:
     backends = _backends(policy)
     many = len(backends) > 1
+    shard = policy.role is not None and policy.role.next_routing == "shard"
     return Origin(
         backends=backends,
         probe=policy.origin.probe,
         connect_timeout=policy.origin.connect_timeout,
         read_timeout=policy.origin.read_timeout,
         director=backends if many else (),
-        backend="cw_origin.backend()" if many else backends[0].ident,
+        director_kind="shard" if shard else "round_robin",
+        reconfigure=shard and many,
+        # by=HASH in the backend context: the object's own hash, i.e. the cache key
+        backend=("cw_origin.backend(by=HASH)" if shard else "cw_origin.backend()") if many
+        else backends[0].ident,
         host_header=policy.origin.host_header,
         strip_headers=_strip_headers(profiles),
         underscored_headers=tuple(h.replace("-", "_") for h in (*OVERRIDE_HEADERS, *FORWARDED) if "-" in h),
@@ -313,12 +342,20 @@ def _recv(policy: Policy) -> Recv:
         host_slow=_host_slow(policy),
         hosts_regex=host_regex(policy.listen.hosts) if policy.listen.hosts else None,
         https=https is not None,
+        fleet=_fleet_trust(policy),
         redirect_location=_redirect_location(policy),
         query_ignore=_ignore(policy),
         query_sort=policy.cache.query.sort,
         uses_cookies=any(r.key.cookies or r.match.cookies for r in policy.rules),
         needs_path="query" not in policy.cache.key or any(r.match.path_regex is not None for r in policy.rules),
     )
+
+
+def _fleet_trust(policy: Policy) -> FleetTrust | None:
+    role = policy.role
+    if role is None or not role.inner:
+        return None
+    return FleetTrust(tuple(_acl(a) for a in role.trusted), HEALTH_PATH)
 
 
 def _redirect_location(policy: Policy) -> str | None:
@@ -372,6 +409,7 @@ def _headers(policy: Policy) -> Headers:
     on = policy.headers.cache_status
     hsts = _hsts(policy)
     stored = "scheme" in policy.cache.key
+    appends = on and policy.role is not None and policy.role.next_routing is not None
     return Headers(
         cache_status=on,
         cache_name=policy.headers.cache_status_name,
@@ -380,6 +418,9 @@ def _headers(policy: Policy) -> Headers:
         hsts=hsts,
         hsts_delivered="" if stored else hsts,
         hsts_stored=hsts if stored else "",
+        appends=appends,
+        resp_prefix="resp.http.X-Cw-Behind + " if appends else "",
+        beresp_prefix="beresp.http.X-Cw-Behind + " if appends else "",
     )
 
 

@@ -212,6 +212,69 @@ class NginxOptions:
     njs: bool = False
 
 
+Engine = Literal["nginx", "varnish"]
+Routing = Literal["replicas", "shard"]
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    engine: Engine
+    #: how the tier in front (or, for the front tier, an outside balancer) spreads requests here
+    routing: Routing
+    #: inner tiers: the plain-HTTP port the tier in front connects to (None: not given, 80)
+    port: int | None
+    nodes: tuple[Node, ...]
+
+    @property
+    def inner_port(self) -> int:
+        """The port an inner tier's nodes listen on."""
+        return 80 if self.port is None else self.port
+
+
+@dataclass(frozen=True)
+class FleetHealth:
+    interval: int
+    timeout: int
+    window: int
+    threshold: int
+    fail_timeout: int
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Tiers of cache nodes, the front tier first (docs/fleets.md)."""
+
+    tiers: tuple[Tier, ...]
+    health: FleetHealth
+
+
+@dataclass(frozen=True)
+class FleetRole:
+    """What makes one node's derived policy a fleet member (generator/fleet.py): the lowerings
+    read it; a single-node policy has none."""
+
+    node: Node
+    tier: Tier
+    #: how this node reaches the next tier's nodes (its origin); None: last tier, the real origin
+    next_routing: Routing | None
+    #: addresses of the tier in front, the only ones trusted for forwarding headers (empty: the
+    #: front tier, which trusts nobody)
+    trusted: tuple[str, ...]
+    health: FleetHealth
+
+    @property
+    def inner(self) -> bool:
+        """Behind another tier: the scheme and client address come from the trusted hop."""
+        return bool(self.trusted)
+
+
 @dataclass(frozen=True)
 class Policy:
     version: int
@@ -226,6 +289,9 @@ class Policy:
     headers: Headers
     accept_missing: tuple[tuple[str, tuple[str, ...]], ...] = ()
     nginx: NginxOptions = NginxOptions()
+    fleet: Fleet | None = None
+    #: set on a node's derived policy only (generator/fleet.py)
+    role: FleetRole | None = None
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
     #: what compiles but may not be what was meant, as ``file:line:col: path: warning: ...``
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

@@ -32,6 +32,8 @@ class Variant:
     bypass: str
     no_cache: str
     proxy_pass: str
+    #: a fleet node sharding over the next tier: the key the upstream hashes ($cw_hash)
+    shard_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge:
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(tag_headers(policy), rule, respond),
+        hide_headers=_hide_headers(tag_headers(policy), rule, respond, _appends(policy)),
         strip_headers=stripped(rule),
         repeats_forwarding=stripped(rule) != stripped(),
         status_headers=cache_status(policy, "$cw_outcome" if rule.cache else "fwd=bypass", rule.name),
@@ -144,11 +146,13 @@ def _variants(policy: Policy, rule: Rule, marker: str, plain: _Lookup,
               query: _Lookup) -> tuple[Variant, ...]:
     """The plain location; where query parameters are ignored, the twin for a query holding one
     (what is left of them after the passes, $cw_q_left, bypasses the cache)."""
-    out = [Variant(rule.ident, marker, plain.key, plain.bypass, plain.no_cache, upstream(policy))]
+    shard = policy.role is not None and policy.role.next_routing == "shard"
+    out = [Variant(rule.ident, marker, plain.key, plain.bypass, plain.no_cache, upstream(policy),
+                   plain.key if shard else None)]
     if policy.cache.query.ignore:
         out.append(Variant(f"{rule.ident}q", f"{marker}, query holding an ignored parameter",
                            query.key, query.bypass, query.no_cache,
-                           upstream(policy) + "$cw_path$cw_qsuffix"))
+                           upstream(policy) + "$cw_path$cw_qsuffix", query.key if shard else None))
     return tuple(out)
 
 
@@ -194,11 +198,18 @@ def _responds_in_njs(policy: Policy, rule: Rule) -> bool:
     return policy.nginx.njs and rule.cache and rule.origin_headers == "respect"
 
 
-def _hide_headers(tags: tuple[str, ...], rule: Rule, njs: bool) -> tuple[str, ...]:
-    """Origin response headers clients never see: Cache-Status is ours, tag headers are consumed
-    by the cache (as on Varnish), Set-Cookie is dropped where cookies are stripped, and Age is
-    the cache's own where njs counts it (cw.respond passes the origin's on a miss)."""
-    return ("Cache-Status", *tags, *(("Set-Cookie",) if rule.strip_cookies else ()),
+def _appends(policy: Policy) -> bool:
+    """A fleet node in front of another tier: the Cache-Status it receives is the next tier's,
+    and its own is appended to it (RFC 9211 2: the list runs from the origin's side)."""
+    return policy.role is not None and policy.role.next_routing is not None
+
+
+def _hide_headers(tags: tuple[str, ...], rule: Rule, njs: bool, appends: bool) -> tuple[str, ...]:
+    """Origin response headers clients never see: Cache-Status is ours (a fleet hop's is kept:
+    add_header appends ours), tag headers are consumed by the cache (as on Varnish), Set-Cookie
+    is dropped where cookies are stripped, and Age is the cache's own where njs counts it
+    (cw.respond passes the origin's on a miss)."""
+    return (*(() if appends else ("Cache-Status",)), *tags, *(("Set-Cookie",) if rule.strip_cookies else ()),
             *(("Age",) if njs else ()))
 
 
@@ -210,7 +221,8 @@ def tag_headers(policy: Policy) -> tuple[str, ...]:
 def _key(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], query: str) -> str:
     """proxy_cache_key: parts separated by a newline (which no request text can contain). ``query``
     is the variable holding the normalised query (the raw one where nothing is ignored)."""
-    parts = {"scheme": "$scheme://", "host": "$host", "path": "$cw_path", "query": f"?{query}"}
+    scheme = "$cw_scheme" if policy.role is not None and policy.role.inner else "$scheme"
+    parts = {"scheme": f"{scheme}://", "host": "$host", "path": "$cw_path", "query": f"?{query}"}
     key = "".join(parts[p] for p in policy.cache.key)
     for header in rule.key.headers:
         key += f"\\nh:{header.lower()}:{header_var(header)}"

@@ -40,10 +40,13 @@ class Compiled:
 
 def compile_policy(policy: Policy, targets: tuple[str, ...] = ENGINES,
                    options: Options | None = None) -> Compiled:
-    """Every file for ``targets``; raises CapabilityError naming each unsupported feature."""
-    from . import capabilities
+    """Every file for ``targets``; raises CapabilityError naming each unsupported feature.
+    A fleet's files are each node's, under its name (``fleet.compile_nodes``)."""
+    from . import capabilities, fleet
 
     options = options or Options()
+    if policy.fleet is not None:
+        return Compiled(*fleet.compile_nodes(policy, targets, lambda p, t: compile_policy(p, t, options)))
     files: list[OutputFile] = []
     warnings: list[str] = list(policy.warnings)
     errors: list[str] = []

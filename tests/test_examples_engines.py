@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cachewright.generator.fleet import verify_nodes
 from cachewright.generator.load import load
 from cachewright.generator.pipeline import compile_policy
 from cachewright.harness.engines.verify import unresolvable, verify
@@ -20,8 +21,9 @@ def test_engines_accept_example(policy_file: Path) -> None:
     policy = load(policy_file)
     files = compile_policy(policy).files
     hosts = unresolvable(s.host for s in policy.origin.servers)
-    done = verify(files, policy_file.parent, hosts)
+    # a fleet's nodes each on their own (generator/fleet.py)
+    done = verify_nodes(files, policy.fleet, lambda own: verify(own, policy_file.parent, hosts))
     engines = {d.engine for d in done}
     assert {"nginx", "varnish"} <= engines
-    if policy.listen.https:
+    if policy.listen.https and policy.fleet is None:  # a fleet's edges here are nginx
         assert "hitch" in engines

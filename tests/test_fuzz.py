@@ -178,7 +178,8 @@ KEYS = ("version", "name", "origin", "url", "host_header", "probe", "path", "int
         "if_error", "collapse_requests", "status_ttl", "rules", "match", "path_prefix",
         "path_regex", "extensions", "methods", "host", "header", "cookie", "regex", "ttl",
         "strip_cookies", "vary", "headers", "cookies", "tags_from_header", "purge", "allow",
-        "kinds", "soft", "cache_status", "cache_status_name", "accept_missing", "nginx", "varnish")
+        "kinds", "soft", "cache_status", "cache_status_name", "accept_missing", "nginx", "varnish",
+        "fleet", "tiers", "nodes", "engine", "routing", "health", "fail_timeout")
 HOSTILE = ("; } { \" ' \\ $ ${x} # \"} \"\"\" C{", ";", "}", "{", '"', "'", "\\", "$", "${x}",
            "#", '"}', '"""', "C{ abort(); }C", "a\nb", "a\rb", "x\r\nX-Evil: 1", "a\x00b", "a\tb",
            "\x1b[31m", "a\x85b", "a\u202eb", "a\u200bb", "%00", "a b", "", " ",

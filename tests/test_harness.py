@@ -13,7 +13,9 @@ from tampering import tamper
 from cachewright.harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*/policy.yaml"))
+NOT_YET = pytest.mark.skip(reason="the harness cannot run fleets yet (docs/fleets.md)")
+EXAMPLES = [pytest.param(p, marks=NOT_YET if "\nfleet:" in p.read_text() else (), id=p.parent.name)
+            for p in sorted((ROOT / "examples").glob("*/policy.yaml"))]
 STATIC = ROOT / "examples" / "static-site" / "policy.yaml"
 
 pytestmark = pytest.mark.engine
@@ -25,7 +27,7 @@ def results(report: Path) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("policy", EXAMPLES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("policy", EXAMPLES)
 def test_every_example_passes_on_both_engines(policy: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     # Every selected check runs: the ones waiting out a 30s read timeout or a stale window of

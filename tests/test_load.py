@@ -51,7 +51,7 @@ def test_unknown_key_suggests_the_closest() -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     assert problems(BASE + "zzz: 1\n") == [
         "policy.yaml:4:1: zzz: unknown key 'zzz' (expected one of: version, name, origin, listen, "
-        "cache, rules, purge, headers, accept_missing, nginx)"]
+        "cache, rules, purge, headers, accept_missing, nginx, fleet)"]
 
 
 def test_bad_duration() -> None:

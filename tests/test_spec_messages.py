@@ -15,7 +15,7 @@ from cachewright.generator.yamlnode import reader_problem
 from cachewright.harness.cli import main
 
 BASE = "version: 1\nname: x\norigin: {url: http://app:8000}\n"
-EXPECTED_KEYS = "version, name, origin, listen, cache, rules, purge, headers, accept_missing, nginx"
+EXPECTED_KEYS = "version, name, origin, listen, cache, rules, purge, headers, accept_missing, nginx, fleet"
 
 
 def problems(text: str) -> list[str]:

@@ -110,6 +110,7 @@ def _positive_float(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from cachewright.generator.errors import UsageError
+    from cachewright.generator.fleet import not_yet
     from cachewright.generator.load import load
 
     from ..compare.run import compare
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("compare programs and counts the sample origin; --origin and --origin-image "
                          "are not supported here (use `cachewright test` with your own origin)")
     policy = load(args.policy)
+    not_yet(policy, "compare")
     common.warn(policy.warnings)
     settings = Settings(concurrency=args.concurrency, duration_s=args.duration, rounds=args.rounds,
                         herd_size=args.herd, body_size=args.body_size, zipf_requests=args.zipf_requests,

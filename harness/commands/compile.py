@@ -50,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
         ui.info(f"{args.output}: up to date")
         return 0
     if args.verify:
+        from cachewright.generator.fleet import verify_nodes
         from cachewright.harness.engines.verify import verify  # the engines' own checks, on request
 
-        for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
+        hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
+        for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
             ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:

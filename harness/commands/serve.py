@@ -15,7 +15,7 @@ from . import common, test
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
 
-    from .. import ports
+    from ..runtime import ports
     from ..runtime.api import Runtime, Stack
 
 
@@ -66,12 +66,14 @@ def _port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from cachewright.generator.fleet import not_yet
     from cachewright.generator.load import load
 
-    from .. import ports
+    from ..runtime import ports
     from ..runtime.procs import Terminated
 
     policy = load(args.policy)
+    not_yet(policy, "serve")
     common.warn(policy.warnings)
     selected = test.engines(args)
     _check_port_options(policy, args)

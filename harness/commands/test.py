@@ -156,12 +156,14 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.fleet import not_yet
     from cachewright.generator.load import load
 
     from .. import checks, client, report
     from ..report.results import RunResult
 
     policy = load(args.policy)
+    not_yet(policy, "test")
     common.warn(policy.warnings)
     selected = engines(args)
     scenarios = scenarios_of(args)

@@ -21,6 +21,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cachewright.generator.fleet import verify_nodes
     from cachewright.generator.load import load
     from cachewright.generator.pipeline import compile_policy
     from cachewright.harness.engines.verify import verify
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     policy = load(args.policy)
     compiled = compile_policy(policy, common.targets(args), common.options(args))
     common.warn(compiled.warnings)
-    for done in verify(compiled.files, args.policy.resolve().parent, common.stand_ins(policy)):
+    hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
+    for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
