@@ -216,7 +216,7 @@ def compile_nodes(policy: Policy, targets: tuple[str, ...],
 
 def verify_nodes(files: tuple[OutputFile, ...], fleet: Fleet | None,
                  check: Callable[[list[OutputFile]], list[Any]]) -> list[Any]:
-    """``check`` (generator/verify.py's ``verify``) on each node's files, as a single node's;
+    """``check`` (``harness.engines.verify.verify``, passed in) on each node's files, as a single node's;
     without a fleet, on all of them at once. ``nginx -t`` binds its listeners: a node's address
     is not this machine's, so its listeners are checked on 127.0.0.1."""
     if fleet is None:
