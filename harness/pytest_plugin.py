@@ -36,13 +36,12 @@ from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
 from .client import SAMPLE_IDENTITY, Client, Identity, Response
-from .engines import ENGINES
+from .engines import ENGINES, binaries
 from .origin import OriginClient
 from .runtime.api import Stack
 from .runtime.local import LocalRuntime
 from .runtime.prepare import request_host
 
-BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 MARKER = "cachewright"
 
 
@@ -162,7 +161,7 @@ def cachewright_identity(pytestconfig: pytest.Config, cachewright_origin_url: st
 
 
 def _installed(engine: str) -> bool:
-    return all(shutil.which(b) for b in BINARIES[engine])
+    return all(shutil.which(b) for b in binaries(engine))
 
 
 @pytest.fixture
