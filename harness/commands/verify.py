@@ -21,15 +21,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachewright.generator.fleet import verify_nodes
-    from cachewright.generator.load import load
-    from cachewright.generator.pipeline import compile_policy
-    from cachewright.harness.engines.verify import verify
-
-    policy = load(args.policy)
-    compiled = compile_policy(policy, common.targets(args), common.options(args))
-    common.warn(compiled.warnings)
-    hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
-    for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
+    policy, compiled = common.compiled(args)
+    for done in common.verified(args, policy, compiled):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0
