@@ -143,7 +143,7 @@ def _send_faulted(ctx: Ctx, req: Request, fault: Fault) -> Response | Exception:
     limit = _hang_limit(ctx.policy, fault) + 5.0
     try:
         return ctx.send(req, timeout=limit)
-    except Exception as exc:  # noqa: BLE001 - reported by the caller as the engine's failure
+    except Exception as exc:  # reported by the caller as the engine's failure
         return exc
 
 
