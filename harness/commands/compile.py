@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .. import ui
 from . import common
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "compile", help="compile a policy into engine configurations",
         description="Compile POLICY into build/nginx/nginx.conf, build/varnish/default.vcl "

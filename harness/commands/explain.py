@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from .. import ui
 from . import common
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``explain`` on the ``cachewright`` subparsers."""
     p = sub.add_parser(
         "explain", help="show which rule a request matches and what each engine does with it",

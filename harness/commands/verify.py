@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from .. import ui
 from . import common
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify", help="check a policy's output with nginx -t, varnishd -C and hitch --test",
         epilog="example:\n  cachewright verify examples/api/policy.yaml --target varnish",
