@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .errors import CapabilityError, UsageError
 from .model import (
@@ -30,6 +30,9 @@ from .model import (
     Server,
     Tier,
 )
+
+#: what a check reports per engine (``harness.engines.tools.Verified``: the compiler knows no harness)
+Checked = TypeVar("Checked")
 
 if TYPE_CHECKING:  # render imports Jinja: not for load, which imports this module
     from .render import OutputFile
@@ -215,13 +218,13 @@ def compile_nodes(policy: Policy, targets: tuple[str, ...],
 
 
 def verify_nodes(files: tuple[OutputFile, ...], fleet: Fleet | None,
-                 check: Callable[[list[OutputFile]], list[Any]]) -> list[Any]:
+                 check: Callable[[list[OutputFile]], list[Checked]]) -> list[Checked]:
     """``check`` (``harness.engines.verify.verify``, passed in) on each node's files, as a single node's;
     without a fleet, on all of them at once. ``nginx -t`` binds its listeners: a node's address
     is not this machine's, so its listeners are checked on 127.0.0.1."""
     if fleet is None:
         return check(list(files))
-    done: list[Any] = []
+    done: list[Checked] = []
     for tier in fleet.tiers:
         for node in tier.nodes:
             prefix = f"{node.name}/"

@@ -22,7 +22,7 @@ class HitchModel:
     alpn: str
 
 
-def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock") -> HitchModel:
+def lower(policy: Policy, proxy_listen: str) -> HitchModel:
     """The render model for ``templates/hitch/hitch.conf.j2``."""
     https = policy.listen.https
     assert https is not None, "hitch is only generated for HTTPS policies"

@@ -157,7 +157,7 @@ class NginxModel:
     #: an inner fleet node's trust in the tier in front (None: trusts no peer)
     fleet: FleetTrust | None = None
 
-    # What explain reads of the dispatch (harness/commands/explain.py).
+    # What explain reads of the dispatch (harness/engines/nginx_explain.py).
     @property
     def dispatch_key(self) -> str:
         return self.maps.key

@@ -247,7 +247,7 @@ class VarnishModel:
     headers: Headers
     args: VarnishdArgs
 
-    # What explain reads of the selection (harness/commands/explain.py).
+    # What explain reads of the selection (harness/engines/varnish_explain.py).
     @property
     def chunks(self) -> tuple[tuple[VclRule, ...], ...]:
         return self.selection.chunks
@@ -261,8 +261,7 @@ class VarnishModel:
         return self.selection.profiles
 
 
-def lower(policy: Policy, proxy_listen: str = "/run/cachewright-https.sock",
-          hitch_user: str = "_hitch") -> VarnishModel:
+def lower(policy: Policy, proxy_listen: str, hitch_user: str) -> VarnishModel:
     """The render model for ``templates/varnish/default.vcl.j2`` and ``varnishd.args.j2``."""
     https = policy.listen.https
     rules = selection(policy)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import jinja2
 
@@ -36,7 +35,7 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(template: str, model: Any, source: str) -> str:
+def render(template: str, model: object, source: str) -> str:
     """Render ``template`` with ``model``; every file starts with a header naming its origin."""
     header = {"generator": "cachewright", "version": __version__, "source": source}
     return environment().get_template(template).render(m=model, header=header)

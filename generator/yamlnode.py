@@ -12,14 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .errors import PolicyError, Problem
 from .spec import shown
 
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: same nodes and positions
+if TYPE_CHECKING:  # CSafeLoader exists only with libyaml
+    #: the loaders a document may be composed with (libyaml's, else PyYAML's own)
+    Loader = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+
+LOADER: Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: same nodes and positions
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -40,7 +44,7 @@ class Document:
     empty: str  # the message for an empty document
     error: type[PolicyError] = PolicyError
     hint: Callable[[str, int], str] | None = None
-    loader: type[Any] = LOADER
+    loader: Loader = LOADER
 
 
 def compose(data: bytes | str, filename: str, document: Document) -> yaml.Node:
@@ -78,7 +82,7 @@ def _marked_problem(text: str, exc: yaml.MarkedYAMLError, filename: str,
 
 
 def reader_problem(text: str, exc: yaml.reader.ReaderError, filename: str,
-                   loader: type[Any] = LOADER) -> Problem:
+                   loader: Loader = LOADER) -> Problem:
     """The problem for a character YAML does not allow (a control character, U+FFFE, ...),
     positioned in ``text`` (which ``loader`` was reading)."""
     line, col = _text_position(text, exc.position, _counts_bytes(loader))
@@ -97,7 +101,7 @@ def _text_position(text: str, offset: int, in_bytes: bool) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-def _counts_bytes(loader: type[Any]) -> bool:
+def _counts_bytes(loader: Loader) -> bool:
     """libyaml counts a reader error's position in bytes of the UTF-8 text, PyYAML in characters."""
     c_parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # None without libyaml
     return c_parser is not None and issubclass(loader, c_parser)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from .runtime.api import Endpoint
 
@@ -122,6 +122,21 @@ class Response:
                 f"X-Response-Id: {self.response_id!s} ({self.elapsed * 1000:.0f} ms)")
 
 
+class Sending(TypedDict, total=False):
+    """``Client.request``'s keyword options that wrappers pass on as they are."""
+
+    body: bytes | None
+    source: str | None
+    timeout: float
+
+
+class Requesting(Sending, total=False):
+    """All of ``Client.request``'s keyword options (a subclass may default the scheme itself)."""
+
+    scheme: str
+    host: str | None
+
+
 @dataclass
 class Client:
     """Sends requests to one engine endpoint; remembers every exchange for failure messages."""
@@ -159,7 +174,7 @@ class Client:
             TRACE(self.endpoint.engine, response)
         return response
 
-    def get(self, target: str, headers: dict[str, str] | None = None, **kw: Any) -> Response:
+    def get(self, target: str, headers: dict[str, str] | None = None, **kw: Unpack[Requesting]) -> Response:
         return self.request("GET", target, headers, **kw)
 
     def _connection(self, scheme: str, source: str | None, timeout: float,
@@ -169,8 +184,7 @@ class Client:
             port = self.endpoint.https_port
             context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
             context.check_hostname = False
-            return _TlsConnection(self.endpoint.host, port, server_name, timeout=timeout,
-                                  source_address=address, context=context)
+            return _TlsConnection(self.endpoint.host, port, server_name, timeout, address, context)
         return http.client.HTTPConnection(self.endpoint.host, self.endpoint.http_port,
                                           timeout=timeout, source_address=address)
 
@@ -178,8 +192,9 @@ class Client:
 class _TlsConnection(http.client.HTTPSConnection):
     """HTTPS to an IP address with the SNI name of the Host being requested."""
 
-    def __init__(self, host: str, port: int | None, server_name: str, **kw: Any) -> None:
-        super().__init__(host, port, **kw)
+    def __init__(self, host: str, port: int | None, server_name: str, timeout: float,
+                 source_address: tuple[str, int] | None, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, source_address=source_address, context=context)
         self._server_name = server_name
 
     def connect(self) -> None:

@@ -28,21 +28,20 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import pytest
 
 from cachewright.generator.load import load
 from cachewright.generator.model import Policy
 
-from .client import SAMPLE_IDENTITY, Client, Identity, Response
-from .engines import ENGINES
+from .client import SAMPLE_IDENTITY, Client, Identity, Response, Sending
+from .engines import ENGINES, binaries
 from .origin import OriginClient
 from .runtime.api import Stack
 from .runtime.local import LocalRuntime
 from .runtime.prepare import request_host
 
-BINARIES = {"nginx": ("nginx",), "varnish": ("varnishd",)}
 MARKER = "cachewright"
 
 
@@ -53,9 +52,9 @@ class CacheClient(Client):
     scheme: str = "http"
 
     def request(self, method: str, target: str, headers: dict[str, str] | None = None, *,
-                scheme: str | None = None, **kw: Any) -> Response:
+                scheme: str | None = None, host: str | None = None, **kw: Unpack[Sending]) -> Response:
         """As ``Client.request``; ``scheme`` defaults to this client's."""
-        return super().request(method, target, headers, scheme=scheme or self.scheme, **kw)
+        return super().request(method, target, headers, scheme=scheme or self.scheme, host=host, **kw)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,7 +102,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("cachewright_engine", params)
 
 
-def _skip(engine: str, wanted: tuple[str, ...], selected: tuple[str, ...]) -> list[Any]:
+def _skip(engine: str, wanted: tuple[str, ...], selected: tuple[str, ...]) -> list[pytest.MarkDecorator]:
     if engine not in wanted:
         return [pytest.mark.skip(reason=f"@pytest.mark.{MARKER} excludes {engine}")]
     if engine not in selected:
@@ -162,7 +161,7 @@ def cachewright_identity(pytestconfig: pytest.Config, cachewright_origin_url: st
 
 
 def _installed(engine: str) -> bool:
-    return all(shutil.which(b) for b in BINARIES[engine])
+    return all(shutil.which(b) for b in binaries(engine))
 
 
 @pytest.fixture

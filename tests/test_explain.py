@@ -15,7 +15,8 @@ from cachewright.generator.model import Policy
 from cachewright.harness.checks.rules import stored_when_fresh
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client, Response
-from cachewright.harness.commands import explain
+from cachewright.harness.commands.explain import add_parser
+from cachewright.harness.engines.explain import explain
 from cachewright.harness.origin import OriginClient
 from cachewright.harness.runtime.local import LocalRuntime
 from cachewright.harness.runtime.prepare import request_host
@@ -33,7 +34,7 @@ def policy_of(name: str) -> Policy:
 
 def run(argv: list[str]) -> int:
     top = argparse.ArgumentParser(prog="cachewright")
-    explain.add_parser(top.add_subparsers(dest="command", required=True))
+    add_parser(top.add_subparsers(dest="command", required=True))
     args = top.parse_args(["explain", *argv])
     code: int = args.run(args)
     return code
@@ -49,7 +50,7 @@ def probes(policy: Policy) -> list[Request]:
 def test_nginx_map_and_select_rule_agree_on_every_rule(name: str) -> None:
     policy = policy_of(name)
     for request in probes(policy):
-        result = explain.explain(policy, request, default_scheme(policy))
+        result = explain(policy, request, default_scheme(policy))
         assert result.rule == select_rule(policy, request).name
         nginx = dict(result.engines[0].lines)
         assert "DISAGREEMENT" not in nginx
@@ -64,7 +65,7 @@ def test_verdict_follows_the_safe_defaults(name: str) -> None:
                     replace(base, headers=(*base.headers, ("Authorization", "Bearer t")))]
         for request in variants:
             rule = select_rule(policy, request)
-            result = explain.explain(policy, request, default_scheme(policy))
+            result = explain(policy, request, default_scheme(policy))
             assert (result.verdict == "cached") == stored_when_fresh(policy, rule, request), request
 
 
@@ -133,12 +134,12 @@ def test_regex_rules_read_plainly(tmp_path: Path) -> None:
                     "    ttl: 30d\n    origin_headers: override\n    strip_cookies: true\n"
                     "  - name: home\n    match: {path_regex: '^/$'}\n    ttl: 1m\n", encoding="utf-8")
     policy = load(path)
-    static = render(explain.explain(policy, build_request(
+    static = render(explain(policy, build_request(
         policy, "GET", "/static/app.3fa9.js", ["Cookie: sid=1; theme=dark"])))
     assert "rule          static  (rules[0]," in static
     assert "  ttl         30d (the rule's ttl) for 200 203 204 300 301 308, whatever the origin says\n" in static
     assert "  Cookie      none: sid, theme removed (strip_cookies)\n" in static
-    home = render(explain.explain(policy, build_request(policy, "GET", "/", ["Cookie: a=1"])))
+    home = render(explain(policy, build_request(policy, "GET", "/", ["Cookie: a=1"])))
     assert "cached        no: not looked up, not stored; every request reaches the origin\n" \
            "  because     the request carries cookies and rule 'home' neither strips them (strip_cookies) nor\n" \
            "              keys on them (key.cookies)\n" in home
@@ -149,30 +150,30 @@ def _shop_products() -> Explanation:
     policy = policy_of("shop")
     request = build_request(policy, "GET", "/products/1?utm_source=x&a=1",
                                     ["Cookie: currency=eur; sid=1", "Accept-Language: de"])
-    return explain.explain(policy, request, "https")
+    return explain(policy, request, "https")
 
 
 def test_bypass_reasons_name_the_cause() -> None:
     policy = policy_of("api")
     auth = build_request(policy, "GET", "/v1/x", ["Authorization: Bearer t"])
-    assert "Authorization" in explain.explain(policy, auth).reasons[0]
+    assert "Authorization" in explain(policy, auth).reasons[0]
     me = build_request(policy, "GET", "/v1/me", ["Authorization: Bearer t"])
-    keyed = explain.explain(policy, me)
+    keyed = explain(policy, me)
     assert keyed.verdict == "cached" and ("header Authorization", "Bearer t") in keyed.key
-    writes = explain.explain(policy, build_request(policy, "POST", "/v1/x", []))
+    writes = explain(policy, build_request(policy, "POST", "/v1/x", []))
     assert writes.reasons == ("rule 'writes' has cache: false",
                               "method POST: only GET and HEAD are cached")
 
 
 def test_guard_redirect_and_hosts() -> None:
     policy = policy_of("shop")
-    assert explain.explain(policy, build_request(policy, "GET", "/x", []), "http").status == 301
+    assert explain(policy, build_request(policy, "GET", "/x", []), "http").status == 301
     other = build_request(policy, "GET", "/x", [], host="evil.test")
-    assert explain.explain(policy, other, "https").status == 421
+    assert explain(policy, other, "https").status == 421
     dots = build_request(policy, "GET", "/a/../b", [])
-    assert explain.explain(policy, dots, "https").cache_status[0].endswith("detail=guard")
+    assert explain(policy, dots, "https").cache_status[0].endswith("detail=guard")
     trace = build_request(policy, "TRACE", "/", [])
-    assert explain.explain(policy, trace, "https").status == 501
+    assert explain(policy, trace, "https").status == 501
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +191,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_purge_is_not_a_disagreement_and_reaches_no_origin() -> None:
     policy = policy_of("api")
-    result = explain.explain(policy, build_request(policy, "PURGE", "/v1/products/1", []))
+    result = explain(policy, build_request(policy, "PURGE", "/v1/products/1", []))
     assert result.verdict == "purge" and result.origin is None
     assert not render(result).count("warning")
 
@@ -269,7 +270,7 @@ def test_explain_agrees_with_the_engines(name: str) -> None:
                 origin.add_rule({"path": sent.partition("?")[0], "status": 200,
                                  "cache_control": "max-age=60"})
                 lines = [f"{k}: {v}" for k, v in headers.items()]
-                result = explain.explain(policy, build_request(policy, method, sent, lines),
+                result = explain(policy, build_request(policy, method, sent, lines),
                                          scheme)
                 first, second = (client.request(method, sent, headers, scheme=scheme,
                                                 body=b"" if method == "POST" else None)

@@ -22,7 +22,7 @@ from cachewright.generator.language import PATH
 from cachewright.generator.load import load, loads
 from cachewright.generator.lower_nginx import NginxModel
 from cachewright.generator.model import Policy, Rule
-from cachewright.harness.commands import explain
+from cachewright.harness.engines import nginx_explain
 from cachewright.harness.origin import MARKERS, unit_of
 from cachewright.harness.selection import (
     TAG_PARAMS,
@@ -432,8 +432,8 @@ def nginx_rule(model: NginxModel, request: Request) -> str:
     """The rule ident nginx's dispatch map (``$cw_target``) chooses for ``request``: its regexes
     run in order, first match wins, evaluated with Python's re (PCRE's ``(?<name>`` is Python's
     ``(?P<name>``); a PURGE's rule from the ``$cw_rule`` map."""
-    key = explain.nginx_dispatch_key(model, request)
-    chosen, _ = explain.nginx_dispatch(model, request, key)
+    key = nginx_explain.dispatch_key(model, request)
+    chosen, _ = nginx_explain.dispatch(model, request, key)
     return chosen.removeprefix("purge-")
 
 

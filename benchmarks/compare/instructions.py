@@ -63,7 +63,7 @@ class _Origin(http.server.BaseHTTPRequestHandler):
     #: the hit path's lifetime, as compare programs it (set per policy)
     cache_control = "max-age=600"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         _Origin.requests[self.path.split("?")[0]] += 1
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

@@ -126,7 +126,7 @@ def run_one(check: Check, stack: Stack, policy: Policy, engine: str) -> CheckRes
         return _result(check, engine, "skipped", str(exc), started=started)
     except CheckFailed as exc:
         return _result(check, engine, "failed", str(exc), _details(ctx), started)
-    except Exception as exc:  # noqa: BLE001 - any error inside a check is that check's failure
+    except Exception as exc:  # any error inside a check is that check's failure
         return _result(check, engine, "failed", f"{type(exc).__name__}: {exc}", _details(ctx), started)
     finally:
         if origin is not None:
@@ -148,7 +148,7 @@ def _details(ctx: Ctx) -> tuple[str, ...]:
             counts = ctx.origin.counts()
             lines += [f"origin count {path}: {n}" for path, n in sorted(counts.paths.items())
                       if path in ctx.units or ctx.run_token in path]
-        except Exception as exc:  # noqa: BLE001 - the origin may be what failed
+        except Exception as exc:  # the origin may be what failed
             lines.append(f"origin counts unavailable: {exc}")
     lines += [f"{ctx.engine} log: {line}" for line in ctx.stack.logs(ctx.engine, 15).splitlines()]
     return tuple(lines)

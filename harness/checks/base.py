@@ -10,15 +10,15 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Unpack
 
 from cachewright.generator.model import Policy
 
-from ..client import Client, Response
+from ..client import Client, Response, Sending
 from ..engines import StoredObject
-from ..origin import OriginClient
+from ..origin import OriginClient, RuleSpec
 from ..runtime.api import Stack
 from ..selection import Request
 
@@ -29,6 +29,13 @@ class CheckFailed(Exception):
 
 class CheckSkipped(Exception):
     """The check cannot run here (e.g. no origin control port, a window too long to wait for)."""
+
+
+class Probing(Sending, total=False):
+    """``Ctx.send``'s keyword options besides the headers, as wrappers pass them on."""
+
+    method: str
+    scheme: str
 
 
 @dataclass(frozen=True)
@@ -85,15 +92,16 @@ class Ctx:
         if not condition:
             raise CheckFailed(message)
 
-    def send(self, req: Request, **kw: Any) -> Response:
-        """Send a probe request through this engine."""
-        headers = {n: v for n, v in req.headers if n.lower() != "cookie"}
+    def send(self, req: Request, *, headers: Mapping[str, str] | None = None,
+             method: str | None = None, scheme: str | None = None, **kw: Unpack[Sending]) -> Response:
+        """Send a probe request through this engine (``headers`` added to its own, ``method``
+        and ``scheme`` in place of its own and the engine's)."""
+        sent = {n: v for n, v in req.headers if n.lower() != "cookie"}
         if req.cookie_header:
-            headers["Cookie"] = req.cookie_header
-        headers.update(kw.pop("headers", {}))
-        kw.setdefault("scheme", self.scheme)
-        return self.client.request(kw.pop("method", req.method), req.target, headers,
-                                   host=req.host, **kw)
+            sent["Cookie"] = req.cookie_header
+        sent.update(headers or {})
+        return self.client.request(method or req.method, req.target, sent,
+                                   scheme=scheme or self.scheme, host=req.host, **kw)
 
     @property
     def scheme(self) -> str:
@@ -108,10 +116,10 @@ class Ctx:
         self._touch(unit)
         return self.control().count(unit)
 
-    def program(self, unit: str, **rule: Any) -> None:
+    def program(self, unit: str, **rule: Unpack[RuleSpec]) -> None:
         """Program the origin's answer for ``unit`` (status, cache_control, set_cookie, ...)."""
         self._touch(unit)
-        self.control().add_rule({"path": unit, **rule})  # type: ignore[typeddict-item]
+        self.control().add_rule({"path": unit, **rule})
 
     def _touch(self, unit: str) -> None:
         if unit not in self.units:
@@ -120,10 +128,11 @@ class Ctx:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def send_stored(self, req: Request, **kw: Any) -> Response:
+    def send_stored(self, req: Request, headers: Mapping[str, str] | None = None,
+                    **kw: Unpack[Probing]) -> Response:
         """Send ``req``, whose answer the policy stores, and give the engine the time to write
         it (nginx finishes its cache file after answering), so that the next request can hit."""
-        response = self.send(req, **kw)
+        response = self.send(req, headers=headers, **kw)
         self.stored(req)
         return response
 

@@ -92,7 +92,7 @@ def _unmatched_cookie(policy: Policy) -> str:
 def check_strip_cookies(rule: Rule, ctx: Ctx) -> None:
     """strip_cookies: the origin sees no Cookie, Set-Cookie is dropped, the response is shared."""
     req = probe(ctx, rule)
-    ctx.program(req.unit, set_cookie=["cw_session=leak"], **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule) | {"set_cookie": ["cw_session=leak"]})
     first = ctx.send_stored(replace(req, cookies=(*req.cookies, (_unmatched_cookie(ctx.policy), "cw-1"))))
     second = ctx.send(req)
     seen = ctx.control().requests(path=req.unit)[-1].header("cookie")
@@ -106,7 +106,7 @@ def check_set_cookie(ctx: Ctx) -> None:
     """A response with Set-Cookie is not stored (one client's cookie never goes to another)."""
     rule = rule_or_skip(ctx.policy, plain=True)
     req = probe(ctx, rule)
-    ctx.program(req.unit, set_cookie=["cw_session=private"], **origin_answer(ctx.policy, rule))
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule) | {"set_cookie": ["cw_session=private"]})
     ctx.send(req)
     ctx.stored(req, wait=STORE_WAIT)  # an engine that stores it may finish after answering
     second = ctx.send(req)
@@ -291,7 +291,7 @@ def check_collapse(ctx: Ctx) -> None:
     counts = []
     for _ in range(COLLAPSE_TRIALS):
         req = probe(ctx, rule)
-        ctx.program(req.unit, delay=COLLAPSE_DELAY[ctx.engine], **origin_answer(ctx.policy, rule))
+        ctx.program(req.unit, **origin_answer(ctx.policy, rule) | {"delay": COLLAPSE_DELAY[ctx.engine]})
         with concurrent.futures.ThreadPoolExecutor(COLLAPSE_REQUESTS) as pool:
             statuses = list(pool.map(lambda _, r=req: ctx.send(r).status, range(COLLAPSE_REQUESTS)))
         ctx.expect(all(s == 200 for s in statuses), f"statuses {statuses}")

@@ -32,6 +32,7 @@ from typing import Literal
 from cachewright.generator.model import Policy, Rule
 
 from ..client import Response
+from ..origin import RuleSpec
 from ..selection import Request
 from .base import MAX_WAIT, Check, CheckSkipped, Ctx
 from .defaults import cacheable_rule, rule_or_skip, status_rule
@@ -70,7 +71,7 @@ def error_status(policy: Policy) -> int:
     return next((code for code in ERROR_STATUSES if not ttls.get(code)), 500)
 
 
-def _fault_rule(policy: Policy, fault: Fault) -> dict[str, object]:
+def _fault_rule(policy: Policy, fault: Fault) -> RuleSpec:
     """The origin programming for ``fault`` (``down`` programs nothing: the port closes)."""
     if fault == "error":
         return {"status": error_status(policy), "failure": "error"}
@@ -143,7 +144,7 @@ def _send_faulted(ctx: Ctx, req: Request, fault: Fault) -> Response | Exception:
     limit = _hang_limit(ctx.policy, fault) + 5.0
     try:
         return ctx.send(req, timeout=limit)
-    except Exception as exc:  # noqa: BLE001 - reported by the caller as the engine's failure
+    except Exception as exc:  # reported by the caller as the engine's failure
         return exc
 
 

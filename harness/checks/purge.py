@@ -16,11 +16,13 @@ import os.path
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Unpack
 
 from cachewright.generator.capabilities import FEATURES
 from cachewright.generator.model import Policy, Rule
 
 from ..client import Client, Response
+from ..origin import RuleSpec
 from ..runtime.prepare import request_host
 from ..selection import Request, probe_for, select_rule, tagged_path
 from .base import Check, CheckSkipped, Ctx
@@ -129,10 +131,10 @@ def _label(req: Request) -> str:
     return f"{req.host}{req.target}"
 
 
-def prime(ctx: Ctx, rule: Rule, req: Request, **origin: object) -> Response:
+def prime(ctx: Ctx, rule: Rule, req: Request, **origin: Unpack[RuleSpec]) -> Response:
     """Program the origin for ``req`` and store it: a miss, then a hit without a new origin
     request. ``origin`` adds to the rule's usual origin answer (e.g. surrogate keys)."""
-    ctx.program(req.unit, **{**origin_answer(ctx.policy, rule), **origin})
+    ctx.program(req.unit, **origin_answer(ctx.policy, rule) | origin)
     first = ctx.send(req)
     ctx.expect(first.status == 200, f"{_label(req)}: status {first.status}, expected 200")
     expect_kept(ctx, req, "after priming")
@@ -323,12 +325,13 @@ def check_pattern(ctx: Ctx) -> None:
 def check_tag(ctx: Ctx) -> None:
     """PURGE with Cache-Tags: T removes exactly the objects tagged T (whatever the URL)."""
     rule = _rule(ctx, lambda r: r.tags_from_header is not None, " with tags_from_header")
+    header = rule.tags_from_header
+    assert header is not None, "_rule chose a rule with tags_from_header"
     t1, t2 = ctx.tag(), ctx.tag()
     keys = {"only-t1": [t1], "t1-and-t2": [t1, t2], "only-t2": [t2], "untagged": []}
     reqs = {name: _probe(ctx, rule) for name in keys}
     for name, req in reqs.items():
-        prime(ctx, rule, req, surrogate_keys=keys[name],
-              surrogate_key_header=rule.tags_from_header)
+        prime(ctx, rule, req, surrogate_keys=keys[name], surrogate_key_header=header)
     # Sent to the untagged URL: a tag purge that fell back to purging the URL would show.
     send_purge(ctx, reqs["untagged"], headers={TAG_HEADER: t1})
     soft = ctx.policy.purge is not None and ctx.policy.purge.soft

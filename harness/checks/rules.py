@@ -10,6 +10,7 @@ from functools import lru_cache, partial
 
 from cachewright.generator.model import Policy, Rule
 
+from ..origin import RuleSpec
 from ..runtime.prepare import request_host
 from ..selection import Request, distinct_values, isolate, overlap_probe, probe_for
 from .base import Check, CheckSkipped, Ctx
@@ -35,7 +36,7 @@ def stored_when_fresh(policy: Policy, rule: Rule, req: Request) -> bool:
     return True
 
 
-def origin_answer(policy: Policy, rule: Rule) -> dict[str, object]:
+def origin_answer(policy: Policy, rule: Rule) -> RuleSpec:
     """An origin answer the rule will store: the rule's TTL applies unless origin headers are
     respected and the rule has none, in which case the origin says max-age=60."""
     if rule.origin_headers == "respect" and not effective_ttl(policy, rule):

@@ -8,7 +8,6 @@ that rules a cipher out by itself, refuses on the client's side).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import functools
 import socket
 import ssl
@@ -20,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from cachewright.harness.certs import throwaway_pair
 
@@ -128,25 +125,9 @@ def key_type(certificate: bytes) -> str:
     return type(key).__name__
 
 
-@functools.cache
-def _rsa_pair() -> tuple[bytes, bytes]:
-    """A self-signed RSA 2048 certificate and its key (PEM) for the self-test server."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachewright self-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 def _permissive_server(key: str) -> ssl.SSLContext:
     """A server context accepting TLS 1.0-1.3 and every cipher, with a ``key`` certificate."""
-    cert, private = _rsa_pair() if key == "RSA" else throwaway_pair()
+    cert, private = throwaway_pair(key_type=key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _set_versions(context, "TLSv1", "TLSv1.3")
     context.set_ciphers("ALL:@SECLEVEL=0")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cachewright.generator.capabilities import Feature, Support
     from cachewright.generator.model import Policy
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "capabilities", help="print what each engine supports (native / module / unsupported)",
         epilog="examples:\n  cachewright capabilities\n"

@@ -16,6 +16,8 @@ from cachewright.generator.targets import ENGINES
 
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
+    from cachewright.generator.pipeline import Compiled
+    from cachewright.harness.engines.tools import Verified
 
 DEFAULTS = Options()
 
@@ -59,6 +61,28 @@ def options(args: argparse.Namespace) -> Options:
         raise UsageError(f"--nginx-version: {args.nginx_version!r} is not X.Y.Z") from None
     return Options(nginx_version=(major, minor, patch), nginx_modules_dir=args.nginx_modules_dir,
                    varnish_proxy_listen=args.varnish_proxy_listen, hitch_user=args.hitch_user)
+
+
+def compiled(args: argparse.Namespace) -> tuple[Policy, Compiled]:
+    """The policy ``args.policy`` names and its files for the command line's targets and options
+    (its warnings printed)."""
+    from cachewright.generator.load import load
+    from cachewright.generator.pipeline import compile_policy
+
+    policy = load(args.policy)
+    result = compile_policy(policy, targets(args), options(args))
+    warn(result.warnings)
+    return policy, result
+
+
+def verified(args: argparse.Namespace, policy: Policy, result: Compiled) -> list[Verified]:
+    """The engines' own checks of the compiled files (each fleet node's on its own), origin hosts
+    that do not resolve here standing in as 127.0.0.1; raises VerifyError."""
+    from cachewright.generator.fleet import verify_nodes
+    from cachewright.harness.engines.verify import verify
+
+    hosts, folder = stand_ins(policy), args.policy.resolve().parent
+    return verify_nodes(result.files, policy.fleet, lambda files: verify(files, folder, hosts))
 
 
 def warn(lines: tuple[str, ...] | list[str]) -> None:

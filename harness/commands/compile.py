@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .. import ui
 from . import common
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "compile", help="compile a policy into engine configurations",
         description="Compile POLICY into build/nginx/nginx.conf, build/varnish/default.vcl "
@@ -33,13 +32,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachewright.generator.load import load
     from cachewright.generator.output import diff, write_atomically
-    from cachewright.generator.pipeline import compile_policy
 
-    policy = load(args.policy)
-    compiled = compile_policy(policy, common.targets(args), common.options(args))
-    common.warn(compiled.warnings)
+    policy, compiled = common.compiled(args)
     if args.check:
         changes = diff(args.output, compiled.files)
         if changes:
@@ -49,12 +44,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         ui.info(f"{args.output}: up to date")
         return 0
-    if args.verify:
-        from cachewright.generator.fleet import verify_nodes
-        from cachewright.harness.engines.verify import verify  # the engines' own checks, on request
-
-        hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
-        for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
+    if args.verify:  # the engines' own checks, on request
+        for done in common.verified(args, policy, compiled):
             ui.info(f"verified with {done.version}")
     write_atomically(args.output, compiled.files)
     for f in compiled.files:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 ARCHETYPES = {
     "static": "a static site: long-lived assets, short HTML, tracking parameters ignored",
@@ -16,7 +15,7 @@ ARCHETYPES = {
 DEFAULT_ARCHETYPE = "static"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``init`` on the ``cachewright`` subparsers."""
     kinds = "\n".join(f"  {name:7} {what}" for name, what in ARCHETYPES.items())
     p = sub.add_parser(

@@ -73,7 +73,7 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "purge", help="purge a URL, prefix, tag or everything on one or many cache nodes at once",
         description="Send one purge to every node in parallel and report each node's answer. "

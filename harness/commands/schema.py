@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "schema", help="print the policy JSON Schema",
         epilog="example:\n  cachewright schema > cachewright.schema.json\n"

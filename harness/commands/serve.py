@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..runtime.api import Runtime, Stack
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "serve", help="keep the sample origin and the engine(s) running for curl and friends",
         description="Start the sample origin (or use --origin) and the engine(s) with the "

@@ -12,9 +12,10 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cachewright.generator.errors import CachewrightError, ToolMissing, UsageError
 from cachewright.generator.targets import ENGINES
@@ -27,16 +28,16 @@ if TYPE_CHECKING:
 
     from .. import checks
     from ..client import Identity, Response
-    from ..origin import Counts
+    from ..origin import Counts, RecordedRequest, RuleSpec
     from ..report.results import CheckResult
     from ..runtime.api import Runtime, Stack
     from ..runtime.prepare import Configs
-    from ..scenarios import Scenario, ScenarioContext, StackContext
+    from ..scenarios import EngineClient, OriginControl, Scenario, ScenarioContext, StackContext
 
     Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "test", help="run the engines in front of a sample app and prove the policy",
         description="Compile POLICY, start the sample origin and the real engines, and run the "
@@ -298,7 +299,7 @@ def scenarios_of(args: argparse.Namespace) -> tuple[Scenario, ...]:
 
 
 def run_scenarios(scenarios: tuple[Scenario, ...], stack: Stack, policy: Policy,
-                  selected: tuple[str, ...], done: Any = None,
+                  selected: tuple[str, ...], done: Callable[[CheckResult], None] | None = None,
                   identity: Identity | None = None) -> list[CheckResult]:
     """Each engine runs the scenarios meant for it (``engines:``), in its own thread;
     ``identity`` tells responses apart (default: the sample origin's X-Response-Id)."""
@@ -344,7 +345,7 @@ def _scenario_result(scenario: Scenario, ctx: ScenarioContext, engine: str, cont
 class _NoOrigin:
     """The origin control of a user's own app: nothing to program, nothing counted."""
 
-    def add_rules(self, rules: Any) -> None:
+    def add_rules(self, rules: Sequence[RuleSpec]) -> None:
         raise CachewrightError("no origin control port with --origin")
 
     def delete_rules(self, *, path: str | None = None, pattern: str | None = None) -> int:
@@ -355,7 +356,8 @@ class _NoOrigin:
 
         return Counts(0, {}, {})
 
-    def requests(self, **kw: Any) -> list[Any]:
+    def requests(self, *, path: str | None = None, method: str | None = None,
+                 since: int | None = None, limit: int | None = None) -> list[RecordedRequest]:
         return []
 
 
@@ -367,10 +369,10 @@ class _WithoutOrigin:
         self.stack = stack
 
     @property
-    def origin(self) -> Any:
+    def origin(self) -> OriginControl:
         return _NoOrigin()
 
-    def client(self, engine: str) -> Any:
+    def client(self, engine: str) -> EngineClient:
         return self.stack.client(engine)
 
     def logs(self, engine: str, lines: int = 40) -> str:

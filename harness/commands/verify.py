@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from .. import ui
 from . import common
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify", help="check a policy's output with nginx -t, varnishd -C and hitch --test",
         epilog="example:\n  cachewright verify examples/api/policy.yaml --target varnish",
@@ -21,15 +20,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cachewright.generator.fleet import verify_nodes
-    from cachewright.generator.load import load
-    from cachewright.generator.pipeline import compile_policy
-    from cachewright.harness.engines.verify import verify
-
-    policy = load(args.policy)
-    compiled = compile_policy(policy, common.targets(args), common.options(args))
-    common.warn(compiled.warnings)
-    hosts, folder = common.stand_ins(policy), args.policy.resolve().parent
-    for done in verify_nodes(compiled.files, policy.fleet, lambda files: verify(files, folder, hosts)):
+    policy, compiled = common.compiled(args)
+    for done in common.verified(args, policy, compiled):
         ui.info(f"ok: {done.engine} accepts the configuration ({done.version})")
     return 0

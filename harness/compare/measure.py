@@ -91,7 +91,7 @@ def hit_probe(ctx: Ctx) -> Probe:
     """The request the cached-hit measurements repeat (``plain_get``), checked on the engine."""
     tag = ctx.tag()
     rule, req = plain_get(ctx.policy, tag)
-    return _checked(ctx, Probe(rule, req, tag))
+    return checked(ctx, Probe(rule, req, tag))
 
 
 def plain_get(policy: Policy, tag: str) -> tuple[Rule, Request]:
@@ -111,16 +111,24 @@ def plain_get(policy: Policy, tag: str) -> tuple[Rule, Request]:
 
 def stale_probe(ctx: Ctx) -> Probe | None:
     """A rule that respects the origin's max-age (so an entry can be made to expire), or None."""
+    probe = respecting_probe(ctx)
+    return checked(ctx, probe) if probe is not None else None
+
+
+def respecting_probe(ctx: Ctx) -> Probe | None:
+    """The probe of a cacheable rule that respects the origin's max-age, not yet ``checked``; None
+    where there is no such rule or it cannot be probed."""
     rule = cacheable_rule(ctx.policy, respect=True)
     if rule is None:
         return None
     tag = ctx.tag()
     req = probe_for(ctx.policy, rule, tag=tag, host=request_host(ctx.policy))
-    return _checked(ctx, Probe(rule, req, tag)) if req is not None else None
+    return Probe(rule, req, tag) if req is not None else None
 
 
-def _checked(ctx: Ctx, probe: Probe) -> Probe:
-    if select_rule(ctx.policy, probe.variant("v1")) != probe.rule:
+def checked(ctx: Ctx, probe: Probe, suffix: str = "v1") -> Probe:
+    """``probe``, once its variant ``suffix`` selects the same rule (MeasureError otherwise)."""
+    if select_rule(ctx.policy, probe.variant(suffix)) != probe.rule:
         raise MeasureError(f"variants of {probe.request.target} leave rule '{probe.rule.name}'")
     return probe
 

@@ -34,12 +34,10 @@ from cachewright.generator.pipeline import Options, compile_policy
 from cachewright.generator.render import OutputFile
 
 from ..checks.base import Ctx
-from ..checks.defaults import cacheable_rule
 from ..origin import OriginClient, RecordedRequest
-from ..runtime.prepare import Placement, generated, request_host
-from ..selection import probe_for, select_rule
+from ..runtime.prepare import Placement, generated
 from .figures import OffloadResult, OffloadRun, OriginCounts
-from .measure import MeasureError, Probe, Target
+from .measure import MeasureError, Probe, Target, checked, respecting_probe
 from .settings import OffloadSettings
 
 #: the three configs the offload run compares, in the report's order
@@ -116,17 +114,10 @@ def _without_keep(text: str) -> str:
 def offload_probe(ctx: Ctx) -> Probe | None:
     """The URLs' rule: a cacheable one that respects the origin's max-age (so entries expire),
     if its probe carries no cookie (so the baseline caches it too); None otherwise."""
-    rule = cacheable_rule(ctx.policy, respect=True)
-    if rule is None:
+    probe = respecting_probe(ctx)
+    if probe is None or probe.request.cookie_header:
         return None
-    tag = ctx.tag()
-    req = probe_for(ctx.policy, rule, tag=tag, host=request_host(ctx.policy))
-    if req is None or req.cookie_header:
-        return None
-    probe = Probe(rule, req, tag)
-    if select_rule(ctx.policy, probe.variant("o1")) != rule:
-        raise MeasureError(f"variants of {req.target} leave rule '{rule.name}'")
-    return probe
+    return checked(ctx, probe, "o1")
 
 
 def measure_offload(target: Target, probe: Probe, settings: OffloadSettings) -> OffloadRun:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from .rules import JsonObject, Rule
 from .wire import Outcome, Reply, Request
 
-#: query parameters that mark a probe (harness/probe.py puts one in when a rule leaves no room
+#: query parameters that mark a probe (harness/selection/probes.py puts one in when a rule leaves no room
 #: for a marker in the path); engines keep them in the cache key and forward them
 MARKERS = ("cw", "cwtag", "cw_probe")
 

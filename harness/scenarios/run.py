@@ -260,7 +260,7 @@ class _Run:
     def _log_tail(self) -> None:
         try:
             tail = self.ctx.logs(self.engine, LOG_LINES)
-        except Exception as exc:  # noqa: BLE001 - a log we cannot read must not hide the failure
+        except Exception as exc:  # a log we cannot read must not hide the failure
             tail = f"(logs unavailable: {exc})"
         self.details.append(f"{self.engine} log (last {LOG_LINES} lines):")
         self.details += [f"  {line}" for line in tail.splitlines() or ["(empty)"]]

@@ -25,7 +25,7 @@ from cachewright.generator.model import Match, Policy, Rule
 from cachewright.generator.quote import cookie_regex, extensions_regex, host_regex, prefix_regex
 
 Pair = tuple[str, str]
-TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin.py MARKERS: the same names
+TAG_PARAMS = ("cw", "cwtag", "cw_probe")  # harness/origin/state.py MARKERS: the same names
 # The engines refuse these paths (400) before any rule is chosen: keep in step with the path
 # hygiene maps in templates/nginx/nginx.conf.j2 and templates/varnish/default.vcl.j2.
 REFUSED_PATHS = tuple(re.compile(r) for r in (
@@ -57,7 +57,7 @@ class Request:
     @property
     def unit(self) -> str:
         """What the sample origin counts, answers and logs this request by: the path, plus ``?``
-        and the tag parameters of the query when it has any (``harness/origin.py``, "Markers")."""
+        and the tag parameters of the query when it has any (``harness/origin/state.py``, "Markers")."""
         marks = [p for p in self.query.split("&") if p.split("=", 1)[0] in TAG_PARAMS] if self.query else []
         return f"{self.path}?{'&'.join(marks)}" if marks else self.path
 

@@ -10,16 +10,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Unpack
 
 from cachewright.generator.model import Rule
 
 from ...client import Response
+from ...origin import RuleSpec
 from ...selection import Request
-from ..base import RECORD_WAIT, Ctx
+from ..base import RECORD_WAIT, Ctx, Probing
 from ..rules import probe
 
-Answer = Mapping[str, Any]
+Answer = RuleSpec
 #: how long a check lets the engine write an entry it is expected NOT to store (a write that
 #: comes later than this would make "not reused" pass by accident)
 SETTLE = 0.6
@@ -49,7 +50,7 @@ def http_date(offset: float = 0.0) -> str:
 # --------------------------------------------------------------------------- sending and counting
 
 
-def send(ctx: Ctx, req: Request, headers: Mapping[str, str] | None = None, **kw: Any) -> Response:
+def send(ctx: Ctx, req: Request, headers: Mapping[str, str] | None = None, **kw: Unpack[Probing]) -> Response:
     return ctx.send(req, headers=dict(headers or {}), **kw)
 
 
@@ -123,7 +124,7 @@ class Reuse:
                        f"expected 2 ({evidence})")
 
 
-def fresh(cache_control: str = "max-age=60", **answer: Any) -> Answer:
+def fresh(cache_control: str = "max-age=60", /, **answer: Unpack[RuleSpec]) -> Answer:
     return {"status": 200, "cache_control": cache_control, **answer}
 
 
@@ -143,12 +144,13 @@ class Spec:
 
 
 def reuse_spec(ident: str, section: str, says: str, answer: Answer | Callable[[], Answer],
-               reused: bool, feature: str | None = None, **kw: Any) -> Spec:
-    return Spec(ident, section, says, Reuse(answer, reused, **kw), feature)
+               reused: bool, feature: str | None = None, *, first: Mapping[str, str] | None = None,
+               second: Mapping[str, str] | None = None, wait: float = 0.0) -> Spec:
+    return Spec(ident, section, says, Reuse(answer, reused, first or {}, second or {}, wait), feature)
 
 
 def make_spec(ident: str, section: str, says: str, run: Callable[..., None],
-              feature: str | None = None, *args: Any) -> Spec:
+              feature: str | None = None, *args: object) -> Spec:
     return Spec(ident, section, says, partial(run, *args) if args else run, feature)
 
 

@@ -41,8 +41,7 @@ def check_set_cookie_isolated(ctx: Ctx) -> None:
     for rule in rules_or_skip(ctx.policy, relaxed="set-cookie"):
         req = probe(ctx, rule)
         secret = secret_for(ctx)
-        ctx.program(req.unit, set_cookie=[f"cw_session={secret}; Path=/"],
-                    **origin_answer(ctx.policy, rule))
+        ctx.program(req.unit, **origin_answer(ctx.policy, rule) | {"set_cookie": [f"cw_session={secret}; Path=/"]})
         first = ctx.send(req)
         ctx.stored(req, wait=STORE_WAIT)  # an engine that stores it may finish after answering
         second = ctx.send(req)

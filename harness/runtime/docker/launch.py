@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import docker.errors
@@ -52,6 +52,14 @@ class Settings(Protocol):
     configs: Configs
     ports: Fixed
 
+
+class CreateOptions(TypedDict, total=False):
+    """The ``containers.create`` options a role's container adds to the common ones."""
+
+    extra_hosts: dict[str, str]
+    tmpfs: dict[str, str]
+    working_dir: str
+    environment: dict[str, str]
 
 @dataclass
 class Wait:
@@ -101,7 +109,7 @@ class Launch:
 
     def container(self, engine: str, role: str, image: str, command: list[str],
                    files: Mapping[str, tuple[bytes | None, int]], ports: list[int],
-                   same_port: bool = True, **kw: Any) -> Container:
+                   same_port: bool = True, **kw: Unpack[CreateOptions]) -> Container:
         """Create (files copied in), register its removal, start; ``ports`` published on
         127.0.0.1 (as the same port numbers unless ``same_port`` is false: then random ones)."""
         name = f"cachewright-{self.run_id}-{role}"

@@ -12,7 +12,6 @@ import time
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Any
 
 from docker.models.containers import Container
 
@@ -26,7 +25,7 @@ from ..ports import engine_ports
 from ..prepare import Placement
 from ..procs import free_ports
 from .images import ImageInfo, image_for, require_modules
-from .launch import ORIGIN_DIR, Launch, Wait
+from .launch import ORIGIN_DIR, CreateOptions, Launch, Wait
 from .stack import CONF, DockerStack
 
 PROXY_PORT, ADMIN_PORT = 6086, 6082
@@ -78,8 +77,8 @@ def start_varnish(launch: Launch, stack: DockerStack, infos: dict[str, ImageInfo
     # The workdir on tmpfs, as Varnish's platform notes ask (see harness.runtime.local.varnish_workdir);
     # "exec": varnishd loads the compiled VCL from it.
     container = launch.container("varnish", "varnish", info.image, command, tree,
-                                 _listeners(launch.policy, http, 0), **_extra(launch),
-                                 tmpfs={f"{prefix}/state": "exec,mode=0755"})
+                                 _listeners(launch.policy, http, 0),
+                                 **_extra(launch) | {"tmpfs": {f"{prefix}/state": "exec,mode=0755"}})
     stack.engines["varnish"].containers.append(container)
     front = container
     if hitch.CONF in files:
@@ -181,7 +180,7 @@ def _tls_files(launch: Launch) -> Tree:
             f"{CONF}/tls/server.key": (launch.tls.key.read_bytes(), 0o644)}
 
 
-def _extra(launch: Launch) -> dict[str, Any]:
+def _extra(launch: Launch) -> CreateOptions:
     return {} if launch.host_mode else {"extra_hosts": {"host.docker.internal": "host-gateway"}}
 
 

@@ -1,0 +1,28 @@
+"""Each engine's part of ``cachewright explain -v`` (``nginx_explain``, ``varnish_explain``),
+handed to the engine-neutral model in ``harness.selection.explain`` as its ``views``: selection
+knows no engine, the engines know selection's ``EngineView``.
+"""
+
+from __future__ import annotations
+
+from cachewright.generator.model import Policy, Rule
+
+from ..selection import explain as model
+from ..selection.explain import EngineView, Explanation
+from ..selection.request import Request
+from . import nginx_explain, varnish_explain
+
+#: one view per engine, in the order ``-v`` prints them
+VIEWS = (nginx_explain.view, varnish_explain.view)
+
+
+def views(policy: Policy, rule: Rule, request: Request, scheme: str,
+          reasons: tuple[str, ...]) -> tuple[EngineView, ...]:
+    """Every engine's internals for ``request`` (which selects ``rule``)."""
+    return tuple(view(policy, rule, request, scheme, reasons) for view in VIEWS)
+
+
+def explain(policy: Policy, request: Request, scheme: str = "http") -> Explanation:
+    """What the compiled configurations do with ``request`` arriving over ``scheme``, with each
+    engine's internals."""
+    return model.explain(policy, request, scheme, views)
