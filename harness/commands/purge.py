@@ -11,7 +11,7 @@ import argparse
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -68,9 +68,12 @@ class Outcome:
     detail: str
     elapsed: float
 
+    #: a 404 the purge interface gave (nginx: the object was not cached there, nothing to drop)
+    not_held: bool = False
+
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.status is not None and (200 <= self.status < 300 or self.not_held)
 
 
 def add_parser(sub: Any) -> None:
@@ -100,6 +103,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fleet", type=Path, metavar="POLICY",
+                   help="purge every node of the policy's fleet: section, the tier nearest the "
+                        "origin first (docs/fleets.md); the Host defaults to the policy's first")
+    p.add_argument("--map", action="append", default=[], metavar="NODE=ADDR[:PORT]",
+                   help="with --fleet: reach NODE at ADDR (and PORT) instead of its address in "
+                        "the policy (repeatable)")
     p.add_argument("--node", action="append", default=[], metavar="URL",
                    help="a cache node's base URL, e.g. http://10.0.0.5:6081 (repeatable)")
     p.add_argument("--nodes-from", type=Path, metavar="FILE",
@@ -120,13 +129,14 @@ def run(args: argparse.Namespace) -> int:
     """Purge on every node in parallel; one line per node, then a summary."""
     try:
         purge = build_purge(args)
-        nodes = collect_nodes(args, _scheme(args))
+        purge, tiers = fleet_nodes(args, purge) if args.fleet else (purge, [collect_nodes(args, _scheme(args))])
         if args.timeout <= 0:
             raise UsageError("--timeout must be positive")
     except UsageError as exc:
         print(f"cachewright purge: {exc}", file=sys.stderr)
         return 2
-    outcomes = purge_all(nodes, purge, args.timeout)
+    nodes = [node for tier in tiers for node in tier]
+    outcomes = purge_tiers(tiers, purge, args.timeout)
     for outcome in outcomes:
         print(format_outcome(outcome, _width(nodes)))
     print(summary(purge, outcomes))
@@ -184,8 +194,25 @@ def _scheme(args: argparse.Namespace) -> str | None:
 # --------------------------------------------------------------------------- where to send it
 
 
+def fleet_nodes(args: argparse.Namespace, purge: Purge) -> tuple[Purge, list[list[Node]]]:
+    """``--fleet``: every node of the policy's fleet, tier by tier (``purge_fleet``), and the
+    purge on the policy's first host unless the URL or ``--host`` names one."""
+    from cachewright.generator.load import load
+
+    from ..runtime.prepare import request_host
+    from .purge_fleet import fleet_tiers, parse_map
+
+    if args.node or args.nodes_from:
+        raise UsageError("--fleet reads the nodes from the policy: leave out --node and --nodes-from")
+    policy = load(args.fleet)
+    tiers = fleet_tiers(policy, parse_map(args.map, policy), args.ca_file)
+    return replace(purge, host=purge.host or request_host(policy)), tiers
+
+
 def collect_nodes(args: argparse.Namespace, scheme: str | None) -> list[Node]:
     """Nodes from --node and --nodes-from, in the order given, without duplicates."""
+    if args.map:
+        raise UsageError("--map applies to --fleet")
     nodes = [_node(url, args.ca_file) for url in args.node]
     if args.nodes_from is not None:
         nodes += read_nodes(args.nodes_from, scheme, args.ca_file)
@@ -266,6 +293,14 @@ def _node(raw: str, ca_file: Path | None) -> Node:
 # --------------------------------------------------------------------------- sending
 
 
+def purge_tiers(tiers: list[list[Node]], purge: Purge, timeout: float) -> list[Outcome]:
+    """``purge`` on every node: tier after tier (a fleet's nearest the origin first:
+    ``purge_fleet.fleet_tiers``), the nodes of a tier in parallel; outcomes in that order. A
+    tier that fails does not stop the rest: every node that can drop the object does, and the
+    failures are reported (exit 1)."""
+    return [outcome for tier in tiers for outcome in purge_all(tier, purge, timeout)]
+
+
 def purge_all(nodes: list[Node], purge: Purge, timeout: float) -> list[Outcome]:
     """Send ``purge`` to every node in parallel (a small pool); outcomes in node order."""
     import concurrent.futures
@@ -291,7 +326,16 @@ def purge_one(node: Node, purge: Purge, timeout: float) -> Outcome:
                                   scheme=scheme, timeout=timeout)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return Outcome(node, None, _error(exc), time.monotonic() - started)
+    if _not_held(purge, response):
+        return Outcome(node, 404, f"not cached ({_reason(response)})", response.elapsed, True)
     return Outcome(node, response.status, _reason(response), response.elapsed)
+
+
+def _not_held(purge: Purge, response: Response) -> bool:
+    """Whether ``response`` is nginx's answer to a PURGE of an object it did not hold: 404 from
+    the purge interface (labelled ``detail=purge``). In a fleet most nodes hold no copy."""
+    status = response.joined("Cache-Status") or ""
+    return purge.method == "PURGE" and response.status == 404 and "detail=purge" in status
 
 
 def _error(exc: BaseException) -> str:
