@@ -19,7 +19,7 @@ from cachewright.generator.model import Policy
 from cachewright.generator.pipeline import Options
 from cachewright.generator.render import OutputFile
 from cachewright.harness import checks
-from cachewright.harness.checks.fleet import fleet_checks, front_view
+from cachewright.harness.checks.fleet import front_view
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client
 from cachewright.harness.commands import purge_fleet
@@ -56,7 +56,7 @@ fleet:
       nodes:
         - {name: shield-1, address: 10.0.1.21}
         - {name: shield-2, address: 10.0.1.22}
-  health: {interval: 1s, timeout: 1s, window: 2, threshold: 1}
+  health: {interval: 1s, timeout: 1s, window: 2, threshold: 1, fail_timeout: 2s}
 """
 
 
@@ -72,10 +72,10 @@ def policy() -> Policy:
     return loads(FLEET, "fleet.yaml")
 
 
-def _run(stack: FleetStack, policy: Policy, check_id: str) -> CheckResult:
-    chosen = [c for c in fleet_checks(policy) if c.id == check_id]
-    assert len(chosen) == 1, [c.id for c in fleet_checks(policy)]
-    return checks.run_checks(chosen, stack, front_view(policy), ("nginx",))[0]
+def _run(stack: FleetStack, policy: Policy, check_id: str, front: str = "nginx") -> CheckResult:
+    chosen = [c for c in checks.derive(policy) if c.id == check_id]
+    assert len(chosen) == 1, [c.id for c in checks.derive(policy) if c.id.startswith("fleet.")]
+    return checks.run_checks(chosen, stack, front_view(policy), (front,))[0]
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,20 @@ def test_each_fleet_check_passes_on_the_compiled_fleet(fleet: FleetStack, policy
                                                         check_id: str) -> None:
     result = _run(fleet, policy, check_id)
     assert result.outcome == "passed", (result.message, result.details)
+
+
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_node_loss_costs_the_lost_nodes_objects_only(edge: str) -> None:
+    """nginx edges retry the next shield at once (no request fails); Varnish edges fail the
+    requests sent before their probes see the loss, within the bound the check reports."""
+    policy = loads(FLEET.replace("engine: nginx", f"engine: {edge}"), "fleet.yaml")
+    with FleetRuntime().start(policy) as stack:
+        result = _run(stack, policy, "fleet.node-loss", edge)
+        assert result.outcome == "passed", (result.message, result.details)
+        assert stack.node_alive("shield-1")  # started again
+    assert "shield-1 lost:" in result.message and "ideal 1/2 = 50%" in result.message, result.message
+    if edge == "nginx":
+        assert result.message.startswith("0 of 60 requests failed"), result.message
 
 
 def test_shard_once_fails_when_the_edges_spread_round_robin(policy: Policy) -> None:

@@ -26,6 +26,7 @@ from .blackbox import Options, blackbox_checks
 from .defaults import default_checks
 from .faults import fault_checks
 from .fleet import fleet_checks, front_view, purges_one_node
+from .fleet_loss import loss_checks
 from .purge import purge_checks
 from .rfc import rfc_checks
 from .rules import rule_checks
@@ -49,7 +50,7 @@ def derive(policy: Policy, *, conformance: bool = False) -> list[Check]:
     reach one node: ``fleet.purge`` purges the fleet), and the fleet family."""
     if policy.fleet is not None:
         own = derive(front_view(policy), conformance=conformance)
-        return [*(c for c in own if not purges_one_node(c)), *fleet_checks(policy)]
+        return [*(c for c in own if not purges_one_node(c)), *fleet_checks(policy), *loss_checks(policy)]
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
             *tls_checks(policy), *security_checks(policy), *fault_checks(policy),
             *(rfc_checks(policy) if conformance else ())]

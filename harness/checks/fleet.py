@@ -75,13 +75,13 @@ def fleet_checks(policy: Policy) -> Iterator[Check]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _stack(ctx: Ctx) -> FleetStack:
+def fleet_stack(ctx: Ctx) -> FleetStack:
     if not isinstance(ctx.stack, FleetStack):
         raise CheckSkipped("runs on a fleet (cachewright test FLEET.yaml --runtime local)")
     return ctx.stack
 
 
-def _objects(ctx: Ctx, count: int, **answer: object) -> tuple[Rule, list[Request]]:
+def fresh_objects(ctx: Ctx, count: int, **answer: object) -> tuple[Rule, list[Request]]:
     """``count`` fresh requests of the first rule a purge can reach, the origin programmed to
     answer each so that it is stored (plus ``answer``'s fields, e.g. a delay)."""
     rules = purge_rules(ctx.policy)
@@ -103,7 +103,7 @@ def _client(ctx: Ctx, node: FleetNode) -> Client:
     return Client(node.endpoint(), request_host(ctx.policy), ctx.stack.ca_file, cache_name=node.name)
 
 
-def _get(ctx: Ctx, node: FleetNode, req: Request) -> Response:
+def send_to(ctx: Ctx, node: FleetNode, req: Request) -> Response:
     """``req`` sent to ``node`` itself: the front tier on the checks' scheme, inner tiers on
     plain HTTP (what they serve)."""
     scheme = ctx.scheme if node.https_port is not None else "http"
@@ -123,12 +123,12 @@ def _holders(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[st
 
 
 def _check_herd(ctx: Ctx) -> None:
-    stack = _stack(ctx)
+    stack = fleet_stack(ctx)
     front = stack.tier(stack.tiers()[0])
-    _, (req,) = _objects(ctx, 1, delay=0.5)  # every request arrives while the first is fetched
+    _, (req,) = fresh_objects(ctx, 1, delay=0.5)  # every request arrives while the first is fetched
     senders = [front[i % len(front)] for i in range(HERD_PER_NODE * len(front))]
     with concurrent.futures.ThreadPoolExecutor(len(senders)) as pool:
-        answers = list(pool.map(lambda n: _get(ctx, n, req), senders))
+        answers = list(pool.map(lambda n: send_to(ctx, n, req), senders))
     bad = [a.summary() for a in answers if a.status != 200]
     ctx.expect(not bad, f"herd answers not 200: {bad[:3]}")
     ctx.expect(ctx.count(req.unit) == 1, f"{len(senders)} concurrent requests over {len(front)} "
@@ -147,7 +147,7 @@ def _stored_soon(stack: FleetStack, node: FleetNode, req: Request) -> bool:
     return True
 
 
-def _shard_tier(stack: FleetStack, policy: Policy) -> list[FleetNode]:
+def shard_nodes(stack: FleetStack, policy: Policy) -> list[FleetNode]:
     assert policy.fleet is not None
     tier = next(t for t in policy.fleet.tiers if t.routing == "shard")
     return stack.tier(tier.name)
@@ -157,15 +157,15 @@ def _check_shard_once(ctx: Ctx) -> None:
     """K = 15 N objects over N nodes; each node must hold at least K / N / 3 = 5 of them. For a
     uniform ring a node's share is Binomial(K, 1/N): P(share < 5) is 3e-5 for N = 2 (K = 30)
     and 2e-4 for N = 3 (K = 45), so a failure is a lopsided ring, not bad luck."""
-    stack = _stack(ctx)
+    stack = fleet_stack(ctx)
     policy = _fleet_policy(ctx)
-    shard, front = _shard_tier(stack, policy), stack.tier(stack.tiers()[0])
-    _, objects = _objects(ctx, max(30, OBJECTS_PER_NODE * len(shard)))
+    shard, front = shard_nodes(stack, policy), stack.tier(stack.tiers()[0])
+    _, objects = fresh_objects(ctx, max(30, OBJECTS_PER_NODE * len(shard)))
     for node in front:
         for req in random.sample(objects, len(objects)):
-            response = _get(ctx, node, req)
+            response = send_to(ctx, node, req)
             ctx.expect(response.status == 200, f"{response.summary()}: expected 200")
-    holders = {req.target: _holders_soon(stack, shard, req) for req in objects}
+    holders = {req.target: holders_soon(stack, shard, req) for req in objects}
     wrong = {t: h for t, h in holders.items() if len(h) != 1}
     ctx.expect(not wrong, f"{len(wrong)} of {len(objects)} objects not stored on exactly one "
                f"shard node: " + "; ".join(f"{t} on {h or 'none'}" for t, h in list(wrong.items())[:3]))
@@ -176,7 +176,7 @@ def _check_shard_once(ctx: Ctx) -> None:
     ctx.notes.append(f"{len(objects)} objects, one node each: {share}")
 
 
-def _holders_soon(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[str]:
+def holders_soon(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[str]:
     """The shard nodes holding ``req``, polled briefly for a record still being written."""
     deadline = time.monotonic() + RECORD_WAIT
     while True:
@@ -187,7 +187,7 @@ def _holders_soon(stack: FleetStack, nodes: list[FleetNode], req: Request) -> li
 
 
 def _fleet_policy(ctx: Ctx) -> Policy:
-    policy = _stack(ctx).run_policy
+    policy = fleet_stack(ctx).run_policy
     assert policy.fleet is not None
     return policy
 
@@ -199,12 +199,12 @@ def _check_purge(ctx: Ctx) -> None:
     from ..commands.purge import Purge, purge_tiers
     from ..commands.purge_fleet import fleet_tiers
 
-    stack = _stack(ctx)
+    stack = fleet_stack(ctx)
     if purger_address(ctx.policy) != "127.0.0.1":  # the purge command sends from it
         raise CheckSkipped("purge.allow does not hold 127.0.0.1, the address purges come from")
-    _, (req,) = _objects(ctx, 1)
+    _, (req,) = fresh_objects(ctx, 1)
     front = stack.tier(stack.tiers()[0])
-    primed = {_get(ctx, n, req).response_id for n in front}
+    primed = {send_to(ctx, n, req).response_id for n in front}
     ctx.expect(len(primed) == 1 and ctx.count(req.unit) == 1,
                f"priming through {len(front)} front nodes: responses {primed}, origin count "
                f"{ctx.count(req.unit)} (expected one response, one origin request)")
@@ -214,7 +214,7 @@ def _check_purge(ctx: Ctx) -> None:
                            Purge("PURGE", req.target, req.host, {}), PURGE_TIMEOUT)
     failed = [f"{o.node.name}: {o.status} {o.detail}" for o in outcomes if not o.ok]
     ctx.expect(not failed, f"fleet purge not confirmed by: {'; '.join(failed)}")
-    stale = [r.node.name for r in stack.nodes.values() if _get(ctx, r.node, req).response_id in primed]
+    stale = [r.node.name for r in stack.nodes.values() if send_to(ctx, r.node, req).response_id in primed]
     ctx.expect(not stale, f"after the fleet purge, {', '.join(stale)} still answered the purged "
                "response")
     ctx.notes.append(f"{len(outcomes)} nodes purged; none answers the purged response")

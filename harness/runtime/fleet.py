@@ -25,6 +25,7 @@ import contextlib
 import functools
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -319,10 +320,31 @@ class FleetRuntime:
         for name, proc, port in waits:
             wait_listening(proc, stack.nodes[name].node.loopback, port, deadline,
                            functools.partial(stack.node_logs, name))
+        probe = policy.fleet.health
+        _await_probes(stack, time.monotonic() + self.ready_timeout + probe.interval * probe.window)
         return stack
 
 
 _Wait = tuple[str, Proc, int]
+
+
+def _await_probes(stack: FleetStack, deadline: float) -> None:
+    """Every Varnish node in front of another tier sees that tier's nodes healthy: a probed
+    backend starts sick until its first good probe (``.initial`` is ``threshold - 1``), so the
+    fleet is not ready before (``varnishadm backend.list``)."""
+    last = stack.tiers()[-1]
+    for name, run in stack.nodes.items():
+        if run.workdir is None or run.node.tier == last:
+            continue
+        argv = [require("varnishadm"), "-n", str(run.workdir), "backend.list"]
+        while True:
+            listed = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            if listed.returncode == 0 and "healthy" in listed.stdout and "sick" not in listed.stdout:
+                break
+            if time.monotonic() >= deadline:
+                raise HarnessError(f"timed out waiting for {name}'s probes to find the next tier "
+                                   f"healthy:\n{listed.stdout}{listed.stderr}\n{stack.node_logs(name)}")
+            time.sleep(0.1)
 
 
 def _show(line: str) -> None:
