@@ -26,6 +26,8 @@ from cachewright.harness.commands import purge_fleet
 from cachewright.harness.origin import OriginClient
 from cachewright.harness.report.results import CheckResult
 from cachewright.harness.runtime.fleet import FleetRuntime, FleetStack, node_files
+from cachewright.harness.runtime.procs import group_members
+from cachewright.harness.runtime.reaper import Marker
 
 pytestmark = pytest.mark.engine
 
@@ -127,6 +129,13 @@ def test_node_loss_costs_the_lost_nodes_objects_only(edge: str) -> None:
         result = _run(stack, policy, "fleet.node-loss", edge)
         assert result.outcome == "passed", (result.message, result.details)
         assert stack.node_alive("shield-1")  # started again
+        groups = [p.pid for run in stack.nodes.values() for p in run.run.procs]
+        marker = Marker.load(stack.run_dir)
+        assert marker is not None and set(groups) <= {g.pgid for g in marker.groups}
+        assert all(Path(marker.workdir) in run.workdir.parents
+                   for run in stack.nodes.values() if run.workdir is not None)
+    assert not [pid for pid in groups if group_members(pid)]  # every node stopped
+    assert not stack.run_dir.exists()
     assert "shield-1 lost:" in result.message and "ideal 1/2 = 50%" in result.message, result.message
     if edge == "nginx":
         assert result.message.startswith("0 of 60 requests failed"), result.message
