@@ -40,6 +40,7 @@ from cachewright.generator.render import OutputFile
 
 from .. import ui
 from ..engines import StoredObject, hitch, nginx, varnish
+from ..engines import binaries as engine_binaries
 from .api import Endpoint, HarnessError, OriginEndpoint
 from .local import (
     HOST,
@@ -47,7 +48,6 @@ from .local import (
     READY_TIMEOUT,
     STOP_TIMEOUT,
     EngineRun,
-    binaries_for,
     compile_options,
     make_run_dir,
     require,
@@ -58,7 +58,7 @@ from .local import (
 )
 from .prepare import Placement, for_harness
 from .procs import Proc, deferred_signals, free_ports, signals_raise, spawn, stop_all, tail, wait_listening
-from .reaper import Marker
+from .reaper import Marker, reap
 from .tlsfiles import TlsFiles, write_tls_files
 
 #: the first loopback address given to a node (127.0.0.1 is the harness's and the origin's)
@@ -218,15 +218,16 @@ class FleetStack:
         """Start node ``name`` again with its commands (its cache is empty again: Varnish keeps
         objects in memory; nginx's cache files survive and are loaded again)."""
         run = self.nodes[name]
+        stop_all(run.run.procs, STOP_TIMEOUT)  # nothing left of the node it replaces
         run.run.procs.clear()
         for proc_name, argv, log in run.commands:
             spawn(proc_name, argv, log, run.run.directory, run.run.procs, self.record)
-        node = run.node
+        node, procs = run.node, run.run.procs
         deadline = time.monotonic() + timeout
-        for port in (node.http_port, node.https_port):
+        # plain HTTP from the engine, HTTPS from the last process (hitch, for Varnish)
+        for proc, port in ((procs[0], node.http_port), (procs[-1], node.https_port)):
             if port is not None:
-                wait_listening(run.run.procs[0], node.loopback, port, deadline,
-                               functools.partial(self.node_logs, name))
+                wait_listening(proc, node.loopback, port, deadline, functools.partial(self.node_logs, name))
 
     def record(self, proc: Proc) -> None:
         if self.marker is not None:
@@ -294,8 +295,12 @@ class FleetRuntime:
 
     def _launch(self, cleanup: contextlib.ExitStack, policy: Policy, origin_url: str | None) -> FleetStack:
         assert policy.fleet is not None
-        engines = tuple(dict.fromkeys(t.engine for t in policy.fleet.tiers))
-        binaries = {name: require(name) for name in binaries_for(policy, engines)}
+        # an inner tier serves plain HTTP only: hitch where the front tier is Varnish with HTTPS
+        needed = [b for i, t in enumerate(policy.fleet.tiers)
+                  for b in engine_binaries(t.engine, policy if i == 0 else None)]
+        binaries = {name: require(name) for name in dict.fromkeys(needed)}
+        for left in reap():  # what runs killed earlier left, as LocalRuntime does
+            ui.detail(f"reaped {left}: its harness was killed and its watchdog with it")
         run_dir, marker = make_run_dir(cleanup, list(binaries.values()))
         origin, origin_host, origin_port = cleanup.enter_context(sample_origin(origin_url))
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None

@@ -65,7 +65,7 @@ def require(binary: str) -> str:
     return found
 
 
-def binaries_for(policy: Policy, engines: tuple[str, ...]) -> list[str]:
+def _binaries(policy: Policy, engines: tuple[str, ...]) -> list[str]:
     """The binaries ``engines`` need for ``policy``, in start order."""
     needed: list[str] = []
     for engine in engines:
@@ -216,7 +216,7 @@ class LocalRuntime:
                 origin_url: str | None) -> LocalStack:
         """Start everything, registering each undo step on ``cleanup`` as soon as it is needed."""
         engines = tuple(dict.fromkeys(engines))
-        binaries = {name: require(name) for name in binaries_for(policy, engines)}
+        binaries = {name: require(name) for name in _binaries(policy, engines)}
         for left in reap():  # what runs killed earlier left (their watchdogs died with them)
             ui.detail(f"reaped {left}: its harness was killed and its watchdog with it")
         run_dir, marker = make_run_dir(cleanup, list(binaries.values()))
