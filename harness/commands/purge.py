@@ -79,15 +79,18 @@ class Outcome:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "purge", help="purge a URL, prefix, tag or everything on one or many cache nodes at once",
-        description="Send one purge to every node in parallel and report each node's answer. "
-                    "Exit 0 when every node answered 2xx, 1 when any failed, 2 on bad usage.",
+        description="Send one purge to every node in parallel and report each node's answer "
+                    "(with --fleet: every node of the policy's fleet, the tier nearest the origin "
+                    "first). Exit 0 when every node answered 2xx (or nginx's 404: not cached "
+                    "there), 1 when any failed, 2 on bad usage.",
         epilog="examples:\n"
                "  cachewright purge https://shop.example.com/products/1 --node http://10.0.0.5 "
                "--node http://10.0.0.6\n"
                "  cachewright purge /products/ --pattern --host shop.example.com --nodes-from "
                "nodes.txt\n"
                "  cachewright purge --tag product-1 --tag product-2 --nodes-from serve.json\n"
-               "  cachewright purge --all --node http://127.0.0.1:6081",
+               "  cachewright purge --all --node http://127.0.0.1:6081\n"
+               "  cachewright purge --fleet fleet.yaml /static/app.css",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", metavar="URL_OR_PATH",
                    help="the URL or path to purge (the prefix with --pattern; optional with "
