@@ -115,10 +115,6 @@ def send_to(ctx: Ctx, node: FleetNode, req: Request) -> Response:
     return response
 
 
-def _holders(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[str]:
-    return [n.name for n in nodes if stack.stored_on(n.name, req.path)]
-
-
 # --------------------------------------------------------------------------- the checks
 
 
@@ -133,18 +129,20 @@ def _check_herd(ctx: Ctx) -> None:
     ctx.expect(not bad, f"herd answers not 200: {bad[:3]}")
     ctx.expect(ctx.count(req.unit) == 1, f"{len(senders)} concurrent requests over {len(front)} "
                f"front nodes reached the origin {ctx.count(req.unit)} times, expected once")
-    missing = [n.name for n in front if not _stored_soon(stack, n, req)]
+    missing = _not_storing(stack, front, req)
     ctx.expect(not missing, f"front nodes that did not store {req.target}: {', '.join(missing)}")
     ctx.notes.append(f"{len(senders)} requests over {len(front)} front nodes, 1 origin request")
 
 
-def _stored_soon(stack: FleetStack, node: FleetNode, req: Request) -> bool:
+def _not_storing(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[str]:
+    """The nodes that hold no copy of ``req`` within ``RECORD_WAIT`` (engines finish writing
+    after answering)."""
     deadline = time.monotonic() + RECORD_WAIT
-    while not stack.stored_on(node.name, req.path):
-        if time.monotonic() >= deadline:
-            return False
+    while True:
+        missing = [n.name for n in nodes if not stack.stored_on(n.name, req.path)]
+        if not missing or time.monotonic() >= deadline:
+            return missing
         time.sleep(0.1)
-    return True
 
 
 def shard_nodes(stack: FleetStack, policy: Policy) -> list[FleetNode]:
@@ -165,7 +163,7 @@ def _check_shard_once(ctx: Ctx) -> None:
         for req in random.sample(objects, len(objects)):
             response = send_to(ctx, node, req)
             ctx.expect(response.status == 200, f"{response.summary()}: expected 200")
-    holders = {req.target: holders_soon(stack, shard, req) for req in objects}
+    holders = holders_soon(stack, shard, objects)
     wrong = {t: h for t, h in holders.items() if len(h) != 1}
     ctx.expect(not wrong, f"{len(wrong)} of {len(objects)} objects not stored on exactly one "
                f"shard node: " + "; ".join(f"{t} on {h or 'none'}" for t, h in list(wrong.items())[:3]))
@@ -176,12 +174,15 @@ def _check_shard_once(ctx: Ctx) -> None:
     ctx.notes.append(f"{len(objects)} objects, one node each: {share}")
 
 
-def holders_soon(stack: FleetStack, nodes: list[FleetNode], req: Request) -> list[str]:
-    """The shard nodes holding ``req``, polled briefly for a record still being written."""
+def holders_soon(stack: FleetStack, nodes: list[FleetNode], objects: list[Request]) -> dict[str, list[str]]:
+    """The nodes holding each object (by target), polled briefly while a record is still being
+    written (each node's records read once a round)."""
     deadline = time.monotonic() + RECORD_WAIT
     while True:
-        found = _holders(stack, nodes, req)
-        if found or time.monotonic() >= deadline:
+        paths = [req.path for req in objects]
+        stored = {n.name: stack.stored_each(n.name, paths) for n in nodes}
+        found = {req.target: [n.name for n in nodes if stored[n.name][req.path]] for req in objects}
+        if all(found.values()) or time.monotonic() >= deadline:
             return found
         time.sleep(0.1)
 
@@ -208,8 +209,7 @@ def _check_purge(ctx: Ctx) -> None:
     ctx.expect(len(primed) == 1 and ctx.count(req.unit) == 1,
                f"priming through {len(front)} front nodes: responses {primed}, origin count "
                f"{ctx.count(req.unit)} (expected one response, one origin request)")
-    for node in front:
-        _stored_soon(stack, node, req)
+    _not_storing(stack, front, req)  # stored (or given up on) before the purge
     outcomes = purge_tiers(fleet_tiers(stack.run_policy, ca_file=stack.ca_file),
                            Purge("PURGE", req.target, req.host, {}), PURGE_TIMEOUT)
     failed = [f"{o.node.name}: {o.status} {o.detail}" for o in outcomes if not o.ok]

@@ -113,7 +113,7 @@ def _prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[Flee
     tier's copies purged."""
     for req in objects:
         ctx.expect(send_to(ctx, front[0], req).status == 200, f"priming {req.target} failed")
-    owners = {req.target: holders_soon(stack, shard, req) for req in objects}
+    owners = holders_soon(stack, shard, objects)
     wrong = {t: h for t, h in owners.items() if len(h) != 1}
     ctx.expect(not wrong, f"objects not on exactly one shard node before the loss: {wrong}")
     _forget_at_front(ctx, front, objects)

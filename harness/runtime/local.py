@@ -437,8 +437,13 @@ _START = {"nginx": _start_nginx, "varnish": _start_varnish}
 
 def varnish_stored(workdir: Path, path: str) -> list[StoredObject]:
     """Objects Varnish stored for ``path``, read with varnishlog from its shared-memory log."""
+    return varnish.stored_in(varnish_log(workdir), path)
+
+
+def varnish_log(workdir: Path) -> str:
+    """The backend transactions in Varnish's shared-memory log (what ``stored_in`` reads)."""
     result = subprocess.run(varnish.varnishlog_argv(require("varnishlog"), str(workdir)),
                             capture_output=True, text=True, timeout=30, check=False)
     if result.returncode != 0:
         raise HarnessError(f"varnishlog failed (status {result.returncode}): {result.stderr.strip()}")
-    return varnish.stored_in(result.stdout, path)
+    return result.stdout
