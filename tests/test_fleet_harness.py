@@ -210,3 +210,16 @@ def test_purge_map_names_a_node_of_the_fleet(tmp_path: Path, capsys: pytest.Capt
     source.write_text(FLEET, encoding="utf-8")
     assert main(["purge", "--fleet", str(source), "/a", "--map", "edge-9=127.0.0.2"]) == 2
     assert "no node 'edge-9' in the fleet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--engine", "varnish"], "--engine varnish: a fleet's checks run through its front tier, whose "
+                              "engine is nginx (leave --engine out)"),
+    (["--origin", "http://127.0.0.1:9"], "a fleet runs in front of the sample origin"),
+])
+def test_test_refuses_what_a_fleet_run_cannot_do(options: list[str], message: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    assert main(["test", str(source), "--runtime", "local", *options]) == 2
+    assert message in capsys.readouterr().err
