@@ -22,7 +22,7 @@ from cachewright.harness import checks
 from cachewright.harness.checks.fleet import front_view
 from cachewright.harness.cli import main
 from cachewright.harness.client import Client
-from cachewright.harness.commands import purge_fleet
+from cachewright.harness.commands import purge as purge_command
 from cachewright.harness.origin import OriginClient
 from cachewright.harness.report.results import CheckResult
 from cachewright.harness.runtime.fleet import FleetRuntime, FleetStack, node_files
@@ -159,8 +159,8 @@ def test_herd_fails_when_an_edge_does_not_cache(policy: Policy) -> None:
 
 def test_purge_fails_when_sent_to_the_edges_only(fleet: FleetStack, policy: Policy,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    every = purge_fleet.fleet_tiers
-    monkeypatch.setattr(purge_fleet, "fleet_tiers", lambda *a, **kw: every(*a, **kw)[-1:])
+    every = purge_command.fleet_tiers
+    monkeypatch.setattr(purge_command, "fleet_tiers", lambda *a, **kw: every(*a, **kw)[-1:])
     result = _run(fleet, policy, "fleet.purge")
     assert result.outcome == "failed", result
     assert "still answered the purged response" in result.message, result.message

@@ -121,7 +121,7 @@ def _prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[Flee
 
 
 def _forget_at_front(ctx: Ctx, front: list[FleetNode], objects: list[Request]) -> None:
-    from ..commands.purge_fleet import fleet_tiers
+    from ..commands.purge import fleet_tiers
 
     tier = fleet_tiers(fleet_stack(ctx).run_policy, ca_file=ctx.stack.ca_file)[-1]
     for req in objects:
