@@ -53,12 +53,16 @@ class NodePolicy:
     policy: Policy
 
 
-def not_yet(policy: Policy, command: str) -> None:
-    """Refuse a fleet where ``command`` can run one node only (the harness runs no fleet yet)."""
-    if policy.fleet is not None:
-        raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {command}` cannot run a "
-                         "fleet yet (compile it, one directory per node: cachewright compile "
-                         f"{policy.source} -o build/; docs/fleets.md)")
+def not_yet(policy: Policy, command: str, runtime: str | None = None) -> None:
+    """Refuse a fleet where ``command`` (on ``runtime``) can run one node only: the harness runs
+    fleets with ``test --runtime local`` alone so far (docs/fleets.md)."""
+    if policy.fleet is None or (command == "test" and runtime == "local"):
+        return
+    what = f"{command} --runtime {runtime}" if runtime else command
+    raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {what}` cannot run a fleet "
+                     f"yet (prove it on local processes: cachewright test {policy.source} "
+                     "--runtime local; or compile it, one directory per node: cachewright "
+                     f"compile {policy.source} -o build/; docs/fleets.md)")
 
 
 def build(raw: dict[str, Any] | None) -> Fleet | None:

@@ -106,9 +106,15 @@ class Response:
                 return value
         return None
 
+    def joined(self, name: str) -> str | None:
+        """Every field line of ``name`` as one list value (RFC 9110 5.3): in a fleet, nginx
+        adds its Cache-Status entry as a line of its own after the inner tier's."""
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
     @property
     def cache(self) -> CacheStatus:
-        return parse_cache_status(self.header("Cache-Status"), self.cache_name)
+        return parse_cache_status(self.joined("Cache-Status"), self.cache_name)
 
     @property
     def response_id(self) -> str | None:
@@ -118,7 +124,7 @@ class Response:
         return json.loads(self.body)
 
     def summary(self) -> str:
-        return (f"{self.request} -> {self.status} Cache-Status: {self.header('Cache-Status')!s} "
+        return (f"{self.request} -> {self.status} Cache-Status: {self.joined('Cache-Status')!s} "
                 f"X-Response-Id: {self.response_id!s} ({self.elapsed * 1000:.0f} ms)")
 
 

@@ -387,14 +387,16 @@ def test_every_node_is_accepted_by_its_engine(text: str, tmp_path: Path) -> None
     assert len(done) == nodes + hitch
 
 
-@pytest.mark.parametrize("command", ["test", "serve", "compare"])
+@pytest.mark.parametrize("command", ["test --runtime docker", "serve", "compare"])
 def test_commands_that_run_one_node_refuse_a_fleet(command: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "fleet.yaml"
     source.write_text(SHIELD, encoding="utf-8")
-    assert main([command, str(source)]) == 2
+    name, *options = command.split()
+    assert main([name, str(source), *options]) == 2
     err = capsys.readouterr().err
     assert f"{source}:11:1: fleet: `cachewright {command}` cannot run a fleet yet" in err, err
+    assert f"cachewright test {source} --runtime local" in err, err
 
 
 @pytest.mark.engine

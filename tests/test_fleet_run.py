@@ -1,8 +1,9 @@
 """A compiled fleet behaves: an nginx or Varnish edge in front of a sharded Varnish shield, each node a
 plain process on its own loopback address (127.0.0.2, .3, .4), the sample origin on 127.0.0.1.
 
-The harness cannot run fleets yet (docs/fleets.md): this test starts the nodes itself, from the
-files ``compile`` writes, and reads the sample origin's request count.
+This test starts the nodes itself, from the files ``compile`` writes as they are (the harness's
+fleet runtime adapts them: tests/test_fleet_harness.py), and reads the sample origin's request
+count.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from .base import SLOW_WAIT, Check, CheckFailed, CheckSkipped, Ctx
 from .blackbox import Options, blackbox_checks
 from .defaults import default_checks
 from .faults import fault_checks
+from .fleet import fleet_checks, front_view, purges_one_node
+from .fleet_loss import loss_checks
 from .purge import purge_checks
 from .rfc import rfc_checks
 from .rules import rule_checks
@@ -32,7 +34,7 @@ from .security import security_checks
 from .tls import tls_checks
 
 __all__ = ["SLOW_WAIT", "Check", "Ctx", "Options", "asks_conformance", "context", "derive",
-           "derive_for_app", "left_out", "run_checks", "select"]
+           "derive_for_app", "front_view", "left_out", "run_checks", "select"]
 
 Progress = Callable[[CheckResult], None]
 #: checks run at once on one engine (each uses its own paths, so they never share an entry)
@@ -43,7 +45,12 @@ RFC_PER_ENGINE = 8
 
 def derive(policy: Policy, *, conformance: bool = False) -> list[Check]:
     """Every check the policy implies, rules first; with ``conformance``, the RFC 9111 family
-    too (``test --checks rfc``: a report on the engines, not the policy's own promises)."""
+    too (``test --checks rfc``: a report on the engines, not the policy's own promises). A
+    fleet's: the policy's as its first front node answers it (but the purge family, whose purges
+    reach one node: ``fleet.purge`` purges the fleet), and the fleet family."""
+    if policy.fleet is not None:
+        own = derive(front_view(policy), conformance=conformance)
+        return [*(c for c in own if not purges_one_node(c)), *fleet_checks(policy), *loss_checks(policy)]
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
             *tls_checks(policy), *security_checks(policy), *fault_checks(policy),
             *(rfc_checks(policy) if conformance else ())]

@@ -2,7 +2,8 @@
 
 The purge interface is the one the generated configurations offer: ``PURGE /path`` (one URL),
 ``BAN /prefix`` (every URL under a prefix on that host), ``PURGE`` with ``Cache-Tags: T ...``
-(every object tagged T) and ``BAN`` with ``Cache-Purge-Scope: all`` (everything).
+(every object tagged T) and ``BAN`` with ``Cache-Purge-Scope: all`` (everything). With
+``--fleet`` the nodes are a fleet's, read from its policy (``fleet_tiers``), purged tier by tier.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 from cachewright.generator.errors import UsageError
 
 if TYPE_CHECKING:
+    from cachewright.generator.model import Policy, Tier
+
     from ..client import Response
     from ..runtime.api import Endpoint
 
@@ -68,23 +71,29 @@ class Outcome:
     detail: str
     elapsed: float
 
+    #: a 404 the purge interface gave (nginx: the object was not cached there, nothing to drop)
+    not_held: bool = False
+
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return self.status is not None and (200 <= self.status < 300 or self.not_held)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "purge", help="purge a URL, prefix, tag or everything on one or many cache nodes at once",
-        description="Send one purge to every node in parallel and report each node's answer. "
-                    "Exit 0 when every node answered 2xx, 1 when any failed, 2 on bad usage.",
+        description="Send one purge to every node in parallel and report each node's answer "
+                    "(with --fleet: every node of the policy's fleet, the tier nearest the origin "
+                    "first). Exit 0 when every node answered 2xx (or nginx's 404: not cached "
+                    "there), 1 when any failed, 2 on bad usage.",
         epilog="examples:\n"
                "  cachewright purge https://shop.example.com/products/1 --node http://10.0.0.5 "
                "--node http://10.0.0.6\n"
                "  cachewright purge /products/ --pattern --host shop.example.com --nodes-from "
                "nodes.txt\n"
                "  cachewright purge --tag product-1 --tag product-2 --nodes-from serve.json\n"
-               "  cachewright purge --all --node http://127.0.0.1:6081",
+               "  cachewright purge --all --node http://127.0.0.1:6081\n"
+               "  cachewright purge --fleet fleet.yaml /static/app.css",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", metavar="URL_OR_PATH",
                    help="the URL or path to purge (the prefix with --pattern; optional with "
@@ -100,6 +109,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fleet", type=Path, metavar="POLICY",
+                   help="purge every node of the policy's fleet: section, the tier nearest the "
+                        "origin first (docs/fleets.md); the Host defaults to the policy's first")
+    p.add_argument("--map", action="append", default=[], metavar="NODE=ADDR[:PORT]",
+                   help="with --fleet: reach NODE at ADDR (and PORT) instead of its address in "
+                        "the policy (repeatable)")
     p.add_argument("--node", action="append", default=[], metavar="URL",
                    help="a cache node's base URL, e.g. http://10.0.0.5:6081 (repeatable)")
     p.add_argument("--nodes-from", type=Path, metavar="FILE",
@@ -120,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
     """Purge on every node in parallel; one line per node, then a summary."""
     try:
         purge = build_purge(args)
-        nodes = collect_nodes(args, _scheme(args))
+        purge, tiers = fleet_nodes(args, purge) if args.fleet else (purge, [collect_nodes(args, _scheme(args))])
         if args.timeout <= 0:
             raise UsageError("--timeout must be positive")
     except UsageError as exc:
         print(f"cachewright purge: {exc}", file=sys.stderr)
         return 2
-    outcomes = purge_all(nodes, purge, args.timeout)
+    nodes = [node for tier in tiers for node in tier]
+    outcomes = purge_tiers(tiers, purge, args.timeout)
     for outcome in outcomes:
         print(format_outcome(outcome, _width(nodes)))
     print(summary(purge, outcomes))
@@ -184,8 +200,24 @@ def _scheme(args: argparse.Namespace) -> str | None:
 # --------------------------------------------------------------------------- where to send it
 
 
+def fleet_nodes(args: argparse.Namespace, purge: Purge) -> tuple[Purge, list[list[Node]]]:
+    """``--fleet``: every node of the policy's fleet, tier by tier (``fleet_tiers``), and the
+    purge on the policy's first host unless the URL or ``--host`` names one."""
+    from cachewright.generator.load import load
+
+    from ..runtime.prepare import request_host
+
+    if args.node or args.nodes_from:
+        raise UsageError("--fleet reads the nodes from the policy: leave out --node and --nodes-from")
+    policy = load(args.fleet)
+    tiers = fleet_tiers(policy, parse_map(args.map, policy), args.ca_file)
+    return replace(purge, host=purge.host or request_host(policy)), tiers
+
+
 def collect_nodes(args: argparse.Namespace, scheme: str | None) -> list[Node]:
     """Nodes from --node and --nodes-from, in the order given, without duplicates."""
+    if args.map:
+        raise UsageError("--map applies to --fleet")
     nodes = [_node(url, args.ca_file) for url in args.node]
     if args.nodes_from is not None:
         nodes += read_nodes(args.nodes_from, scheme, args.ca_file)
@@ -263,7 +295,74 @@ def _node(raw: str, ca_file: Path | None) -> Node:
     return Node(base, base, ca_file)
 
 
+# --------------------------------------------------------------------------- a fleet's nodes
+#
+# Every node of every tier may hold an object (replicas hold everything; a shard tier's owner
+# changes while a node is down, so its fallback may hold the key too), so every node is purged.
+# The tiers go one after another, the tier nearest the origin first, the nodes of a tier in
+# parallel: a front node purged before the tier behind it could fetch the old object again from
+# that tier before it is purged there. A node is reached at its address in the policy, on its
+# tier's port (the front tier: the policy's listener, HTTPS where plain HTTP only redirects);
+# ``--map NODE=ADDR[:PORT]`` puts a node elsewhere (a test fleet on loopback addresses, a node
+# behind a NAT).
+
+
+def parse_map(items: list[str], policy: Policy) -> dict[str, str]:
+    """``--map NODE=ADDR[:PORT]`` values by node name (UsageError for an unknown node)."""
+    assert policy.fleet is not None
+    names = {n.name for t in policy.fleet.tiers for n in t.nodes}
+    out = {}
+    for item in items:
+        name, sep, where = item.partition("=")
+        if not sep or not where:
+            raise UsageError(f"--map {item!r}: expected NODE=ADDRESS[:PORT], e.g. edge-1=127.0.0.2:8080")
+        if name not in names:
+            raise UsageError(f"--map {item!r}: no node {name!r} in the fleet (its nodes: "
+                             f"{', '.join(sorted(names))})")
+        out[name] = where
+    return out
+
+
+def fleet_tiers(policy: Policy, mapping: dict[str, str] | None = None,
+                ca_file: Path | None = None) -> list[list[Node]]:
+    """The nodes to purge, tier by tier, the tier nearest the origin first."""
+    if policy.fleet is None:
+        raise UsageError(f"{policy.source}: no fleet: section (purge one node with --node URL)")
+    tiers = policy.fleet.tiers
+    return [_tier_nodes(policy, tier, i == 0, mapping or {}, ca_file)
+            for i, tier in reversed(list(enumerate(tiers)))]
+
+
+def _tier_nodes(policy: Policy, tier: Tier, front: bool, mapping: dict[str, str],
+                ca_file: Path | None) -> list[Node]:
+    scheme, port = _front_listener(policy) if front else ("http", tier.inner_port)
+    nodes = []
+    for node in tier.nodes:
+        where = mapping.get(node.name, node.address)
+        netloc = where if ":" in where.rsplit("]", 1)[-1] else f"{where}:{port}"
+        url = f"{scheme}://{netloc}"
+        nodes.append(Node(f"{node.name} {url}", url, ca_file))
+    return nodes
+
+
+def _front_listener(policy: Policy) -> tuple[str, int]:
+    """The front tier's purge listener: plain HTTP where it serves more than a redirect."""
+    listen = policy.listen
+    if listen.http is not None and (listen.https is None or not listen.https.redirect_http):
+        return "http", listen.http.port
+    assert listen.https is not None
+    return "https", listen.https.port
+
+
 # --------------------------------------------------------------------------- sending
+
+
+def purge_tiers(tiers: list[list[Node]], purge: Purge, timeout: float) -> list[Outcome]:
+    """``purge`` on every node: tier after tier (a fleet's nearest the origin first:
+    ``fleet_tiers``), the nodes of a tier in parallel; outcomes in that order. A
+    tier that fails does not stop the rest: every node that can drop the object does, and the
+    failures are reported (exit 1)."""
+    return [outcome for tier in tiers for outcome in purge_all(tier, purge, timeout)]
 
 
 def purge_all(nodes: list[Node], purge: Purge, timeout: float) -> list[Outcome]:
@@ -291,7 +390,16 @@ def purge_one(node: Node, purge: Purge, timeout: float) -> Outcome:
                                   scheme=scheme, timeout=timeout)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return Outcome(node, None, _error(exc), time.monotonic() - started)
+    if _not_held(purge, response):
+        return Outcome(node, 404, f"not cached ({_reason(response)})", response.elapsed, True)
     return Outcome(node, response.status, _reason(response), response.elapsed)
+
+
+def _not_held(purge: Purge, response: Response) -> bool:
+    """Whether ``response`` is nginx's answer to a PURGE of an object it did not hold: 404 from
+    the purge interface (labelled ``detail=purge``). In a fleet most nodes hold no copy."""
+    status = response.joined("Cache-Status") or ""
+    return purge.method == "PURGE" and response.status == 404 and "detail=purge" in status
 
 
 def _error(exc: BaseException) -> str:

@@ -164,21 +164,22 @@ def run(args: argparse.Namespace) -> int:
     from ..report.results import RunResult
 
     policy = load(args.policy)
-    not_yet(policy, "test")
+    not_yet(policy, "test", args.runtime)
     common.warn(policy.warnings)
-    selected = engines(args)
+    selected = engines(args) if policy.fleet is None else fleet_engines(args, policy)
     scenarios = scenarios_of(args)
     derived, asked_out, notes = derived_checks(args, policy)
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * len(derived) + sum(len(set(s.engines) & set(selected)) for s in scenarios)
-    chosen = runtime(args)
+    chosen = runtime(args) if policy.fleet is None else fleet_runtime()
     client.TRACE = Tracer() if args.trace else None
     identity = response_identity(args)
+    seen = checks.front_view(policy)  # a fleet's checks run through its first front node
     with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
             chosen.start(policy, selected, args.origin) as stack:
-        results = checks.run_checks(derived, stack, policy, selected, progress.done)
+        results = checks.run_checks(derived, stack, seen, selected, progress.done)
         results += [checks.left_out(c, e) for e in selected for c in asked_out]
-        results += run_scenarios(scenarios, stack, policy, selected, progress.done, identity)
+        results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock, args.allow_skips, notes)
     color = report.should_color(sys.stdout)
@@ -188,6 +189,26 @@ def run(args: argparse.Namespace) -> int:
     write_report(args.json, report.to_json(outcome))
     write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
+    """A fleet's one engine column: its front tier's engine, through which every check runs."""
+    assert policy.fleet is not None
+    front = policy.fleet.tiers[0].engine
+    if user_app(args):
+        raise UsageError("a fleet runs in front of the sample origin: --origin and --origin-image "
+                         "are not supported with a fleet: section yet")
+    if args.engine not in ("all", front):
+        raise UsageError(f"--engine {args.engine}: a fleet's checks run through its front tier, "
+                         f"whose engine is {front} (leave --engine out)")
+    return (front,)
+
+
+def fleet_runtime() -> Runtime:
+    """The local runtime's fleet launcher (``harness.runtime.fleet``)."""
+    from ..runtime.fleet import FleetRuntime
+
+    return FleetRuntime()
 
 
 def user_app(args: argparse.Namespace) -> bool:

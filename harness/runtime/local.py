@@ -219,12 +219,12 @@ class LocalRuntime:
         binaries = {name: require(name) for name in _binaries(policy, engines)}
         for left in reap():  # what runs killed earlier left (their watchdogs died with them)
             ui.detail(f"reaped {left}: its harness was killed and its watchdog with it")
-        run_dir, marker = _make_run_dir(cleanup, list(binaries.values()))
-        origin, origin_host, origin_port = cleanup.enter_context(_origin(origin_url))
+        run_dir, marker = make_run_dir(cleanup, list(binaries.values()))
+        origin, origin_host, origin_port = cleanup.enter_context(sample_origin(origin_url))
         tls = write_tls_files(run_dir / "tls", policy.listen.hosts) if policy.listen.https else None
         stack = LocalStack(run_dir, origin, tls.ca if tls else None, marker)
         cleanup.callback(stack.stop, self.stop_timeout)
-        ctx = _Context(policy, binaries, tls, origin_host, origin_port, _options(binaries), self.configs,
+        ctx = _Context(policy, binaries, tls, origin_host, origin_port, compile_options(binaries), self.configs,
                        self.ports)
         waits = [wait for engine in engines for wait in _START[engine](stack, ctx)]
         _await_listeners(stack, waits, time.monotonic() + self.ready_timeout)
@@ -240,7 +240,7 @@ def port_taken(message: str) -> bool:
     return any(sign in message for sign in PORT_TAKEN)
 
 
-def _make_run_dir(cleanup: contextlib.ExitStack, binaries: list[str]) -> tuple[Path, Marker]:
+def make_run_dir(cleanup: contextlib.ExitStack, binaries: list[str]) -> tuple[Path, Marker]:
     """A fresh ``cachewright-run-*`` temp dir, mode 0755 (the engines drop privileges), with its
     marker naming this process as the owner, Varnish's workdir where it is not inside it, and
     the run's watchdog. The marker is written first, so a run killed at any moment after leaves
@@ -303,7 +303,7 @@ def _await_listeners(stack: LocalStack, waits: list[_Wait], deadline: float) -> 
 
 
 @contextlib.contextmanager
-def _origin(origin_url: str | None) -> Iterator[tuple[OriginEndpoint, str, int]]:
+def sample_origin(origin_url: str | None) -> Iterator[tuple[OriginEndpoint, str, int]]:
     """The sample origin in-process, or the user's at ``origin_url`` (no control port then)."""
     if origin_url:
         parts = urlsplit(origin_url)
@@ -322,7 +322,7 @@ def _version(binary: str, engine: Engine) -> tuple[int, int, int] | None:
     return engine.version(result.stdout + result.stderr)
 
 
-def _options(binaries: dict[str, str]) -> Options:
+def compile_options(binaries: dict[str, str]) -> Options:
     """Compile options for the engine versions installed here (defaults where unknown)."""
     options = Options()
     nginx_version = _version(binaries["nginx"], nginx) if "nginx" in binaries else None
@@ -370,7 +370,7 @@ def _engine_dir(stack: LocalStack, engine: str, *subdirs: str) -> EngineRun:
     return run
 
 
-def _write(directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
+def write_file(directory: Path, name: str, text: str, mode: int = 0o644) -> Path:
     path = directory / name
     path.write_text(text, encoding="utf-8")
     path.chmod(mode)
@@ -391,7 +391,7 @@ def _start_nginx(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     run = _engine_dir(stack, "nginx", *nginx.DIRECTORIES)
     http_port, https_port = engine_ports(ctx.ports, "nginx")
     for name, out in ctx.compile("nginx", ctx.place(http_port, https_port)).items():
-        _write(run.directory, name, out.text, out.mode)
+        write_file(run.directory, name, out.text, out.mode)
     logs = run.directory / "logs"
     run.logs.append(logs / "error.log")
     run.fallback_logs.append(logs / "stderr.log")
@@ -406,9 +406,9 @@ def _start_varnish(stack: LocalStack, ctx: _Context) -> list[_Wait]:
     run = _engine_dir(stack, "varnish")
     http_port, https_port, proxy_port, admin_port = engine_ports(ctx.ports, "varnish", 2)
     files = ctx.compile("varnish", ctx.place(http_port, https_port))
-    vcl = _write(run.directory, varnish.VCL, files[varnish.VCL].text)
+    vcl = write_file(run.directory, varnish.VCL, files[varnish.VCL].text)
     args = varnish.args(files[varnish.ARGS].text, f"{HOST}:{proxy_port}")
-    _write(run.directory, varnish.ARGS, "\n".join(args) + "\n")
+    write_file(run.directory, varnish.ARGS, "\n".join(args) + "\n")
     argv = varnish.argv(ctx.binaries["varnishd"], str(varnish_workdir(stack.run_dir)), str(vcl),
                         f"{HOST}:{admin_port}", varnish.jail(os.geteuid() == 0), args)
     run.logs.append(run.directory / "varnishd.log")
@@ -426,7 +426,7 @@ def _start_hitch(stack: LocalStack, run: EngineRun, ctx: _Context, compiled: str
     if os.geteuid() == 0:
         shutil.chown(ocsp, hitch.USER, hitch.USER)
     text = hitch.conf(compiled, HOST, proxy_port, str(ocsp), "local", drop=os.geteuid() == 0)
-    conf = _write(run.directory, hitch.CONF, text)
+    conf = write_file(run.directory, hitch.CONF, text)
     run.logs.append(run.directory / "hitch.log")
     return spawn("hitch", hitch.argv(ctx.binaries["hitch"], str(conf)), run.logs[-1], run.directory,
                  run.procs, stack.record)
@@ -437,8 +437,13 @@ _START = {"nginx": _start_nginx, "varnish": _start_varnish}
 
 def varnish_stored(workdir: Path, path: str) -> list[StoredObject]:
     """Objects Varnish stored for ``path``, read with varnishlog from its shared-memory log."""
+    return varnish.stored_in(varnish_log(workdir), path)
+
+
+def varnish_log(workdir: Path) -> str:
+    """The backend transactions in Varnish's shared-memory log (what ``stored_in`` reads)."""
     result = subprocess.run(varnish.varnishlog_argv(require("varnishlog"), str(workdir)),
                             capture_output=True, text=True, timeout=30, check=False)
     if result.returncode != 0:
         raise HarnessError(f"varnishlog failed (status {result.returncode}): {result.stderr.strip()}")
-    return varnish.stored_in(result.stdout, path)
+    return result.stdout

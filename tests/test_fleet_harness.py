@@ -1,0 +1,225 @@
+"""The harness runs fleets: ``cachewright test FLEET.yaml --runtime local`` starts every node on
+its own loopback address and proves the fleet (harness/runtime/fleet.py, harness/checks/fleet.py),
+each fleet check fails on a fleet broken the way it guards against, and ``cachewright purge
+--fleet`` purges every node, the tier nearest the origin first.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cachewright.generator.load import loads
+from cachewright.generator.model import Policy
+from cachewright.generator.pipeline import Options
+from cachewright.generator.render import OutputFile
+from cachewright.harness import checks
+from cachewright.harness.checks.fleet import front_view
+from cachewright.harness.cli import main
+from cachewright.harness.client import Client
+from cachewright.harness.commands import purge as purge_command
+from cachewright.harness.origin import OriginClient
+from cachewright.harness.report.results import CheckResult
+from cachewright.harness.runtime.fleet import FleetRuntime, FleetStack, node_files
+from cachewright.harness.runtime.procs import group_members
+from cachewright.harness.runtime.reaper import Marker
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEET = """\
+version: 1
+name: fleet-harness
+origin: {url: "http://10.0.2.10:8000"}
+listen: {http: {port: 80}, hosts: [shop.example.com]}
+rules:
+  - name: static
+    match: {path_prefix: /static/}
+    ttl: 1h
+    origin_headers: override
+purge:
+  allow: [127.0.0.1/32]
+fleet:
+  tiers:
+    - name: edge
+      engine: nginx
+      nodes:
+        - {name: edge-1, address: 10.0.1.11}
+        - {name: edge-2, address: 10.0.1.12}
+    - name: shield
+      engine: varnish
+      routing: shard
+      port: 8080
+      nodes:
+        - {name: shield-1, address: 10.0.1.21}
+        - {name: shield-2, address: 10.0.1.22}
+  health: {interval: 1s, timeout: 1s, window: 2, threshold: 1, fail_timeout: 2s}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _engines() -> None:
+    for binary in ("nginx", "varnishd", "varnishlog"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed")
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return loads(FLEET, "fleet.yaml")
+
+
+def _run(stack: FleetStack, policy: Policy, check_id: str, front: str = "nginx") -> CheckResult:
+    chosen = [c for c in checks.derive(policy) if c.id == check_id]
+    assert len(chosen) == 1, [c.id for c in checks.derive(policy) if c.id.startswith("fleet.")]
+    return checks.run_checks(chosen, stack, front_view(policy), (front,))[0]
+
+
+@pytest.fixture(scope="module")
+def fleet(policy: Policy) -> Iterator[FleetStack]:
+    """The fleet above, as compiled: two nginx edges, two sharded Varnish shields."""
+    if shutil.which("nginx") is None or shutil.which("varnishd") is None:
+        pytest.skip("nginx and varnishd are needed")
+    with FleetRuntime().start(policy, ("nginx",)) as stack:
+        yield stack
+
+
+def _edges(edit: re.Pattern[str], by: str) -> object:
+    """Node configs with ``edit`` replaced by ``by`` in the edges' nginx.conf."""
+    def configs(name: str, engine: str, policy: Policy, options: Options) -> dict[str, OutputFile]:
+        files = node_files(name, engine, policy, options)
+        if engine == "nginx":
+            conf = files["nginx.conf"]
+            text, n = edit.subn(by, conf.text)
+            assert n, f"{edit.pattern} not in {name}'s nginx.conf"
+            files["nginx.conf"] = replace(conf, text=text)
+        return files
+    return configs
+
+
+def test_the_fleet_shield_example_passes_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["test", str(ROOT / "examples/fleet-shield/policy.yaml"), "--runtime", "local",
+                 "--allow-skips"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert re.search(r"fleet\.herd +PASS", out) and re.search(r"fleet\.shard\.once +PASS", out), out
+    # the mapping of the policy's addresses to the run's loopback ones is shown
+    assert "fleet: edge-1 (edge, nginx) 10.0.1.11 -> 127.0.0.2" in err, err
+    assert "fleet: shield-2 (shield, varnish) 10.0.1.22 -> 127.0.0.5" in err, err
+
+
+@pytest.mark.parametrize("check_id", ["fleet.herd", "fleet.shard.once", "fleet.purge"])
+def test_each_fleet_check_passes_on_the_compiled_fleet(fleet: FleetStack, policy: Policy,
+                                                        check_id: str) -> None:
+    result = _run(fleet, policy, check_id)
+    assert result.outcome == "passed", (result.message, result.details)
+
+
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_node_loss_costs_the_lost_nodes_objects_only(edge: str) -> None:
+    """nginx edges retry the next shield at once (no request fails); Varnish edges fail the
+    requests sent before their probes see the loss, within the bound the check reports."""
+    policy = loads(FLEET.replace("engine: nginx", f"engine: {edge}"), "fleet.yaml")
+    with FleetRuntime().start(policy) as stack:
+        result = _run(stack, policy, "fleet.node-loss", edge)
+        assert result.outcome == "passed", (result.message, result.details)
+        assert stack.node_alive("shield-1")  # started again
+        groups = [p.pid for run in stack.nodes.values() for p in run.run.procs]
+        marker = Marker.load(stack.run_dir)
+        assert marker is not None and set(groups) <= {g.pgid for g in marker.groups}
+        assert all(Path(marker.workdir) in run.workdir.parents
+                   for run in stack.nodes.values() if run.workdir is not None)
+    assert not [pid for pid in groups if group_members(pid)]  # every node stopped
+    assert not stack.run_dir.exists()
+    assert "shield-1 lost:" in result.message and "ideal 1/2 = 50%" in result.message, result.message
+    if edge == "nginx":
+        assert result.message.startswith("0 of 60 requests failed"), result.message
+
+
+def test_shard_once_fails_when_the_edges_spread_round_robin(policy: Policy) -> None:
+    configs = _edges(re.compile(r"^\s*hash \$cw_hash consistent;\n", re.M), "")
+    with FleetRuntime(configs=configs).start(policy) as stack:  # type: ignore[arg-type]
+        result = _run(stack, policy, "fleet.shard.once")
+    assert result.outcome == "failed", result
+    assert "not stored on exactly one shard node" in result.message, result.message
+
+
+def test_herd_fails_when_an_edge_does_not_cache(policy: Policy) -> None:
+    configs = _edges(re.compile(r"proxy_cache cw;"), "proxy_cache off;")
+    with FleetRuntime(configs=configs).start(policy) as stack:  # type: ignore[arg-type]
+        result = _run(stack, policy, "fleet.herd")
+    assert result.outcome == "failed", result
+    assert "front nodes that did not store" in result.message, result.message
+
+
+def test_purge_fails_when_sent_to_the_edges_only(fleet: FleetStack, policy: Policy,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    every = purge_command.fleet_tiers
+    monkeypatch.setattr(purge_command, "fleet_tiers", lambda *a, **kw: every(*a, **kw)[-1:])
+    result = _run(fleet, policy, "fleet.purge")
+    assert result.outcome == "failed", result
+    assert "still answered the purged response" in result.message, result.message
+
+
+def _maps(stack: FleetStack) -> list[str]:
+    """``--map`` options for the run: every node at its loopback address and run port."""
+    out = []
+    for run in stack.nodes.values():
+        out += ["--map", f"{run.node.name}={run.node.loopback}:{run.node.http_port}"]
+    return out
+
+
+def test_purge_command_purges_every_node_shields_first(fleet: FleetStack, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    edges = [Client(fleet.node_endpoint(n), "shop.example.com") for n in ("edge-1", "edge-2")]
+    path = "/static/purge-command.css"
+    before = {edge.get(path).response_id for edge in edges}
+    assert len(before) == 1
+    assert main(["purge", "--fleet", str(source), path, *_maps(fleet)]) == 0
+    out = capsys.readouterr().out
+    order = [line.split()[1] for line in out.splitlines() if line.startswith("OK")]
+    assert order[:2] == ["shield-1", "shield-2"] and sorted(order[2:]) == ["edge-1", "edge-2"], out
+    assert "PURGE /static/purge-command.css: 4 of 4 nodes purged" in out, out
+    after = {edge.get(path).response_id for edge in edges}
+    assert not after & before, (before, after)
+    with OriginClient(fleet.origin.control_url) as origin:
+        assert origin.count(path) == 2
+
+
+def test_purge_command_names_the_nodes_that_did_not_confirm(fleet: FleetStack, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    maps = [*_maps(fleet), "--map", "shield-2=127.0.0.1:1"]  # nothing listens there
+    assert main(["purge", "--fleet", str(source), "/static/x.css", "--timeout", "2", *maps]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^FAIL shield-2 http://127\.0\.0\.1:1 ", out, re.M), out
+    assert out.rstrip().endswith("3 of 4 nodes purged; failed: shield-2 http://127.0.0.1:1"), out
+    assert re.search(r"^OK   edge-1 \S+ +404  not cached \(404 Not Found\)", out, re.M), out
+
+
+def test_purge_map_names_a_node_of_the_fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    assert main(["purge", "--fleet", str(source), "/a", "--map", "edge-9=127.0.0.2"]) == 2
+    assert "no node 'edge-9' in the fleet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--engine", "varnish"], "--engine varnish: a fleet's checks run through its front tier, whose "
+                              "engine is nginx (leave --engine out)"),
+    (["--origin", "http://127.0.0.1:9"], "a fleet runs in front of the sample origin"),
+])
+def test_test_refuses_what_a_fleet_run_cannot_do(options: list[str], message: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    assert main(["test", str(source), "--runtime", "local", *options]) == 2
+    assert message in capsys.readouterr().err
