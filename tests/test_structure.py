@@ -5,7 +5,8 @@
   private (``_underscored``) names.
 - ``harness`` depends on ``generator``, never the reverse.
 - Runtimes orchestrate, engines know: ``harness/runtime/`` reaches engine-specific code only
-  through ``harness/engines/`` (never a lowering, the verifier, the checks or the commands).
+  through ``harness/engines/`` (never a lowering, the checks, the commands or compare), and the
+  engines know nothing of runtimes; checks reach no command; the sample origin nothing outside itself.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def test_no_module_imports_anothers_private_names() -> None:
                                      "cachewright.generator.varnish_",
                                      "cachewright.harness.checks", "cachewright.harness.commands",
                                      "cachewright.harness.compare")),
+    ("cachewright.harness.checks", ("cachewright.harness.commands", "cachewright.harness.compare")),
+    ("cachewright.harness.engines", ("cachewright.harness.runtime", "cachewright.harness.checks",
+                                     "cachewright.harness.commands")),
     ("cachewright.harness.origin", ("cachewright.generator", "cachewright.harness.runtime",
                                     "cachewright.harness.engines", "cachewright.harness.checks")),
 ])

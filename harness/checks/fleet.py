@@ -197,7 +197,7 @@ def _check_purge(ctx: Ctx) -> None:
     """Primed through every front node (one origin request), purged fleet-wide: every node,
     asked directly (front nodes on the checks' scheme, inner ones on plain HTTP), answers
     something other than the purged response, and no front node answers it from its cache."""
-    from ..commands.purge import Purge, fleet_tiers, purge_tiers
+    from ..purging import Purge, fleet_tiers, purge_tiers
 
     stack = fleet_stack(ctx)
     if purger_address(ctx.policy) != "127.0.0.1":  # the purge command sends from it

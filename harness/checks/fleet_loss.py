@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from cachewright.generator.model import Policy
 
 from ..client import Response
-from ..commands.purge import Purge, purge_tiers
+from ..purging import Purge, purge_tiers
 from ..runtime.fleet import FleetNode, FleetStack
 from ..selection import Request
 from .base import Check, CheckSkipped, Ctx
@@ -121,7 +121,7 @@ def _prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[Flee
 
 
 def _forget_at_front(ctx: Ctx, front: list[FleetNode], objects: list[Request]) -> None:
-    from ..commands.purge import fleet_tiers
+    from ..purging import fleet_tiers
 
     tier = fleet_tiers(fleet_stack(ctx).run_policy, ca_file=ctx.stack.ca_file)[-1]
     for req in objects:

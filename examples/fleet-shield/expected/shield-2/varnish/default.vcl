@@ -24,6 +24,7 @@ acl cw_fleet_front {
 }
 
 acl cw_purgers {
+    "127.0.0.1"/32;
     "10.0.0.0"/8;
 }
 
