@@ -102,14 +102,17 @@ def cache_status(policy: Policy, outcome: str, detail: str) -> tuple[str, ...]:
     return (f'Cache-Status "{policy.headers.cache_status_name}; {outcome}; detail={detail}"',)
 
 
-def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge: bool) -> Location:
-    """The named locations of ``rule``; ``purge``: PURGE of a URL is allowed."""
+def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge: bool,
+             tags: tuple[str, ...]) -> Location:
+    """The named locations of ``rule``; ``purge``: PURGE of a URL is allowed; ``tags``: the
+    policy's ``tag_headers`` (derived once, not per rule: that made a large policy quadratic)."""
     marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
     plain = _Lookup(_key(policy, rule, cookies, "$cw_rawquery"), *_bypass_and_no_cache(rule))
     query = _Lookup(_key(policy, rule, cookies, "$cw_query"), *_bypass_and_no_cache(rule, "$cw_q_left"))
     respond = _responds_in_njs(policy, rule)
+    strip = stripped(rule)
     return Location(
         ident=rule.ident, name=rule.name, marker=marker, cache=rule.cache,
         key=query.key, bypass=query.bypass, no_cache=query.no_cache,
@@ -123,9 +126,9 @@ def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge:
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(tag_headers(policy), rule, respond, _appends(policy)),
-        strip_headers=stripped(rule),
-        repeats_forwarding=stripped(rule) != stripped(),
+        hide_headers=_hide_headers(tags, rule, respond, _appends(policy)),
+        strip_headers=strip,
+        repeats_forwarding=strip != stripped(),
         status_headers=cache_status(policy, "$cw_outcome" if rule.cache else "fwd=bypass", rule.name),
         variants=_variants(policy, rule, marker, plain, query),
         purge=_purge(policy, rule, marker, query if policy.cache.query.ignore else plain) if purge else None,

@@ -275,9 +275,9 @@ class Findings:
 
 
 @dataclass
-class _Earlier:
-    """Earlier rules by the literal head of their paths (a rule can overlap another only when
-    one head starts with the other)."""
+class _Heads:
+    """Rules by the literal head of their paths (a rule can overlap another only when one head
+    starts with the other)."""
 
     heads: list[str] = field(default_factory=list)
     rules: dict[str, list[tuple[Rule, PathCond]]] = field(default_factory=dict)
@@ -289,14 +289,38 @@ class _Earlier:
         self.rules[cond.head].append((rule, cond))
 
     def compatible(self, head: str) -> list[tuple[Rule, PathCond]]:
-        """Earlier rules whose head starts ``head`` or starts with it, in rule order."""
+        """The rules whose head starts ``head`` or starts with it."""
         out = [entry for end in range(1, len(head) + 1) for entry in self.rules.get(head[:end], [])]
-        start = bisect.bisect_right(self.heads, head)
-        for other in self.heads[start:]:
-            if not other.startswith(head):
-                break
-            out += self.rules[other]
+        at = bisect.bisect_right(self.heads, head)
+        while at < len(self.heads) and self.heads[at].startswith(head):
+            out += self.rules[self.heads[at]]
+            at += 1
+        return out
+
+
+@dataclass
+class _Earlier:
+    """Earlier rules by the kinds of condition they have besides the path (methods, hosts,
+    headers, cookies: a rule covers only rules that have every kind it has, ``others_cover``),
+    then by head. Without the first split, each of a large policy's per-host rules for every
+    path was compared with every later rule."""
+
+    kinds: dict[tuple[bool, ...], _Heads] = field(default_factory=dict)
+
+    def add(self, rule: Rule, cond: PathCond) -> None:
+        self.kinds.setdefault(_kinds(rule.match), _Heads()).add(rule, cond)
+
+    def compatible(self, match: Match, head: str) -> list[tuple[Rule, PathCond]]:
+        """Earlier rules that may cover ``match`` (whose head is ``head``), in rule order."""
+        has = _kinds(match)
+        out = [entry for kinds, heads in self.kinds.items()
+               if all(h or not k for k, h in zip(kinds, has, strict=True))
+               for entry in heads.compatible(head)]
         return sorted(out, key=lambda entry: entry[0].index)
+
+
+def _kinds(m: Match) -> tuple[bool, ...]:
+    return bool(m.methods), bool(m.hosts), bool(m.headers), bool(m.cookies)
 
 
 def check(policy: Policy) -> Findings:
@@ -322,7 +346,8 @@ def _check_rule(rule: Rule, cond: PathCond, earlier: _Earlier, found: Findings) 
         found.errors.append((at, f"rule '{rule.name}' can never match: its path_regex requires "
                                  f"paths to start with '{cond.head[:20]}', and every path starts with /"))
         return
-    candidates = [(r, c) for r, c in earlier.compatible(cond.head) if others_cover(r.match, rule.match)]
+    candidates = [(r, c) for r, c in earlier.compatible(rule.match, cond.head)
+                  if others_cover(r.match, rule.match)]
     if not candidates:
         return
     undecided: Rule | None = None
