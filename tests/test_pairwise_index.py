@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from policies import PATH_PREFIX, regexes
 
 from cachewright.generator import load, reach, varnish_rules
-from cachewright.generator.model import ExtraKey, Match, Policy, Rule, ValueMatch
+from cachewright.generator.model import ExtraKey, KeyPart, Match, Policy, Rule, ValueMatch
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -37,6 +37,7 @@ def _valid(regex: str) -> bool:
     return True
 
 
+KEYS: list[tuple[KeyPart, ...]] = [("scheme", "host", "path", "query"), ("path", "query")]
 PATHS = st.one_of(st.sampled_from(STEMS), PATH_PREFIX)
 REGEXES = st.one_of(st.sampled_from(FIXED_REGEXES), regexes().filter(_valid))
 VALUES = st.lists(st.builds(ValueMatch, st.sampled_from(["X-V", "x-v", "S"]), st.none() | st.just("^2")),
@@ -65,7 +66,7 @@ def policies(draw: st.DrawFn) -> Policy:
     rules = tuple(Rule(f"r{i}", i, m, cache, None, "respect", False, (), ExtraKey(), None)
                   for i, (m, cache) in enumerate(found))
     default = replace(BASE.default_rule, index=len(rules))
-    key = draw(st.sampled_from([("scheme", "host", "path", "query"), ("path", "query")]))
+    key = draw(st.sampled_from(KEYS))
     return replace(BASE, rules=rules, default_rule=default, cache=replace(BASE.cache, key=key))
 
 
