@@ -36,6 +36,7 @@ from .model import (
     Stale,
     ValueMatch,
 )
+from .pipeline import collection_paused
 from .spec import MISSING, Reader, shown
 from .yamlnode import Document, compose
 
@@ -58,7 +59,11 @@ def load(path: str | Path) -> Policy:
 def loads(data: bytes | str, filename: str = "<policy>") -> Policy:
     """Validate policy text; ``filename`` is used in messages and in the generated files'
     headers, so anything unprintable in it is escaped first."""
-    filename = shown(filename)
+    with collection_paused():
+        return _loads(data, shown(filename))
+
+
+def _loads(data: bytes | str, filename: str) -> Policy:
     node = compose(data, filename, POLICY_FILE)
     reader = Reader(filename)
     raw = POLICY.read(reader, node, "")

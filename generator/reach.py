@@ -22,11 +22,11 @@ from typing import Any
 from .model import Match, Policy, Rule, ValueMatch
 from .paths import (
     END,
-    PATHS,
     START,
     Language,
     TooComplex,
     compiled,
+    every_path,
     find,
     path_regexes,
     regex_language,
@@ -61,7 +61,7 @@ class PathCond:
         """The paths accepted (None for a shape, compared on its text)."""
         if self.shape:
             return None
-        lang = Language(PATHS, PATHS)
+        lang = Language(every_path(), every_path())
         for regex in self.regexes:
             lang = lang & regex_language(regex)
         return lang
@@ -106,7 +106,7 @@ def _compatible(a: str, b: str) -> bool:
 
 @lru_cache(maxsize=256)
 def _ext_lang(exts: tuple[str, ...]) -> Any:
-    return regex_language(extensions_regex(exts)).under if exts else PATHS
+    return regex_language(extensions_regex(exts)).under if exts else every_path()
 
 
 def _tail(cond: PathCond) -> Any:

@@ -30,10 +30,22 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["nq"] = nginx_str
     env.filters["vq"] = vcl_str
     return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: Jinja's per-user cache in the temporary directory
+    (a folder only its owner may use), an entry per template path, used only while the
+    template's text is unchanged. Compiling the templates is a fifth of a 1000-rule compile.
+    None (compile every run) where no such folder can be had."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 def render(template: str, model: Any, source: str) -> str:
