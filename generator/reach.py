@@ -310,12 +310,16 @@ class _Earlier:
     def add(self, rule: Rule, cond: PathCond) -> None:
         self.kinds.setdefault(_kinds(rule.match), _Heads()).add(rule, cond)
 
-    def compatible(self, match: Match, head: str) -> list[tuple[Rule, PathCond]]:
-        """Earlier rules that may cover ``match`` (whose head is ``head``), in rule order."""
+    def covering(self, match: Match, head: str) -> list[tuple[Rule, PathCond]]:
+        """Earlier rules whose head is compatible with ``head`` (``match``'s) and whose other
+        conditions hold wherever ``match``'s do (``others_cover``: true of a rule without
+        any), in rule order."""
         has = _kinds(match)
-        out = [entry for kinds, heads in self.kinds.items()
-               if all(h or not k for k, h in zip(kinds, has, strict=True))
-               for entry in heads.compatible(head)]
+        out = []
+        for kinds, heads in self.kinds.items():
+            if all(h or not k for k, h in zip(kinds, has, strict=True)):
+                found = heads.compatible(head)
+                out += [e for e in found if others_cover(e[0].match, match)] if any(kinds) else found
         return sorted(out, key=lambda entry: entry[0].index)
 
 
@@ -346,12 +350,14 @@ def _check_rule(rule: Rule, cond: PathCond, earlier: _Earlier, found: Findings) 
         found.errors.append((at, f"rule '{rule.name}' can never match: its path_regex requires "
                                  f"paths to start with '{cond.head[:20]}', and every path starts with /"))
         return
-    candidates = [(r, c) for r, c in earlier.compatible(rule.match, cond.head)
-                  if others_cover(r.match, rule.match)]
+    candidates = earlier.covering(rule.match, cond.head)
     if not candidates:
         return
     undecided: Rule | None = None
+    prefix = cond.shape and not cond.exact
     for other, other_cond in candidates:
+        if prefix and not cond.head.startswith(other_cond.head):
+            continue  # paths of this rule leave the other's head: not contained (``contains``)
         verdict = contains(other_cond, cond)
         if verdict and not cond.shape and find((_materialise(cond).over,), all) is None:
             found.errors.append((at, f"rule '{rule.name}' can never match: no path meets its path "
@@ -389,7 +395,8 @@ def _union_covers(rule: Rule, cond: PathCond, candidates: list[tuple[Rule, PathC
     if len(candidates) < 2:
         return False
     sample = _sample(cond)
-    if sample is None or not any(_accepts(c, sample) for _r, c in candidates):
+    # a condition accepts only paths that start with its head (PathCond): others need no test
+    if sample is None or not any(_accepts(c, sample) for _r, c in candidates if sample.startswith(c.head)):
         return False  # a path of the rule that no earlier rule takes (or none to try)
     overlapping = [(r, c) for r, c in candidates if _may_overlap(c, cond)]
     if not 2 <= len(overlapping) <= MAX_UNION:

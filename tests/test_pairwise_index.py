@@ -91,8 +91,7 @@ def test_reachability_compares_the_rules_comparing_every_pair_would(policy: Poli
         cond = reach.path_cond(rule.match)
         slow = [(r, c) for r, c in seen if reach._compatible(c.head, cond.head)
                 and reach.others_cover(r.match, rule.match)]
-        fast = [(r, c) for r, c in earlier.compatible(rule.match, cond.head)
-                if reach.others_cover(r.match, rule.match)]
+        fast = earlier.covering(rule.match, cond.head)
         assert fast == slow, rule
         earlier.add(rule, cond)
         seen.append((rule, cond))
@@ -107,3 +106,22 @@ def test_restatus_rules_are_those_comparing_every_pair_finds(policy: Policy) -> 
     slow = tuple(r.name for r in cacheable
                  if any(r is o or varnish_rules._may_overlap(r.match, o.match, key) for o in beyond))
     assert varnish_rules.restatus_rules(policy) == slow
+
+
+@SETTINGS
+@given(matches(), PATHS, st.sampled_from(["", "zq9", "zq9.png", "/x.css", "1/"]))
+def test_a_condition_accepts_only_paths_starting_with_its_head(match: Match, path: str, tail: str) -> None:
+    """What lets reachability skip rules by head (``_Heads``, ``_union_covers``)."""
+    cond = reach.path_cond(match)
+    if reach._accepts(cond, path + tail):
+        assert (path + tail).startswith(cond.head)
+
+
+@SETTINGS
+@given(matches(), PATHS, st.sampled_from([(), ("png",)]))
+def test_a_prefix_leaving_a_head_is_not_contained(match: Match, prefix: str, exts: tuple[str, ...]) -> None:
+    """What lets reachability skip the containment test of such a pair (``_check_rule``)."""
+    other = reach.path_cond(match)
+    cond = reach.path_cond(Match(path_prefix=prefix, extensions=exts))
+    if cond.shape and not cond.head.startswith(other.head):
+        assert reach.contains(other, cond) is False
