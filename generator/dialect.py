@@ -19,6 +19,7 @@ from typing import Any
 
 _parser: Any = __import__("re._parser", fromlist=["parse"])  # no stubs for re._parser
 _constants: Any = __import__("re._constants", fromlist=["MAXREPEAT"])
+_compiler: Any = __import__("re._compiler", fromlist=["compile"])
 
 PCRE2_MAX_REPEAT = 65535
 GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -100,8 +101,8 @@ def _compile_problem(regex: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. FutureWarning "possible nested set"
-            re.compile(canonical(regex))
             tree = _parser.parse(canonical(regex))
+            _compiler.compile(tree)  # what re.compile does after parsing (a lookbehind's width, ...)
     except (re.error, RecursionError, OverflowError) as exc:
         return f'"{regex[:60]}" is not a valid regular expression ({exc})'
     if _largest_repeat(tree) > PCRE2_MAX_REPEAT:
