@@ -73,6 +73,8 @@ def _class_end(regex: str, start: int) -> int:
 
 def canonical(regex: str) -> str:
     """``regex`` with named groups written as non-capturing ones (the same matches)."""
+    if "(?<" not in regex and "(?P<" not in regex:
+        return regex  # no named group: the common case, without tokenising
     out = []
     for token in tokens(regex):
         out.append("(?:" if token.kind == "group" and _NAMED.fullmatch(token.text) else token.text)
@@ -81,11 +83,12 @@ def canonical(regex: str) -> str:
 
 def check(regex: str) -> str | None:
     """What is wrong with ``regex`` as a policy regex, or None when every reader agrees on it."""
-    for token in tokens(regex):
+    found = list(tokens(regex))
+    for token in found:
         problem = _token_problem(token)
         if problem:
             return problem
-    names = [m.group(1) for t in tokens(regex) if t.kind == "group" and (m := _NAMED.fullmatch(t.text))]
+    names = [m.group(1) for t in found if t.kind == "group" and (m := _NAMED.fullmatch(t.text))]
     bad = next((n for n in names if not GROUP_NAME.fullmatch(n)), None)
     if bad is not None:
         return (f"group name '{bad[:40]}' is not a PCRE2 name (letters, digits and _, not starting "

@@ -225,9 +225,7 @@ def _rule(index: int, raw: dict[str, Any], cache: CachePolicy) -> Rule:
 
 def _canonical(regex: str | None) -> str | None:
     """A regex as the engines are given it: named groups as non-capturing ones."""
-    if regex is None or ("(?<" not in regex and "(?P<" not in regex):
-        return regex  # no named group (the common case, read without tokenising)
-    return dialect.canonical(regex)
+    return None if regex is None else dialect.canonical(regex)
 
 
 def _cross_checks(policy: Policy, reader: Reader) -> tuple[list[Problem], list[Problem]]:
