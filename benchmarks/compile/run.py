@@ -129,19 +129,19 @@ def environment(tree: Path, bytecode: Path) -> dict[str, str]:
 
 def compile_once(policy_file: Path, out: Path, env: dict[str, str], tree: Path = ROOT) -> Run:
     """One whole ``python -m cachewright.harness compile`` process: wall time, its own CPU time
-    and peak RSS."""
+    and peak RSS. Its messages go to a file, not a pipe: the warnings of a 10000-rule policy
+    (100 KB) fill a pipe nobody reads before the child ends, and the child would wait forever."""
     argv = [sys.executable, "-m", "cachewright.harness", "compile", str(policy_file), "-o", str(out)]
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
+    with tempfile.TemporaryFile() as messages:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=tree, stdout=subprocess.DEVNULL, stderr=messages, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        messages.seek(0)
+        stderr = messages.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"compile of {policy_file} failed ({proc.returncode}):\n{stderr}")
+        raise SystemExit(f"compile of {policy_file} failed ({proc.returncode}):\n{stderr[-4000:]}")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     cpu = usage.ru_utime + usage.ru_stime
     return Run(seconds, cpu, usage.ru_maxrss / 1024, size)  # ru_maxrss is in KiB on Linux
