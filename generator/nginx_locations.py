@@ -10,6 +10,7 @@ purges the key a GET would use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .hygiene import stripped
 from .model import Policy, Rule
@@ -241,11 +242,17 @@ def _valid(policy: Policy, rule: Rule) -> tuple[tuple[str, str], ...]:
     covers the other default statuses (nginx uses the first line naming a status, so a status
     must not be on two lines; Varnish's lowering gives status_ttl the same precedence)."""
     ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    listed = {str(code) for code, _ in policy.cache.status_ttl}
+    codes, listed = _status_lines(policy.cache.status_ttl)
+    return ((codes, format_duration(ttl)),) + listed if ttl and codes else listed
+
+
+@lru_cache(maxsize=64)
+def _status_lines(status_ttl: tuple[tuple[int, int], ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The default statuses ``status_ttl`` does not list, and its own lines: the same for every
+    rule of a policy, so derived once (per rule they were a tenth of the nginx lowering)."""
+    listed = {str(code) for code, _ in status_ttl}
     codes = " ".join(c for c in DEFAULT_STATUSES.split() if c not in listed)
-    valid = [(codes, format_duration(ttl))] if ttl and codes else []
-    valid += [(str(code), format_duration(t)) for code, t in policy.cache.status_ttl if t]
-    return tuple(valid)
+    return codes, tuple((str(code), format_duration(t)) for code, t in status_ttl if t)
 
 
 def _ignore_headers(rule: Rule) -> str:
