@@ -37,13 +37,29 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
     """Compiled templates kept between runs: Jinja's per-user cache in the temporary directory
     (a folder only its owner may use), an entry per template path, used only while the
     template's text is unchanged. Compiling the templates is a fifth of a 1000-rule compile.
-    None (compile every run) where no such folder can be had."""
+    An entry that cannot be read or written is passed over: no compile depends on the cache."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # a damaged entry (any unpickling error): compile the template anew
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:  # a full or read-only disk: the next run compiles again
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """The template cache; None (compile every run) where no private folder can be had."""
     try:
-        return jinja2.FileSystemBytecodeCache()
+        return _TemplateCache()
     except (OSError, RuntimeError):
         return None
 
