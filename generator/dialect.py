@@ -19,6 +19,7 @@ from typing import Any
 
 _parser: Any = __import__("re._parser", fromlist=["parse"])  # no stubs for re._parser
 _constants: Any = __import__("re._constants", fromlist=["MAXREPEAT"])
+_compiler: Any = __import__("re._compiler", fromlist=["compile"])
 
 PCRE2_MAX_REPEAT = 65535
 GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
@@ -72,6 +73,8 @@ def _class_end(regex: str, start: int) -> int:
 
 def canonical(regex: str) -> str:
     """``regex`` with named groups written as non-capturing ones (the same matches)."""
+    if "(?<" not in regex and "(?P<" not in regex:
+        return regex  # no named group: the common case, without tokenising
     out = []
     for token in tokens(regex):
         out.append("(?:" if token.kind == "group" and _NAMED.fullmatch(token.text) else token.text)
@@ -80,11 +83,12 @@ def canonical(regex: str) -> str:
 
 def check(regex: str) -> str | None:
     """What is wrong with ``regex`` as a policy regex, or None when every reader agrees on it."""
-    for token in tokens(regex):
+    found = list(tokens(regex))
+    for token in found:
         problem = _token_problem(token)
         if problem:
             return problem
-    names = [m.group(1) for t in tokens(regex) if t.kind == "group" and (m := _NAMED.fullmatch(t.text))]
+    names = [m.group(1) for t in found if t.kind == "group" and (m := _NAMED.fullmatch(t.text))]
     bad = next((n for n in names if not GROUP_NAME.fullmatch(n)), None)
     if bad is not None:
         return (f"group name '{bad[:40]}' is not a PCRE2 name (letters, digits and _, not starting "
@@ -100,8 +104,8 @@ def _compile_problem(regex: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. FutureWarning "possible nested set"
-            re.compile(canonical(regex))
             tree = _parser.parse(canonical(regex))
+            _compiler.compile(tree)  # what re.compile does after parsing (a lookbehind's width, ...)
     except (re.error, RecursionError, OverflowError) as exc:
         return f'"{regex[:60]}" is not a valid regular expression ({exc})'
     if _largest_repeat(tree) > PCRE2_MAX_REPEAT:

@@ -29,7 +29,7 @@ from .fleet import HEALTH_PATH
 from .hygiene import stripped
 from .model import Policy
 from .nginx_dispatch import Choice, CookieValue, DispatchMaps, Predicate, Target, dispatch_maps
-from .nginx_locations import Location, cache_status, location
+from .nginx_locations import Location, cache_status, location, tag_headers
 from .quote import nginx_str
 from .status import storable_statuses
 from .tls import PROFILES, Profile
@@ -188,7 +188,8 @@ def lower(policy: Policy, version: tuple[int, int, int], modules_dir: str) -> Ng
     purge = policy.purge is not None and "url" in policy.purge.kinds
     maps = dispatch_maps(policy, purge)
     cookies = {c.name: c for c in maps.cookie_values}
-    locations = tuple(location(policy, r, cookies, purge) for r in (*policy.rules, policy.default_rule))
+    tags = tag_headers(policy)
+    locations = tuple(location(policy, r, cookies, purge, tags) for r in (*policy.rules, policy.default_rule))
     njs = any(loc.respond for loc in locations)
     modules = (*(("ngx_http_cache_purge_module.so",) if purge else ()),
                *(("ngx_http_js_module.so",) if njs else ()))

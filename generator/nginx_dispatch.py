@@ -36,6 +36,8 @@ class Predicate:
     source: str
     regex: str
     comment: str
+    #: its bit's place in the selector and the dispatch key (from 0, in first-use order)
+    position: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _predicates(policy: Policy, cookies: dict[str, CookieValue]) -> dict[tuple[s
 
     def add(source: str, regex: str, comment: str) -> None:
         if (source, regex) not in out:
-            out[(source, regex)] = Predicate(f"cw_p{len(out) + 1}", source, regex, comment)
+            out[(source, regex)] = Predicate(f"cw_p{len(out) + 1}", source, regex, comment, len(out))
 
     for rule in policy.rules:
         m = rule.match
@@ -170,7 +172,7 @@ def _bits(rule: Rule, predicates: dict[tuple[str, str], Predicate],
     wanted |= {(f"${cookies[c.name].var}", c.regex or ".") for c in m.cookies}
     # each wanted predicate's bit, by position (lookaheads keep the regex short however many
     # predicates the policy has)
-    positions = sorted(i for i, key in enumerate(predicates) if key in wanted)
+    positions = sorted(predicates[key].position for key in wanted if key in predicates)
     return "".join(f"(?=[01]{{{i}}}1)" if i else "(?=1)" for i in positions)
 
 

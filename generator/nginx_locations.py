@@ -10,6 +10,7 @@ purges the key a GET would use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .hygiene import stripped
 from .model import Policy, Rule
@@ -102,14 +103,17 @@ def cache_status(policy: Policy, outcome: str, detail: str) -> tuple[str, ...]:
     return (f'Cache-Status "{policy.headers.cache_status_name}; {outcome}; detail={detail}"',)
 
 
-def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge: bool) -> Location:
-    """The named locations of ``rule``; ``purge``: PURGE of a URL is allowed."""
+def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge: bool,
+             tags: tuple[str, ...]) -> Location:
+    """The named locations of ``rule``; ``purge``: PURGE of a URL is allowed; ``tags``: the
+    policy's ``tag_headers`` (derived once, not per rule: that made a large policy quadratic)."""
     marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
     plain = _Lookup(_key(policy, rule, cookies, "$cw_rawquery"), *_bypass_and_no_cache(rule))
     query = _Lookup(_key(policy, rule, cookies, "$cw_query"), *_bypass_and_no_cache(rule, "$cw_q_left"))
     respond = _responds_in_njs(policy, rule)
+    strip = stripped(rule)
     return Location(
         ident=rule.ident, name=rule.name, marker=marker, cache=rule.cache,
         key=query.key, bypass=query.bypass, no_cache=query.no_cache,
@@ -123,9 +127,9 @@ def location(policy: Policy, rule: Rule, cookies: dict[str, CookieValue], purge:
         forward_cookie=_forward_cookie(rule, cookies),
         keep_cookies=("".join(f"${{{cookies[c].var}_pair}}" for c in rule.key.cookies)
                       if rule.key.cookies else None),
-        hide_headers=_hide_headers(tag_headers(policy), rule, respond, _appends(policy)),
-        strip_headers=stripped(rule),
-        repeats_forwarding=stripped(rule) != stripped(),
+        hide_headers=_hide_headers(tags, rule, respond, _appends(policy)),
+        strip_headers=strip,
+        repeats_forwarding=strip != stripped(),
         status_headers=cache_status(policy, "$cw_outcome" if rule.cache else "fwd=bypass", rule.name),
         variants=_variants(policy, rule, marker, plain, query),
         purge=_purge(policy, rule, marker, query if policy.cache.query.ignore else plain) if purge else None,
@@ -238,11 +242,17 @@ def _valid(policy: Policy, rule: Rule) -> tuple[tuple[str, str], ...]:
     covers the other default statuses (nginx uses the first line naming a status, so a status
     must not be on two lines; Varnish's lowering gives status_ttl the same precedence)."""
     ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    listed = {str(code) for code, _ in policy.cache.status_ttl}
+    codes, listed = _status_lines(policy.cache.status_ttl)
+    return ((codes, format_duration(ttl)),) + listed if ttl and codes else listed
+
+
+@lru_cache(maxsize=64)
+def _status_lines(status_ttl: tuple[tuple[int, int], ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The default statuses ``status_ttl`` does not list, and its own lines: the same for every
+    rule of a policy, so derived once (per rule they were a tenth of the nginx lowering)."""
+    listed = {str(code) for code, _ in status_ttl}
     codes = " ".join(c for c in DEFAULT_STATUSES.split() if c not in listed)
-    valid = [(codes, format_duration(ttl))] if ttl and codes else []
-    valid += [(str(code), format_duration(t)) for code, t in policy.cache.status_ttl if t]
-    return tuple(valid)
+    return codes, tuple((str(code), format_duration(t)) for code, t in status_ttl if t)
 
 
 def _ignore_headers(rule: Rule) -> str:

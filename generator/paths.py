@@ -20,7 +20,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from .model import Match
@@ -89,12 +89,27 @@ def word(text: str) -> Any:
 
 
 ANY = _fsm.from_charclass(~_fsm.Charclass())  # one class: small alphabets keep products cheap
-#: every raw path, between its sentinels
-PATHS = word(START + "/") + _cls(PATH_BYTES).star() + word(END)
-#: every header or cookie value (empty: absent), between the sentinels
-VALUES = word(START) + _cls(frozenset(range(0x20, 0x100)) - {0x7F} | {9}).star() + word(END)
-#: a pair of anchors no text can hold both of (only the translation of ^^ or $$ needs one)
-_DOUBLED = ANY.star() + (word(START + START) | word(END + END) | word(END + START)) + ANY.star()
+
+# The automata below are built on first use: each takes milliseconds, and most policies load
+# without comparing any automata (paths that are literal text are compared as text).
+
+
+@cache
+def every_path() -> Any:
+    """Every raw path, between its sentinels."""
+    return word(START + "/") + _cls(PATH_BYTES).star() + word(END)
+
+
+@cache
+def _every_value() -> Any:
+    """Every header or cookie value (empty: absent), between the sentinels."""
+    return word(START) + _cls(frozenset(range(0x20, 0x100)) - {0x7F} | {9}).star() + word(END)
+
+
+@cache
+def _doubled() -> Any:
+    """A pair of anchors no text can hold both of (only the translation of ^^ or $$ needs one)."""
+    return ANY.star() + (word(START + START) | word(END + END) | word(END + START)) + ANY.star()
 
 
 class _Inexact(Exception):
@@ -246,7 +261,7 @@ def _class(items: Any, icase: bool) -> frozenset[int]:
 def regex_language(regex: str, values: bool = False) -> Language:
     """The raw paths (``values``: the header or cookie values) ``re.search(regex, text)``
     accepts, as the engines read it."""
-    universe = VALUES if values else PATHS
+    universe = _every_value() if values else every_path()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -255,7 +270,7 @@ def regex_language(regex: str, values: bool = False) -> Language:
         strict, loose = _Build(False), _Build(True)
         pattern = strict.seq(tree, icase)
         under = _searched(pattern, universe, *_anchored(tree))
-        if not strict.why and not (pattern & _DOUBLED).empty():
+        if not strict.why and not (pattern & _doubled()).empty():
             return Language(under, universe, "an anchor next to another anchor")
         over = _searched(loose.seq(tree, icase), universe) if strict.why else under
     except TooComplex:

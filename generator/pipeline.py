@@ -7,6 +7,9 @@ parser, and ``cachewright --version`` must not pay for the compiler.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,10 +41,30 @@ class Compiled:
     warnings: tuple[str, ...] = field(default=())
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (as it was found afterwards). Loading and
+    lowering a policy allocate many objects that live on (nodes, records, strings) and no
+    cycles worth collecting, and every full collection walks each live object again: a third
+    of a 10,000-rule compile. Reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def compile_policy(policy: Policy, targets: tuple[str, ...] = ENGINES,
                    options: Options | None = None) -> Compiled:
     """Every file for ``targets``; raises CapabilityError naming each unsupported feature.
     A fleet's files are each node's, under its name (``fleet.compile_nodes``)."""
+    with collection_paused():
+        return _compile(policy, targets, options)
+
+
+def _compile(policy: Policy, targets: tuple[str, ...], options: Options | None) -> Compiled:
     from . import capabilities, fleet
 
     options = options or Options()

@@ -22,11 +22,11 @@ from typing import Any
 from .model import Match, Policy, Rule, ValueMatch
 from .paths import (
     END,
-    PATHS,
     START,
     Language,
     TooComplex,
     compiled,
+    every_path,
     find,
     path_regexes,
     regex_language,
@@ -61,7 +61,7 @@ class PathCond:
         """The paths accepted (None for a shape, compared on its text)."""
         if self.shape:
             return None
-        lang = Language(PATHS, PATHS)
+        lang = Language(every_path(), every_path())
         for regex in self.regexes:
             lang = lang & regex_language(regex)
         return lang
@@ -106,7 +106,7 @@ def _compatible(a: str, b: str) -> bool:
 
 @lru_cache(maxsize=256)
 def _ext_lang(exts: tuple[str, ...]) -> Any:
-    return regex_language(extensions_regex(exts)).under if exts else PATHS
+    return regex_language(extensions_regex(exts)).under if exts else every_path()
 
 
 def _tail(cond: PathCond) -> Any:
@@ -275,9 +275,9 @@ class Findings:
 
 
 @dataclass
-class _Earlier:
-    """Earlier rules by the literal head of their paths (a rule can overlap another only when
-    one head starts with the other)."""
+class _Heads:
+    """Rules by the literal head of their paths (a rule can overlap another only when one head
+    starts with the other)."""
 
     heads: list[str] = field(default_factory=list)
     rules: dict[str, list[tuple[Rule, PathCond]]] = field(default_factory=dict)
@@ -289,14 +289,42 @@ class _Earlier:
         self.rules[cond.head].append((rule, cond))
 
     def compatible(self, head: str) -> list[tuple[Rule, PathCond]]:
-        """Earlier rules whose head starts ``head`` or starts with it, in rule order."""
+        """The rules whose head starts ``head`` or starts with it."""
         out = [entry for end in range(1, len(head) + 1) for entry in self.rules.get(head[:end], [])]
-        start = bisect.bisect_right(self.heads, head)
-        for other in self.heads[start:]:
-            if not other.startswith(head):
-                break
-            out += self.rules[other]
+        at = bisect.bisect_right(self.heads, head)
+        while at < len(self.heads) and self.heads[at].startswith(head):
+            out += self.rules[self.heads[at]]
+            at += 1
+        return out
+
+
+@dataclass
+class _Earlier:
+    """Earlier rules by the kinds of condition they have besides the path (methods, hosts,
+    headers, cookies: a rule covers only rules that have every kind it has, ``others_cover``),
+    then by head. Without the first split, each of a large policy's per-host rules for every
+    path was compared with every later rule."""
+
+    kinds: dict[tuple[bool, ...], _Heads] = field(default_factory=dict)
+
+    def add(self, rule: Rule, cond: PathCond) -> None:
+        self.kinds.setdefault(_kinds(rule.match), _Heads()).add(rule, cond)
+
+    def covering(self, match: Match, head: str) -> list[tuple[Rule, PathCond]]:
+        """Earlier rules whose head is compatible with ``head`` (``match``'s) and whose other
+        conditions hold wherever ``match``'s do (``others_cover``: true of a rule without
+        any), in rule order."""
+        has = _kinds(match)
+        out = []
+        for kinds, heads in self.kinds.items():
+            if all(h or not k for k, h in zip(kinds, has, strict=True)):
+                found = heads.compatible(head)
+                out += [e for e in found if others_cover(e[0].match, match)] if any(kinds) else found
         return sorted(out, key=lambda entry: entry[0].index)
+
+
+def _kinds(m: Match) -> tuple[bool, ...]:
+    return bool(m.methods), bool(m.hosts), bool(m.headers), bool(m.cookies)
 
 
 def check(policy: Policy) -> Findings:
@@ -322,11 +350,14 @@ def _check_rule(rule: Rule, cond: PathCond, earlier: _Earlier, found: Findings) 
         found.errors.append((at, f"rule '{rule.name}' can never match: its path_regex requires "
                                  f"paths to start with '{cond.head[:20]}', and every path starts with /"))
         return
-    candidates = [(r, c) for r, c in earlier.compatible(cond.head) if others_cover(r.match, rule.match)]
+    candidates = earlier.covering(rule.match, cond.head)
     if not candidates:
         return
     undecided: Rule | None = None
+    prefix = cond.shape and not cond.exact
     for other, other_cond in candidates:
+        if prefix and not cond.head.startswith(other_cond.head):
+            continue  # paths of this rule leave the other's head: not contained (``contains``)
         verdict = contains(other_cond, cond)
         if verdict and not cond.shape and find((_materialise(cond).over,), all) is None:
             found.errors.append((at, f"rule '{rule.name}' can never match: no path meets its path "
@@ -364,7 +395,8 @@ def _union_covers(rule: Rule, cond: PathCond, candidates: list[tuple[Rule, PathC
     if len(candidates) < 2:
         return False
     sample = _sample(cond)
-    if sample is None or not any(_accepts(c, sample) for _r, c in candidates):
+    # a condition accepts only paths that start with its head (PathCond): others need no test
+    if sample is None or not any(_accepts(c, sample) for _r, c in candidates if sample.startswith(c.head)):
         return False  # a path of the rule that no earlier rule takes (or none to try)
     overlapping = [(r, c) for r, c in candidates if _may_overlap(c, cond)]
     if not 2 <= len(overlapping) <= MAX_UNION:

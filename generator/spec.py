@@ -64,6 +64,8 @@ class Reader:
 
 def shown(text: str) -> str:
     """``text`` as it may appear in a message: unprintable and non-ASCII characters escaped."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case (printable ASCII is " " to "~"), without a walk per character
     return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
 
 

@@ -8,6 +8,7 @@ name in a task variable, and its profile and TTL are derived from it where a fet
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -114,10 +115,11 @@ class Selection:
 
 
 def selection(policy: Policy) -> Selection:
-    profiles = _profiles(policy)
+    behaviours = {r.index: _behaviour(r) for r in (*policy.rules, policy.default_rule)}
+    profiles = _profiles(policy, behaviours)
     chunked = len(policy.rules) > CHUNK
-    rules = tuple(_rule(policy, r, profiles, chunked) for r in policy.rules)
-    default = _rule(policy, policy.default_rule, profiles, chunked)
+    rules = tuple(_rule(policy, r, profiles[behaviours[r.index]], chunked) for r in policy.rules)
+    default = _rule(policy, policy.default_rule, profiles[behaviours[policy.default_rule.index]], chunked)
     chunks = _chunks(rules)
     return Selection(
         chunks=chunks,
@@ -143,9 +145,39 @@ def restatus_rules(policy: Policy) -> tuple[str, ...]:
     """
     key = policy.cache.key
     cacheable = [r for r in (*policy.rules, policy.default_rule) if r.cache]
-    beyond_key = [r for r in cacheable if _matches_beyond_key(r.match, key)]
+    beyond_key = _ByLiteral([r for r in cacheable if _matches_beyond_key(r.match, key)])
     return tuple(r.name for r in cacheable
-                 if any(r is other or _may_overlap(r.match, other.match, key) for other in beyond_key))
+                 if any(r is other or _may_overlap(r.match, other.match, key)
+                        for other in beyond_key.near(r.match)))
+
+
+class _ByLiteral:
+    """Rules by their prefix or exact path (escapes in one hex case), to find the ones whose
+    paths may overlap a match's: those without one, and those whose literal starts the match's
+    or starts with it; any other is apart (``_paths_apart``). Comparing every pair made a large
+    policy's compile quadratic."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.loose = [r for r in rules if _literal(r.match) is None]
+        self.by_literal: dict[str, list[Rule]] = {}
+        for rule in rules:
+            literal = _literal(rule.match)
+            if literal is not None:
+                self.by_literal.setdefault(literal, []).append(rule)
+        self.literals = sorted(self.by_literal)
+
+    def near(self, match: Match) -> list[Rule]:
+        """The rules whose paths may overlap ``match``'s (in no particular order)."""
+        literal = _literal(match)
+        if literal is None:
+            return [*self.loose, *(r for rules in self.by_literal.values() for r in rules)]
+        heads = (literal[:end] for end in range(1, len(literal) + 1))
+        out = [*self.loose, *(r for head in heads for r in self.by_literal.get(head, ()))]
+        at = bisect.bisect_right(self.literals, literal)
+        while at < len(self.literals) and self.literals[at].startswith(literal):
+            out += self.by_literal[self.literals[at]]
+            at += 1
+        return out
 
 
 def _matches_beyond_key(match: Match, key: tuple[str, ...]) -> bool:
@@ -167,7 +199,7 @@ def _may_overlap(a: Match, b: Match, key: tuple[str, ...]) -> bool:
 def _paths_apart(a: Match, b: Match) -> bool:
     """No raw path meets both ``a``'s prefix or exact path and ``b``'s (escapes compared in
     one hex case, as the engines match them in either)."""
-    first, second = (_hex_upper(m.path if m.path is not None else m.path_prefix) for m in (a, b))
+    first, second = _literal(a), _literal(b)
     if first is None or second is None:
         return False
     if a.path is not None and b.path is not None:
@@ -177,8 +209,15 @@ def _paths_apart(a: Match, b: Match) -> bool:
     return not (first.startswith(second) or second.startswith(first))
 
 
-def _hex_upper(text: str | None) -> str | None:
-    return None if text is None else re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).upper(), text)
+def _literal(m: Match) -> str | None:
+    """The exact path or prefix, escapes in one hex case (None: neither)."""
+    text = m.path if m.path is not None else m.path_prefix
+    if text is None or "%" not in text:
+        return text
+    return _ESCAPE.sub(lambda e: e.group(0).upper(), text)
+
+
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def _condition(rule: Rule) -> str:
@@ -247,6 +286,7 @@ def _behaviour(rule: Rule) -> Behaviour:
     cookie_mode = ("strip" if rule.strip_cookies else "keep" if rule.key.cookies
                    else "forward" if "request-cookie" in rule.relax else "bypass")
     auth_store = rule.cache and not keyed_auth and rule.origin_headers == "respect"
+    removed = stripped(rule)
     return Behaviour(
         cache=rule.cache,
         pass_auth=not keyed_auth,
@@ -256,7 +296,7 @@ def _behaviour(rule: Rule) -> Behaviour:
         override=rule.origin_headers == "override",
         vary_headers=rule.vary,
         tags_header=rule.tags_from_header,
-        forwards=tuple(h for h in OVERRIDE_HEADERS if h not in stripped(rule)),
+        forwards=tuple(h for h in OVERRIDE_HEADERS if h not in removed),
         auth_store=auth_store,
         auth_lookup="authorization-lookup" in rule.relax,
         store_set_cookie="set-cookie" in rule.relax,
@@ -283,11 +323,12 @@ def _admission(rule: Rule, cookie_mode: str, pass_auth: bool, auth_store: bool) 
                      authorization=pass_auth)
 
 
-def _profiles(policy: Policy) -> dict[Behaviour, VclProfile]:
-    """One profile per distinct behaviour, numbered in order of first use."""
+def _profiles(policy: Policy, behaviours: dict[int, Behaviour]) -> dict[Behaviour, VclProfile]:
+    """One profile per distinct behaviour (``behaviours``: each rule's, by index), numbered in
+    order of first use."""
     names: dict[Behaviour, list[str]] = {}
     for rule in (*policy.rules, policy.default_rule):
-        names.setdefault(_behaviour(rule), []).append(rule.name)
+        names.setdefault(behaviours[rule.index], []).append(rule.name)
     return {b: VclProfile(f"p{i}", tuple(n), b, rule_test(tuple(n)))
             for i, (b, n) in enumerate(names.items(), 1)}
 
@@ -309,12 +350,11 @@ def _ttl_tests(rules: tuple[VclRule, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((ttl, rule_test(tuple(names))) for ttl, names in ordered)
 
 
-def _rule(policy: Policy, rule: Rule, profiles: dict[Behaviour, VclProfile], chunked: bool) -> VclRule:
+def _rule(policy: Policy, rule: Rule, profile: VclProfile, chunked: bool) -> VclRule:
     marker = f"rule {rule.name} ({policy.where(f'rules[{rule.index}]')})"
     if rule.name == "default":
         marker = "rule default (requests no rule matches)"
     ttl = rule.ttl if rule.ttl is not None else policy.cache.default_ttl
-    profile = profiles[_behaviour(rule)]
     return VclRule(rule.name, marker, _condition(rule), profile.ident, ttl, profile.behaviour,
                    f"cw_request_{profile.ident}" if chunked else None)
 
