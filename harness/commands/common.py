@@ -65,12 +65,16 @@ def options(args: argparse.Namespace) -> Options:
 
 def compiled(args: argparse.Namespace) -> tuple[Policy, Compiled]:
     """The policy ``args.policy`` names and its files for the command line's targets and options
-    (its warnings printed)."""
-    from cachewright.generator.load import load
-    from cachewright.generator.pipeline import compile_policy
+    (its warnings printed). The garbage collector rests from the imports on (see
+    ``collection_paused``): the compiler's modules define many records, and a compile makes no
+    cycles worth collecting."""
+    from cachewright.generator.pipeline import collection_paused, compile_policy
 
-    policy = load(args.policy)
-    result = compile_policy(policy, targets(args), options(args))
+    with collection_paused():
+        from cachewright.generator.load import load
+
+        policy = load(args.policy)
+        result = compile_policy(policy, targets(args), options(args))
     warn(result.warnings)
     return policy, result
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from .. import ui
 from ..compare.settings import OffloadSettings, Settings
-from ..report import should_color
 from . import common
 from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
@@ -142,6 +141,7 @@ def _write(args: argparse.Namespace, report: CompareReport) -> int:
     """Print the report, write its JSON and HTML where asked; the exit status it earns."""
     from ..compare.page import html_report
     from ..compare.text import text_report
+    from ..report import should_color
 
     print(text_report(report, color=should_color(sys.stdout)), end="")
     write_report(args.json, json.dumps(report.to_json(), indent=2) + "\n")
