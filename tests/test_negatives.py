@@ -412,6 +412,7 @@ _SECURITY = "tests/test_security_checks.py::test_every_check_fails_on_an_unsafe_
 _TLS = "tests/test_tls_checks.py::test_each_check_fails_on_a_broken_config"
 _PURGE = "tests/test_purge_checks.py::"
 _FAULTS = "tests/test_faults.py::"
+_FLEET = "tests/test_fleet_harness.py::"
 _STREAMED = ("nginx sends the origin's status and headers before the body and closes the client "
              "connection when the origin's body breaks off (the check accepts that: the client "
              "can tell), and never stores a cut-short body; no directive changes either")
@@ -529,6 +530,10 @@ NEGATIVES: dict[str, tuple[Negative, ...]] = dict([
                                               _VARNISH), NoNegative(_NGINX, _STREAMED))),
     ("faults.close-mid-body.stale", (Tampered("faults.close-mid-body.stale", "expected the stale copy",
                                               _VARNISH), NoNegative(_NGINX, _STREAMED))),
+    # fleets (the engine is the front tier's; each broken on nginx and on Varnish edges)
+    *((check, (Elsewhere(_FLEET + "test_each_fleet_check_fails_on_a_broken_fleet", check),))
+      for check in ("fleet.herd", "fleet.shard.once", "fleet.node-loss")),
+    ("fleet.purge", (Elsewhere(_FLEET + "test_purge_fails_when_sent_to_the_edges_only", "fleet.purge"),)),
 ])
 # Families proven on one engine only although the other has the behaviour (family -> why):
 # the other engine's tampering is not written yet. Entries leave as negatives arrive (a test

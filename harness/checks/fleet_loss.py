@@ -37,6 +37,8 @@ LOAD_INTERVAL = 0.02
 KILL_AFTER = 5
 #: passes of the load over the objects (at least: it lasts the front tier's detection time)
 PASSES = 2
+#: seconds after the detection time by which no request may fail any more (a request in flight)
+SETTLED = 0.5
 
 
 def loss_checks(policy: Policy) -> Iterator[Check]:
@@ -94,7 +96,7 @@ def _check(ctx: Ctx, wait: float, probe_time: float) -> None:
     owned = {t for t, o in owners.items() if o == lost.name}
     counts = {req.unit: ctx.count(req.unit) for req in objects}
     detect = 0.0 if front[0].engine == "nginx" else probe_time  # nginx retries at once
-    load = _Load(ctx, front, objects, lasting=detect + 1.0)
+    load = _Load(ctx, front, objects, lasting=detect + SETTLED + 1.0)
     killed_at = _run_with_loss(stack, load, lost)
     _judge_loss(ctx, load, owned, counts, killed_at, detect)
     refetched = {r.target for r in objects if ctx.count(r.unit) > counts[r.unit]}
@@ -151,6 +153,9 @@ def _judge_loss(ctx: Ctx, load: _Load, owned: set[str], counts: dict[str, int], 
     example = errors[0][1].target if errors else ""
     ctx.expect(len(errors) <= bound, f"{len(errors)} of {len(load.sent)} requests failed after the "
                f"loss (bound {bound}): e.g. {example}")
+    late = [r.target for t, r in errors if t > killed_at + detect + SETTLED]
+    ctx.expect(not late, f"{len(late)} requests failed after the loss once the front tier should "
+               f"have routed around it ({detect + SETTLED:.1f} s after the kill): e.g. {late[:1]}")
     ctx.notes.append(f"{len(errors)} of {len(load.sent)} requests failed (bound {bound})")
     first: dict[str, float] = {}
     for started, req, _ in load.sent:
