@@ -108,6 +108,9 @@ class Origin:
     reconfigure: bool
     #: what bereq.backend is set to
     backend: str
+    #: a fleet hop: how many other nodes of the next tier a GET or HEAD whose fetch failed tries
+    #: (vcl_backend_error's return (retry); the shard director's alt picks the ring's next node)
+    retries: int
     host_header: str | None
     #: (override header, VCL true where it is removed: "" always, else for the profiles that do
     #: not key on it)
@@ -309,6 +312,10 @@ def _imports(policy: Policy) -> tuple[str, ...]:
     return tuple(imports)
 
 
+#: varnishd's max_retries parameter (default 4): more retries than that end in a 503
+MAX_RETRIES = 4
+
+
 def _origin(policy: Policy, profiles: tuple[VclProfile, ...]) -> Origin:
     backends = _backends(policy)
     many = len(backends) > 1
@@ -321,9 +328,11 @@ def _origin(policy: Policy, profiles: tuple[VclProfile, ...]) -> Origin:
         director=backends if many else (),
         director_kind="shard" if shard else "round_robin",
         reconfigure=shard and many,
-        # by=HASH in the backend context: the object's own hash, i.e. the cache key
-        backend=("cw_origin.backend(by=HASH)" if shard else "cw_origin.backend()") if many
+        # by=HASH in the backend context: the object's own hash, i.e. the cache key; alt: the
+        # n-th next node on the ring for the n-th retry
+        backend=("cw_origin.backend(by=HASH, alt=bereq.retries)" if shard else "cw_origin.backend()") if many
         else backends[0].ident,
+        retries=min(len(backends) - 1, MAX_RETRIES) if policy.role is not None and policy.role.next_routing else 0,
         host_header=policy.origin.host_header,
         strip_headers=_strip_headers(profiles),
         underscored_headers=tuple(h.replace("-", "_") for h in (*OVERRIDE_HEADERS, *FORWARDED) if "-" in h),

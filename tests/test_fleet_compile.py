@@ -300,7 +300,10 @@ def test_varnish_edge_shards_by_hash_with_probes() -> None:
     vcl = _files(SHARD)["edge-1/varnish/default.vcl"]
     assert "new cw_origin = directors.shard();" in vcl
     assert "cw_origin.reconfigure();" in vcl
-    assert "set bereq.backend = cw_origin.backend(by=HASH);" in vcl
+    assert "set bereq.backend = cw_origin.backend(by=HASH, alt=bereq.retries);" in vcl
+    # a GET or HEAD whose fetch failed goes to the ring's next node, up to the other two
+    assert ('    if (bereq.retries < 2 && (bereq.method == "GET" || bereq.method == "HEAD")) {\n'
+            "        return (retry);") in vcl
     for i in (1, 2, 3):
         assert f'.host = "10.0.1.2{i}";\n    .port = "80";' in vcl
     assert vcl.count(".probe = cw_probe;") == 3
