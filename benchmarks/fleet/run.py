@@ -1,22 +1,23 @@
 """Issue 20's fleet targets, measured on the local fleet runtime (docs/fleets.md, "Measured").
 
     python benchmarks/fleet/run.py                       # the full run (10,000 keys)
-    python benchmarks/fleet/run.py --keys 1000 --herd 12 --purges 3
+    python benchmarks/fleet/run.py --keys 1000 --herd 12 --purges 3 --fronts nginx
     python benchmarks/fleet/run.py --write-docs          # and rewrite docs/fleets.md's table
 
 Every node is a local process on its own loopback address (``FleetRuntime``, 127.0.0.2, ...) in
 front of the sample origin on 127.0.0.1; nothing leaves loopback. Three fleets are started in
-turn, each stopped before the next:
+turn, each stopped before the next (the first two once per ``--fronts`` engine of the edges,
+nginx and Varnish by default):
 
-- **shield**: 3 nginx edges -> 1 Varnish shield. ``--herd`` concurrent cold requests for one
+- **shield**: 3 edges -> 1 Varnish shield. ``--herd`` concurrent cold requests for one
   object (the origin slowed by 0.5 s), spread over the 3 edges: origin requests (target 1).
-- **shard**: 3 nginx edges -> 3 Varnish nodes, ``routing: shard``. The same herd; then ``--keys``
+- **shard**: 3 edges -> 3 Varnish nodes, ``routing: shard``. The same herd; then ``--keys``
   objects, each asked once through edge ``i % 3``: the nodes' own records say where each is
   stored (varnishlog's fetches, and ``varnishstat`` ``MAIN.n_object``; target: every key on
   exactly one node). Then every key is asked again through another edge (``(i + 1) % 3``, which
   does not hold it, so the request reaches the shard tier) while the first shard node is
-  SIGKILLed a few requests in: the share of the keys asked after the kill that the origin saw
-  again, against 1/3 (target within 5 points), and the requests that failed against those in
+  SIGKILLed a few requests in: the share of the keys asked after the kill and answered that the
+  origin saw again, against 1/3 (target within 5 points), and the requests that failed against those in
   flight at the kill (target: no more).
 - **purge**: ``examples/fleet-shard`` (2 nginx edges -> 3 sharded Varnish nodes, 5 nodes): one
   URL primed through both edges, then purged as ``cachewright purge --fleet`` purges it (the
@@ -62,7 +63,7 @@ EXAMPLE = ROOT / "examples/fleet-shard/policy.yaml"
 DOCS = ROOT / "docs/fleets.md"
 HOST = "media.example.com"
 START, END = "<!-- fleet-bench:start -->", "<!-- fleet-bench:end -->"
-#: the policy of the shield and shard fleets (3 edges); {inner} is the inner tier
+#: the policy of the shield and shard fleets (3 edges of engine {front}); {inner} is the inner tier
 FLEET = """\
 version: 1
 name: fleet-bench
@@ -78,7 +79,7 @@ purge:
 fleet:
   tiers:
     - name: edge
-      engine: nginx
+      engine: {front}
       nodes:
         - {{name: edge-1, address: 10.0.1.11}}
         - {{name: edge-2, address: 10.0.1.12}}
@@ -104,6 +105,12 @@ SHARD = """\
 HERD_DELAY = 0.5
 #: requests of the second pass sent before the shard node is killed
 KILL_AFTER = 50
+#: why requests fail (or not) when a shard node is lost, by the edges' engine
+LOSS_NOTE = {
+    "nginx": "nginx edges retry the next node on the ring at once (proxy_next_upstream)",
+    "varnish": "Varnish edges do not retry a failed fetch on another node: they answer 503 until "
+               "their probes mark the node sick (interval 1 s, threshold 1), then route around it",
+}
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,9 @@ def n_object(stack: FleetStack, name: str) -> int:
 def fleet(text: str, source: str) -> Iterator[tuple[FleetStack, OriginClient]]:
     """The fleet of policy ``text`` started (every node on loopback), with its origin's client."""
     policy: Policy = loads(text, source)
-    with FleetRuntime().start(policy, ("nginx",)) as stack, OriginClient(stack.origin.control_url) as origin:
+    assert policy.fleet is not None
+    front = policy.fleet.tiers[0].engine
+    with FleetRuntime().start(policy, (front,)) as stack, OriginClient(stack.origin.control_url) as origin:
         yield stack, origin
 
 
@@ -227,7 +236,7 @@ def herd(stack: FleetStack, origin: OriginClient, label: str, count: int) -> Fig
     sent = run_pass(Sender(), jobs, count, 60.0)
     bad = sum(s.status != 200 for s in sent)
     fetched = origin.count(path)
-    return Figure(f"herd, {label} fleet ({len(edges)} edges)", f"{fetched} origin request(s)",
+    return Figure(f"herd, {label} fleet ({len(edges)} {edges[0].engine} edges)", f"{fetched} origin request(s)",
                   "1", fetched == 1 and bad == 0,
                   f"{count} concurrent cold requests over {len(edges)} edges, {bad} not 200")
 
@@ -249,8 +258,8 @@ def keys_stored(stack: FleetStack, keys: int, args: argparse.Namespace) -> tuple
             f"{' (cut short by --time-limit)' if len(sent) < keys else ''}; per node (varnishlog): "
             f"{spread}; MAIN.n_object added: {', '.join(f'{n} {c}' for n, c in counts.items())} "
             f"= {sum(counts.values())}")
-    figure = Figure(f"shard, 3 nodes, {keys} keys: stored once", f"{once} of {len(asked)} keys on "
-                    "exactly one node", "every key once",
+    figure = Figure(f"shard, 3 nodes, {keys} keys: stored once ({edges[0].engine} edges)",
+                    f"{once} of {len(asked)} keys on exactly one node", "every key once",
                     once == len(asked) == keys and sum(counts.values()) == keys, note)
     return [figure], held
 
@@ -277,21 +286,22 @@ def node_loss(stack: FleetStack, origin: OriginClient, held: dict[str, set[str]]
     sent = run_pass(Sender(), jobs, args.workers, args.time_limit, kill_at)
     killed_at = killed[0] if killed else float("inf")
     after = origin.counts()
-    later = [s for s in sent if s.started > killed_at]
+    later = [s for s in sent if s.started > killed_at and s.status == 200]
     again = {s.key for s in later if after.path(key_path(s.key)) > counts_before.path(key_path(s.key))}
     owned = {s.key for s in later if key_path(s.key) in held[lost]}
     share = len(again) / max(1, len(later))
     failed = [s for s in sent if s.status != 200]
     in_flight = sum(s.started <= killed_at < s.ended for s in sent)
+    front = edges[0].engine
     return [
-        Figure("shard, node loss: share fetched again", f"{share:.1%}", "1/3 +- 5 points "
-               "(28.3 - 38.3 %)", abs(share - 1 / 3) <= 0.05,
-               f"{len(again)} of the {len(later)} keys asked after {lost}'s SIGKILL reached the "
-               f"origin again; {lost} held {len(owned)} of them ({len(owned) / max(1, len(later)):.1%}); "
-               f"fetched again but not {lost}'s: {len(again - owned)}"),
-        Figure("shard, node loss: requests failed", f"{len(failed)} of {len(sent)}",
-               f"<= in flight at the kill ({in_flight})", len(failed) <= in_flight,
-               "nginx edges retry the next node on the ring at once (proxy_next_upstream)"),
+        Figure(f"shard, node loss: share fetched again ({front} edges)", f"{share:.1%}",
+               "1/3 +- 5 points (28.3 - 38.3 %)", abs(share - 1 / 3) <= 0.05,
+               f"{len(again)} of the {len(later)} keys asked after {lost}'s SIGKILL and answered "
+               f"reached the origin again; {lost} held {len(owned)} of them "
+               f"({len(owned) / max(1, len(later)):.1%}); fetched again but not {lost}'s: "
+               f"{len(again - owned)}"),
+        Figure(f"shard, node loss: requests failed ({front} edges)", f"{len(failed)} of {len(sent)}",
+               f"<= in flight at the kill ({in_flight})", len(failed) <= in_flight, LOSS_NOTE[front]),
     ]
 
 
@@ -330,12 +340,13 @@ def purge(stack: FleetStack, origin: OriginClient, rounds: int) -> list[Figure]:
 def measure(args: argparse.Namespace) -> list[Figure]:
     """The three fleets in turn, each stopped before the next starts."""
     figures = []
-    with fleet(FLEET.format(host=HOST, inner=SHIELD), "shield.yaml") as (stack, origin):
-        figures.append(herd(stack, origin, "shield", args.herd))
-    with fleet(FLEET.format(host=HOST, inner=SHARD), "shard.yaml") as (stack, origin):
-        figures.append(herd(stack, origin, "shard", args.herd))
-        stored, held = keys_stored(stack, args.keys, args)
-        figures += stored + node_loss(stack, origin, held, args)
+    for front in args.fronts:
+        with fleet(FLEET.format(host=HOST, front=front, inner=SHIELD), "shield.yaml") as (stack, origin):
+            figures.append(herd(stack, origin, "shield", args.herd))
+        with fleet(FLEET.format(host=HOST, front=front, inner=SHARD), "shard.yaml") as (stack, origin):
+            figures.append(herd(stack, origin, "shard", args.herd))
+            stored, held = keys_stored(stack, args.keys, args)
+            figures += stored + node_loss(stack, origin, held, args)
     with fleet(EXAMPLE.read_text(), str(EXAMPLE.relative_to(ROOT))) as (stack, origin):
         figures += purge(stack, origin, args.purges)
     return figures
@@ -375,13 +386,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8, help="request threads (default 8)")
     parser.add_argument("--time-limit", type=float, default=90.0,
                         help="seconds after which a pass starts no new request (default 90)")
+    parser.add_argument("--fronts", type=lambda v: v.split(","), default=["nginx", "varnish"],
+                        help="the edges' engines, in turn (default nginx,varnish)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--write-docs", action="store_true",
                         help="rewrite the Measured table in docs/fleets.md")
     args = parser.parse_args(argv)
     if not (10 <= args.keys <= 100_000 and 3 <= args.herd <= 200 and 1 <= args.purges <= 50
-            and 1 <= args.workers <= 32):
-        parser.error("bounds: --keys 10..100000, --herd 3..200, --purges 1..50, --workers 1..32")
+            and 1 <= args.workers <= 32 and args.fronts and set(args.fronts) <= {"nginx", "varnish"}):
+        parser.error("bounds: --keys 10..100000, --herd 3..200, --purges 1..50, --workers 1..32, "
+                     "--fronts nginx,varnish")
     return args
 
 
