@@ -60,7 +60,7 @@ def compare_fleet(policy: Policy, policy_file: str, settings: FleetSettings,
         results.append(measure_topology(topology, mix, settings, begin))
     engines = sorted({t.engine for t in policy.fleet.tiers}) if policy.fleet else []
     return FleetReport(policy_name=policy.name, policy_file=policy_file,
-                       path_example=mix.probe.variant(mix.ranks[0]).target if mix.ranks else "",
+                       path_example=mix.probe.variant("z1").target,
                        settings=settings, machine=machine(engines), topologies=tuple(results))
 
 
