@@ -127,3 +127,8 @@ def test_replicas_cost_about_n_times_one_nodes_misses(measured: dict[str, dict[s
     assert abs(replicas["origin_requests"] - replicas["ideal_origin_requests"]) <= 1, replicas
     assert 0.8 * 2 <= replicas["origin_requests"] / one["origin_requests"] <= 2, (one, replicas)
     assert replicas["hit_ratio"] < one["hit_ratio"]
+
+
+def test_a_fleet_comparison_has_no_html_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(SHIELD), "--html", str(tmp_path / "r.html")]) == 2
+    assert "--html: a fleet comparison has a text and a JSON report" in capsys.readouterr().err

@@ -30,10 +30,14 @@ DESCRIPTION = (
     "config, the baseline and the generated config with revalidation turned off. Exit 0 when every "
     "check passed (with --strict, also no performance target missed). The throughput ratio is judged "
     "on its confidence interval: met when the whole interval is at or above the target, missed when "
-    "it is wholly below, inconclusive when it spans the target.")
+    "it is wholly below, inconclusive when it spans the target. A policy with a fleet: section compares "
+    "topologies instead: the same Zipf mix through one node, replicas, a shield and a shard tier of the "
+    "fleet's size and engines on local processes, with what reached the origin against each one's ideal "
+    "(docs/compare.md).")
 EPILOG = ("examples:\n  cachewright compare examples/shop/policy.yaml\n"
           "  cachewright compare policy.yaml --json report.json --html report.html\n"
-          "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick")
+          "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick\n"
+          "  cachewright compare examples/fleet-shield/policy.yaml  # a fleet: its topologies")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
