@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import ui
-from ..compare.settings import OffloadSettings, Settings
+from ..compare.settings import FleetSettings, OffloadSettings, Settings
 from . import common
 from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
 if TYPE_CHECKING:
+    from cachewright.generator.model import Policy
+
     from ..compare.records import CompareReport
 
 DESCRIPTION = (
@@ -28,10 +30,14 @@ DESCRIPTION = (
     "config, the baseline and the generated config with revalidation turned off. Exit 0 when every "
     "check passed (with --strict, also no performance target missed). The throughput ratio is judged "
     "on its confidence interval: met when the whole interval is at or above the target, missed when "
-    "it is wholly below, inconclusive when it spans the target.")
+    "it is wholly below, inconclusive when it spans the target. A policy with a fleet: section compares "
+    "topologies instead: the same Zipf mix through one node, replicas, a shield and a shard tier of the "
+    "fleet's size and engines on local processes, with what reached the origin against each one's ideal "
+    "(docs/compare.md).")
 EPILOG = ("examples:\n  cachewright compare examples/shop/policy.yaml\n"
           "  cachewright compare policy.yaml --json report.json --html report.html\n"
-          "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick")
+          "  cachewright compare policy.yaml --duration 1 --zipf-requests 2000  # quick\n"
+          "  cachewright compare examples/fleet-shield/policy.yaml  # a fleet: its topologies")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,10 +71,14 @@ def _add_load_options(p: argparse.ArgumentParser, d: Settings) -> None:
                    help=f"size of the cached responses the loads fetch (default: {d.body_size})")
     p.add_argument("--herd", type=_positive, default=d.herd_size, metavar="N",
                    help=f"concurrent cold requests in the thundering-herd test (default: {d.herd_size})")
-    p.add_argument("--zipf-requests", type=_positive, default=d.zipf_requests, metavar="N",
-                   help=f"requests in the Zipf mix (default: {d.zipf_requests})")
+    p.add_argument("--zipf-requests", type=_positive, metavar="N",
+                   help=f"requests in the Zipf mix (default: {d.zipf_requests}; a fleet: "
+                        f"{FleetSettings().requests} per topology)")
     p.add_argument("--zipf-keys", type=_positive, default=d.zipf_keys, metavar="N",
                    help=f"distinct keys in the Zipf mix (default: {d.zipf_keys})")
+    p.add_argument("--zipf-rate", type=_positive_float_rate, default=FleetSettings().rate, metavar="N",
+                   help=f"a fleet: at most N requests a second of the mix, one at a time "
+                        f"(default: {FleetSettings().rate:g})")
 
 
 def _add_section_options(p: argparse.ArgumentParser, o: OffloadSettings) -> None:
@@ -100,6 +110,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float_rate(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: expected requests a second above 0")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not 0 < value <= 600:
@@ -118,11 +135,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("compare programs and counts the sample origin; --origin and --origin-image "
                          "are not supported here (use `cachewright test` with your own origin)")
     policy = load(args.policy)
-    not_yet(policy, "compare")
+    not_yet(policy, "compare", args.runtime)
     common.warn(policy.warnings)
+    if policy.fleet is not None:
+        return _run_fleet(args, policy)
     settings = Settings(concurrency=args.concurrency, duration_s=args.duration, rounds=args.rounds,
-                        herd_size=args.herd, body_size=args.body_size, zipf_requests=args.zipf_requests,
-                        zipf_keys=args.zipf_keys)
+                        herd_size=args.herd, body_size=args.body_size,
+                        zipf_requests=args.zipf_requests or Settings().zipf_requests, zipf_keys=args.zipf_keys)
     scenarios = () if args.no_correctness else scenarios_of(args)
     if args.html:
         from ..compare.charts import require_matplotlib
@@ -135,6 +154,24 @@ def run(args: argparse.Namespace) -> int:
                      offload=None if args.no_offload else OffloadSettings(duration_s=args.offload_duration),
                      conformance=not args.no_conformance)
     return _write(args, report)
+
+
+def _run_fleet(args: argparse.Namespace, policy: Policy) -> int:
+    """A fleet policy: its topologies side by side on the local fleet runtime (the same Zipf
+    mix through one node, replicas, a shield and a shard tier); exit 1 when requests failed."""
+    from cachewright.generator.errors import UsageError
+
+    from ..compare.fleetrun import compare_fleet
+    from ..compare.fleettext import fleet_text
+
+    if args.html:
+        raise UsageError("--html: a fleet comparison has a text and a JSON report (--json FILE)")
+    settings = FleetSettings(requests=args.zipf_requests or FleetSettings().requests, keys=args.zipf_keys,
+                             body_size=args.body_size, rate=args.zipf_rate)
+    report = compare_fleet(policy, str(args.policy), settings, progress=_progress)
+    print(fleet_text(report), end="")
+    write_report(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+    return 1 if report.failed else 0
 
 
 def _write(args: argparse.Namespace, report: CompareReport) -> int:

@@ -50,3 +50,18 @@ class OffloadSettings:
     @property
     def cache_control(self) -> str:
         return f"max-age={self.max_age_s}"
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """The Zipf mix every topology gets, and its bounds: at most ``rate`` requests a second, at
+    most ``time_limit_s`` per topology."""
+
+    requests: int = 10_000
+    keys: int = 2_000
+    body_size: int = 1024
+    rate: float = 2_000.0
+    time_limit_s: float = 120.0
+
+    def to_json(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
