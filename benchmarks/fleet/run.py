@@ -108,8 +108,8 @@ KILL_AFTER = 50
 #: why requests fail (or not) when a shard node is lost, by the edges' engine
 LOSS_NOTE = {
     "nginx": "nginx edges retry the next node on the ring at once (proxy_next_upstream)",
-    "varnish": "Varnish edges do not retry a failed fetch on another node: they answer 503 until "
-               "their probes mark the node sick (interval 1 s, threshold 1), then route around it",
+    "varnish": "Varnish edges retry a failed GET on the ring's next node at once (vcl_backend_error's "
+               "retry, the shard director's alt=bereq.retries)",
 }
 
 
