@@ -1,0 +1,140 @@
+"""A fleet's part of ``cachewright explain``: per tier, front first, which nodes may answer the
+request and, for a ``shard`` tier, the node that stores its key, computed as the engine in front
+of that tier computes it (``nginx_hash`` for ``hash $cw_hash consistent``, ``varnish_shard`` for
+``directors.shard()`` by=HASH) from the front node's own compiled configuration. Every node is
+assumed healthy: a failed (nginx) or sick (Varnish) owner's keys go to the next node on the ring.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from cachewright.generator import lower_nginx, lower_varnish
+from cachewright.generator.fleet import node_policies
+from cachewright.generator.model import Policy, Rule, Tier
+from cachewright.generator.pipeline import Options
+
+from ..selection.explain import FleetHop, split_query
+from ..selection.request import Request, engine_host
+from . import nginx_explain, nginx_hash, varnish_explain, varnish_shard
+
+HEALTHY = "every node assumed healthy; a down one's keys move to the next node on the ring"
+
+
+class NotComputed(Exception):
+    """The owner cannot be computed exactly for this request (the message says why)."""
+
+
+def routes(policy: Policy, rule: Rule, request: Request, scheme: str,
+           verdict: str) -> tuple[FleetHop, ...]:
+    """Each tier of ``policy``'s fleet as ``request`` (which selects ``rule``) meets it."""
+    assert policy.fleet is not None
+    tiers = policy.fleet.tiers
+    derived = node_policies(policy)
+    hops = [FleetHop(tiers[0].name, tiers[0].engine, "front", "an outside balancer",
+                     _names(tiers[0]), None, "any front node may answer")]
+    for front, tier in itertools.pairwise(tiers):
+        node = derived[front.nodes[0].name].policy
+        if tier.routing == "replicas":
+            hops.append(FleetHop(tier.name, tier.engine, "replicas",
+                                 f"the {front.name} tier's {front.engine}, round robin",
+                                 _names(tier), None, "any node may answer (each holds everything)"))
+        else:
+            hops.append(_shard(front, tier, node, rule, request, scheme, verdict))
+    return tuple(hops)
+
+
+def _names(tier: Tier) -> tuple[str, ...]:
+    return tuple(n.name for n in tier.nodes)
+
+
+def _shard(front: Tier, tier: Tier, node: Policy, rule: Rule, request: Request, scheme: str,
+           verdict: str) -> FleetHop:
+    """A shard tier: the owner as the front tier's engine hashes the request (none when the
+    request is not cached: it is stored nowhere)."""
+    how = ("hash $cw_hash consistent" if front.engine == "nginx"
+           else "directors.shard(), backend(by=HASH)")
+    by = f"the {front.name} tier's {front.engine}: {how}"
+    if verdict not in ("cached", "purge"):
+        return FleetHop(tier.name, tier.engine, "shard", by, _names(tier), None,
+                        f"not stored on any node ({verdict}): owner not computed")
+    try:
+        owner, note = (_nginx_owner if front.engine == "nginx" else _varnish_owner)(
+            tier, node, rule, request, scheme)
+    except NotComputed as exc:
+        return FleetHop(tier.name, tier.engine, "shard", by, _names(tier), None,
+                        f"owner not computed for {front.engine}: {exc}")
+    return FleetHop(tier.name, tier.engine, "shard", by, (owner,), owner, f"{note}; {HEALTHY}")
+
+
+def _node_at(tier: Tier, host: str, port: int) -> str:
+    """The node of ``tier`` the front node's configuration reaches at ``host:port``."""
+    return next(n.name for n in tier.nodes if n.address == host and tier.inner_port == port)
+
+
+def _nginx_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
+                 scheme: str) -> tuple[str, str]:
+    """The server ``hash $cw_hash consistent`` picks: $cw_hash is the location's cache key."""
+    options = Options()
+    model = lower_nginx.lower(node, options.nginx_version, options.nginx_modules_dir)
+    location = next(loc for loc in model.locations if loc.ident == rule.ident)
+    query, dropped = split_query(node, request.query)
+    key = location.key if dropped else location.plain_key
+    values = nginx_explain.variables(model, request, scheme, query)
+    unknown = [v for v in re.findall(r"\$\{?([a-z0-9_]+)", key)
+               if f"${v}" not in values and not v.startswith("http_")]
+    if unknown:
+        raise NotComputed(f"the key's ${unknown[0]} is not evaluated by explain")
+    value = nginx_explain.key_value(values, key, request)
+    server = nginx_hash.owner(nginx_hash.ring(model.origin.servers), value)
+    host, _, port = server.rpartition(":")
+    return _node_at(tier, host, int(port)), f'$cw_hash = "{value}" -> server {server}'
+
+
+def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
+                   scheme: str) -> tuple[str, str]:
+    """The backend the shard director picks for the object's digest (``vcl_hash``'s inputs)."""
+    options = Options()
+    model = lower_varnish.lower(node, options.varnish_proxy_listen, options.hitch_user)
+    vcl_rule = next((r for chunk in model.chunks for r in chunk if r.name == rule.name),
+                    model.default)
+    profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
+    parts = varnish_explain.hash_parts(model, profile.behaviour)
+    calls = [_strands(part, node, request, scheme) for part in parts]
+    backend = varnish_shard.owner(varnish_shard.ring([b.ident for b in model.origin.director]),
+                                  calls)
+    chosen = next(b for b in model.origin.director if b.ident == backend)
+    shown = ", ".join(" + ".join(repr(s) for s in call) for call in calls)
+    return _node_at(tier, chosen.host, chosen.port), f"hash_data({shown}) -> backend {backend}"
+
+
+def _strands(part: str, node: Policy, request: Request, scheme: str) -> tuple[str | None, ...]:
+    """One ``hash_data`` argument's strands for this request (None: an unset header)."""
+    if part.startswith('"h:'):
+        label, _, header = part.partition(" + req.http.")
+        sent = any(n.lower() == header.lower() for n, _ in request.headers)
+        return (label.strip('"'), request.header(header) if sent else None)
+    if part.startswith('"c:'):
+        label, _, call = part.partition(" + cookie.get(")
+        value = request.cookie(call.rstrip(")").strip('"'))
+        if not value:
+            raise NotComputed("a key cookie the request does not send (cookie.get's empty value)")
+        return (label.strip('"'), value)
+    return (_value(part, node, request, scheme),)
+
+
+def _value(part: str, node: Policy, request: Request, scheme: str) -> str:
+    """``"http"``, the scheme, the Host, the URL or the path, as ``vcl_recv`` leaves them."""
+    if part == '"http"' or part == 'var.get("scheme")':
+        return "http" if part == '"http"' else scheme
+    if part == "req.http.host":
+        return engine_host(request.host)
+    if part == 'var.get("path")':
+        return request.raw_path
+    if part != "req.url":
+        raise NotComputed(f"hash_data({part}) is not evaluated by explain")
+    if request.query and (node.cache.query.ignore or
+                          (node.cache.query.sort and "&" in request.query)):
+        raise NotComputed("vcl_recv rewrites the query (cache.query ignore/sort) before hashing")
+    return request.raw_path + (f"?{request.query}" if request.query else "")

@@ -1,0 +1,123 @@
+"""``explain`` names, for a fleet policy, the node of a shard tier that stores a request: computed
+in Python as the engine in front of the tier computes it (harness/engines/nginx_hash.py for
+nginx's ``hash ... consistent``, varnish_shard.py for Varnish's shard director), and proven
+against the real engines: a local fleet stores each URL on exactly the node ``explain`` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+
+from cachewright.generator.load import loads
+from cachewright.harness.cli import main
+from cachewright.harness.client import Client
+from cachewright.harness.engines import nginx_hash, varnish_shard
+from cachewright.harness.engines.explain import explain
+from cachewright.harness.runtime.fleet import FleetRuntime
+from cachewright.harness.selection.explain import build_request
+
+FLEET = """\
+version: 1
+name: fleet-explain
+origin: {url: "http://10.0.2.10:8000"}
+listen: {http: {port: 80}, hosts: [shop.example.com]}
+rules:
+  - name: static
+    match: {path_prefix: /static/}
+    ttl: 1h
+    origin_headers: override
+fleet:
+  tiers:
+    - name: edge
+      engine: nginx
+      nodes:
+        - {name: edge-1, address: 10.0.1.11}
+    - name: shard
+      engine: varnish
+      routing: shard
+      port: 8080
+      nodes:
+        - {name: shard-1, address: 10.0.1.21}
+        - {name: shard-2, address: 10.0.1.22}
+        - {name: shard-3, address: 10.0.1.23}
+  health: {interval: 1s, timeout: 1s, window: 2, threshold: 1, fail_timeout: 2s}
+"""
+SHARDS = ("shard-1", "shard-2", "shard-3")
+PATHS = [f"/static/{name}-{i}.{ext}" for i in range(10) for name, ext in
+         (("app", "js"), ("logo", "png"), ("site", "css"))]
+
+
+def _fleet(edge: str) -> str:
+    return FLEET.replace("engine: nginx", f"engine: {edge}")
+
+
+def test_nginx_ring_points_follow_the_ketama_chain() -> None:
+    ring = nginx_hash.ring(("10.0.1.21:8080",))
+    first = zlib.crc32(b"10.0.1.21\x008080" + bytes(4))
+    second = zlib.crc32(b"10.0.1.21\x008080" + first.to_bytes(4, "little"))
+    assert len(ring.points) == 160 and {first, second} <= set(ring.points)
+    assert nginx_hash.owner(ring, "anything") == "10.0.1.21:8080"
+
+
+def test_varnish_digest_separates_each_hash_data_call() -> None:
+    assert varnish_shard.digest([("a",), ("b",)]) == hashlib.sha256(b"a\0b\0").digest()
+    assert varnish_shard.digest([("h:x:", None)]) == hashlib.sha256(b"h:x:\0\0").digest()
+    ring = varnish_shard.ring(["b1", "b2"])
+    assert len(ring.points) == 2 * varnish_shard.REPLICAS
+    assert varnish_shard.lookup(ring.points, 2**32 - 1) == len(ring.points) - 1  # no wrap
+
+
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_explain_names_the_shard_node(edge: str) -> None:
+    policy = loads(_fleet(edge), "fleet.yaml")
+    owners = {p: explain(policy, build_request(policy, "GET", p, [])).fleet[1].owner for p in PATHS}
+    assert set(owners.values()) == set(SHARDS)  # 30 URLs spread over the three nodes
+    hops = explain(policy, build_request(policy, "GET", "/other", [])).fleet
+    assert hops[0].nodes == ("edge-1",) and hops[0].routing == "front"
+    assert hops[1].owner is not None
+
+
+def test_a_single_node_policy_has_no_fleet_section() -> None:
+    policy = loads(FLEET.split("fleet:")[0], "policy.yaml")
+    assert explain(policy, build_request(policy, "GET", "/static/a.css", [])).fleet == ()
+
+
+def test_text_and_json_show_the_fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "fleet.yaml"
+    source.write_text(FLEET, encoding="utf-8")
+    policy = loads(FLEET, "fleet.yaml")
+    owner = explain(policy, build_request(policy, "GET", "/static/a.css", [])).fleet[1].owner
+    assert main(["explain", str(source), "GET", "/static/a.css"]) == 0
+    out = capsys.readouterr().out
+    assert "edge (nginx): any of edge-1, picked by an outside balancer" in out, out
+    assert f"shard (varnish, shard): stored on {owner}, picked by the edge tier's nginx" in out, out
+    assert main(["explain", str(source), "GET", "/static/a.css", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [hop["tier"] for hop in data["fleet"]] == ["edge", "shard"]
+    assert data["fleet"][1]["owner"] == owner
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_each_url_is_stored_on_the_node_explain_names(edge: str) -> None:
+    """The real engines agree with explain for every one of 30 URLs."""
+    for binary in ("nginx", "varnishd", "varnishlog"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed")
+    policy = loads(_fleet(edge), "fleet.yaml")
+    with FleetRuntime().start(policy) as stack:
+        front = Client(stack.node_endpoint("edge-1"), "shop.example.com")
+        for path in PATHS:
+            assert front.get(path).status == 200, path
+        stored = {name: stack.stored_each(name, PATHS) for name in SHARDS}
+        run = stack.run_policy
+        predicted = {p: explain(run, build_request(run, "GET", p, [])).fleet[1].owner for p in PATHS}
+    actual = {p: [name for name in SHARDS if stored[name][p]] for p in PATHS}
+    assert {p: [o] for p, o in predicted.items()} == actual
+    assert len(set(predicted.values())) > 1
