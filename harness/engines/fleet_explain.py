@@ -82,6 +82,8 @@ def _nginx_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
     query, dropped = split_query(node, request.query)
     key = location.key if dropped else location.plain_key
     values = nginx_explain.variables(model, request, scheme, query)
+    # an inner node's scheme: the trusted tier in front's X-Forwarded-Proto, the client's scheme
+    values.setdefault("$cw_scheme", scheme)
     unknown = [v for v in re.findall(r"\$\{?([a-z0-9_]+)", key)
                if f"${v}" not in values and not v.startswith("http_")]
     if unknown:
