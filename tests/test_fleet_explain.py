@@ -121,3 +121,36 @@ def test_each_url_is_stored_on_the_node_explain_names(edge: str) -> None:
     actual = {p: [name for name in SHARDS if stored[name][p]] for p in PATHS}
     assert {p: [o] for p, o in predicted.items()} == actual
     assert len(set(predicted.values())) > 1
+
+
+THREE = _fleet("varnish").replace("    - name: shard\n      engine: varnish",
+                                  "    - name: shard\n      engine: nginx").replace("""  health:""", """\
+    - name: deep
+      engine: varnish
+      routing: shard
+      port: 8081
+      nodes:
+        - {name: deep-1, address: 10.0.1.31}
+        - {name: deep-2, address: 10.0.1.32}
+  health:""")
+
+
+@pytest.mark.engine
+def test_three_tiers_each_shard_tier_stores_where_explain_says() -> None:
+    """A Varnish edge shards over nginx nodes, which shard over Varnish nodes: an inner nginx
+    node hashes its own key (the client's scheme from the trusted X-Forwarded-Proto)."""
+    for binary in ("nginx", "varnishd", "varnishlog"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed")
+    policy = loads(THREE, "fleet.yaml")
+    with FleetRuntime().start(policy) as stack:
+        front = Client(stack.node_endpoint("edge-1"), "shop.example.com")
+        for path in PATHS:
+            assert front.get(path).status == 200, path
+        tiers = {"shard": SHARDS, "deep": ("deep-1", "deep-2")}
+        stored = {n: stack.stored_each(n, PATHS) for nodes in tiers.values() for n in nodes}
+        run = stack.run_policy
+        hops = {p: explain(run, build_request(run, "GET", p, [])).fleet for p in PATHS}
+    for i, (tier, nodes) in enumerate(tiers.items(), start=1):
+        actual = {p: [n for n in nodes if stored[n][p]] for p in PATHS}
+        assert {p: [hops[p][i].owner] for p in PATHS} == actual, tier
