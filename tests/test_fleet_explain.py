@@ -48,6 +48,7 @@ fleet:
         - {name: shard-3, address: 10.0.1.23}
   health: {interval: 1s, timeout: 1s, window: 2, threshold: 1, fail_timeout: 2s}
 """
+ROOT = Path(__file__).resolve().parent.parent
 SHARDS = ("shard-1", "shard-2", "shard-3")
 PATHS = [f"/static/{name}-{i}.{ext}" for i in range(10) for name, ext in
          (("app", "js"), ("logo", "png"), ("site", "css"))]
@@ -154,3 +155,32 @@ def test_three_tiers_each_shard_tier_stores_where_explain_says() -> None:
     for i, (tier, nodes) in enumerate(tiers.items(), start=1):
         actual = {p: [n for n in nodes if stored[n][p]] for p in PATHS}
         assert {p: [hops[p][i].owner] for p in PATHS} == actual, tier
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_the_https_example_stores_where_explain_says(edge: str) -> None:
+    """examples/fleet-shield: the key holds the scheme (https) and ignores utm_* parameters
+    (nginx hashes the key without them; a Varnish edge rewrites the query before hashing, so
+    explain computes no owner for a query there and the URLs are plain paths)."""
+    for binary in ("nginx", "varnishd", "varnishlog", *(("hitch",) if edge == "varnish" else ())):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed")
+    text = (ROOT / "examples/fleet-shield/policy.yaml").read_text(encoding="utf-8")
+    policy = loads(text.replace("engine: nginx", f"engine: {edge}"),
+                   str(ROOT / "examples/fleet-shield/policy.yaml"))
+    targets = PATHS[:12] + ([f"/static/q-{i}.css?utm_source=x&v={i}" for i in range(6)]
+                            if edge == "nginx" else [])
+    with FleetRuntime().start(policy) as stack:
+        front = Client(stack.node_endpoint("edge-1"), "shop.example.com", stack.ca_file)
+        for target in targets:
+            assert front.get(target, scheme="https").status == 200, target
+        shields = ("shield-1", "shield-2")
+        paths = [t.split("?")[0] for t in targets]
+        stored = {n: stack.stored_each(n, paths) for n in shields}
+        run = stack.run_policy
+        predicted = {t.split("?")[0]: explain(run, build_request(run, "GET", t, []), "https").fleet[1]
+                     for t in targets}
+    assert all(hop.owner for hop in predicted.values()), predicted
+    actual = {p: [n for n in shields if stored[n][p]] for p in paths}
+    assert {p: [hop.owner] for p, hop in predicted.items()} == actual
