@@ -161,16 +161,15 @@ def test_three_tiers_each_shard_tier_stores_where_explain_says() -> None:
 @pytest.mark.parametrize("edge", ["nginx", "varnish"])
 def test_the_https_example_stores_where_explain_says(edge: str) -> None:
     """examples/fleet-shield: the key holds the scheme (https) and ignores utm_* parameters
-    (nginx hashes the key without them; a Varnish edge rewrites the query before hashing, so
-    explain computes no owner for a query there and the URLs are plain paths)."""
+    (nginx hashes the key without them, Varnish the URL vcl_recv rewrote without them)."""
     for binary in ("nginx", "varnishd", "varnishlog", *(("hitch",) if edge == "varnish" else ())):
         if shutil.which(binary) is None:
             pytest.skip(f"{binary} is not installed")
     text = (ROOT / "examples/fleet-shield/policy.yaml").read_text(encoding="utf-8")
     policy = loads(text.replace("engine: nginx", f"engine: {edge}"),
                    str(ROOT / "examples/fleet-shield/policy.yaml"))
-    targets = PATHS[:12] + ([f"/static/q-{i}.css?utm_source=x&v={i}" for i in range(6)]
-                            if edge == "nginx" else [])
+    targets = PATHS[:12] + [f"/static/q-{i}.css?utm_source=x&v={i}" for i in range(4)] + \
+        [f"/static/r-{i}.css?v={i}&utm_medium=y" for i in range(4)]
     with FleetRuntime().start(policy) as stack:
         front = Client(stack.node_endpoint("edge-1"), "shop.example.com", stack.ca_file)
         for target in targets:

@@ -103,7 +103,7 @@ def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
                     model.default)
     profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
     parts = varnish_explain.hash_parts(model, profile.behaviour)
-    calls = [_strands(part, node, request, scheme) for part in parts]
+    calls = [_strands(part, model, request, scheme) for part in parts]
     backend = varnish_shard.owner(varnish_shard.ring([b.ident for b in model.origin.director]),
                                   calls)
     chosen = next(b for b in model.origin.director if b.ident == backend)
@@ -111,7 +111,8 @@ def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
     return _node_at(tier, chosen.host, chosen.port), f"hash_data({shown}) -> backend {backend}"
 
 
-def _strands(part: str, node: Policy, request: Request, scheme: str) -> tuple[str | None, ...]:
+def _strands(part: str, model: lower_varnish.VarnishModel, request: Request,
+             scheme: str) -> tuple[str | None, ...]:
     """One ``hash_data`` argument's strands for this request (None: an unset header)."""
     if part.startswith('"h:'):
         label, _, header = part.partition(" + req.http.")
@@ -123,10 +124,10 @@ def _strands(part: str, node: Policy, request: Request, scheme: str) -> tuple[st
         if not value:
             raise NotComputed("a key cookie the request does not send (cookie.get's empty value)")
         return (label.strip('"'), value)
-    return (_value(part, node, request, scheme),)
+    return (_value(part, model, request, scheme),)
 
 
-def _value(part: str, node: Policy, request: Request, scheme: str) -> str:
+def _value(part: str, model: lower_varnish.VarnishModel, request: Request, scheme: str) -> str:
     """``"http"``, the scheme, the Host, the URL or the path, as ``vcl_recv`` leaves them."""
     if part == '"http"' or part == 'var.get("scheme")':
         return "http" if part == '"http"' else scheme
@@ -136,7 +137,19 @@ def _value(part: str, node: Policy, request: Request, scheme: str) -> str:
         return request.raw_path
     if part != "req.url":
         raise NotComputed(f"hash_data({part}) is not evaluated by explain")
-    if request.query and (node.cache.query.ignore or
-                          (node.cache.query.sort and "&" in request.query)):
-        raise NotComputed("vcl_recv rewrites the query (cache.query ignore/sort) before hashing")
-    return request.raw_path + (f"?{request.query}" if request.query else "")
+    return _url(model.recv, request)
+
+
+def _url(recv: lower_varnish.Recv, request: Request) -> str:
+    """``req.url`` at ``vcl_hash``: ``vcl_recv`` takes the ignored parameters out of the query
+    with its regex (``regsuball``, then trailing ``&`` removed; an empty query goes with its
+    ``?``); ``std.querysort`` of several parameters is not computed (its order between a
+    parameter and one it prefixes is qsort's, unspecified)."""
+    if not request.query:
+        return request.raw_path
+    query = request.query
+    if recv.query_ignore:
+        query = re.sub(r"&+$", "", re.sub(recv.query_ignore, "", query))
+    if recv.query_sort and "&" in query:
+        raise NotComputed("vcl_recv sorts the query's parameters (std.querysort) before hashing")
+    return request.raw_path + (f"?{query}" if query else "")
