@@ -183,3 +183,42 @@ def test_the_https_example_stores_where_explain_says(edge: str) -> None:
     assert all(hop.owner for hop in predicted.values()), predicted
     actual = {p: [n for n in shields if stored[n][p]] for p in paths}
     assert {p: [hop.owner] for p, hop in predicted.items()} == actual
+
+
+KEYED = _fleet("nginx").replace("""fleet:""", """\
+  - name: lang
+    match: {path_prefix: /i18n/}
+    ttl: 1h
+    origin_headers: override
+    key: {headers: [X-Lang], cookies: [currency]}
+fleet:""")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("edge", ["nginx", "varnish"])
+def test_a_key_header_and_cookie_are_hashed_as_the_engine_hashes_them(edge: str) -> None:
+    """A rule keyed on a header and a cookie: sent, empty or absent (Varnish hashes an unset
+    header or cookie as an extra NUL byte, an empty header as nothing; vmod_cookie ignores an
+    empty cookie and takes a repeated one's later value)."""
+    for binary in ("nginx", "varnishd", "varnishlog"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} is not installed")
+    policy = loads(KEYED.replace("engine: nginx", f"engine: {edge}"), "fleet.yaml")
+    sent: dict[str, dict[str, str]] = {}
+    for i in range(6):
+        sent[f"/i18n/a-{i}"] = {"X-Lang": f"fr-{i}", "Cookie": f"currency=eur{i}"}
+        sent[f"/i18n/b-{i}"] = {"Cookie": f"currency=usd{i}"}
+        sent[f"/i18n/c-{i}"] = {"X-Lang": "", "Cookie": f"currency=chf{i}"}
+        sent[f"/i18n/d-{i}"] = {"X-Lang": f"de-{i}"}
+        sent[f"/i18n/e-{i}"] = {"X-Lang": f"it-{i}", "Cookie": "currency="}
+        sent[f"/i18n/f-{i}"] = {"X-Lang": "nl", "Cookie": f"currency=x{i}; a=1; currency=y{i}"}
+    with FleetRuntime().start(policy) as stack:
+        front = Client(stack.node_endpoint("edge-1"), "shop.example.com")
+        for path, headers in sent.items():
+            assert front.get(path, headers).status == 200, path
+        stored = {name: stack.stored_each(name, list(sent)) for name in SHARDS}
+        run = stack.run_policy
+        predicted = {p: explain(run, build_request(run, "GET", p, [f"{n}: {v}" for n, v in h.items()]))
+                     .fleet[1].owner for p, h in sent.items()}
+    actual = {p: [name for name in SHARDS if stored[name][p]] for p in sent}
+    assert {p: [o] for p, o in predicted.items()} == actual

@@ -88,10 +88,18 @@ def _nginx_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
                if f"${v}" not in values and not v.startswith("http_")]
     if unknown:
         raise NotComputed(f"the key's ${unknown[0]} is not evaluated by explain")
-    value = nginx_explain.key_value(values, key, request)
+    value = nginx_explain.key_value(values, _unquoted(key), request)
     server = nginx_hash.owner(nginx_hash.ring(model.origin.servers), value)
     host, _, port = server.rpartition(":")
     return _node_at(tier, host, int(port)), f'$cw_hash = "{value}" -> server {server}'
+
+
+def _unquoted(text: str) -> str:
+    """A quoted nginx string as nginx's configuration parser reads it (``ngx_conf_read_token``):
+    backslash-t, -r, -n become tab, CR, LF; a backslash before a quote or a backslash keeps that
+    character; any other backslash stays. (The key's parts are joined with backslash-n.)"""
+    plain = {"t": "\t", "r": "\r", "n": "\n", '"': '"', "'": "'", "\\": "\\"}
+    return re.sub(r"\\(.)", lambda m: plain.get(m[1], m[0]), text)
 
 
 def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
@@ -113,18 +121,38 @@ def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
 
 def _strands(part: str, model: lower_varnish.VarnishModel, request: Request,
              scheme: str) -> tuple[str | None, ...]:
-    """One ``hash_data`` argument's strands for this request (None: an unset header)."""
+    """One ``hash_data`` argument's strands for this request (None: an unset header, a cookie
+    ``cookie.get`` returns NULL for)."""
     if part.startswith('"h:'):
         label, _, header = part.partition(" + req.http.")
         sent = any(n.lower() == header.lower() for n, _ in request.headers)
         return (label.strip('"'), request.header(header) if sent else None)
     if part.startswith('"c:'):
         label, _, call = part.partition(" + cookie.get(")
-        value = request.cookie(call.rstrip(")").strip('"'))
-        if not value:
-            raise NotComputed("a key cookie the request does not send (cookie.get's empty value)")
-        return (label.strip('"'), value)
+        name = call.rstrip(")").strip('"')
+        return (label.strip('"'), cookie_get(request.cookie_header, name))
     return (_value(part, model, request, scheme),)
+
+
+def cookie_get(header: str, name: str) -> str | None:
+    """vmod_cookie's ``parse`` then ``get``: pieces split at ``;``, leading white space skipped,
+    the name up to the first ``=``; an empty name or value is ignored, a repeated name takes the
+    later value; a cookie not parsed is NULL (None)."""
+    jar: dict[str, str] = {}
+    at = 0
+    while at < len(header):
+        while at < len(header) and header[at] in " \t\n\v\f\r":
+            at += 1
+        equals = header.find("=", at)
+        if equals < 0:
+            break
+        end = header.find(";", equals + 1)
+        end = len(header) if end < 0 else end
+        key, value = header[at:equals], header[equals + 1:end]
+        if key and value:
+            jar[key] = value
+        at = end + 1
+    return jar.get(name)
 
 
 def _value(part: str, model: lower_varnish.VarnishModel, request: Request, scheme: str) -> str:
