@@ -60,6 +60,29 @@ Views = Callable[[Policy, Rule, Request, str, tuple[str, ...]], tuple[EngineView
 
 
 @dataclass(frozen=True)
+class FleetHop:
+    """One tier of a fleet as the request meets it, the front tier first (docs/fleets.md)."""
+
+    tier: str
+    engine: str
+    #: ``front`` (an outside balancer picks a node), ``replicas`` or ``shard``
+    routing: str
+    #: how the balancer or the tier in front picks a node here
+    reached_by: str
+    #: the nodes that may answer the request at this tier
+    nodes: tuple[str, ...]
+    #: a shard tier's node that stores the request's key (None: any of ``nodes``, or not computed)
+    owner: str | None
+    #: how the owner was computed (the hashed key), or why it was not
+    note: str
+
+
+#: each tier's routing of a request (given the rule it selects, the scheme, the verdict); the
+#: engines compute it, as they own the hashes (``harness.engines.fleet_explain``)
+Routes = Callable[[Policy, Rule, Request, str, str], tuple[FleetHop, ...]]
+
+
+@dataclass(frozen=True)
 class Explanation:
     """Everything ``explain`` says about one request (``--json`` prints it as is).
 
@@ -83,10 +106,15 @@ class Explanation:
     cache_status: tuple[str, ...]
     origin: OriginRequest | None
     engines: tuple[EngineView, ...]
+    #: a fleet policy's tiers, front first (empty: a single node)
+    fleet: tuple[FleetHop, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (pairs become lists)."""
-        return dataclasses.asdict(self)
+        """A JSON-ready dict (pairs become lists); ``fleet`` only for a fleet policy."""
+        out = dataclasses.asdict(self)
+        if not self.fleet:
+            del out["fleet"]
+        return out
 
 
 def default_scheme(policy: Policy) -> str:
@@ -130,9 +158,9 @@ def parse_cookies(header: str) -> tuple[Pair, ...]:
 
 
 def explain(policy: Policy, request: Request, scheme: str = "http",
-            views: Views | None = None) -> Explanation:
+            views: Views | None = None, routes: Routes | None = None) -> Explanation:
     """What the compiled configurations do with ``request`` arriving over ``scheme``; ``views``
-    gives each engine's internals (none without it)."""
+    gives each engine's internals, ``routes`` a fleet's tiers (none without them)."""
     shown = f"{request.method} {scheme}://{request.host}{request.target}"
     refusal = guard(policy, request, scheme)
     if refusal is not None:
@@ -150,6 +178,7 @@ def explain(policy: Policy, request: Request, scheme: str = "http",
         cache_status=expected_cache_status(policy, verdict, rule.name),
         origin=origin_request(policy, rule, request, scheme, cached) if verdict != "purge" else None,
         engines=views(policy, rule, request, scheme, reasons) if views else (),
+        fleet=routes(policy, rule, request, scheme, verdict) if routes and policy.fleet else (),
     )
 
 

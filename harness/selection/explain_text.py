@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from .. import ui
-from .explain import Explanation, OriginRequest
+from .explain import Explanation, FleetHop, OriginRequest
 from .request import Pair
 
 #: the width of the label column of the text output, and of a whole line (values wrap)
@@ -22,7 +22,7 @@ def render(e: Explanation, level: int = ui.NORMAL) -> str:
     what the origin receives (default), each engine's internals (``-v``)."""
     lines = [e.request, *_warnings(e), *_decision(e)]
     if level >= ui.NORMAL:
-        lines += [*_key_lines(e), *_origin_lines(e.origin), *_cache_status(e)]
+        lines += [*_key_lines(e), *_origin_lines(e.origin), *_cache_status(e), *_fleet_lines(e)]
     if level >= ui.VERBOSE:
         for view in e.engines:
             lines += ["", *_section(view.engine, list(view.lines))]
@@ -117,6 +117,20 @@ def _cache_status(e: Explanation) -> list[str]:
     if not statuses:
         return []
     return _lines("Cache-Status", [statuses[0], *(f"then {s}" for s in statuses[1:])], 0)
+
+
+def _fleet_lines(e: Explanation) -> list[str]:
+    """A fleet's tiers, front first: who may answer, a shard tier's node for this key, then how
+    it was computed (or why not)."""
+    return _lines("fleet", [line for hop in e.fleet for line in _hop(hop)], 0) if e.fleet else []
+
+
+def _hop(hop: FleetHop) -> tuple[str, str]:
+    kind = hop.engine if hop.routing == "front" else f"{hop.engine}, {hop.routing}"
+    nodes = ", ".join(hop.nodes)
+    which = f"stored on {hop.owner}" if hop.owner else \
+        f"{'one' if hop.routing == 'shard' else 'any'} of {nodes}"
+    return f"{hop.tier} ({kind}): {which}, picked by {hop.reached_by}", f"  {hop.note}"
 
 
 def _section(title: str, pairs: list[Pair]) -> list[str]:
