@@ -55,8 +55,8 @@ class NodePolicy:
 
 def not_yet(policy: Policy, command: str, runtime: str | None = None) -> None:
     """Refuse a fleet where ``command`` (on ``runtime``) can run one node only: the harness runs
-    fleets with ``test --runtime local`` alone so far (docs/fleets.md)."""
-    if policy.fleet is None or (command == "test" and runtime == "local"):
+    fleets with ``test`` alone so far, on the local or the docker runtime (docs/fleets.md)."""
+    if policy.fleet is None or (command == "test" and runtime in ("local", "docker")):
         return
     what = f"{command} --runtime {runtime}" if runtime else command
     raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {what}` cannot run a fleet "
