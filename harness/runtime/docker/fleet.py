@@ -59,17 +59,18 @@ from .start import ADMIN_PORT, PROXY_PORT, Tree, adapted, start_relay, tls_files
 
 #: the widest subnet a fleet's own addresses may ask for (a /16: 65,534 hosts)
 WIDEST = 16
+#: RFC 1918's private ranges, where Docker's bridge networks live
+PRIVATE = tuple(ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
 def given_subnet(fleet: Fleet) -> IPv4Network | None:
     """The narrowest /24 ... /16 holding every node's address, where all are private IPv4
-    addresses and none is the subnet's network, gateway (its first address) or broadcast one."""
+    addresses (RFC 1918) and none is the subnet's network, gateway (its first address) or broadcast one."""
     try:
         addresses = [ip_address(n.address) for t in fleet.tiers for n in t.nodes]
     except ValueError:  # a host name
         return None
-    if not all(isinstance(a, IPv4Address) and a.is_private and not a.is_loopback
-               and not a.is_link_local for a in addresses):
+    if not all(isinstance(a, IPv4Address) and any(a in n for n in PRIVATE) for a in addresses):
         return None
     for prefix in range(24, WIDEST - 1, -1):
         net = ip_network(f"{addresses[0]}/{prefix}", strict=False)
@@ -97,6 +98,7 @@ class DockerFleetStack(FleetStack):
     def __init__(self, launch: Launch, run_policy: Policy, run_dir: Path, origin: OriginEndpoint) -> None:
         super().__init__(run_dir, origin, launch.tls.ca if launch.tls else None, None, run_policy)
         self.launch = launch
+        self.run_id = launch.run_id
         self.containers: dict[str, Container] = {}
         self.outsiders: dict[str, Endpoint] = {}
 
