@@ -44,7 +44,7 @@ from cachewright.generator.model import Fleet, Node, Policy
 from cachewright.generator.pipeline import Options
 
 from ... import ui
-from ...engines import StoredObject, nginx, varnish
+from ...engines import StoredObject, hitch, nginx, varnish
 from ..api import Endpoint, HarnessError, OriginEndpoint
 from ..fleet import FleetNode, FleetStack, NodeRun, fleet_nodes, node_files
 from ..local import EngineRun
@@ -52,7 +52,8 @@ from ..prepare import Placement, for_harness
 from ..procs import deferred_signals, free_ports, signals_raise
 from ..tlsfiles import write_tls_files
 from .images import ImageInfo, image_for, probe_image, require_modules
-from .launch import CreateOptions, Launch, Wait
+from .launch import CreateOptions, Launch, Wait, tar_archive
+from .reaper import remove_container, remove_network
 from .runtime import READY_TIMEOUT, DockerRuntime
 from .stack import CONF, LOG_LINES, container_logs, container_status, nginx_stored, varnish_log
 from .start import ADMIN_PORT, PROXY_PORT, Tree, adapted, start_relay, tls_files
@@ -100,18 +101,24 @@ class DockerFleetStack(FleetStack):
         self.launch = launch
         self.run_id = launch.run_id
         self.containers: dict[str, Container] = {}
+        #: hitch beside a Varnish front node serving HTTPS, in the node's network namespace
+        self.sidecars: dict[str, Container] = {}
         self.outsiders: dict[str, Endpoint] = {}
 
     def outsider(self, engine: str) -> Endpoint | None:
         """Where requests reach the first front node from another container's address."""
         return self.outsiders.get(engine)
 
+    def of(self, name: str) -> list[Container]:
+        """Node ``name``'s containers: the engine's, then hitch's where it has one."""
+        return [self.containers[name], *([self.sidecars[name]] if name in self.sidecars else [])]
+
     def node_logs(self, name: str, lines: int = LOG_LINES) -> str:
-        container = self.containers[name]
-        return f"--- container {container.name} (last {lines} lines)\n{container_logs(container, lines)}"
+        return "\n".join(f"--- container {c.name} (last {lines} lines)\n{container_logs(c, lines)}"
+                         for c in self.of(name))
 
     def node_alive(self, name: str) -> bool:
-        return container_status(self.containers[name]) == "running"
+        return all(container_status(c) == "running" for c in self.of(name))
 
     def stored_on(self, name: str, path: str) -> list[StoredObject]:
         return self.stored_each(name, [path])[path]
@@ -125,14 +132,18 @@ class DockerFleetStack(FleetStack):
 
     def kill(self, name: str) -> None:
         """``docker kill`` (SIGKILL) node ``name``'s container: a node lost without warning."""
-        with contextlib.suppress(docker.errors.APIError):
-            self.containers[name].kill()
+        for container in reversed(self.of(name)):
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
 
     def restart(self, name: str, timeout: float = READY_TIMEOUT) -> None:
         """Start node ``name``'s container again (Varnish's cache empty, nginx's files kept)."""
-        container = self.containers[name]
-        container.start()
-        container.reload()
+        for container in self.of(name)[1:]:  # hitch joins the engine's new namespace
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+        for container in self.of(name):
+            container.start()
+            container.reload()
         _await_node(self.launch, self, self.nodes[name].node, time.monotonic() + timeout)
 
     partitions = True
@@ -169,9 +180,6 @@ class DockerFleetRuntime:
             raise HarnessError(f"a fleet's checks run through its front tier ({front.engine})")
         if origin_url:
             raise HarnessError("a fleet runs in front of the sample origin (no --origin yet)")
-        if front.engine == "varnish" and policy.listen.https:
-            raise HarnessError("the docker runtime does not yet run a Varnish front tier serving "
-                               "HTTPS (hitch per node); run it with --runtime local")
         return self._run(policy)
 
     @contextlib.contextmanager
@@ -189,8 +197,9 @@ def _launch(launch: Launch) -> DockerFleetStack:
     policy = launch.policy
     assert policy.fleet is not None
     client, images = launch.client, launch.runtime.images
-    infos: dict[str, ImageInfo] = {e: probe_image(client, image_for(client, e, images.get(e)))
-                                   for e in dict.fromkeys(t.engine for t in policy.fleet.tiers)}
+    roles = [*dict.fromkeys(t.engine for t in policy.fleet.tiers),
+             *(["hitch"] if policy.fleet.tiers[0].engine == "varnish" and policy.listen.https else [])]
+    infos: dict[str, ImageInfo] = {r: probe_image(client, image_for(client, r, images.get(r))) for r in roles}
     mapping = _network(launch, policy.fleet)
     run_dir = launch.tmp_dir()
     if policy.listen.https:
@@ -209,7 +218,7 @@ def _launch(launch: Launch) -> DockerFleetStack:
     derived = node_policies(run_policy)
     for node in reversed(nodes):  # the tier nearest the origin first
         publish = "same" if node is nodes[0] else "random" if node.tier == nodes[0].tier else ""
-        _start_node(launch, stack, infos[node.engine], node, derived[node.name].policy, publish)
+        _start_node(launch, stack, infos, node, derived[node.name].policy, publish)
     stack.nodes = dict(reversed(stack.nodes.items()))  # front first
     deadline = time.monotonic() + launch.runtime.ready_timeout
     for node in nodes:
@@ -232,8 +241,13 @@ def _network(launch: Launch, fleet: Fleet) -> dict[str, str]:
         except docker.errors.APIError as exc:
             _show(f"fleet: subnet {subnet} not available ({exc.explanation}): the nodes are mapped")
             subnet = None
-    if subnet is None:
+    if subnet is None:  # Docker's choice, made again as a configured subnet (for fixed addresses)
         launch.make_network()
+        chosen = _subnet(launch)
+        assert launch.network is not None
+        remove_network(launch.network)
+        pool = IPAMPool(subnet=str(chosen), gateway=str(chosen.network_address + 1))
+        launch.make_network(IPAMConfig(pool_configs=[pool]))
     mapping, origin = mapped(fleet, _subnet(launch), keep=subnet is not None)
     launch.addresses = {**mapping, "origin": origin}
     return mapping
@@ -263,10 +277,11 @@ def _options(info: ImageInfo) -> Options:
                    varnish_version=info.varnish_version or Options().varnish_version)
 
 
-def _start_node(launch: Launch, stack: DockerFleetStack, info: ImageInfo, node: FleetNode,
+def _start_node(launch: Launch, stack: DockerFleetStack, infos: dict[str, ImageInfo], node: FleetNode,
                 policy: Policy, publish: str) -> None:
     """Node ``node``'s container with its compiled files; ``publish``: its listeners on
     loopback as the ``same`` port numbers, on ``random`` ones, or not at all (inner tiers)."""
+    info = infos[node.engine]
     files = node_files(node.name, node.engine, policy, _options(info))
     require_modules(node.engine, info, files)
     prefix = f"{CONF}/{node.engine}"
@@ -276,7 +291,7 @@ def _start_node(launch: Launch, stack: DockerFleetStack, info: ImageInfo, node: 
         tree.update({f"{prefix}/{d}": (None, 0o755) for d in nginx.DIRECTORIES})
         command = nginx.argv("nginx", f"{prefix}/", "stderr", "daemon off; error_log stderr warn;")
     else:
-        args = varnish.args(files[varnish.ARGS].text, f"0.0.0.0:{PROXY_PORT}")
+        args = varnish.args(files[varnish.ARGS].text, f"127.0.0.1:{PROXY_PORT}")  # hitch's only
         jail = varnish.jail(set(varnish.USERS) <= set(info.users))
         command = varnish.argv("varnishd", f"{prefix}/state", f"{prefix}/{varnish.VCL}",
                                f"127.0.0.1:{ADMIN_PORT}", jail, args)
@@ -286,13 +301,35 @@ def _start_node(launch: Launch, stack: DockerFleetStack, info: ImageInfo, node: 
     container = launch.container(node.engine, node.name, info.image, command, tree, ports,
                                  same_port=publish == "same", **extra)
     stack.containers[node.name] = container
+    if hitch.CONF in files:
+        stack.sidecars[node.name] = _hitch(launch, infos["hitch"], node, files[hitch.CONF].text, container)
     stack.nodes[node.name] = NodeRun(node, EngineRun(node.name, stack.run_dir / node.name))
+
+
+def _hitch(launch: Launch, info: ImageInfo, node: FleetNode, compiled: str, varnishd: Container) -> Container:
+    """hitch in the varnish container's network namespace (the node's address, its published
+    ports), sending PROXY v2 to varnishd's listener on 127.0.0.1."""
+    conf = f"{CONF}/hitch/{hitch.CONF}"
+    text = hitch.conf(compiled, "127.0.0.1", PROXY_PORT, f"{CONF}/hitch/ocsp", "docker", drop=hitch.USER in info.users)
+    tree: Tree = {conf: (text.encode(), 0o644), f"{CONF}/hitch/ocsp": (None, 0o777), **tls_files(launch)}
+    role = f"{node.name}-hitch"
+    with deferred_signals():
+        container = launch.client.containers.create(
+            info.image, hitch.argv("hitch", conf), name=f"cachewright-{launch.run_id}-{role}",
+            labels={**launch.labels, "cachewright.role": role}, entrypoint=[], user="0", detach=True,
+            network_mode=f"container:{varnishd.id}")
+        launch.cleanup.callback(remove_container, container)
+    container.put_archive("/", tar_archive(tree))
+    container.start()
+    container.reload()
+    return container
 
 
 def _await_node(launch: Launch, stack: DockerFleetStack, node: FleetNode, deadline: float) -> None:
     for port in (node.http_port, node.https_port):
         if port:
-            launch.wait_tcp(Wait(node.engine, stack.containers[node.name], node.loopback, port), deadline)
+            container = stack.of(node.name)[-1 if port == node.https_port else 0]
+            launch.wait_tcp(Wait(node.engine, container, node.loopback, port), deadline)
 
 
 def _front_endpoint(launch: Launch, stack: DockerFleetStack, first: FleetNode) -> None:
