@@ -36,8 +36,9 @@ TARGET = 60.0
 
 def _fleet(*addresses: str) -> Fleet:
     nodes = tuple(Node(f"n{i}", a) for i, a in enumerate(addresses))
-    return Fleet((Tier("edge", "nginx", "replicas", None, nodes[:1]), Tier("shard", "varnish", "shard", 8080, nodes[1:])),
-                 FleetHealth(2, 1, 5, 3, 10))
+    tiers = (Tier("edge", "nginx", "replicas", None, nodes[:1]),
+             Tier("shard", "varnish", "shard", 8080, nodes[1:]))
+    return Fleet(tiers, FleetHealth(2, 1, 5, 3, 10))
 
 
 def test_the_policys_own_subnet_holds_its_addresses() -> None:
