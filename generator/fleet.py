@@ -55,8 +55,10 @@ class NodePolicy:
 
 def not_yet(policy: Policy, command: str, runtime: str | None = None) -> None:
     """Refuse a fleet where ``command`` (on ``runtime``) can run one node only: the harness runs
-    fleets with ``test`` and ``compare`` on ``--runtime local`` alone so far (docs/fleets.md)."""
-    if policy.fleet is None or (command in ("test", "compare") and runtime == "local"):
+    fleets with ``test`` (on the local or the docker runtime) and ``compare`` (local) alone so far
+    (docs/fleets.md)."""
+    runs = {"test": ("local", "docker"), "compare": ("local",)}
+    if policy.fleet is None or runtime in runs.get(command, ()):
         return
     what = f"{command} --runtime {runtime}" if runtime else command
     raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {what}` cannot run a fleet "

@@ -390,7 +390,7 @@ def test_every_node_is_accepted_by_its_engine(text: str, tmp_path: Path) -> None
     assert len(done) == nodes + hitch
 
 
-@pytest.mark.parametrize("command", ["test --runtime docker", "serve", "compare --runtime docker"])
+@pytest.mark.parametrize("command", ["serve", "compare --runtime docker"])
 def test_commands_that_run_one_node_refuse_a_fleet(command: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "fleet.yaml"

@@ -27,6 +27,7 @@ from .defaults import default_checks
 from .faults import fault_checks
 from .fleet import fleet_checks, front_view, purges_one_node
 from .fleet_loss import loss_checks
+from .fleet_partition import partition_checks
 from .purge import purge_checks
 from .rfc import rfc_checks
 from .rules import rule_checks
@@ -43,14 +44,16 @@ PER_ENGINE = 4
 RFC_PER_ENGINE = 8
 
 
-def derive(policy: Policy, *, conformance: bool = False) -> list[Check]:
+def derive(policy: Policy, *, conformance: bool = False, runtime: str = "local") -> list[Check]:
     """Every check the policy implies, rules first; with ``conformance``, the RFC 9111 family
     too (``test --checks rfc``: a report on the engines, not the policy's own promises). A
     fleet's: the policy's as its first front node answers it (but the purge family, whose purges
-    reach one node: ``fleet.purge`` purges the fleet), and the fleet family."""
+    reach one node: ``fleet.purge`` purges the fleet), and the fleet family (on ``runtime``
+    docker, ``fleet.partition`` too: only containers can be cut off a network)."""
     if policy.fleet is not None:
         own = derive(front_view(policy), conformance=conformance)
-        return [*(c for c in own if not purges_one_node(c)), *fleet_checks(policy), *loss_checks(policy)]
+        return [*(c for c in own if not purges_one_node(c)), *fleet_checks(policy), *loss_checks(policy),
+                *(partition_checks(policy) if runtime == "docker" else ())]
     return [*rule_checks(policy), *default_checks(policy), *purge_checks(policy),
             *tls_checks(policy), *security_checks(policy), *fault_checks(policy),
             *(rfc_checks(policy) if conformance else ())]

@@ -91,7 +91,7 @@ def _check(ctx: Ctx, wait: float, probe_time: float) -> None:
                            "so that requests reach the shard tier)")
     shard, front = shard_nodes(stack, stack.run_policy), stack.tier(stack.tiers()[0])
     _, objects = fresh_objects(ctx, max(30, 15 * len(shard)))
-    owners = _prime(ctx, stack, shard, front, objects)
+    owners = prime(ctx, stack, shard, front, objects)
     lost = shard[0]
     owned = {t for t, o in owners.items() if o == lost.name}
     counts = {req.unit: ctx.count(req.unit) for req in objects}
@@ -106,10 +106,10 @@ def _check(ctx: Ctx, wait: float, probe_time: float) -> None:
                      "those the front held before the kill were not asked again)")
     stack.restart(lost.name)
     time.sleep(wait)
-    _judge_return(ctx, stack, shard, front, objects, owners)
+    judge_return(ctx, stack, shard, front, objects, owners)
 
 
-def _prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[FleetNode],
+def prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[FleetNode],
            objects: list[Request]) -> dict[str, str]:
     """Each object fetched once, its owner read from the shard nodes' records, and the front
     tier's copies purged."""
@@ -118,11 +118,11 @@ def _prime(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[Flee
     owners = holders_soon(stack, shard, objects)
     wrong = {t: h for t, h in owners.items() if len(h) != 1}
     ctx.expect(not wrong, f"objects not on exactly one shard node before the loss: {wrong}")
-    _forget_at_front(ctx, front, objects)
+    forget_at_front(ctx, front, objects)
     return {t: h[0] for t, h in owners.items()}
 
 
-def _forget_at_front(ctx: Ctx, front: list[FleetNode], objects: list[Request]) -> None:
+def forget_at_front(ctx: Ctx, front: list[FleetNode], objects: list[Request]) -> None:
     from ..purging import fleet_tiers
 
     tier = fleet_tiers(fleet_stack(ctx).run_policy, ca_file=ctx.stack.ca_file)[-1]
@@ -170,10 +170,10 @@ def _judge_loss(ctx: Ctx, load: _Load, owned: set[str], counts: dict[str, int], 
                f"{sorted(expected - again)[:3]} (answered by whom?)")
 
 
-def _judge_return(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[FleetNode],
+def judge_return(ctx: Ctx, stack: FleetStack, shard: list[FleetNode], front: list[FleetNode],
                   objects: list[Request], owners: dict[str, str]) -> None:
     """Every object answered by its owner again (its Cache-Status entry)."""
-    _forget_at_front(ctx, front, objects)
+    forget_at_front(ctx, front, objects)
     names = {n.name for n in shard}
     moved = {}
     for req in objects:

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     derived, asked_out, notes = derived_checks(args, policy)
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * len(derived) + sum(len(set(s.engines) & set(selected)) for s in scenarios)
-    chosen = runtime(args) if policy.fleet is None else fleet_runtime()
+    chosen = runtime(args) if policy.fleet is None else fleet_runtime(args)
     client.TRACE = Tracer() if args.trace else None
     identity = response_identity(args)
     seen = checks.front_view(policy)  # a fleet's checks run through its first front node
@@ -204,8 +204,12 @@ def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
     return (front,)
 
 
-def fleet_runtime() -> Runtime:
-    """The local runtime's fleet launcher (``harness.runtime.fleet``)."""
+def fleet_runtime(args: argparse.Namespace) -> Runtime:
+    """The fleet launcher of ``--runtime`` (``harness.runtime.fleet``, ``runtime.docker.fleet``)."""
+    if args.runtime == "docker":
+        from ..runtime.docker.fleet import DockerFleetRuntime
+
+        return DockerFleetRuntime()
     from ..runtime.fleet import FleetRuntime
 
     return FleetRuntime()
@@ -257,7 +261,7 @@ def derived_checks(args: argparse.Namespace, policy: Policy) -> Selection:
     if not user_app(args):
         if args.path:
             raise UsageError("--path applies to your own app (--origin or --origin-image)")
-        every = checks.derive(policy, conformance=checks.asks_conformance(args.checks))
+        every = checks.derive(policy, conformance=checks.asks_conformance(args.checks), runtime=args.runtime)
         _require_matches(args.checks, every)
         runnable, slow = _split_slow(checks.select(every, args.checks), args)
         return runnable, [], _slow_note(slow)

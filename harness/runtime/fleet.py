@@ -239,6 +239,18 @@ class FleetStack:
             if port is not None:
                 wait_listening(proc, node.loopback, port, deadline, functools.partial(self.node_logs, name))
 
+    #: whether ``disconnect`` can cut a node off its network (the docker runtime's nodes)
+    partitions = False
+
+    def disconnect(self, name: str) -> None:
+        """Cut node ``name`` off the network: loopback addresses cannot be (``fleet.partition``
+        runs on the docker runtime)."""
+        raise HarnessError(f"cannot cut {name} off: the local runtime's nodes share loopback")
+
+    def reconnect(self, name: str) -> None:
+        """Put node ``name`` back on the network (see ``disconnect``)."""
+        raise HarnessError(f"cannot reconnect {name}: the local runtime never disconnects a node")
+
     def record(self, proc: Proc) -> None:
         if self.marker is not None:
             self.marker.add(self.run_dir, proc.pid)

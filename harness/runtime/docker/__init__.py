@@ -26,8 +26,9 @@ modules, users) and a policy needing a module the image lacks is refused with th
 Modules: ``daemon`` (reaching the engine), ``images`` (choice of image, probing, its cache),
 ``reaper`` (owner labels, removing what killed runs left), ``stack`` (the running stack and
 what the engines stored), ``launch`` (one run's network, containers and origin), ``start`` (the
-engines' containers and the relay, ``relay.py``, shipped into a container as a script) and
-``runtime`` (``DockerRuntime``).
+engines' containers and the relay, ``relay.py``, shipped into a container as a script),
+``runtime`` (``DockerRuntime``) and ``fleet`` (``DockerFleetRuntime``: a policy's ``fleet:``,
+every node a container with its own address; imported by ``test`` for a fleet).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
+from docker.types import IPAMConfig
 
 from cachewright.generator.model import Policy
 
@@ -89,6 +90,8 @@ class Launch:
         self.gateway: str | None = None
         self.waits: list[Wait] = []
         self.tls: TlsFiles | None = None
+        #: role -> the address its container is given on the run's network (a fleet's nodes)
+        self.addresses: dict[str, str] = {}
 
     def tmp_dir(self) -> Path:
         with deferred_signals():
@@ -96,12 +99,13 @@ class Launch:
             self.cleanup.callback(remove_tree, path)
         return path
 
-    def make_network(self) -> None:
+    def make_network(self, ipam: IPAMConfig | None = None) -> None:
+        """The run's bridge network (on ``ipam``'s subnet where given: a fleet's addresses)."""
         if self.host_mode:
             return
         with deferred_signals():
             self.network = self.client.networks.create(f"cachewright-{self.run_id}", driver="bridge",
-                                                       labels=self.labels, check_duplicate=True)
+                                                       labels=self.labels, check_duplicate=True, ipam=ipam)
             self.cleanup.callback(remove_network, self.network)
         self.network.reload()
         config = (self.network.attrs.get("IPAM") or {}).get("Config") or [{}]
@@ -117,6 +121,9 @@ class Launch:
                                {"network": f"cachewright-{self.run_id}",
                                 "ports": {f"{p}/tcp": ("127.0.0.1", p if same_port else None)
                                           for p in ports}})
+        if role in self.addresses and not self.host_mode:
+            endpoint = self.client.api.create_endpoint_config(ipv4_address=self.addresses[role])
+            net["networking_config"] = {f"cachewright-{self.run_id}": endpoint}
         with deferred_signals():
             container = self.client.containers.create(
                 image, command, name=name, labels={**self.labels, "cachewright.role": role},

@@ -87,8 +87,8 @@ class DockerStack:
         out of the container, Varnish's log read with varnishlog inside it)."""
         container = self._engine(engine).containers[0]
         if engine == "nginx":
-            return _nginx_stored(container, path)
-        return _varnish_stored(container, path)
+            return nginx_stored(container, path)
+        return varnish.stored_in(varnish_log(container), path)
 
 
 def container_logs(container: Container, lines: int) -> str:
@@ -109,7 +109,7 @@ def container_status(container: Container) -> str:
     return str(container.status)
 
 
-def _nginx_stored(container: Container, path: str) -> list[StoredObject]:
+def nginx_stored(container: Container, path: str) -> list[StoredObject]:
     try:
         chunks, _stat = container.get_archive(f"{CONF}/nginx/cache")
     except docker.errors.NotFound:
@@ -120,7 +120,8 @@ def _nginx_stored(container: Container, path: str) -> list[StoredObject]:
         return nginx.stored(Path(tmp), path)
 
 
-def _varnish_stored(container: Container, path: str) -> list[StoredObject]:
+def varnish_log(container: Container) -> str:
+    """The container's Varnish log of backend transactions (what ``varnish.stored_in`` reads)."""
     argv = varnish.varnishlog_argv("varnishlog", f"{CONF}/varnish/state")
     result = container.exec_run(argv, user="0")
     output = result.output if isinstance(result.output, bytes) else b""
@@ -128,4 +129,4 @@ def _varnish_stored(container: Container, path: str) -> list[StoredObject]:
     if result.exit_code != 0:
         raise HarnessError(f"varnishlog in {container.name} failed (status {result.exit_code}): "
                            f"{text.strip()[-2000:]}")
-    return varnish.stored_in(text, path)
+    return text

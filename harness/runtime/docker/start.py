@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
 from pathlib import Path
+from typing import Protocol
 
 from docker.models.containers import Container
 
@@ -49,7 +50,7 @@ def start_nginx(launch: Launch, stack: DockerStack, info: ImageInfo, origin_host
     prefix = f"{CONF}/nginx"
     tree: Tree = {f"{prefix}/{name}": (out.text.encode(), out.mode) for name, out in files.items()}
     tree.update({f"{prefix}/{d}": (None, 0o755) for d in nginx.DIRECTORIES})
-    tree.update(_tls_files(launch))
+    tree.update(tls_files(launch))
     command = nginx.argv("nginx", f"{prefix}/", "stderr", "daemon off; error_log stderr warn;")
     container = launch.container("nginx", "nginx", info.image, command, tree,
                                  _listeners(launch.policy, http, https), **_extra(launch))
@@ -93,7 +94,7 @@ def _hitch(launch: Launch, stack: DockerStack, info: ImageInfo, compiled: str, v
     backend = "127.0.0.1" if launch.host_mode else str(varnishd.name)
     text = hitch.conf(compiled, backend, proxy, f"{CONF}/hitch/ocsp", "docker", drop=hitch.USER in info.users)
     tree: Tree = {f"{CONF}/hitch/{hitch.CONF}": (text.encode(), 0o644), f"{CONF}/hitch/ocsp": (None, 0o777),
-                  **_tls_files(launch)}
+                  **tls_files(launch)}
     command = hitch.argv("hitch", f"{CONF}/hitch/{hitch.CONF}")
     container = launch.container("varnish", "hitch", info.image, command, tree, [https])
     stack.engines["varnish"].containers.append(container)
@@ -118,7 +119,13 @@ def _endpoint(launch: Launch, stack: DockerStack, engine: str, plain: Container,
         launch.published(tls, https) if listen.https else None)
 
 
-def start_relay(launch: Launch, stack: DockerStack, engine: str) -> None:
+class Outsiders(Protocol):
+    """What ``start_relay`` records in a stack (a ``DockerStack``'s or a fleet's)."""
+
+    outsiders: dict[str, Endpoint]
+
+
+def start_relay(launch: Launch, stack: Outsiders, engine: str) -> None:
     """A TCP relay inside the network, published on loopback: requests sent through it reach
     the engine from another container's address (a client outside purge.allow)."""
     targets = launch.relay_targets.get(engine, {})
@@ -138,7 +145,7 @@ def start_relay(launch: Launch, stack: DockerStack, engine: str) -> None:
     stack.outsiders[engine] = Endpoint(engine, "127.0.0.1", ports.get("http"), ports.get("https"))
 
 
-def _adapted(launch: Launch) -> Policy:
+def adapted(launch: Launch) -> Policy:
     """In the private network the host's requests come from the gateway: where ``purge.allow``
     allows loopback (the host running the checks), allow the gateway too."""
     policy = launch.policy
@@ -164,7 +171,7 @@ def _ports(launch: Launch, engine: str) -> tuple[int, int, int]:
 
 
 def _compile(launch: Launch, engine: str, place: Placement, options: Options) -> dict[str, OutputFile]:
-    return launch.runtime.configs(_adapted(launch), engine, place, options)
+    return launch.runtime.configs(adapted(launch), engine, place, options)
 
 
 def _place(launch: Launch, http: int, https: int, origin_host: str, origin_port: int) -> Placement:
@@ -173,7 +180,7 @@ def _place(launch: Launch, http: int, https: int, origin_host: str, origin_port:
     return Placement(address, http, https, origin_host, origin_port, cert, key)
 
 
-def _tls_files(launch: Launch) -> Tree:
+def tls_files(launch: Launch) -> Tree:
     if launch.tls is None:
         return {}
     return {f"{CONF}/tls/server.crt": (launch.tls.cert.read_bytes(), 0o644),
