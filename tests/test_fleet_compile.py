@@ -299,7 +299,7 @@ def test_inner_nginx_trusts_only_the_front_tier() -> None:
 def test_varnish_edge_shards_by_hash_with_probes() -> None:
     vcl = _files(SHARD)["edge-1/varnish/default.vcl"]
     assert "new cw_origin = directors.shard();" in vcl
-    assert "cw_origin.reconfigure();" in vcl
+    assert "cw_origin.reconfigure(replicas=1000);" in vcl
     assert "set bereq.backend = cw_origin.backend(by=HASH, alt=bereq.retries);" in vcl
     # a GET or HEAD whose fetch failed goes to the ring's next node, up to the other two
     assert ('    if (bereq.retries < 2 && (bereq.method == "GET" || bereq.method == "HEAD")) {\n'

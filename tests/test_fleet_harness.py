@@ -110,7 +110,7 @@ BROKEN = {
                                       file="default.vcl"),
     ("fleet.shard.once", "nginx"): _edges((re.compile(r"^\s*hash \$cw_hash consistent;\n", re.M), "")),
     ("fleet.shard.once", "varnish"): _edges((re.compile(r"directors\.shard\(\)"), "directors.round_robin()"),
-                                            (re.compile(r"^\s*cw_origin\.reconfigure\(\);\n", re.M), ""),
+                                            (re.compile(r"^\s*cw_origin\.reconfigure\([^)]*\);\n", re.M), ""),
                                             (re.compile(r"cw_origin\.backend\(by=HASH, [^)]*\)"),
                                              "cw_origin.backend()"),
                                             file="default.vcl"),

@@ -112,7 +112,7 @@ def _varnish_owner(tier: Tier, node: Policy, rule: Rule, request: Request,
     profile = next(p for p in model.profiles if p.ident == vcl_rule.profile)
     parts = varnish_explain.hash_parts(model, profile.behaviour)
     calls = [_strands(part, model, request, scheme) for part in parts]
-    backend = varnish_shard.owner(varnish_shard.ring([b.ident for b in model.origin.director]),
+    backend = varnish_shard.owner(varnish_shard.ring([b.ident for b in model.origin.director], model.origin.replicas),
                                   calls)
     chosen = next(b for b in model.origin.director if b.ident == backend)
     shown = ", ".join(" + ".join(repr(s) for s in call) for call in calls)
