@@ -129,6 +129,7 @@ def test_the_fleet_shield_example_passes_through_the_cli(capsys: pytest.CaptureF
     out, err = capsys.readouterr()
     assert code == 0 and "PASSED" in out, out + err  # every derived check ran, none skipped
     assert re.search(r"fleet\.purge +PASS", out), out
+    assert re.search(r"scenario:static-once-for-the-fleet +PASS", out), out  # examples/fleet-shield
     assert re.search(r"fleet\.herd +PASS", out) and re.search(r"fleet\.shard\.once +PASS", out), out
     # the mapping of the policy's addresses to the run's loopback ones is shown
     assert "fleet: edge-1 (edge, nginx) 10.0.1.11 -> 127.0.0.2" in err, err

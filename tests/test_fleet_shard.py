@@ -25,6 +25,7 @@ def test_the_fleet_shard_example_passes_through_the_cli(capsys: pytest.CaptureFi
     code = main(["test", str(ROOT / "examples/fleet-shard/policy.yaml"), "--runtime", "local"])
     out, err = capsys.readouterr()
     assert code == 0 and "PASSED" in out and "SKIP" not in out, out + err
+    assert re.search(r"scenario:media-once-for-the-fleet +PASS", out), out  # examples/fleet-shard
     for check in ("fleet.herd", "fleet.shard.once", "fleet.purge"):
         assert re.search(rf"{re.escape(check)} +PASS", out), out
     assert "fleet: shard-3 (shard, varnish) 10.0.1.23 -> 127.0.0.6" in err, err

@@ -36,9 +36,8 @@ from cachewright.harness.scenarios import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-# Fleet examples have no scenarios: the harness cannot run fleets yet (docs/fleets.md).
-EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir()
-                  if (p / "policy.yaml").is_file() and "\nfleet:" not in (p / "policy.yaml").read_text())
+# every example, fleets too (their scenarios run through the fleet's front: tests/test_fleet_*.py)
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "policy.yaml").is_file())
 
 
 def errors(text: str) -> list[str]:
@@ -214,7 +213,8 @@ def test_error_is_a_policy_error_with_its_own_summary(tmp_path: Path) -> None:
 
 
 def test_every_example_has_scenarios_that_load() -> None:
-    assert [p.name for p in EXAMPLES] == ["api", "shop", "static-site", "wordpress"]
+    assert [p.name for p in EXAMPLES] == ["api", "fleet-shard", "fleet-shield", "shop", "static-site",
+                                          "wordpress"]
     for example in EXAMPLES:
         scenarios = load_scenarios(example / "scenarios.yaml")
         assert 2 <= len(scenarios) <= 4, example.name
