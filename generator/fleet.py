@@ -85,6 +85,7 @@ def check(policy: Policy, problem: Report) -> None:
     _check_front(policy, fleet, problem)
     _check_names(fleet, problem)
     _check_addresses(fleet, problem)
+    _check_inner_private(fleet, problem)
     for i, tier in enumerate(fleet.tiers):
         at = f"fleet.tiers[{i}]"
         if tier.routing == "shard" and i == 0:
@@ -124,6 +125,21 @@ def _check_names(fleet: Fleet, problem: Report) -> None:
                         "(expected unique node names: each is an output directory and a "
                         "Cache-Status name)")
             nodes.setdefault(node.name, at)
+
+
+def _check_inner_private(fleet: Fleet, problem: Report) -> None:
+    """An inner tier is for the tier in front alone: on a public address, clients could reach it
+    and skip the front tier (its TLS, its guards; a shard tier's key routing). Its hops are plain
+    HTTP, and it trusts forwarding headers from the front tier's addresses: a private network."""
+    import ipaddress
+
+    for i, tier in enumerate(fleet.tiers[1:], 1):
+        for j, node in enumerate(tier.nodes):
+            if ipaddress.ip_address(node.address).is_global:
+                problem(f"fleet.tiers[{i}].nodes[{j}].address", f"{node.address} is a public address: "
+                        f"clients could reach inner tier {tier.name} and skip the tier in front "
+                        "(expected a private address, e.g. 10.0.1.21, on the network the tier in "
+                        "front shares with it)")
 
 
 def _check_addresses(fleet: Fleet, problem: Report) -> None:

@@ -162,6 +162,16 @@ def test_health_has_defaults() -> None:
      "IPv4 address such as 10.0.1.11 (IPv6 is not supported yet))"),
     ("""\
     - name: edge
+      engine: nginx
+      nodes: [{name: edge-1, address: 10.0.1.11}]
+    - name: shield
+      engine: varnish
+      nodes: [{name: shield-1, address: 198.51.100.21}, {name: shield-2, address: 8.8.4.4}]
+""", "fleet.yaml:18:74: fleet.tiers[1].nodes[1].address: 8.8.4.4 is a public address: clients "
+     "could reach inner tier shield and skip the tier in front (expected a private address, e.g. "
+     "10.0.1.21, on the network the tier in front shares with it)"),
+    ("""\
+    - name: edge
       engine: apache
       nodes: [{name: edge-1, address: 10.0.1.11}]
 """, "fleet.yaml:14:15: fleet.tiers[0].engine: \"apache\" is not one of: nginx, varnish"),
