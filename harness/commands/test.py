@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .. import checks
     from ..client import Identity, Response
     from ..origin import Counts, RecordedRequest, RuleSpec
-    from ..report.results import CheckResult
+    from ..report.results import CheckResult, RunResult
     from ..runtime.api import Runtime, Stack
     from ..runtime.prepare import Configs
     from ..scenarios import EngineClient, OriginControl, Scenario, ScenarioContext, StackContext
@@ -64,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "digest of the body)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    common.add_format(p)
     p.set_defaults(run=run)
 
 
@@ -157,6 +158,11 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    with common.annotating_errors(args):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from cachewright.generator.fleet import not_yet
     from cachewright.generator.load import load
 
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     policy = load(args.policy)
     not_yet(policy, "test", args.runtime)
-    common.warn(policy.warnings)
+    common.warn(policy.warnings, args, policy.source)
     selected = engines(args) if policy.fleet is None else fleet_engines(args, policy)
     scenarios = scenarios_of(args)
     derived, asked_out, notes = derived_checks(args, policy)
@@ -186,9 +192,21 @@ def run(args: argparse.Namespace) -> int:
     print(report.failures_only(outcome, color) if ui.level == ui.QUIET else
           report.table(outcome, color, verbose=ui.level == ui.VERBOSE), end="")
     ui.detail(report.notes(outcome))
+    annotate_failures(args, policy, scenarios, outcome)
     write_report(args.json, report.to_json(outcome))
     write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+def annotate_failures(args: argparse.Namespace, policy: Policy, scenarios: tuple[Scenario, ...],
+                      outcome: RunResult) -> None:
+    """With ``--format github``, each failed check as an error at its rule's (or scenario's)
+    line, else on the policy file."""
+    if common.github(args):
+        from ..report.annotate import check_annotations, check_places
+
+        places = check_places(policy, {s.check_id: s.source for s in scenarios})
+        common.emit(check_annotations(outcome, places))
 
 
 def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
