@@ -39,8 +39,8 @@ def parser() -> argparse.ArgumentParser:
         prog="cachewright",
         description="Compile one YAML HTTP-caching policy into verified Nginx and Varnish "
                     "configurations.",
-        epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o build/\n"
-               "  cachewright compile policy.yaml -o build/ --check   # CI drift detection\n"
+        epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o cachewright-out/\n"
+               "  cachewright compile policy.yaml -o cachewright-out/ --check   # CI drift detection\n"
                "  cachewright capabilities\n"
                "  cachewright -q test policy.yaml  # failures and the summary only",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -82,13 +82,31 @@ def entry_argv(entry: str) -> list[str]:
 
 def test_validate_hook_accepts_the_examples_and_rejects_a_bad_policy(tmp_path: Path) -> None:
     argv = entry_argv(hooks()["cachewright-validate"]["entry"])
+    assert argv[1] == "validate"  # the command, not a one-liner over the CLI's internals
     good = [str(p) for p in sorted(REPO.glob("examples/*/policy.yaml"))]
-    assert subprocess.run([*argv, *good], capture_output=True).returncode == 0
+    done = subprocess.run([*argv, *good], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     bad = tmp_path / "policy.yaml"
     bad.write_text("version: 1\nname: x\norigin: {url: http://a:1}\nrules:\n  - {name: r, ttl: 10 minutes}\n")
-    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True)
+    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2
     assert "is not a duration" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_hook_reports_every_bad_file_and_writes_nothing(tmp_path: Path) -> None:
+    argv = entry_argv(hooks()["cachewright-validate"]["entry"])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "policy.yaml").write_text("version: 1\nname: a\norigin: {url: http://a:1}\n"
+                                                "cache: {default_ttl: soon}\n")
+    (tmp_path / "policy.yml").write_text("version: 2\nname: b\norigin: {url: http://a:1}\n")
+    before = sorted(tmp_path.rglob("*"))
+    names = ["a/policy.yaml", str(REPO / "examples/shop/policy.yaml"), "policy.yml"]
+    done = subprocess.run([*argv, *names], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "a/policy.yaml:4:22: cache.default_ttl:" in done.stderr
+    assert "policy.yml:1:10: version:" in done.stderr
+    assert done.stdout == ""  # -q: the good file is checked, not announced
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_check_hook_passes_on_an_up_to_date_example() -> None:

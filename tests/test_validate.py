@@ -146,3 +146,50 @@ def test_a_line_break_in_a_message_stays_in_its_annotation() -> None:
     text = render(error_annotations(PolicyError([problem]), "p.yaml"))
     assert text == ("::error file=p.yaml,line=2,col=3,title=cachewright%3A policy error::"
                     "name: bad%0D%0A::error file=x::forged\n")
+
+
+TINY = ("version: 1\nname: tiny\norigin: {url: http://127.0.0.1:8000}\nrules:\n"
+        "  - name: assets\n    match: {path_prefix: /assets/}\n    ttl: 1h\n"
+        "    origin_headers: override\n")
+FAILING_SCENARIO = ("version: 1\nscenarios:\n  - name: wrong\n    steps:\n"
+                    "      - {path: \"/assets/{run}/a.css\", expect: {status: 404}}\n")
+
+
+@pytest.mark.engine
+def test_a_failed_check_is_annotated_at_its_rule(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Real nginx, its cache turned off for rule 'assets': rule.assets fails at the rule's line
+    (5:5), the failing scenario at its entry in scenarios.yaml; the text report is unchanged."""
+    from tampering import tamper
+
+    (work / "policy.yaml").write_text(TINY)
+    (work / "scenarios.yaml").write_text(FAILING_SCENARIO)
+    rule = "proxy_no_cache $http_authorization $http_cookie $cw_nostore;"
+    changed = tamper(monkeypatch, lambda path, text: text.replace(rule, "proxy_no_cache 1;", 1))
+    argv = ["test", "policy.yaml", "--engine", "nginx", "--checks", "rule.assets", "--format", "github"]
+    assert main(argv) == 1
+    assert changed == ["nginx/nginx.conf"]
+    out = capsys.readouterr().out
+    annotations = [line for line in out.splitlines() if line.startswith("::")]
+    scenario = [a for a in annotations if "scenario%3Awrong" in a]
+    assert scenario == [a for a in annotations if a.startswith("::error file=scenarios.yaml,line=3,"
+                                                                "title=cachewright test%3A scenario%3A"
+                                                                "wrong (nginx)::scenario:wrong failed on nginx: ")]
+    rules = [a for a in annotations if a not in scenario]
+    assert any(a.startswith("::error file=policy.yaml,line=5,col=5,title=cachewright test%3A rule.assets "
+                            "(nginx)::rule.assets failed on nginx: ") for a in rules), rules
+    assert all(a.startswith("::error file=policy.yaml,line=5,col=5,title=cachewright test%3A rule.assets")
+               for a in rules), rules
+    assert len(scenario) == 1
+    assert "FAILED" in out  # the table and verdict, as without --format
+
+
+def test_a_check_points_at_its_rule_else_at_the_policy_file() -> None:
+    from cachewright.harness.report.annotate import place_of
+
+    places = {"rule.api": ("p.yaml", 9, 5), "scenario:s": ("s.yaml", 3, 0)}
+    assert place_of("rule.api.ttl", places, "p.yaml") == ("p.yaml", 9, 5)
+    assert place_of("blackbox.rule.api.vary", places, "p.yaml") == ("p.yaml", 9, 5)
+    assert place_of("scenario:s", places, "p.yaml") == ("s.yaml", 3, 0)
+    assert place_of("rule.apix", places, "p.yaml") == ("p.yaml", 0, 0)
+    assert place_of("purge.url", places, "p.yaml") == ("p.yaml", 0, 0)
