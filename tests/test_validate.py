@@ -193,3 +193,12 @@ def test_a_check_points_at_its_rule_else_at_the_policy_file() -> None:
     assert place_of("scenario:s", places, "p.yaml") == ("s.yaml", 3, 0)
     assert place_of("rule.apix", places, "p.yaml") == ("p.yaml", 0, 0)
     assert place_of("purge.url", places, "p.yaml") == ("p.yaml", 0, 0)
+
+
+def test_an_engine_refusal_is_an_error_on_the_whole_policy_file() -> None:
+    from cachewright.generator.errors import VerifyError
+
+    refused = VerifyError("nginx -t rejected the generated nginx.conf:\nunknown directive")
+    assert render(error_annotations(refused, "p.yaml")) == (
+        "::error file=p.yaml,title=cachewright%3A rejected by an engine::nginx -t rejected the "
+        "generated nginx.conf:%0Aunknown directive\n")

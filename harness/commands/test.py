@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog="examples:\n  cachewright test examples/shop/policy.yaml\n"
                "  cachewright test policy.yaml --engine varnish --junit report.xml\n"
                "  cachewright test policy.yaml --checks rule. --checks security\n"
-               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app",
+               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app\n"
+               "  cachewright test policy.yaml --format github  # + failed checks as annotations",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)

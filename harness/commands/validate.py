@@ -16,10 +16,10 @@ from . import common
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "validate", help="check policies: load and compile each in memory (no engines)",
-        description="Load each POLICY (every problem reported as file:line:col) and compile it in "
-                    "memory for every engine it targets (a fleet: every node), so a feature an "
-                    "engine lacks fails too. Every file is checked and reported; exit 2 if any is "
-                    "invalid. Writes nothing and needs no engine (nginx -t and varnishd -C are "
+        description="Load each POLICY (every problem reported as file:line:col) and compile it in\n"
+                    "memory for every engine it targets (a fleet: every node), so a feature an\n"
+                    "engine lacks fails too. Every file is checked and reported; exit 2 if any is\n"
+                    "invalid. Writes nothing and needs no engine (nginx -t and varnishd -C are\n"
                     "cachewright verify's).",
         epilog="examples:\n  cachewright validate policy.yaml\n"
                "  cachewright validate examples/*/policy.yaml -q   # problems only\n"
