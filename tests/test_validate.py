@@ -202,3 +202,21 @@ def test_an_engine_refusal_is_an_error_on_the_whole_policy_file() -> None:
     assert render(error_annotations(refused, "p.yaml")) == (
         "::error file=p.yaml,title=cachewright%3A rejected by an engine::nginx -t rejected the "
         "generated nginx.conf:%0Aunknown directive\n")
+
+
+def test_a_check_failed_on_both_engines_is_one_annotation() -> None:
+    from datetime import UTC, datetime
+
+    from cachewright.harness.report.annotate import check_annotations
+    from cachewright.harness.report.results import CheckResult, RunResult
+
+    results = (CheckResult("rule.api.ttl", "d", "nginx", "failed", "stored 5s"),
+               CheckResult("rule.api.ttl", "d", "varnish", "failed", "stored 6s"),
+               CheckResult("purge.url", "d", "nginx", "passed"),
+               CheckResult("purge.url", "d", "varnish", "failed", "still cached"))
+    run = RunResult("p", "p.yaml", "local", ("nginx", "varnish"), results, datetime.now(UTC), 1.0)
+    assert render(check_annotations(run, {"rule.api": ("p.yaml", 9, 5)})) == (
+        "::error file=p.yaml,line=9,col=5,title=cachewright test%3A rule.api.ttl (nginx%2C varnish)::"
+        "rule.api.ttl failed on nginx: stored 5s; on varnish: stored 6s\n"
+        "::error file=p.yaml,title=cachewright test%3A purge.url (varnish)::purge.url failed on "
+        "varnish: still cached\n")

@@ -66,16 +66,23 @@ def located(level: str, text: str, source: str, title: str) -> Annotation:
 
 
 def check_annotations(result: RunResult, places: Mapping[str, Place]) -> list[Annotation]:
-    """Each failed check of ``result`` as an error at the place of what it is about (``places``:
-    check id, or ``rule.NAME`` → place, from ``check_places``), else on the policy file."""
-    return [_failed(r, place_of(r.check_id, places, result.policy_file))
-            for r in result.results if r.failed]
+    """Each failed check of ``result`` as one error (its engines together: GitHub shows ten per
+    step) at the place of what it is about (``places``: check id, or ``rule.NAME`` → place, from
+    ``check_places``), else on the policy file."""
+    failed: dict[str, list[CheckResult]] = {}
+    for r in result.results:
+        if r.failed:
+            failed.setdefault(r.check_id, []).append(r)
+    return [_failed(check_id, rs, place_of(check_id, places, result.policy_file))
+            for check_id, rs in failed.items()]
 
 
-def _failed(result: CheckResult, place: Place) -> Annotation:
+def _failed(check_id: str, results: list[CheckResult], place: Place) -> Annotation:
     file, line, col = place
-    return Annotation("error", f"{result.check_id} failed on {result.engine}: {result.message}",
-                      file, line, col, f"cachewright test: {result.check_id} ({result.engine})")
+    why = "; on ".join(f"{r.engine}: {r.message}" for r in results)
+    engines = ", ".join(r.engine for r in results)
+    return Annotation("error", f"{check_id} failed on {why}", file, line, col,
+                      f"cachewright test: {check_id} ({engines})")
 
 
 def place_of(check_id: str, places: Mapping[str, Place], policy_file: str) -> Place:
