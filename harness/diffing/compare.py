@@ -34,7 +34,7 @@ class Change:
         new = [line for line in self.new if line not in self.old]
         if not old and not new:  # the same lines in another order
             old, new = list(self.old), list(self.new)
-        return "; ".join(old) or "(none)", "; ".join(new) or "(none)"
+        return " · ".join(old) or "(none)", " · ".join(new) or "(none)"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cachewright.generator.capabilities import FEATURES
+from cachewright.generator.errors import CachewrightError
 from cachewright.generator.model import Policy, Rule
 from cachewright.generator.targets import ENGINES
 
-from ..engines.explain import views
+from ..engines.explain import VIEWS
 from ..selection import Request, select_rule
-from ..selection.explain import Explanation, OriginRequest, explain, serves
+from ..selection.explain import EngineView, Explanation, OriginRequest, explain, serves
+
+UNSUPPORTED = "cannot run"
 
 #: a field's name and its value, as lines (most fields have one)
 Field = tuple[str, tuple[str, ...]]
@@ -43,11 +46,30 @@ def outcomes(policy: Policy, request: Request, scheme: str) -> tuple[Outcome, ..
     if not serves(policy, scheme):
         none = (("verdict", (f"not served (the policy has no {scheme} listener)",)),)
         return tuple(Outcome(e, none, None) for e in ENGINES)
-    found = explain(policy, request, scheme, views)
+    found = explain(policy, request, scheme, _views)
     shared = _shared(found)
     rule = select_rule(policy, request) if found.rule is not None else None
-    return tuple(Outcome(e, (*shared, *_engine_fields(policy, rule, found, e)), found)
-                 for e in ENGINES)
+    return tuple(Outcome(e, _cannot(found, e) or (*shared, *_engine_fields(policy, rule, found, e)),
+                         found) for e in ENGINES)
+
+
+def _views(policy: Policy, rule: Rule, request: Request, scheme: str,
+           reasons: tuple[str, ...]) -> tuple[EngineView, ...]:
+    """Each engine's view; an engine the policy does not compile for says why instead."""
+    out = []
+    for engine, view in zip(ENGINES, VIEWS, strict=True):
+        try:
+            out.append(view(policy, rule, request, scheme, reasons))
+        except CachewrightError as exc:
+            out.append(EngineView(engine, ((UNSUPPORTED, str(exc)),)))
+    return tuple(out)
+
+
+def _cannot(e: Explanation, engine: str) -> tuple[Field, ...]:
+    """The one field of an engine the policy does not compile for (empty: it does)."""
+    view = next((v for v in e.engines if v.engine == engine), None)
+    lines = [value for what, value in (view.lines if view else ()) if what == UNSUPPORTED]
+    return (("engine", (f"cannot run this policy: {lines[0]}",)),) if lines else ()
 
 
 def _shared(e: Explanation) -> tuple[Field, ...]:

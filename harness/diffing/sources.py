@@ -143,5 +143,5 @@ def _entry(line: str, number: int, path: Path) -> Entry:
     if tail.strip() and (not starts or starts[0].start() > 0 and tail[:starts[0].start()].strip()):
         raise UsageError(f"{where}: headers must read 'Name: value', got {tail.strip()!r}")
     headers = tuple((m.group(1), tail[m.end():nxt.start() if nxt else len(tail)].strip())
-                    for m, nxt in zip(starts, [*starts[1:], None], strict=True))
+                    for m, nxt in zip(starts, [*starts[1:], None][:len(starts)], strict=True))
     return Entry(number, method.upper(), url, host, headers)
