@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old", metavar="OLD", help="the old policy: a file, or REV:path (HEAD~1:policy.yaml)")
     p.add_argument("new", metavar="NEW", help="the new policy: a file, or REV:path")
+    _add_options(p)
+    p.set_defaults(run=run)
+
+
+def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", action="append", type=Path, default=[], metavar="FILE",
                    help="also compare the requests in FILE (one per line: METHOD URL "
                         "[Name: value]...; repeatable)")
@@ -60,7 +65,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="replay each changed request against both real engines (local "
                         "processes), OLD and NEW side by side, and report where they do not "
                         "do what was predicted (cached or not, the rule); exit 1 then")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -106,9 +106,7 @@ def rule_annotations(result: DiffResult, new_file: str) -> list[Annotation]:
     out = []
     for rule, items in by_rule.items():
         level = "warning" if any(c.field in DECISIONS for i in items for c in i.changes) else "notice"
-        shown = "; ".join(f"{i.shown}: " + ", ".join(f"{c.field} {' → '.join(c.narrowed())}"
-                                                       for c in i.changes)
-                          for i in items[:SHOWN_PER_RULE])
+        shown = "; ".join(f"{i.shown}: {_brief(i)}" for i in items[:SHOWN_PER_RULE])
         more = f" (and {len(items) - SHOWN_PER_RULE} more)" if len(items) > SHOWN_PER_RULE else ""
         out.append(Annotation(level, f"{len(items)} request(s) of rule '{rule}' behave differently: "
                               f"{shown}{more}", new_file, rule_line(result.new, rule),
@@ -116,6 +114,21 @@ def rule_annotations(result: DiffResult, new_file: str) -> list[Annotation]:
     out += [Annotation("notice", f"fleet layout: {line}", new_file, _line(result.new, "fleet"),
                        title="cachewright diff: fleet") for line in result.layout]
     return out
+
+
+def _brief(item: RequestDiff) -> str:
+    """A request's changes in a line: the rule and verdict with their values (the other fields
+    then by name), else each field with its values, shortened."""
+    decisions = [c for c in item.changes if c.field in DECISIONS]
+    if decisions:
+        others = [c.field for c in item.changes if c.field not in DECISIONS]
+        also = f"; also {', '.join(others)}" if others else ""
+        return ", ".join(f"{c.field} {' → '.join(c.narrowed())}" for c in decisions) + also
+    return ", ".join(f"{c.field} {' → '.join(_short(v) for v in c.narrowed())}" for c in item.changes)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def rule_line(policy: Policy, name: str) -> int:
