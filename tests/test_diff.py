@@ -119,3 +119,21 @@ def test_fleet_layout_nodes_added_and_removed() -> None:
                                   f"({tier.nodes[0].address}) removed",)
     assert layout(fewer, old)[0].endswith("added")
     assert layout(old, old) == ()
+
+
+def test_https_with_a_redirect_added(tmp_path: Path) -> None:
+    """Each request is compared on each policy's default scheme: plain HTTP now redirects, and
+    HTTPS (not served before) caches by the rule; an unforwarded request shows no origin details."""
+    base = ("version: 1\nname: t\norigin: {url: http://app:8000}\nlisten:\n  http: {port: 80}\n{https}"
+            "rules:\n  - {name: pages, match: {path_prefix: /}, ttl: 5m}\n")
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(base.replace("{https}", ""))
+    new.write_text(base.replace("{https}", "  https: {port: 443, certificate: c.crt, key: c.key, "
+                                           "redirect_http: true}\n"))
+    result, _ = diffed(old, new)
+    changes = {(item.scheme, c.field): c.narrowed() for item in result.changed for c in item.changes}
+    assert {s for s, _ in changes} == {"http", "https"}
+    assert changes["http", "verdict"] == ("cached", "redirect (301)")
+    assert changes["http", "origin request"][1] == "(none: not forwarded)"
+    assert ("http", "origin cookie") not in changes
+    assert changes["https", "verdict"] == ("not served (the policy has no https listener)", "cached")

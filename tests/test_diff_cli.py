@@ -183,3 +183,17 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["diff", "--help"])
     out = capsys.readouterr().out
     assert "cachewright diff HEAD~1:policy.yaml policy.yaml" in out and "--verify-engines" in out
+
+
+def test_a_fleet_layout_change_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rules of a fleet policy are compared as one node answers; its layout simply."""
+    source = example("fleet-shard").read_text()
+    edited = tmp_path / "policy.yaml"
+    edited.write_text(source.replace("        - {name: shard-3, address: 10.0.1.23}\n", ""))
+    assert edited.read_text() != source
+    assert main(["diff", str(example("fleet-shard")), str(edited), "--exit-code"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("no request of 5 behaves differently between ")
+    assert out.endswith("fleet layout\n  tier shard: node shard-3 (10.0.1.23) removed\n")
+    assert main(["diff", str(example("fleet-shard")), str(edited), "--verify-engines"]) == 2
+    assert "--verify-engines replays single-node policies" in capsys.readouterr().err

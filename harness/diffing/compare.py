@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cachewright.generator.model import Fleet, Policy
 
 from ..selection.explain import default_scheme
-from .outcome import Outcome, outcomes
+from .outcome import FORWARDED, Outcome, outcomes
 from .sources import Probe
 
 
@@ -100,6 +100,8 @@ def compare(old: Sequence[Outcome], new: Sequence[Outcome]) -> tuple[Change, ...
     for before, after in zip(old, new, strict=True):
         a, b = dict(before.fields), dict(after.fields)
         for name in dict.fromkeys([*a, *b]):
+            if name in FORWARDED and (name not in a or name not in b):
+                continue
             if a.get(name, ()) != b.get(name, ()):
                 merged.setdefault((name, a.get(name, ()), b.get(name, ())), []).append(before.engine)
     return tuple(Change(f, o, n, tuple(e)) for (f, o, n), e in merged.items())

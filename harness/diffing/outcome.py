@@ -25,6 +25,9 @@ UNSUPPORTED = "cannot run"
 
 #: a field's name and its value, as lines (most fields have one)
 Field = tuple[str, tuple[str, ...]]
+#: fields only a forwarded request has: compared when both sides forward it (else "origin
+#: request" alone says that one side does not)
+FORWARDED = ("origin cookie", "origin headers", "origin servers")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def _shared(e: Explanation) -> tuple[Field, ...]:
 def _origin(o: OriginRequest | None) -> tuple[Field, ...]:
     """What the origin receives (nothing for a request it never sees)."""
     if o is None:
-        return ()
+        return (("origin request", ("(none: not forwarded)",)),)
     return (("origin request", (f"{o.method} {o.target} (Host {o.host})",)),
             ("origin cookie", (o.cookie or "(none)",)),
             ("origin headers", (f"passed: {', '.join(o.passed_headers) or '(none)'}",

@@ -15,7 +15,7 @@ import contextlib
 import shutil
 from dataclasses import dataclass
 
-from cachewright.generator.errors import ToolMissing
+from cachewright.generator.errors import ToolMissing, UsageError
 from cachewright.generator.model import Policy
 from cachewright.generator.targets import ENGINES
 
@@ -50,6 +50,9 @@ class Verdict:
 
 def replay(result: DiffResult) -> list[Verdict]:
     """Replay every changed request on both sides and engines (nothing to do: no stacks)."""
+    if result.old.fleet is not None or result.new.fleet is not None:
+        raise UsageError("--verify-engines replays single-node policies; for a fleet, prove each "
+                         "version with cachewright test (docs/fleets.md)")
     items = [i for i in result.changed if _replayable(i)]
     if not items:
         return []
