@@ -155,15 +155,16 @@ def github(result: DiffResult, new_file: str, verdicts: list[Verdict] | None) ->
 def verification(verdicts: list[Verdict]) -> str:
     """The replay's verdicts for the terminal: a block per disagreement, then the totals."""
     if not verdicts:
-        return "engines: no changed request to replay\n"
+        return "engines: nothing replayed (no changed request served by both policies on an engine both compile for)\n"
     lines = ["engines:"]
     for v in verdicts:
         if not v.agrees:
             lines += [f"  DISAGREES {v.side} {v.engine}: {v.request}",
                       f"    predicted: {v.predicted}", f"    observed:  {v.observed}"]
     bad = sum(not v.agrees for v in verdicts)
+    engines = ", ".join(dict.fromkeys(v.engine for v in verdicts))
     lines.append(f"  {len(verdicts) - bad} of {len(verdicts)} replays (changed requests x old, "
-                 f"new x nginx, varnish) do what was predicted" + (f"; {bad} disagree" if bad else ""))
+                 f"new x {engines}) do what was predicted" + (f"; {bad} disagree" if bad else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -54,17 +54,25 @@ def replay(result: DiffResult) -> list[Verdict]:
         raise UsageError("--verify-engines replays single-node policies; for a fleet, prove each "
                          "version with cachewright test (docs/fleets.md)")
     items = [i for i in result.changed if _replayable(i)]
-    if not items:
+    engines = runnable(items)
+    if not items or not engines:
         return []
-    _require_engines()
+    _require_engines(engines)
     with contextlib.ExitStack() as stacks:
-        old = stacks.enter_context(LocalRuntime().start(result.old, ENGINES))
-        new = stacks.enter_context(LocalRuntime().start(result.new, ENGINES))
+        old = stacks.enter_context(LocalRuntime().start(result.old, engines))
+        new = stacks.enter_context(LocalRuntime().start(result.new, engines))
         out = []
         for side, policy, stack in (("old", result.old, old), ("new", result.new, new)):
-            for engine in ENGINES:
+            for engine in engines:
                 out += _side(policy, stack, engine, side, items)
     return out
+
+
+def runnable(items: list[RequestDiff]) -> tuple[str, ...]:
+    """The engines both policies compile for (an engine that cannot run one is a predicted
+    change of its own, not replayed)."""
+    return tuple(e for e in ENGINES if not any(o.get("engine") for i in items
+                                               for o in (*i.old, *i.new) if o.engine == e))
 
 
 def _replayable(item: RequestDiff) -> bool:
@@ -72,8 +80,8 @@ def _replayable(item: RequestDiff) -> bool:
     return served and item.probe.request.method not in ("PURGE", "BAN")
 
 
-def _require_engines() -> None:
-    for engine in ENGINES:
+def _require_engines(engines: tuple[str, ...]) -> None:
+    for engine in engines:
         missing = [b for b in binaries(engine) if shutil.which(b) is None]
         if missing:
             raise ToolMissing(f"--verify-engines needs {engine}: {', '.join(missing)} is not "
