@@ -197,3 +197,8 @@ def test_a_fleet_layout_change_is_listed(tmp_path: Path, capsys: pytest.CaptureF
     assert out.endswith("fleet layout\n  tier shard: node shard-3 (10.0.1.23) removed\n")
     assert main(["diff", str(example("fleet-shard")), str(edited), "--verify-engines"]) == 2
     assert "--verify-engines replays single-node policies" in capsys.readouterr().err
+
+
+def test_quiet_prints_the_summary_only(ttl_edit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-q", "diff", SHOP, ttl_edit]) == 0
+    assert capsys.readouterr().out == f"2 of 15 requests behave differently between {SHOP} and {ttl_edit}\n"

@@ -100,7 +100,12 @@ def _output(args: argparse.Namespace, result: DiffResult, verdicts: list[Verdict
         return json.dumps(doc, indent=2) + "\n"
     if args.format == "github":
         return render.github(result, args.new, verdicts)
-    text = render.markdown(result) if args.format == "markdown" else render.table(result)
+    from .. import ui
+
+    if args.format == "markdown":
+        text = render.markdown(result)
+    else:
+        text = render.summary(result) + "\n" if ui.level == ui.QUIET else render.table(result)
     if verdicts is None:
         return text
     checked = render.verification(verdicts)
