@@ -202,3 +202,8 @@ def test_a_fleet_layout_change_is_listed(tmp_path: Path, capsys: pytest.CaptureF
 def test_quiet_prints_the_summary_only(ttl_edit: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "diff", SHOP, ttl_edit]) == 0
     assert capsys.readouterr().out == f"2 of 15 requests behave differently between {SHOP} and {ttl_edit}\n"
+
+
+def test_annotations_for_rev_path_name_the_file(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "HEAD~1:site/policy.yaml", "HEAD:site/policy.yaml", "--format", "github"]) == 0
+    assert capsys.readouterr().out.startswith("::notice file=policy.yaml,line=5,")

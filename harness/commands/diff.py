@@ -99,7 +99,7 @@ def _output(args: argparse.Namespace, result: DiffResult, verdicts: list[Verdict
             doc["engines"] = render.verdicts_json(verdicts)
         return json.dumps(doc, indent=2) + "\n"
     if args.format == "github":
-        return render.github(result, args.new, verdicts)
+        return render.github(result, result.new.source, verdicts)  # REV:path: its file
     from .. import ui
 
     if args.format == "markdown":
