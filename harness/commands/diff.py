@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                "  cachewright diff old.yaml new.yaml --verify-engines\n\n"
                "a requests file has one request per line: METHOD URL [Name: value]...\n"
                "  GET /static/app.js\n  GET https://shop.example.com/c/shoes Cookie: currency=eur\n\n"
-               "exit: 0 (changes too, unless --exit-code), 1 changes with --exit-code or an "
+               "exit: 0 (changes too, unless --exit-code), 1 changes with --exit-code or an\n"
                "engine disagreeing with --verify-engines, 2 bad input, 3 an engine missing",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("old", metavar="OLD", help="the old policy: a file, or REV:path (HEAD~1:policy.yaml)")
