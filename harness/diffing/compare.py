@@ -58,7 +58,7 @@ class RequestDiff:
 
     def rule(self, which: str) -> str:
         """The rule the old or new policy selects (empty when none: a guard answered)."""
-        return (self.old if which == "old" else self.new)[0].get("rule")
+        return next((r for o in (self.old if which == "old" else self.new) if (r := o.get("rule"))), "")
 
 
 @dataclass(frozen=True)
