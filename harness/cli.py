@@ -21,6 +21,7 @@ from .commands import (
     common,
     compare,
     compile,
+    diff,
     explain,
     init,
     purge,
@@ -31,7 +32,8 @@ from .commands import (
     verify,
 )
 
-COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, purge, capabilities, schema)
+COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, diff, purge, capabilities,
+            schema)
 
 
 def parser() -> argparse.ArgumentParser:

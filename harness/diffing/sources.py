@@ -1,0 +1,147 @@
+"""The requests ``diff`` compares, one function per source, merged by ``request_set``.
+
+``derived`` builds, for every rule of a policy (the implicit default rule too), the requests the
+checks build for it: a request it selects (``probe_for``), the same with its key cookies, key
+headers and ``vary`` headers set, a request just outside it (``other_probe``), and one per later
+rule that overlaps it (``overlap_probe``). ``from_entries`` turns traffic (a requests file; an
+access log) into the same records. Adding a source is one more function returning ``Sourced``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cachewright.generator.errors import UsageError
+from cachewright.generator.model import Policy, Rule
+
+from ..runtime.prepare import request_host
+from ..selection import Request, distinct_values, other_probe, overlap_probe, probe_for
+from ..traffic.entry import Entry
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_HEADER_START = re.compile(rf"(?:^|\s)({_TOKEN}):(?:\s|$)")
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """One request and where it comes from (``rule 'static' (old): matches``, ``reqs.txt:4``)."""
+
+    request: Request
+    source: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A request of the set, with every source that produced it (first seen first)."""
+
+    request: Request
+    sources: tuple[str, ...]
+
+
+def request_set(*sources: Iterable[Sourced]) -> tuple[Probe, ...]:
+    """Every distinct request of ``sources``, in first-seen order."""
+    seen: dict[Request, list[str]] = {}
+    for source in sources:
+        for item in source:
+            names = seen.setdefault(item.request, [])
+            if item.source not in names:
+                names.append(item.source)
+    return tuple(Probe(r, tuple(s)) for r, s in seen.items())
+
+
+def derived(policy: Policy, side: str) -> Iterator[Sourced]:
+    """Each rule's matching and boundary requests in ``policy`` (``side``: old or new)."""
+    host = request_host(policy)
+    for rule in (*policy.rules, policy.default_rule):
+        tag = _tag(rule)
+        label = f"rule '{rule.name}' ({side})"
+        match = probe_for(policy, rule, tag=tag, host=host)
+        if match is not None:
+            yield Sourced(match, f"{label}: matches")
+            keyed = _keyed(rule, match)
+            if keyed is not None:
+                yield Sourced(keyed, f"{label}: matches, with its key and vary values")
+        outside = other_probe(policy, rule, tag=tag, host=host)
+        if outside is not None:
+            yield Sourced(outside, f"{label}: just outside it")
+        for later in policy.rules[rule.index + 1:]:
+            both = overlap_probe(policy, rule, later, tag=tag, host=host)
+            if both is not None:
+                yield Sourced(both, f"{label}: also matches '{later.name}'")
+
+
+def _tag(rule: Rule) -> str:
+    """A path marker per rule name: stable across runs and policy versions, so a rule's
+    requests in OLD and NEW are the same requests when its conditions are."""
+    return "cwd" + hashlib.blake2s(rule.name.encode(), digest_size=3).hexdigest()
+
+
+def _keyed(rule: Rule, request: Request) -> Request | None:
+    """``request`` with the rule's key cookies, key headers and vary headers given values its
+    conditions accept, and one more cookie (None: the rule keys on nothing extra)."""
+    headers = [*rule.key.headers, *(h for h in rule.vary if h not in rule.key.headers)]
+    if not headers and not rule.key.cookies:
+        return None
+    sent = dict(request.headers)
+    for name in headers:
+        sent[name] = _value(rule, name, cookie=False)
+    cookies = dict(request.cookies)
+    for name in rule.key.cookies:
+        cookies[name] = _value(rule, name, cookie=True)
+    cookies.setdefault("cw_other", "1")
+    return replace(request, headers=tuple(sent.items()), cookies=tuple(cookies.items()))
+
+
+def _value(rule: Rule, name: str, *, cookie: bool) -> str:
+    tests = rule.match.cookies if cookie else rule.match.headers
+    regexes = [c.regex or "." for c in tests
+               if (c.name == name if cookie else c.name.lower() == name.lower())]
+    values = distinct_values(regexes, cookie=cookie, count=1)
+    return values[0] if values else "cw-a"
+
+
+def from_entries(entries: Iterable[Entry], policy: Policy, name: str) -> Iterator[Sourced]:
+    """Requests read from traffic (``name``: the file), on the policy's host when they name none."""
+    host = request_host(policy)
+    for entry in entries:
+        yield Sourced(entry.request(host), f"{name}:{entry.line}")
+
+
+def read_requests(path: Path) -> list[Entry]:
+    """A requests file: one request per line, ``METHOD URL [Name: value]...`` (blank lines and
+    ``#`` comments skipped); a line that cannot be read is a usage error naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--requests {path}: cannot read it ({exc})") from None
+    entries = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            entries.append(_entry(line, number, path))
+    return entries
+
+
+def _entry(line: str, number: int, path: Path) -> Entry:
+    method, _, rest = line.partition(" ")
+    url, _, tail = rest.strip().partition(" ")
+    where = f"{path}:{number}"
+    if not re.fullmatch(_TOKEN, method) or not url:
+        raise UsageError(f"{where}: expected 'METHOD URL [Name: value]...', got {line!r}")
+    host = None
+    if not url.startswith("/"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"{where}: {url!r} is neither a /path nor an http(s):// URL")
+        host, url = parts.netloc, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    starts = list(_HEADER_START.finditer(tail))
+    if tail.strip() and (not starts or starts[0].start() > 0 and tail[:starts[0].start()].strip()):
+        raise UsageError(f"{where}: headers must read 'Name: value', got {tail.strip()!r}")
+    headers = tuple((m.group(1), tail[m.end():nxt.start() if nxt else len(tail)].strip())
+                    for m, nxt in zip(starts, [*starts[1:], None][:len(starts)], strict=True))
+    return Entry(number, method.upper(), url, host, headers)
