@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..scenarios import EngineClient, OriginControl, Scenario, ScenarioContext, StackContext
 
     Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
+    Replay = Callable[[Stack, Policy, tuple[str, ...]], list[CheckResult]]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog="examples:\n  cachewright test examples/shop/policy.yaml\n"
                "  cachewright test policy.yaml --engine varnish --junit report.xml\n"
                "  cachewright test policy.yaml --checks rule. --checks security\n"
-               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app",
+               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app\n"
+               "  cachewright test policy.yaml --replay requests.txt  # outcomes vs a baseline run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
@@ -64,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "digest of the body)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    p.add_argument("--replay", type=Path, metavar="FILE",
+                   help="also replay this traffic (a requests file: METHOD URL [Name: value]... per "
+                        "line) and check that no request changes outcome relative to a baseline run")
+    p.add_argument("--replay-baseline", type=Path, metavar="FILE",
+                   help="the baseline --replay compares with, recorded when absent (default: "
+                        "FILE.baseline.json beside the --replay file)")
     p.set_defaults(run=run)
 
 
@@ -175,11 +183,13 @@ def run(args: argparse.Namespace) -> int:
     client.TRACE = Tracer() if args.trace else None
     identity = response_identity(args)
     seen = checks.front_view(policy)  # a fleet's checks run through its first front node
+    replay = replay_check(args, policy)
     with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
             chosen.start(policy, selected, args.origin) as stack:
         results = checks.run_checks(derived, stack, seen, selected, progress.done)
         results += [checks.left_out(c, e) for e in selected for c in asked_out]
         results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
+        results += replay(stack, seen, selected) if replay else []
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock, args.allow_skips, notes)
     color = report.should_color(sys.stdout)
@@ -189,6 +199,26 @@ def run(args: argparse.Namespace) -> int:
     write_report(args.json, report.to_json(outcome))
     write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
+    """``--replay``: the check to run on the started stack (None without the option); the
+    traffic file and the baseline are checked before any engine starts."""
+    from ..traffic import baseline
+    from ..traffic.requests_file import read_requests  # the one reader of the --replay file
+
+    if args.replay is None:
+        if args.replay_baseline is not None:
+            raise UsageError("--replay-baseline needs --replay")
+        return None
+    if policy.fleet is not None or user_app(args):
+        raise UsageError("--replay runs in front of the sample origin, without a fleet: section "
+                         "(its origin counts are the ground truth)")
+    if not args.replay.is_file():
+        raise UsageError(f"--replay {args.replay}: no such file")
+    saved = baseline.baseline_path(args.replay, args.replay_baseline)
+    baseline.load(saved)  # a bad baseline is an error before any engine starts
+    return lambda stack, seen, engines: baseline.check(stack, seen, engines, args.replay, saved, read_requests)
 
 
 def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
