@@ -284,7 +284,17 @@ def drive(stack: Stack, engine: str, policy: Policy, entries: Iterable[Entry | M
     sent = sum(tally.rules.values()) + tally.other["refused"] + tally.other["errors"]
     return Measured(engine, dict(sorted(rules.items())), sent, tally.other["refused"],
                     tally.other["errors"], malformed, counts.total, seconds, speed,
-                    tally.other["late"], tally.max_lag, tally.other["dropped"], stopped)
+                    tally.other["late"], tally.max_lag, tally.other["dropped"], stopped,
+                    _pace_note(tally.other["late"], sent, tally.max_lag))
+
+
+def _pace_note(late: int, sent: int, max_lag: float) -> tuple[str, ...]:
+    """A note when more than 1% of the requests went out late: the engine (or this machine)
+    did not keep the pace, and the gaps that decide TTL expiry were not the log's."""
+    if late * 100 <= sent:
+        return ()
+    return (f"{late} of {sent} requests went out more than {LATE:g} s late (at most {max_lag:.1f} s): "
+            "the pace was not kept, so expiry-dependent results are approximate; lower the speed",)
 
 
 def _dispatch(target: Target, entries: Iterable[Entry | Malformed], bounds: Bounds,
