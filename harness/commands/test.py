@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..scenarios import EngineClient, OriginControl, Scenario, ScenarioContext, StackContext
 
     Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
-    Replay = Callable[[Stack, Policy, tuple[str, ...]], list[CheckResult]]
+    Replay = Callable[[Runtime, Policy, tuple[str, ...]], list[CheckResult]]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,12 +184,14 @@ def run(args: argparse.Namespace) -> int:
     identity = response_identity(args)
     seen = checks.front_view(policy)  # a fleet's checks run through its first front node
     replay = replay_check(args, policy)
-    with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
-            chosen.start(policy, selected, args.origin) as stack:
-        results = checks.run_checks(derived, stack, seen, selected, progress.done)
-        results += [checks.left_out(c, e) for e in selected for c in asked_out]
-        results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
-        results += replay(stack, seen, selected) if replay else []
+    results: list[CheckResult] = []
+    if derived or asked_out or scenarios or replay is None:  # --replay alone: its own stack only
+        with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
+                chosen.start(policy, selected, args.origin) as stack:
+            results = checks.run_checks(derived, stack, seen, selected, progress.done)
+            results += [checks.left_out(c, e) for e in selected for c in asked_out]
+            results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
+    results += replay(chosen, policy, selected) if replay else []
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock, args.allow_skips, notes)
     color = report.should_color(sys.stdout)
@@ -202,8 +204,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
-    """``--replay``: the check to run on the started stack (None without the option); the
-    traffic file and the baseline are checked before any engine starts."""
+    """``--replay``: the check, run on a stack of its own after the others (None without the
+    option): no check's cache entries or origin rules change its outcomes. The traffic file and
+    the baseline are checked before any engine starts."""
     from ..traffic import baseline
     from ..traffic.requests_file import read_requests  # the one reader of the --replay file
 
@@ -218,7 +221,12 @@ def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
         raise UsageError(f"--replay {args.replay}: no such file")
     saved = baseline.baseline_path(args.replay, args.replay_baseline)
     baseline.load(saved)  # a bad baseline is an error before any engine starts
-    return lambda stack, seen, engines: baseline.check(stack, seen, engines, args.replay, saved, read_requests)
+
+    def run_replay(chosen: Runtime, run_policy: Policy, engines: tuple[str, ...]) -> list[CheckResult]:
+        with chosen.start(run_policy, engines) as stack:
+            return baseline.check(stack, run_policy, engines, args.replay, saved, read_requests)
+
+    return run_replay
 
 
 def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
