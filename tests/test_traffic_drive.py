@@ -69,6 +69,22 @@ def test_refused_urls_and_bad_lines_are_counted_not_fatal(stack: Stack, engine: 
     assert measured.rules["static"].origin == 1 and measured.rules["static"].requests == 2
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unsendable_requests_are_errors_and_a_failing_observer_stops_the_replay(stack: Stack, engine: str) -> None:
+    policy = loads(POLICY, "replay.yaml")
+    entries = [Entry(1, "GET", "/static/a b"), Entry(2, "GET", "/static/x", headers=(("X-A", "1\r\nX-B: 2"),)),
+               *(Entry(i, "GET", f"/static/{token()}") for i in range(3, 1003))]
+    measured = drive(stack, engine, policy, entries, concurrency=2)
+    assert (measured.errors, measured.sent, measured.rules["static"].requests) == (2, 1002, 1000)
+    assert any(n.startswith("2 requests got no answer; the first: line ") for n in measured.notes), measured.notes
+
+    def observe(sent: object) -> None:
+        raise RuntimeError("observer broke")
+
+    with pytest.raises(RuntimeError, match="observer broke"):
+        drive(stack, engine, policy, entries, concurrency=2, observe=observe)
+
+
 def test_a_ttl_expires_where_the_compressed_log_says(tmp_path: Path) -> None:
     # Log times 0, 5, 16, 18 s with a 10 s TTL: the third request comes after the first
     # answer expired. At speed 5 the TTL runs as 2 s and the requests go at 0, 1, 3.2, 3.6 s.

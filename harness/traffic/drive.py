@@ -81,6 +81,8 @@ class Sent:
     outcome: str
     rule: str
     lag: float
+    #: why there was no answer (a refused connection, a target http.client cannot send, ...)
+    error: str = ""
 
     @property
     def path(self) -> str:
@@ -149,6 +151,9 @@ class _Tally:
     path_rule: dict[str, str] = field(default_factory=dict)
     other: Counter[str] = field(default_factory=Counter)
     max_lag: float = 0.0
+    first_error: str = ""
+    #: what stopped a worker (an observer's exception): raised again once every worker is done
+    failure: BaseException | None = None
 
     def drop(self) -> None:
         """A request not sent: its time came after the deadline (the workers fell behind)."""
@@ -161,6 +166,7 @@ class _Tally:
             self.other["late"] += sent.lag > LATE
             if sent.status is None or sent.status == 400:
                 self.other["errors" if sent.status is None else "refused"] += 1
+                self.first_error = self.first_error or sent.error
             else:
                 self.rules[sent.rule] += 1
                 self.hits[sent.rule] += sent.outcome in ("hit", "stale")
@@ -180,9 +186,9 @@ class _Sender:
         request = entry.request(self.target.host)
         try:
             response, rid = self._exchange(entry.method, request.target, request.http_headers())
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: unsendable
             self.close()
-            return Sent(entry, None, "error", "", lag)
+            return Sent(entry, None, "error", "", lag, f"line {entry.line}: {type(exc).__name__}: {exc}")
         status = parse_cache_status(response.getheader("Cache-Status"), self.target.cache_name)
         outcome = status.outcome if status.raw else self.target.seen(rid)
         rule = status.detail or select_rule(self.target.policy, request).name
@@ -273,6 +279,8 @@ def drive(stack: Stack, engine: str, policy: Policy, entries: Iterable[Entry | M
         started = time.monotonic()
         malformed, stopped = _dispatch(target, entries, bounds, tally)
         seconds = time.monotonic() - started
+        if tally.failure is not None:
+            raise tally.failure
         counts = origin.counts()
     rules = {name: RuleMeasure(n, tally.hits[name]) for name, n in tally.rules.items()}
     for path, count in counts.paths.items():
@@ -285,7 +293,12 @@ def drive(stack: Stack, engine: str, policy: Policy, entries: Iterable[Entry | M
     return Measured(engine, dict(sorted(rules.items())), sent, tally.other["refused"],
                     tally.other["errors"], malformed, counts.total, seconds, speed,
                     tally.other["late"], tally.max_lag, tally.other["dropped"], stopped,
-                    _pace_note(tally.other["late"], sent, tally.max_lag))
+                    _pace_note(tally.other["late"], sent, tally.max_lag) + _error_note(tally))
+
+
+def _error_note(tally: _Tally) -> tuple[str, ...]:
+    errors = tally.other["errors"]
+    return (f"{errors} requests got no answer; the first: {tally.first_error}",) if errors else ()
 
 
 def _pace_note(late: int, sent: int, max_lag: float) -> tuple[str, ...]:
@@ -356,12 +369,17 @@ def _work(target: Target, jobs: queue.Queue[tuple[Entry, float] | None], tally: 
         while (job := jobs.get()) is not None:
             entry, due = job
             now = time.monotonic()
+            if tally.failure is not None:
+                continue  # keep taking jobs, so that the dispatcher never waits on a full queue
             if now < due:
                 time.sleep(due - now)
             elif now > deadline:
                 tally.drop()
                 continue
-            tally.add(sender.send(entry, max(0.0, time.monotonic() - due)))
+            try:
+                tally.add(sender.send(entry, max(0.0, time.monotonic() - due)))
+            except Exception as exc:  # the observer's: the replay stops and drive raises it
+                tally.failure = exc
     finally:
         sender.close()
 
