@@ -101,9 +101,9 @@ def test_requests_file_adds_requests(tmp_path: Path, ttl_edit: str,
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("GET\n", "requests.txt:1: expected 'METHOD URL [Name: value]...', got 'GET'"),
-    ("GET ftp://x/a\n", "requests.txt:1: 'ftp://x/a' is neither a /path nor an http(s):// URL"),
-    ("GET /a b c\n", "requests.txt:1: headers must read 'Name: value', got 'b c'"),
+    ("GET\n", "requests.txt:1: GET: no URL (expected METHOD URL [Name: value]...)"),
+    ("GET ftp://x/a\n", "requests.txt:1: 'ftp://x/a': expected /path?query or http(s)://host/path?query"),
+    ("GET /a b c\n", "requests.txt:1: 'b c': expected headers as Name: value"),
 ])
 def test_a_bad_requests_line_is_exit_2(tmp_path: Path, content: str, message: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,21 +10,16 @@ access log) into the same records. Adding a source is one more function returnin
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from cachewright.generator.errors import UsageError
 from cachewright.generator.model import Policy, Rule
 
 from ..runtime.prepare import request_host
 from ..selection import Request, distinct_values, other_probe, overlap_probe, probe_for
-from ..traffic.entry import Entry
-
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_HEADER_START = re.compile(rf"(?:^|\s)({_TOKEN}):(?:\s|$)")
+from ..traffic.entry import Entry, Malformed
 
 
 @dataclass(frozen=True)
@@ -113,35 +108,17 @@ def from_entries(entries: Iterable[Entry], policy: Policy, name: str) -> Iterato
 
 
 def read_requests(path: Path) -> list[Entry]:
-    """A requests file: one request per line, ``METHOD URL [Name: value]...`` (blank lines and
-    ``#`` comments skipped); a line that cannot be read is a usage error naming it."""
+    """A requests file (``harness/traffic/requests_file.py``: one ``METHOD URL [Name: value]...``
+    per line); a line that cannot be read is a usage error naming it: the file is written by
+    hand, and a request it meant to check must not be passed over."""
+    from ..traffic.requests_file import read_requests as read
+
+    entries = []
     try:
-        text = path.read_text(encoding="utf-8")
+        for item in read(path):
+            if isinstance(item, Malformed):
+                raise UsageError(f"{path}:{item.line}: {item.reason}")
+            entries.append(item)
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--requests {path}: cannot read it ({exc})") from None
-    entries = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            entries.append(_entry(line, number, path))
     return entries
-
-
-def _entry(line: str, number: int, path: Path) -> Entry:
-    method, _, rest = line.partition(" ")
-    url, _, tail = rest.strip().partition(" ")
-    where = f"{path}:{number}"
-    if not re.fullmatch(_TOKEN, method) or not url:
-        raise UsageError(f"{where}: expected 'METHOD URL [Name: value]...', got {line!r}")
-    host = None
-    if not url.startswith("/"):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"{where}: {url!r} is neither a /path nor an http(s):// URL")
-        host, url = parts.netloc, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    starts = list(_HEADER_START.finditer(tail))
-    if tail.strip() and (not starts or starts[0].start() > 0 and tail[:starts[0].start()].strip()):
-        raise UsageError(f"{where}: headers must read 'Name: value', got {tail.strip()!r}")
-    headers = tuple((m.group(1), tail[m.end():nxt.start() if nxt else len(tail)].strip())
-                    for m, nxt in zip(starts, [*starts[1:], None][:len(starts)], strict=True))
-    return Entry(number, method.upper(), url, host, headers)
