@@ -1,4 +1,8 @@
-"""Writing generated files: atomically (all or nothing), and comparing with what is on disk."""
+"""Writing generated files: atomically (all or nothing), and comparing with what is on disk.
+
+The folder's manifest (generator/manifest.py) records what was written, so that a later compile
+removes the files it no longer writes, and only those.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,21 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import CachewrightError
+from .manifest import MANIFEST, Plan, plan
 from .render import OutputFile
+from .targets import ENGINES
 
 
 class OutputError(CachewrightError):
     """The output directory cannot be written."""
 
 
-def write_atomically(out_dir: Path, files: Iterable[OutputFile]) -> None:
-    """Write ``files`` under ``out_dir``: built in a sibling temp dir, then swapped in.
-
-    Only the files cachewright owns are replaced; an existing directory's other files stay.
-    """
+def write_atomically(out_dir: Path, files: Iterable[OutputFile],
+                     targets: tuple[str, ...] = ENGINES) -> Plan:
+    """Write ``files`` (of ``targets``) under ``out_dir``: built in a sibling temp dir, then
+    swapped in; then the files an earlier compile wrote and this one does not are removed, and
+    the manifest is written last. Files no manifest lists stay. Returns what was removed and
+    what was left because it was edited."""
     files = list(files)
     out_dir = out_dir.resolve()
     try:
@@ -30,16 +37,25 @@ def write_atomically(out_dir: Path, files: Iterable[OutputFile]) -> None:
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot write output: {exc.strerror}") from None
     try:
+        todo = plan(out_dir, files, targets)
         for f in files:
-            target = staging / f.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(f.text, encoding="utf-8")
-            target.chmod(f.mode)
+            _stage(staging, f)
+        _stage(staging, OutputFile(MANIFEST, todo.text))
         _swap_in(staging, out_dir, files)
+        _remove(out_dir, todo.remove)
+        os.replace(staging / MANIFEST, out_dir / MANIFEST)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot write output: {exc.strerror}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return todo
+
+
+def _stage(staging: Path, f: OutputFile) -> None:
+    target = staging / f.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(f.text.encode("utf-8"))
+    target.chmod(f.mode)
 
 
 def _swap_in(staging: Path, out_dir: Path, files: list[OutputFile]) -> None:
@@ -50,8 +66,25 @@ def _swap_in(staging: Path, out_dir: Path, files: list[OutputFile]) -> None:
         os.replace(staging / f.path, target)
 
 
-def diff(out_dir: Path, files: Iterable[OutputFile]) -> str:
-    """Unified diff from what is on disk to what would be generated ("" when identical)."""
+def _remove(out_dir: Path, paths: tuple[str, ...]) -> None:
+    """Remove ``paths`` and the folders they leave empty (never ``out_dir`` itself)."""
+    for path in paths:
+        target = out_dir / path
+        target.unlink(missing_ok=True)
+        folder = target.parent
+        while folder != out_dir:
+            try:
+                folder.rmdir()  # an empty folder only
+            except OSError:
+                break
+            folder = folder.parent
+
+
+def diff(out_dir: Path, files: Iterable[OutputFile], targets: tuple[str, ...] = ENGINES) -> tuple[str, Plan]:
+    """Unified diff from what is on disk to what a compile would leave there ("" when
+    identical; a file it would remove as a diff to /dev/null), and the plan (``edited``: stale
+    files a compile would leave, which are drift too)."""
+    files = list(files)
     chunks: list[str] = []
     for f in files:
         target = out_dir / f.path
@@ -60,4 +93,10 @@ def diff(out_dir: Path, files: Iterable[OutputFile]) -> str:
             chunks.extend(difflib.unified_diff(
                 old.splitlines(keepends=True), f.text.splitlines(keepends=True),
                 fromfile=str(target) if target.is_file() else "/dev/null", tofile=str(target)))
-    return "".join(chunks)
+    todo = plan(out_dir, files, targets)
+    for path in todo.remove:
+        target = out_dir / path
+        chunks.extend(difflib.unified_diff(
+            target.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True), [],
+            fromfile=str(target), tofile="/dev/null"))
+    return "".join(chunks), todo
