@@ -20,6 +20,7 @@ from .targets import ENGINES
 if TYPE_CHECKING:
     from .model import Policy
     from .render import OutputFile
+    from .ruletable import Entry
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def compile_policy(policy: Policy, targets: tuple[str, ...] = ENGINES,
 
 
 def _compile(policy: Policy, targets: tuple[str, ...], options: Options | None) -> Compiled:
-    from . import capabilities, fleet
+    from . import capabilities, fleet, ruletable
 
     options = options or Options()
     if policy.fleet is not None:
@@ -73,25 +74,27 @@ def _compile(policy: Policy, targets: tuple[str, ...], options: Options | None) 
     files: list[OutputFile] = []
     warnings: list[str] = list(policy.warnings)
     errors: list[str] = []
+    rules = ruletable.entries(policy)
     for target in targets:
         try:
             warnings.extend(capabilities.check(policy, target))
         except CapabilityError as exc:
             errors.append(str(exc))
             continue
-        files.extend(_files(policy, target, options))
+        files.extend(_files(policy, target, options, rules))
     if errors:
         raise CapabilityError("\n".join(errors))
     return Compiled(tuple(files), tuple(warnings))
 
 
-def _files(policy: Policy, target: str, options: Options) -> list[OutputFile]:
+def _files(policy: Policy, target: str, options: Options, rules: tuple[Entry, ...]) -> list[OutputFile]:
+    """``target``'s files; ``rules``: the rule table's entries (generator/ruletable.py)."""
     if target == "nginx":
-        return _nginx_files(policy, options)
-    return _varnish_files(policy, options)
+        return _nginx_files(policy, options, rules)
+    return _varnish_files(policy, options, rules)
 
 
-def _nginx_files(policy: Policy, options: Options) -> list[OutputFile]:
+def _nginx_files(policy: Policy, options: Options, rules: tuple[Entry, ...]) -> list[OutputFile]:
     from . import lower_nginx, ruletable
     from .render import OutputFile, render
     from .tls import FFDHE2048_PEM
@@ -99,7 +102,7 @@ def _nginx_files(policy: Policy, options: Options) -> list[OutputFile]:
     source = policy.source
     model = lower_nginx.lower(policy, options.nginx_version, options.nginx_modules_dir)
     conf = ruletable.prepend(render("nginx/nginx.conf.j2", model, source),
-                             ruletable.nginx_table(policy, model.locations))
+                             ruletable.nginx_table(rules, model.locations))
     out = [OutputFile("nginx/nginx.conf", conf)]
     tls = model.server.tls
     if tls is not None and tls.dhparam:
@@ -110,7 +113,7 @@ def _nginx_files(policy: Policy, options: Options) -> list[OutputFile]:
     return out
 
 
-def _varnish_files(policy: Policy, options: Options) -> list[OutputFile]:
+def _varnish_files(policy: Policy, options: Options, rules: tuple[Entry, ...]) -> list[OutputFile]:
     """default.vcl (with the rule table), varnishd.args and, with HTTPS, hitch.conf (neither
     holds a rule: no table)."""
     from . import lower_hitch, lower_varnish, ruletable
@@ -119,7 +122,7 @@ def _varnish_files(policy: Policy, options: Options) -> list[OutputFile]:
     source = policy.source
     vcl = lower_varnish.lower(policy, options.varnish_proxy_listen, options.hitch_user)
     text = ruletable.prepend(render("varnish/default.vcl.j2", vcl, source),
-                             ruletable.vcl_table(policy, vcl.selection))
+                             ruletable.vcl_table(rules, vcl.selection))
     out = [
         OutputFile("varnish/default.vcl", text),
         OutputFile("varnish/varnishd.args", render("varnish/varnishd.args.j2", vcl, source)),

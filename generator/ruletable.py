@@ -30,13 +30,20 @@ HEADINGS = 2
 
 
 @dataclass(frozen=True)
-class Row:
-    """One rule in the table, before its line number is known."""
+class Entry:
+    """What the table says of a rule in either engine's file."""
 
     order: str
     name: str
     match: str
     ttl: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One rule in an engine's table, before its line number is known."""
+
+    entry: Entry
     #: nginx: the named locations; VCL: the subroutine and branch
     place: str
     #: the rendered file's comment above the rule's block (``# cachewright: <marker>``)
@@ -52,34 +59,34 @@ class Table:
     rows: tuple[Row, ...]
 
 
-def nginx_table(policy: Policy, locations: tuple[Location, ...]) -> Table:
+def entries(policy: Policy) -> tuple[Entry, ...]:
+    """Each rule's entry, the default rule's last (derived once for both engines' tables)."""
+    out = [Entry(str(rule.index + 1), comment_text(rule.name), summary(rule.match), _ttl(policy, rule))
+           for rule in policy.rules]
+    out.append(Entry("-", "default", "no rule above matches", _ttl(policy, policy.default_rule)))
+    return tuple(out)
+
+
+def nginx_table(rules: tuple[Entry, ...], locations: tuple[Location, ...]) -> Table:
     """The rules of nginx.conf: each rule's named locations (the values of the dispatch map,
     ``$cw_target``); its line is the plain location's ``location @<rule> {``."""
-    rules = (*policy.rules, policy.default_rule)
     return Table("location", tuple(
-        _row(policy, rule, ", ".join(f"@{v.ident}" for v in loc.variants), loc.variants[0].marker)
-        for rule, loc in zip(rules, locations, strict=True)))
+        Row(entry, ", ".join(f"@{v.ident}" for v in loc.variants), loc.variants[0].marker)
+        for entry, loc in zip(rules, locations, strict=True)))
 
 
-def vcl_table(policy: Policy, selection: Selection) -> Table:
+def vcl_table(rules: tuple[Entry, ...], selection: Selection) -> Table:
     """The rules of default.vcl: the subroutine and branch of the first-match chain that selects
     each (``vcl_recv``, or ``cw_select_<n>`` for a large policy); its line is the branch's
     ``if`` / ``elsif``. The default rule's comment is inside its branch, after the ``else``
     (or, chunked, the ``if`` that no rule was selected)."""
     places = [(f"cw_select_{number}" if selection.select_subs else "vcl_recv", "elsif" if at else "if", rule.marker)
               for number, chunk in enumerate(selection.chunks, start=1) for at, rule in enumerate(chunk)]
-    rows = [_row(policy, rule, f"{sub} {branch}", marker)
-            for rule, (sub, branch, marker) in zip(policy.rules, places, strict=True)]
+    rows = [Row(entry, f"{sub} {branch}", marker)
+            for entry, (sub, branch, marker) in zip(rules[:-1], places, strict=True)]
     branch = "else" if selection.inline_chain else "if no rule"
-    rows.append(_row(policy, policy.default_rule, f"vcl_recv {branch}", selection.default.marker, -1))
+    rows.append(Row(rules[-1], f"vcl_recv {branch}", selection.default.marker, -1))
     return Table("subroutine, branch", tuple(rows))
-
-
-def _row(policy: Policy, rule: Rule, place: str, marker: str, offset: int = 1) -> Row:
-    default = rule is policy.default_rule
-    return Row("-" if default else str(rule.index + 1), comment_text(rule.name),
-               "no rule above matches" if default else summary(rule.match), _ttl(policy, rule),
-               place, marker, offset)
 
 
 def _ttl(policy: Policy, rule: Rule) -> str:
@@ -171,7 +178,7 @@ def _line_comment(text: str, needle: str, pos: int) -> int:
 def _format(table: Table, numbers: list[int]) -> str:
     """The table: a title, the column headings, a row per rule; columns aligned."""
     cells = [("order", "rule", "match", "ttl", table.place)]
-    cells += [(r.order, r.name, r.match, r.ttl, r.place) for r in table.rows]
+    cells += [(r.entry.order, r.entry.name, r.entry.match, r.entry.ttl, r.place) for r in table.rows]
     o, n, m, t, p = (max(len(row[i]) for row in cells) for i in range(5))
     out = ["# Rules, first match wins (line: where the rule's block starts in this file):\n"]
     out += [f"#   {a:<{o}}  {b:<{n}}  {c:<{m}}  {d:<{t}}  {e:<{p}}  {line}\n"
