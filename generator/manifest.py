@@ -15,12 +15,10 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import CachewrightError
-from .render import OutputFile
 
 MANIFEST = ".cachewright-manifest"
 #: the folders holding each target's files (a fleet's under each node's folder)
@@ -46,9 +44,9 @@ class Plan:
     text: str
 
 
-def digest(text: str) -> str:
+def digest(text: str | bytes) -> str:
     """The SHA-256 of a generated file as written (UTF-8)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
 
 
 def manifest_text(entries: dict[str, str]) -> str:
@@ -56,9 +54,10 @@ def manifest_text(entries: dict[str, str]) -> str:
     return HEADER + "".join(f"{entries[path]}  {path}\n" for path in sorted(entries))
 
 
-def plan(out_dir: Path, files: Iterable[OutputFile], targets: tuple[str, ...]) -> Plan:
-    """What compiling ``files`` for ``targets`` into ``out_dir`` removes, leaves, and lists."""
-    entries = {f.path: digest(f.text) for f in files}
+def plan(out_dir: Path, written: dict[str, str], targets: tuple[str, ...]) -> Plan:
+    """What compiling files for ``targets`` into ``out_dir`` removes, leaves, and lists;
+    ``written``: the compile's files (path → digest)."""
+    entries = dict(written)
     remove: list[str] = []
     edited: list[str] = []
     for path, recorded in read(out_dir).items():

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import CachewrightError
-from .manifest import MANIFEST, Plan, plan
+from .manifest import MANIFEST, Plan, digest, plan
 from .render import OutputFile
 from .targets import ENGINES
 
@@ -37,10 +37,11 @@ def write_atomically(out_dir: Path, files: Iterable[OutputFile],
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot write output: {exc.strerror}") from None
     try:
-        todo = plan(out_dir, files, targets)
+        data = {f.path: f.text.encode("utf-8") for f in files}  # encoded once: hashed and written
+        todo = plan(out_dir, {path: digest(blob) for path, blob in data.items()}, targets)
         for f in files:
-            _stage(staging, f)
-        _stage(staging, OutputFile(MANIFEST, todo.text))
+            _stage(staging, f.path, data[f.path], f.mode)
+        _stage(staging, MANIFEST, todo.text.encode("utf-8"), 0o644)
         _swap_in(staging, out_dir, files)
         _remove(out_dir, todo.remove)
         os.replace(staging / MANIFEST, out_dir / MANIFEST)
@@ -51,11 +52,11 @@ def write_atomically(out_dir: Path, files: Iterable[OutputFile],
     return todo
 
 
-def _stage(staging: Path, f: OutputFile) -> None:
-    target = staging / f.path
+def _stage(staging: Path, path: str, data: bytes, mode: int) -> None:
+    target = staging / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(f.text.encode("utf-8"))
-    target.chmod(f.mode)
+    target.write_bytes(data)
+    target.chmod(mode)
 
 
 def _swap_in(staging: Path, out_dir: Path, files: list[OutputFile]) -> None:
@@ -93,7 +94,7 @@ def diff(out_dir: Path, files: Iterable[OutputFile], targets: tuple[str, ...] = 
             chunks.extend(difflib.unified_diff(
                 old.splitlines(keepends=True), f.text.splitlines(keepends=True),
                 fromfile=str(target) if target.is_file() else "/dev/null", tofile=str(target)))
-    todo = plan(out_dir, files, targets)
+    todo = plan(out_dir, {f.path: digest(f.text) for f in files}, targets)
     for path in todo.remove:
         target = out_dir / path
         chunks.extend(difflib.unified_diff(
