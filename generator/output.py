@@ -82,22 +82,24 @@ def _remove(out_dir: Path, paths: tuple[str, ...]) -> None:
 
 
 def diff(out_dir: Path, files: Iterable[OutputFile], targets: tuple[str, ...] = ENGINES) -> tuple[str, Plan]:
-    """Unified diff from what is on disk to what a compile would leave there ("" when
-    identical; a file it would remove as a diff to /dev/null), and the plan (``edited``: stale
-    files a compile would leave, which are drift too)."""
+    """Unified diff from what is on disk to what a compile would leave there ("" when identical):
+    the files, those it would remove (a diff to /dev/null) and the manifest; and the plan
+    (``edited``: stale files a compile would leave in place, which are drift too)."""
     files = list(files)
-    chunks: list[str] = []
-    for f in files:
-        target = out_dir / f.path
-        old = target.read_text(encoding="utf-8") if target.is_file() else ""
-        if old != f.text:
-            chunks.extend(difflib.unified_diff(
-                old.splitlines(keepends=True), f.text.splitlines(keepends=True),
-                fromfile=str(target) if target.is_file() else "/dev/null", tofile=str(target)))
     todo = plan(out_dir, {f.path: digest(f.text) for f in files}, targets)
+    chunks: list[str] = []
+    for f in [*files, OutputFile(MANIFEST, todo.text)]:
+        chunks += _changes(out_dir / f.path, f.text)
     for path in todo.remove:
-        target = out_dir / path
-        chunks.extend(difflib.unified_diff(
-            target.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True), [],
-            fromfile=str(target), tofile="/dev/null"))
+        chunks += _changes(out_dir / path, None)
     return "".join(chunks), todo
+
+
+def _changes(target: Path, new: str | None) -> list[str]:
+    """The unified diff from ``target`` on disk (if any) to ``new`` (None: removed)."""
+    old = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else None
+    if old == new:
+        return []
+    return list(difflib.unified_diff(
+        (old or "").splitlines(keepends=True), (new or "").splitlines(keepends=True),
+        fromfile="/dev/null" if old is None else str(target), tofile="/dev/null" if new is None else str(target)))

@@ -125,6 +125,8 @@ def test_an_edited_stale_file_is_left_with_a_warning(tmp_path: Path,
     assert compile_into(tmp_path, PLAIN, "--check") == 1  # still listed: still a trap
     assert warning in capsys.readouterr().err
     hitch.unlink()
+    assert compile_into(tmp_path, PLAIN) == 0  # the manifest forgets it
+    assert "warning" not in capsys.readouterr().err
     assert compile_into(tmp_path, PLAIN, "--check") == 0
 
 
@@ -167,3 +169,14 @@ def test_a_failed_write_removes_nothing(tmp_path: Path) -> None:
     assert compile_into(tmp_path, PLAIN) == 2
     assert (out / "hitch/hitch.conf").is_file()
     assert (out / MANIFEST).read_text() == before
+
+
+def test_check_reports_a_missing_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check passes exactly when a compile would change nothing, the manifest included."""
+    assert compile_into(tmp_path, PLAIN) == 0
+    (tmp_path / "out" / MANIFEST).unlink()
+    capsys.readouterr()
+    assert compile_into(tmp_path, PLAIN, "--check") == 1
+    assert f"+++ {tmp_path}/out/{MANIFEST}\n" in capsys.readouterr().out
+    assert compile_into(tmp_path, PLAIN) == 0
+    assert compile_into(tmp_path, PLAIN, "--check") == 0
