@@ -61,7 +61,7 @@ class Table:
 
 def entries(policy: Policy) -> tuple[Entry, ...]:
     """Each rule's entry, the default rule's last (derived once for both engines' tables)."""
-    out = [Entry(str(rule.index + 1), comment_text(rule.name), summary(rule.match), _ttl(policy, rule))
+    out = [Entry(str(rule.index + 1), comment_text(rule.name, 63), summary(rule.match), _ttl(policy, rule))
            for rule in policy.rules]
     out.append(Entry("-", "default", "no rule above matches", _ttl(policy, policy.default_rule)))
     return tuple(out)

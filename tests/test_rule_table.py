@@ -157,7 +157,7 @@ rules:
       header: [{name: X-A, regex: 'a*/ ; include /etc/passwd; #'}]
       cookie: [{name: '*x', regex: 'a"b'}]
     ttl: 1m
-  - name: long
+  - name: long-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
     match: {path_regex: '^/0123456789012345678901234567890123456789012345678901234567890123456789'}
     ttl: 1m
   - name: ok
