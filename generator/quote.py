@@ -98,3 +98,13 @@ def glob_regex(glob: str) -> str:
 def cookie_regex(name: str) -> str:
     """Cookie header contains cookie ``name``; group 1 is its value."""
     return r"(?:^|;)\s*" + literal_regex(name) + r"=([^;]*)"
+
+
+def comment_text(value: str, limit: int = 60) -> str:
+    """``value`` as text inside a ``#`` line comment (nginx, VCL): one line that cannot end the
+    comment. Load refuses control and non-ASCII characters; any that reached here are written
+    as escapes (``\\n``, ``\\x7f``), never raw. Longer than ``limit``: cut, ending in ``...``."""
+    if not (value.isascii() and value.isprintable()):
+        value = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                        for c in value)
+    return value if len(value) <= limit else value[:limit - 3] + "..."

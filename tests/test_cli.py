@@ -21,8 +21,8 @@ def test_compile_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture
     out = tmp_path / "cachewright-out"
     assert main(["compile", str(SHOP), "-o", str(out)]) == 0
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == ["hitch/hitch.conf", "nginx/ffdhe2048.pem", "nginx/nginx.conf", "varnish/default.vcl",
-                       "varnish/varnishd.args"]
+    assert written == [".cachewright-manifest", "hitch/hitch.conf", "nginx/ffdhe2048.pem", "nginx/nginx.conf",
+                       "varnish/default.vcl", "varnish/varnishd.args"]
     assert "warning: purge by tag" in capsys.readouterr().err
 
 

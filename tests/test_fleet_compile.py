@@ -377,7 +377,7 @@ def test_compile_writes_one_directory_per_node(tmp_path: Path) -> None:
     assert main(["compile", str(source), "-o", str(tmp_path / "out")]) == 0
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")
                      if p.is_file())
-    assert written == ["edge-1/nginx/ffdhe2048.pem", "edge-1/nginx/nginx.conf",
+    assert written == [".cachewright-manifest", "edge-1/nginx/ffdhe2048.pem", "edge-1/nginx/nginx.conf",
                        "edge-2/nginx/ffdhe2048.pem", "edge-2/nginx/nginx.conf",
                        "shield-1/varnish/default.vcl", "shield-1/varnish/varnishd.args",
                        "shield-2/varnish/default.vcl", "shield-2/varnish/varnishd.args"]

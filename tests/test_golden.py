@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cachewright.generator.load import loads
+from cachewright.generator.manifest import MANIFEST, digest, manifest_text
 from cachewright.generator.pipeline import compile_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,9 @@ def test_example_matches_golden_output(name: str) -> None:
     expected_dir = ROOT / "examples" / name / "expected"
     on_disk = {str(p.relative_to(expected_dir)): p.read_text() for p in expected_dir.rglob("*")
                if p.is_file()}
-    assert compiled(name) == on_disk, (
+    files = compiled(name)
+    files[MANIFEST] = manifest_text({path: digest(text) for path, text in files.items()})
+    assert files == on_disk, (
         f"examples/{name}/expected is stale: cachewright compile examples/{name}/policy.yaml "
         f"-o examples/{name}/expected")
 

@@ -2,6 +2,15 @@
 # Policy: api. varnishd needs the arguments in varnishd.args beside this file.
 # Every subroutine returns explicitly: the builtin VCL (which pipes unknown methods and has its
 # own cookie and status rules) is never reached.
+# Rules, first match wins (line: where the rule's block starts in this file):
+#   order  rule     match                                              ttl           subroutine, branch  line
+#   1      health   prefix /healthz                                    bypass        vcl_recv if         100
+#   2      writes   methods POST,PUT,PATCH,DELETE                      bypass        vcl_recv elsif      104
+#   3      me       prefix /v1/me                                      30s           vcl_recv elsif      108
+#   4      catalog  prefix /v1/products                                10s           vcl_recv elsif      114
+#   5      search   prefix /v1/search; header Accept~application/json  5s            vcl_recv elsif      124
+#   6      v1       prefix /v1/                                        10s           vcl_recv elsif      134
+#   -      default  no rule above matches                              0s (default)  vcl_recv else       143
 vcl 4.1;
 
 import std;

@@ -2,6 +2,15 @@
 # Policy: shop. varnishd needs the arguments in varnishd.args beside this file.
 # Every subroutine returns explicitly: the builtin VCL (which pipes unknown methods and has its
 # own cookie and status rules) is never reached.
+# Rules, first match wins (line: where the rule's block starts in this file):
+#   order  rule      match                  ttl           subroutine, branch  line
+#   1      static    prefix /static/        30d           vcl_recv if         102
+#   2      cart      prefix /cart           bypass        vcl_recv elsif      109
+#   3      checkout  prefix /checkout       bypass        vcl_recv elsif      113
+#   4      account   prefix /account        bypass        vcl_recv elsif      117
+#   5      products  prefix /products/      10m           vcl_recv elsif      121
+#   6      category  prefix /c/             5m            vcl_recv elsif      133
+#   -      default   no rule above matches  1m (default)  vcl_recv else       144
 vcl 4.1;
 
 import std;

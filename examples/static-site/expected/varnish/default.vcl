@@ -2,6 +2,12 @@
 # Policy: static-site. varnishd needs the arguments in varnishd.args beside this file.
 # Every subroutine returns explicitly: the builtin VCL (which pipes unknown methods and has its
 # own cookie and status rules) is never reached.
+# Rules, first match wins (line: where the rule's block starts in this file):
+#   order  rule     match                                       ttl           subroutine, branch  line
+#   1      assets   prefix /assets/                             365d          vcl_recv if         87
+#   2      media    ext png,jpg,jpeg,gif,svg,webp,woff2,css,js  7d            vcl_recv elsif      94
+#   3      html     prefix /                                    5m            vcl_recv elsif      102
+#   -      default  no rule above matches                       5m (default)  vcl_recv else       109
 vcl 4.1;
 
 import std;

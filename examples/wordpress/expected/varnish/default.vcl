@@ -2,6 +2,17 @@
 # Policy: wordpress. varnishd needs the arguments in varnishd.args beside this file.
 # Every subroutine returns explicitly: the builtin VCL (which pipes unknown methods and has its
 # own cookie and status rules) is never reached.
+# Rules, first match wins (line: where the rule's block starts in this file):
+#   order  rule            match                                  ttl            subroutine, branch  line
+#   1      admin           prefix /wp-admin/                      bypass         vcl_recv if         107
+#   2      login           regex ^/wp-(?:login|cron|signup)\.php  bypass         vcl_recv elsif      111
+#   3      logged-in       cookie wordpress_logged_in_1a2b3c~.    bypass         vcl_recv elsif      115
+#   4      comment-author  cookie comment_author_1a2b3c           bypass         vcl_recv elsif      119
+#   5      uploads         prefix /wp-content/uploads/            30d            vcl_recv elsif      123
+#   6      theme-assets    ext css,js,woff2,svg,png,jpg           7d             vcl_recv elsif      130
+#   7      feeds           regex /feed/?$                         2m             vcl_recv elsif      138
+#   8      pages           prefix /; methods GET,HEAD             10m            vcl_recv elsif      146
+#   -      default         no rule above matches                  10m (default)  vcl_recv else       153
 vcl 4.1;
 
 import std;

@@ -2,6 +2,11 @@
 # Policy: fleet-shard. varnishd needs the arguments in varnishd.args beside this file.
 # Every subroutine returns explicitly: the builtin VCL (which pipes unknown methods and has its
 # own cookie and status rules) is never reached.
+# Rules, first match wins (line: where the rule's block starts in this file):
+#   order  rule     match                  ttl           subroutine, branch  line
+#   1      media    prefix /media/         7d            vcl_recv if         106
+#   2      api      prefix /api            bypass        vcl_recv elsif      113
+#   -      default  no rule above matches  5m (default)  vcl_recv else       116
 vcl 4.1;
 
 import std;
