@@ -334,25 +334,35 @@ class FleetRuntime:
         cleanup.callback(stack.stop, self.stop_timeout)
         derived = {name: _local_trust(node.policy) for name, node in node_policies(run_policy).items()}
         run = _Run(binaries, compile_options(binaries), tls, self.configs)
-        waits = []
         nodes = fleet_nodes(policy, run_policy)
         for node in nodes:
             _show(f"fleet: {node.name} ({node.tier}, {node.engine}) {node.address} -> "
                   f"{node.loopback} port {' '.join(map(str, _ports(node)))}")
-        for node in reversed(nodes):  # the tier nearest the origin first
-            waits += _START[node.engine](stack, run, node, derived[node.name])
+        _start_tiers(stack, run, nodes, derived, time.monotonic() + self.ready_timeout)
         stack.nodes = dict(reversed(stack.nodes.items()))  # front first
         stack.endpoints[stack.front().node.engine] = stack.front().node.endpoint()
-        deadline = time.monotonic() + self.ready_timeout
-        for name, proc, port in waits:
-            wait_listening(proc, stack.nodes[name].node.loopback, port, deadline,
-                           functools.partial(stack.node_logs, name))
         probe = policy.fleet.health
         _await_probes(stack, time.monotonic() + self.ready_timeout + probe.interval * probe.window)
         return stack
 
 
 _Wait = tuple[str, Proc, int]
+
+
+def _start_tiers(stack: FleetStack, run: _Run, nodes: list[FleetNode],
+                 derived: dict[str, Policy], deadline: float) -> None:
+    """Start the tiers nearest the origin first, each listening before the tier in front of it
+    starts, as a fleet comes up on real hosts: a front node's first probes and fetches find the
+    next tier up (a refused connection would hold a Varnish backend down for
+    ``backend_remote_error_holddown`` and fail the first requests)."""
+    tiers = list(dict.fromkeys(n.tier for n in nodes))
+    for tier in reversed(tiers):
+        waits: list[_Wait] = []
+        for node in reversed([n for n in nodes if n.tier == tier]):
+            waits += _START[node.engine](stack, run, node, derived[node.name])
+        for name, proc, port in waits:
+            wait_listening(proc, stack.nodes[name].node.loopback, port, deadline,
+                           functools.partial(stack.node_logs, name))
 
 
 def _await_probes(stack: FleetStack, deadline: float) -> None:
