@@ -16,9 +16,22 @@ from cachewright.generator import __version__
 from cachewright.generator.errors import CachewrightError
 
 from . import ui
-from .commands import capabilities, common, compare, compile, explain, init, purge, schema, serve, test, verify
+from .commands import (
+    capabilities,
+    common,
+    compare,
+    compile,
+    explain,
+    init,
+    purge,
+    replay,
+    schema,
+    serve,
+    test,
+    verify,
+)
 
-COMMANDS = (init, compile, verify, test, compare, serve, explain, purge, capabilities, schema)
+COMMANDS = (init, compile, verify, test, compare, serve, explain, replay, purge, capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -59,16 +59,28 @@ MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", 
 def read(source: str | Path | IO[bytes], format: str = "auto") -> Iterator[Entry | Malformed]:
     """The log's requests in order, a ``Malformed`` for each line that is not one. ``source`` is
     a path or a binary stream (gzip or plain). Raises ``UsageError`` for an unknown format and
-    ``OSError`` when the file cannot be opened."""
-    if format not in (*FORMATS, "auto"):
-        raise UsageError(f"unknown log format {format!r} (one of: auto, {', '.join(FORMATS)})")
-    with _text(source) as stream:
-        lines = numbered(stream)
-        if format == "auto":
-            head = list(islice(lines, DETECT_LINES))
-            format = detect(text for _, text in head)
-            lines = chain(head, lines)
-        yield from PARSERS[format](lines)
+    ``OSError`` when the file cannot be read."""
+    return iter(Reader(source, format))
+
+
+class Reader:
+    """A log as an iterable of ``Entry`` and ``Malformed``; ``format`` is the one ``auto``
+    decided once iteration has begun."""
+
+    def __init__(self, source: str | Path | IO[bytes], format: str = "auto") -> None:
+        if format not in (*FORMATS, "auto"):
+            raise UsageError(f"unknown log format {format!r} (one of: auto, {', '.join(FORMATS)})")
+        self.source = source
+        self.format = format
+
+    def __iter__(self) -> Iterator[Entry | Malformed]:
+        with _text(self.source) as stream:
+            lines = numbered(stream)
+            if self.format == "auto":
+                head = list(islice(lines, DETECT_LINES))
+                self.format = detect(text for _, text in head)
+                lines = chain(head, lines)
+            yield from PARSERS[self.format](lines)
 
 
 @contextmanager
