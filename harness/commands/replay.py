@@ -79,11 +79,12 @@ def prediction(policy: Policy, args: argparse.Namespace) -> Prediction:
 
     predictor = Predictor(policy, max_keys=args.max_keys)
     shown = "standard input" if args.log == "-" else args.log
-    reader = Reader(sys.stdin.buffer if args.log == "-" else args.log, args.format)
+    reader = Reader(sys.stdin.buffer if args.log == "-" else args.log, args.format,
+                    headers=bool(predictor.watched & {"referer", "user-agent"}))
     try:
         predictor.feed_all(counted(reader, sys.stderr))
     except OSError as exc:
-        raise UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
+        raise UsageError(f"cachewright replay: cannot read {shown}: {exc.strerror or exc}") from None
     except (EOFError, zlib.error) as exc:
-        raise UsageError(f"cannot read {shown}: a damaged gzip stream ({exc})") from None
+        raise UsageError(f"cachewright replay: cannot read {shown}: a damaged gzip stream ({exc})") from None
     return predictor.result(shown, reader.format, args.top)

@@ -65,13 +65,16 @@ def read(source: str | Path | IO[bytes], format: str = "auto") -> Iterator[Entry
 
 class Reader:
     """A log as an iterable of ``Entry`` and ``Malformed``; ``format`` is the one ``auto``
-    decided once iteration has begun."""
+    decided once iteration has begun. Without ``headers``, the Referer and User-Agent of
+    combined and varnishncsa lines are not kept (a reader that never looks at them saves time)."""
 
-    def __init__(self, source: str | Path | IO[bytes], format: str = "auto") -> None:
+    def __init__(self, source: str | Path | IO[bytes], format: str = "auto", *,
+                 headers: bool = True) -> None:
         if format not in (*FORMATS, "auto"):
             raise UsageError(f"unknown log format {format!r} (one of: auto, {', '.join(FORMATS)})")
         self.source = source
         self.format = format
+        self.headers = headers
 
     def __iter__(self) -> Iterator[Entry | Malformed]:
         with _text(self.source) as stream:
@@ -80,7 +83,7 @@ class Reader:
                 head = list(islice(lines, DETECT_LINES))
                 self.format = detect(text for _, text in head)
                 lines = chain(head, lines)
-            yield from PARSERS[self.format](lines)
+            yield from PARSERS[self.format](lines, self.headers)
 
 
 @contextmanager
@@ -151,10 +154,11 @@ def reason(line: str) -> str:
             'bytes "referer" "user-agent")')
 
 
-def parse_clf(lines: Iterable[tuple[int, str]]) -> Iterator[Entry | Malformed]:
-    """combined and varnishncsa lines (one shape; an absolute URL names the host)."""
-    match = CLF.match
-    clock = Clock()
+def parse_clf(lines: Iterable[tuple[int, str]], headers: bool = True) -> Iterator[Entry | Malformed]:
+    """combined and varnishncsa lines (one shape; an absolute URL names the host). Without
+    ``headers`` the Referer and User-Agent are not kept (nothing downstream reads them)."""
+    match, clock = CLF.match, Clock()
+    last_when, last_seconds = "", None
     for number, line in lines:
         found = match(line)
         if found is None:
@@ -162,20 +166,29 @@ def parse_clf(lines: Iterable[tuple[int, str]]) -> Iterator[Entry | Malformed]:
                 yield Malformed(number, reason(line))
             continue
         when, method, target, status, referer, agent = found.groups()
-        seconds = clock.seconds(when)
-        if seconds is None:
+        if when != last_when:  # busy logs repeat a second on many lines
+            last_when, last_seconds = when, clock.seconds(when)
+        if last_seconds is None:
             yield Malformed(number, f"bad time [{when}] (expected [10/Oct/2000:13:55:36 -0700])")
             continue
         host = None
         if target[0] != "/":
-            url = ABSOLUTE.match(target)
-            if url is None or not url.group(1):
+            split = absolute(target)
+            if split is None:
                 yield Malformed(number, f"request target {target[:60]!r} is neither /path nor http://host/path")
                 continue
-            host = None if url.group(1) == "-" else url.group(1)
-            target = url.group(2) or "/"
-        headers = _clf_headers(referer, agent) if referer or agent else ()
-        yield Entry(number, method.upper(), target, host, headers, seconds, int(status))
+            host, target = split
+        pairs = _clf_headers(referer, agent) if headers and (referer or agent) else ()
+        yield Entry(number, method.upper(), target, host, pairs, last_seconds, int(status))
+
+
+def absolute(target: str) -> tuple[str | None, str] | None:
+    """(host, origin-form target) of ``http://host/path`` (None: not one). A host of ``-``
+    (varnishncsa without a Host header) is None."""
+    url = ABSOLUTE.match(target)
+    if url is None or not url.group(1):
+        return None
+    return (None if url.group(1) == "-" else url.group(1)), url.group(2) or "/"
 
 
 def _clf_headers(referer: str | None, agent: str | None) -> tuple[tuple[str, str], ...]:
@@ -184,16 +197,13 @@ def _clf_headers(referer: str | None, agent: str | None) -> tuple[tuple[str, str
 
 
 class Clock:
-    """``10/Oct/2000:13:55:36 -0700`` in seconds since the epoch. Busy logs repeat a second on
-    many lines (the last answer is kept), and a day's start is computed once per day and zone."""
+    """``10/Oct/2000:13:55:36 -0700`` in seconds since the epoch; a day's start is computed once
+    per day and zone (a log has few), the rest is arithmetic."""
 
     def __init__(self) -> None:
         self.days: dict[str, int | None] = {}
-        self.last = ("", 0.0)
 
     def seconds(self, text: str) -> float | None:
-        if text == self.last[0]:
-            return self.last[1]
         day = text[:11] + text[20:]
         start = self.days[day] if day in self.days else self.days.setdefault(day, _day_start(text))
         if start is None or text[11] != ":" or text[14] != ":" or text[17] != ":":
@@ -204,8 +214,7 @@ class Clock:
             return None
         if h > 23 or m > 59 or s > 60:
             return None
-        self.last = (text, float(start + h * 3600 + m * 60 + s))
-        return self.last[1]
+        return float(start + h * 3600 + m * 60 + s)
 
 
 def _day_start(text: str) -> int | None:
@@ -220,8 +229,9 @@ def _day_start(text: str) -> int | None:
     return calendar.timegm((year, month, day, 0, 0, 0)) - offset
 
 
-def parse_json(lines: Iterable[tuple[int, str]]) -> Iterator[Entry | Malformed]:
-    """JSON lines: one request object a line."""
+def parse_json(lines: Iterable[tuple[int, str]], headers: bool = True) -> Iterator[Entry | Malformed]:
+    """JSON lines: one request object a line (``headers``: always kept, a JSON line names
+    only the headers its writer chose)."""
     for number, line in lines:
         if line == OVERLONG:
             yield Malformed(number, f"line longer than {MAX_LINE} characters")
@@ -247,10 +257,10 @@ def json_entry(number: int, obj: Any) -> Entry:
     if host is not None and not isinstance(host, str):
         raise ValueError("'host' is not a string")
     if target[0] != "/":
-        url = ABSOLUTE.match(target)
-        if url is None or not url.group(1):
+        split = absolute(target)
+        if split is None:
             raise ValueError(f"'url' {target[:60]!r} is neither /path nor http://host/path")
-        host, target = host or url.group(1), url.group(2) or "/"
+        host, target = host or split[0], split[1]
     status = obj.get("status")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
         raise ValueError("'status' is not an integer")

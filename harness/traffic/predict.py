@@ -6,9 +6,10 @@ simulated shared cache that keeps each stored key for its TTL on the log's own c
 (per rule, totals, the busiest keys, the malformed lines, the assumptions made).
 
 Memory: constant but for two tables. The *decision memo* maps what decides a request's outcome
-(method, host, target and the values of the headers the policy reads) to its rule, verdict and
-key: a log repeats URLs, and ``explain``'s model runs once per distinct request; it is cleared
-when it reaches ``MEMO_SIZE`` entries. The *key table* holds one entry per distinct cache key
+(method, host, path and the values of the headers the policy reads; not the query, which only
+the key holds) to its rule, verdict and key: a log repeats URLs, and ``explain``'s model runs
+once per distinct request; it (and the memo of queries without their ignored parameters) is
+cleared when it reaches ``MEMO_SIZE`` entries. The *key table* holds one entry per distinct cache key
 (when it is fresh until, its requests and origin requests; about 250 bytes a key): at
 ``max_keys`` entries the keys seen once and expired are forgotten, then the least requested
 half, and the prediction says so (their next request counts a miss; distinct keys and the busiest
@@ -17,11 +18,14 @@ keys become approximate).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cachewright.generator.model import Policy, Rule
+from cachewright.generator.quote import glob_regex
 from cachewright.generator.status import DEFAULT_STATUSES
 
 from ..runtime.prepare import request_host
@@ -41,15 +45,45 @@ AS_STORED = {304: 200, 206: 200, None: 200}
 
 @dataclass(frozen=True)
 class Decision:
-    """What the policy does with one distinct request (memoized)."""
+    """What the policy does with one distinct request, its query aside (memoized)."""
 
     #: the rule's position in ``Predictor.rules`` (-1: refused before any rule)
     rule: int
     cacheable: bool
     purge: bool
-    key: str
+    #: the key up to its query (``https://host/path``), and what follows it (``[cookie c=1]``)
+    url: str
+    extras: str
+    #: the key holds the query (``cache.key``)
+    keyed_query: bool
     #: seconds a response with each status stays fresh (statuses absent: not stored)
     ttls: dict[int, int]
+
+    def key(self, query: str, kept: QueryFilter) -> str:
+        """The cache key for this request with ``query``."""
+        if not (query and self.keyed_query):
+            return self.url + self.extras
+        filtered = kept(query)
+        return self.url + ("?" + filtered if filtered else "") + self.extras
+
+
+class QueryFilter:
+    """A query without the parameters ``cache.query.ignore`` drops (``explain``'s
+    ``split_query``, its globs compiled once, its answers memoized)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.ignore = [re.compile(glob_regex(g)) for g in policy.cache.query.ignore]
+        self.memo: dict[str, str] = {}
+
+    def __call__(self, query: str) -> str:
+        found = self.memo.get(query)
+        if found is None:
+            if len(self.memo) >= MEMO_SIZE:
+                self.memo.clear()
+            params = [p for p in query.split("&") if p]
+            found = self.memo[query] = "&".join(
+                p for p in params if not any(r.fullmatch(p.partition("=")[0]) for r in self.ignore))
+        return found
 
 
 class Predictor:
@@ -65,6 +99,11 @@ class Predictor:
         self.ttls = [status_ttls(policy, rule) for rule in self.rules]
         self.max_keys = max_keys
         self.memo: dict[tuple[object, ...], Decision] = {}
+        self.kept = QueryFilter(policy)
+        # the key of a request without a query: the ignored parameters (compiled on every call
+        # of key_parts) cannot matter, so key_parts is given a policy without them
+        self.unqueried = dataclasses.replace(policy, cache=dataclasses.replace(
+            policy.cache, query=dataclasses.replace(policy.cache.query, ignore=())))
         self.table: dict[str, list[float]] = {}  # key -> [fresh until, requests, origin, rule]
         count = len(self.rules)
         self.requests, self.cacheable = [0] * count, [0] * count
@@ -82,34 +121,38 @@ class Predictor:
     def feed(self, item: Entry | Malformed) -> None:
         """Take one log line's record."""
         self.lines += 1
-        if isinstance(item, Malformed):
+        if item.__class__ is Malformed:
             self.malformed_count += 1
             if len(self.malformed) < MALFORMED_SHOWN:
                 self.malformed.append(item)
             return
-        if item.time is not None:
-            self.now = item.time
+        entry: Entry = item  # type: ignore[assignment]  # (not Malformed: checked by class, faster)
+        if entry.time is not None:
+            self.now = entry.time
             if self.first is None:
-                self.first = item.time
-        decision = self.decide(item)
+                self.first = entry.time
+        path, _, query = entry.target.partition("?")
+        decision = self.decide(entry, path)
         if decision.rule < 0:
             self.refused += 1
-        elif decision.purge:
+            return
+        key = decision.key(query, self.kept)
+        if decision.purge:
             self.purges += 1
-            slot = self.table.get(decision.key)
+            slot = self.table.get(key)
             if slot is not None:
                 slot[0] = NEVER
         else:
-            self.serve(decision, AS_STORED.get(item.status, item.status))
+            self.serve(decision, key, AS_STORED.get(entry.status, entry.status))
 
-    def serve(self, decision: Decision, status: int | None) -> None:
+    def serve(self, decision: Decision, key: str, status: int | None) -> None:
         """One request through the simulated cache."""
         r, now = decision.rule, self.now
-        slot = self.table.get(decision.key)
+        slot = self.table.get(key)
         if slot is None:
             if len(self.table) >= self.max_keys:
                 self.shrink()
-            slot = self.table[decision.key] = [NEVER, 0, 0, r]
+            slot = self.table[key] = [NEVER, 0, 0, r]
             self.keys[r] += 1
         slot[1] += 1
         self.requests[r] += 1
@@ -126,29 +169,30 @@ class Predictor:
         self.origin[r] += 1
         slot[2] += 1
 
-    def decide(self, entry: Entry) -> Decision:
-        """The memoized decision for ``entry``."""
-        memo_key: tuple[object, ...] = (entry.method, entry.host, entry.target)
-        if self.watched and entry.headers:
+    def decide(self, entry: Entry, path: str) -> Decision:
+        """The memoized decision for ``entry`` (whose target's path is ``path``)."""
+        memo_key: tuple[object, ...] = (entry.method, entry.host, path)
+        if entry.headers and self.watched:
             memo_key += tuple((n.lower(), v) for n, v in entry.headers if n.lower() in self.watched)
         found = self.memo.get(memo_key)
         if found is None:
             if len(self.memo) >= MEMO_SIZE:
                 self.memo.clear()
-            found = self.memo[memo_key] = self.computed(entry)
+            found = self.memo[memo_key] = self.computed(dataclasses.replace(entry, target=path or "/"))
         return found
 
     def computed(self, entry: Entry) -> Decision:
-        """``explain``'s model for ``entry``: guard, rule, bypass reasons and the cache key."""
+        """``explain``'s model for ``entry`` (no query): guard, rule, bypass reasons, the key."""
         request = entry.request(self.host)
         if guard(self.policy, request, self.scheme) is not None:
-            return Decision(-1, False, False, "", {})
+            return Decision(-1, False, False, "", "", False, {})
         rule = select_rule(self.policy, request)
         position = self.rules.index(rule)
-        key = key_text(key_parts(self.policy, rule, request, self.scheme))
+        url, extras = key_text(key_parts(self.unqueried, rule, request, self.scheme))
         purge = request.method in PURGES
         cacheable = not purge and not bypass_reasons(self.policy, rule, request)
-        return Decision(position, cacheable, purge, key, self.ttls[position])
+        return Decision(position, cacheable, purge, url, extras, "query" in self.policy.cache.key,
+                        self.ttls[position])
 
     def shrink(self) -> None:
         """Make room in the full key table (see the module's docstring)."""
@@ -199,12 +243,12 @@ def status_ttls(policy: Policy, rule: Rule) -> dict[int, int]:
     return {code: ttl for code, ttl in out.items() if ttl > 0}
 
 
-def key_text(parts: tuple[Pair, ...]) -> str:
-    """A cache key as one line: ``https://host/path?query``, then ``name=value`` of each part a
-    rule adds (``cookie currency=eur``)."""
+def key_text(parts: tuple[Pair, ...]) -> tuple[str, str]:
+    """A cache key (of a request without a query) as one line, in two pieces: the URL
+    (``https://host/path``, where the query goes next) and a ``[name=value]`` for each part a
+    rule adds (``[cookie currency=eur]``)."""
     values = dict(parts)
     url = (values["scheme"] + "://" if "scheme" in values else "") + values.get("host", "")
-    url += values.get("path", "") + ("?" + values["query"] if values.get("query") else "")
-    extra = [f"[{name}={value}]" for name, value in parts
-             if name not in ("scheme", "host", "path", "query")]
-    return " ".join((url, *extra))
+    extra = "".join(f" [{name}={value}]" for name, value in parts
+                    if name not in ("scheme", "host", "path", "query"))
+    return url + values.get("path", ""), extra
