@@ -23,7 +23,7 @@ HEAVY = ("cachewright.harness.checks", "cachewright.harness.scenarios", "cachewr
 #: what compiling a policy does not need (verification, the harness's checks and reports)
 NOT_FOR_COMPILE = ("cachewright.harness.checks", "cachewright.harness.report", "requests", "docker",
                    "cryptography", "cachewright.harness.engines.verify", "cachewright.harness.certs")
-COMMANDS = ("init", "compile", "verify", "test", "compare", "serve", "explain", "purge",
+COMMANDS = ("init", "compile", "verify", "test", "compare", "serve", "explain", "replay", "purge",
             "capabilities", "schema")
 
 
