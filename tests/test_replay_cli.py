@@ -120,3 +120,19 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
     assert "cachewright replay policy.yaml /var/log/nginx/access.log" in capsys.readouterr().out
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachewright.harness.traffic import progress
+
+    monkeypatch.setattr(progress, "EVERY", 2)
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    pipe, tty = io.StringIO(), Terminal()
+    assert list(progress.counted(range(5), pipe)) == list(progress.counted(range(5), tty)) == [0, 1, 2, 3, 4]
+    assert pipe.getvalue() == ""
+    assert "\r4 lines read" in tty.getvalue() and tty.getvalue().endswith("\r\x1b[K")

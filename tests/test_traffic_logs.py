@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cachewright.harness.traffic.entry import Entry, Malformed
-from cachewright.harness.traffic.logs import MAX_LINE, Clock, Reader, read
+from cachewright.harness.traffic.logs import MAX_LINE, Clock, Reader, entry, read
 
 COMBINED = (
     '203.0.113.7 - - [10/Oct/2026:13:55:36 -0700] "GET /products/1?utm_source=x HTTP/1.1" 200 '
@@ -151,6 +151,15 @@ def test_a_truncated_gzip_raises_eof(tmp_path: Path) -> None:
 def test_the_clock_agrees_with_strptime(stamp: str) -> None:
     expected = datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S %z").timestamp()
     assert Clock().seconds(stamp) == expected
+
+
+def test_the_fast_entry_is_an_entry() -> None:
+    args = (3, "GET", "/a?b", "x.test", (("Referer", "-"),), 1.5, 200)
+    fast, slow = entry(*args), Entry(*args)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert type(fast) is Entry
+    with pytest.raises(AttributeError):
+        fast.line = 4  # type: ignore[misc]
 
 
 def test_an_unknown_format_is_a_usage_error() -> None:

@@ -36,11 +36,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cachewright.generator.load import load
-from cachewright.harness.traffic.logs import read
-from cachewright.harness.traffic.predict import Predictor
-from cachewright.harness.traffic.synth import zipf_log
-
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "shop" / "policy.yaml"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -72,8 +67,10 @@ class Row:
 
 
 def make_logs(work: Path) -> dict[str, Path]:
-    """The three logs (the gzipped one compresses the first)."""
-    policy, paths = load(POLICY), {}
+    """The three logs (the gzipped one compresses the first), each written by a child process
+    (``make_log.py``): this process stays small, and a child's peak RSS (``wait4``) counts the
+    parent's pages it was forked with."""
+    paths = {}
     for name, urls, zipped in LOGS:
         path = work / f"access-{urls}.log"
         if zipped:
@@ -81,8 +78,9 @@ def make_logs(work: Path) -> dict[str, Path]:
             with open(plain, "rb") as src, gzip.open(path, "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst)
         elif not path.exists():
-            with open(path, "w", encoding="utf-8") as out:
-                zipf_log(policy, LINES, seed=2026, out=out, urls=urls, span=6 * 3600.0)
+            subprocess.run([sys.executable, str(Path(__file__).with_name("make_log.py")), str(POLICY),
+                            str(path), "--lines", str(LINES), "--seed", "2026", "--urls", str(urls),
+                            "--span", str(6 * 3600)], check=True)
         paths[name] = path
         print(f"  {name}: {path.stat().st_size / 1024**2:.0f} MB", file=sys.stderr)
     return paths
@@ -172,6 +170,10 @@ def write_docs(section: str) -> None:
 
 
 def profile(log: Path, top: int = 25) -> None:
+    from cachewright.generator.load import load
+    from cachewright.harness.traffic.logs import read
+    from cachewright.harness.traffic.predict import Predictor
+
     predictor = Predictor(load(POLICY))
     with cProfile.Profile() as prof:
         predictor.feed_all(read(log))

@@ -5,11 +5,12 @@ simulated shared cache that keeps each stored key for its TTL on the log's own c
 ``Predictor.feed`` takes the log's entries one by one; ``Predictor.result`` is the ``Prediction``
 (per rule, totals, the busiest keys, the malformed lines, the assumptions made).
 
-Memory: constant but for two tables. The *decision memo* maps what decides a request's outcome
+Memory: constant but for the tables. The *decision memo* maps what decides a request's outcome
 (method, host, path and the values of the headers the policy reads; not the query, which only
 the key holds) to its rule, verdict and key: a log repeats URLs, and ``explain``'s model runs
-once per distinct request; it (and the memo of queries without their ignored parameters) is
-cleared when it reaches ``MEMO_SIZE`` entries. The *key table* holds one entry per distinct cache key
+once per distinct request. It (and the memo of queries without their ignored parameters) holds
+at most ``MEMO_SIZE`` entries, about 300 bytes each; the oldest quarter is dropped when full.
+The *key table* holds one entry per distinct cache key
 (when it is fresh until, its requests and origin requests; about 250 bytes a key): at
 ``max_keys`` entries the keys seen once and expired are forgotten, then the least requested
 half, and the prediction says so (their next request counts a miss; distinct keys and the busiest
@@ -23,6 +24,8 @@ import heapq
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any
 
 from cachewright.generator.model import Policy, Rule
 from cachewright.generator.quote import glob_regex
@@ -35,7 +38,7 @@ from .entry import Entry, Malformed
 from .report import KeyRow, Prediction, RuleRow, assumptions
 
 MAX_KEYS = 500_000
-MEMO_SIZE = 65_536
+MEMO_SIZE = 131_072
 MALFORMED_SHOWN = 10
 NEVER = float("-inf")  # "fresh until" of a key not stored
 #: logged statuses that stand for the stored response: a 304 answered a conditional request
@@ -58,13 +61,15 @@ class Decision:
     keyed_query: bool
     #: seconds a response with each status stays fresh (statuses absent: not stored)
     ttls: dict[int, int]
+    #: the key without a query: one string for every such request (its hash is computed once)
+    plain: str = ""
 
     def key(self, query: str, kept: QueryFilter) -> str:
         """The cache key for this request with ``query``."""
         if not (query and self.keyed_query):
-            return self.url + self.extras
+            return self.plain
         filtered = kept(query)
-        return self.url + ("?" + filtered if filtered else "") + self.extras
+        return self.url + ("?" + filtered if filtered else "") + self.extras if filtered else self.plain
 
 
 class QueryFilter:
@@ -79,7 +84,7 @@ class QueryFilter:
         found = self.memo.get(query)
         if found is None:
             if len(self.memo) >= MEMO_SIZE:
-                self.memo.clear()
+                forget_oldest(self.memo)
             params = [p for p in query.split("&") if p]
             found = self.memo[query] = "&".join(
                 p for p in params if not any(r.fullmatch(p.partition("=")[0]) for r in self.ignore))
@@ -177,7 +182,7 @@ class Predictor:
         found = self.memo.get(memo_key)
         if found is None:
             if len(self.memo) >= MEMO_SIZE:
-                self.memo.clear()
+                forget_oldest(self.memo)
             found = self.memo[memo_key] = self.computed(dataclasses.replace(entry, target=path or "/"))
         return found
 
@@ -187,12 +192,11 @@ class Predictor:
         if guard(self.policy, request, self.scheme) is not None:
             return Decision(-1, False, False, "", "", False, {})
         rule = select_rule(self.policy, request)
-        position = self.rules.index(rule)
         url, extras = key_text(key_parts(self.unqueried, rule, request, self.scheme))
         purge = request.method in PURGES
         cacheable = not purge and not bypass_reasons(self.policy, rule, request)
-        return Decision(position, cacheable, purge, url, extras, "query" in self.policy.cache.key,
-                        self.ttls[position])
+        return Decision(rule.index, cacheable, purge, url, extras, "query" in self.policy.cache.key,
+                        self.ttls[rule.index], url + extras)
 
     def shrink(self) -> None:
         """Make room in the full key table (see the module's docstring)."""
@@ -219,6 +223,13 @@ class Predictor:
             malformed=self.malformed_count, malformed_first=tuple(self.malformed),
             span_seconds=span, key_table_limit=self.max_keys, keys_forgotten=self.forgotten,
             assumptions=assumptions(self.policy, self.rules, self.scheme, self.forgotten))
+
+
+def forget_oldest(memo: dict[Any, Any]) -> None:
+    """Drop the oldest quarter of a full memo (insertion order): what is still requested comes
+    back at its next request, and a memo never holds more than ``MEMO_SIZE`` entries."""
+    for key in list(islice(memo, len(memo) // 4)):
+        del memo[key]
 
 
 def watched_headers(policy: Policy) -> frozenset[str]:
