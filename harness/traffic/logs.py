@@ -41,6 +41,7 @@ from .entry import Entry, Malformed
 FORMATS = ("combined", "varnishncsa", "json")
 MAX_LINE = 64 * 1024
 DETECT_LINES = 20  # auto: the first readable lines looked at
+OVERLONG = "\x00overlong"  # stands for a line over MAX_LINE (its text is not kept)
 #: what no field may hold: control characters, and bytes that are not UTF-8 (kept as surrogates)
 _BAD = r"\x00-\x1f\x7f\udc80-\udcff"
 _TOKEN = rf"[^ {_BAD}]+"
@@ -58,8 +59,9 @@ MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", 
 
 def read(source: str | Path | IO[bytes], format: str = "auto") -> Iterator[Entry | Malformed]:
     """The log's requests in order, a ``Malformed`` for each line that is not one. ``source`` is
-    a path or a binary stream (gzip or plain). Raises ``UsageError`` for an unknown format and
-    ``OSError`` when the file cannot be read."""
+    a path or a binary stream (gzip or plain; it is read to its end and closed). Raises
+    ``UsageError`` for an unknown format, ``OSError`` when the file cannot be read, and
+    ``EOFError`` or ``zlib.error`` for a damaged gzip stream."""
     return iter(Reader(source, format))
 
 
@@ -102,9 +104,8 @@ def _text(source: str | Path | IO[bytes]) -> Iterator[IO[str]]:
 
 
 def numbered(stream: IO[str]) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each line; a line over ``MAX_LINE`` is given as ``""`` plus
-    its length marker (``None`` text is not used: the overlong line is reported by the parsers
-    as ``\\x00`` + its number, which no format accepts) and its rest is skipped unread."""
+    """(line number, text) for each line; a line over ``MAX_LINE`` characters is given as
+    ``OVERLONG`` (which the parsers report) and the rest of it is skipped, never held whole."""
     readline = stream.readline
     number = 0
     while True:
@@ -117,9 +118,6 @@ def numbered(stream: IO[str]) -> Iterator[tuple[int, str]]:
                 pass
             line = OVERLONG
         yield number, line
-
-
-OVERLONG = "\x00overlong"  # stands for a line over MAX_LINE (its text is not kept)
 
 
 def detect(lines: Iterable[str]) -> str:
