@@ -124,7 +124,7 @@ def report(rows: list[Row], repeat: int, when: str) -> str:
         "How long `cachewright replay` takes to predict what the shop example's policy does with "
         f"a {LINES:,}-line access log, as a whole process, and its peak resident memory.", "",
         "```", "python benchmarks/replay/run.py --write-docs", "```", "",
-        f"- Date: {when}", f"- Machine: {machine()}",
+        f"- Date: {when}", f"- Machine: {machine()}", f"- Code: commit {commit()}",
         f"- Each log: {repeat} runs of `python -m cachewright.harness replay "
         "examples/shop/policy.yaml LOG --json`; the median wall time is shown, the CPU time "
         "(user + system, the child's own, from `wait4`) is the median, the peak RSS the largest.",
@@ -144,6 +144,14 @@ def report(rows: list[Row], repeat: int, when: str) -> str:
         lines.append(f"- {r.log}: {r.median_s:.2f} s (target < {TARGET_SECONDS:.0f} s: {ok_t}), "
                      f"{r.rss_mb:.0f} MB (target < {TARGET_MB:.0f} MB: {ok_m}).")
     return "\n".join(lines) + "\n"
+
+
+def commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return (result.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
 def machine() -> str:
