@@ -98,6 +98,18 @@ def test_a_key_cookie_splits_keys() -> None:
     assert row(predict(p, eur), "priced").distinct_keys == 1
 
 
+def test_authorization_bypasses_and_a_vary_header_splits_keys() -> None:
+    p = load(REPO / "examples" / "shop" / "policy.yaml")
+    predictor = Predictor(p)
+    sent = [(), (("Accept-Language", "de"),), (("Accept-Language", "fr"),), (("Accept-Language", "de"),),
+            (("Authorization", "Bearer t"),)]
+    for n, headers in enumerate(sent, 1):
+        predictor.feed(Entry(n, "GET", "/products/1", None, headers, float(n), 200))
+    products = row(predictor.result("t", "json"), "products")
+    # keys: no language, de, fr; de again hits; Authorization bypasses (the origin, no lookup)
+    assert (products.distinct_keys, products.cacheable, products.hits, products.origin_requests) == (3, 4, 1, 4)
+
+
 def test_cookies_bypass_a_rule_that_neither_strips_nor_keys_on_them() -> None:
     api = row(predict(policy(), [(0, "GET /api/a")] * 3, cookie="sid=1"), "api")
     assert (api.cacheable, api.hits, api.origin_requests) == (0, 0, 3)
