@@ -215,3 +215,13 @@ def test_the_generator_is_deterministic_and_its_lines_select_their_rules() -> No
     other = io.StringIO()
     zipf_log(p, 2000, 4, other, urls=100, span=600)
     assert other.getvalue() != logs[0]
+
+
+def test_a_soft_purge_expires_the_key_into_its_stale_window() -> None:
+    p = loads(POLICY.replace("while_revalidate: 0s", "while_revalidate: 30s")
+              + "purge: {allow: [127.0.0.1/32], kinds: [url, pattern], soft: true}\n", "policy.yaml")
+    result = predict(p, [(0, "GET /api/a"), (1, "PURGE /api/a"), (2, "GET /api/a"), (3, "BAN /api/a"),
+                         (4, "GET /api/a")])
+    api = row(result, "api")
+    # 2: stale (expired by the purge at 1), refreshed; 4: fresh (a BAN is only counted)
+    assert (result.purges, api.hits, api.stale, api.origin_requests) == (2, 2, 1, 2)

@@ -62,14 +62,12 @@ class Decision:
     #: seconds a response with each status stays fresh (statuses absent: not stored)
     ttls: dict[int, int]
     #: the key without a query: one string for every such request (its hash is computed once)
-    plain: str = ""
+    plain: str
 
     def key(self, query: str, kept: QueryFilter) -> str:
         """The cache key for this request with ``query``."""
-        if not (query and self.keyed_query):
-            return self.plain
-        filtered = kept(query)
-        return self.url + ("?" + filtered if filtered else "") + self.extras if filtered else self.plain
+        filtered = kept(query) if query and self.keyed_query else ""
+        return f"{self.url}?{filtered}{self.extras}" if filtered else self.plain
 
 
 class QueryFilter:
@@ -100,6 +98,7 @@ class Predictor:
         self.scheme = default_scheme(policy)
         self.host = request_host(policy)
         self.swr = float(policy.cache.stale.while_revalidate)
+        self.soft = policy.purge is not None and policy.purge.soft
         self.watched = watched_headers(policy)
         self.ttls = [status_ttls(policy, rule) for rule in self.rules]
         self.max_keys = max_keys
@@ -142,11 +141,11 @@ class Predictor:
             self.refused += 1
             return
         key = decision.key(query, self.kept)
-        if decision.purge:
+        if decision.purge:  # a PURGE empties its key (soft: expires it); a BAN is only counted
             self.purges += 1
             slot = self.table.get(key)
-            if slot is not None:
-                slot[0] = NEVER
+            if slot is not None and entry.method == "PURGE":
+                slot[0] = min(slot[0], self.now) if self.soft else NEVER
         else:
             self.serve(decision, key, AS_STORED.get(entry.status, entry.status))
 
@@ -190,7 +189,7 @@ class Predictor:
         """``explain``'s model for ``entry`` (no query): guard, rule, bypass reasons, the key."""
         request = entry.request(self.host)
         if guard(self.policy, request, self.scheme) is not None:
-            return Decision(-1, False, False, "", "", False, {})
+            return Decision(-1, False, False, "", "", False, {}, "")
         rule = select_rule(self.policy, request)
         url, extras = key_text(key_parts(self.unqueried, rule, request, self.scheme))
         purge = request.method in PURGES

@@ -144,6 +144,9 @@ def assumptions(policy: Policy, rules: Sequence[Rule], scheme: str, forgotten: i
         "fresh for its TTL, then served stale for stale.while_revalidate while one refresh goes "
         "to the origin; a miss is stored at once (concurrent misses are not collapsed or counted)",
     ]
+    if policy.cache.query.sort:
+        out.append("cache.query.sort (Varnish only): queries are keyed as logged, in their order, "
+                   "as on nginx; on Varnish queries that differ only in order share a key")
     if policy.fleet is not None:
         out.append("fleet: the fleet is predicted as one cache (every tier applies the same "
                    "rules and key; how tiers and shards split the keys is not simulated)")
