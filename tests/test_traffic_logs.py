@@ -39,6 +39,13 @@ def test_a_combined_line_becomes_an_entry() -> None:
     assert second == Entry(2, "HEAD", "/static/app.css", None, (), when + 1, 304)
 
 
+def test_fields_appended_to_combined_are_passed_over() -> None:
+    line = COMBINED.splitlines()[0] + ' "198.51.100.4, 10.0.0.1" 0.005 upstream=10.0.0.2:8000\n'
+    (first,) = entries(line)
+    assert isinstance(first, Entry) and first.target == "/products/1?utm_source=x"
+    assert first.headers[1] == ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+
+
 def test_a_varnishncsa_line_takes_its_host_from_the_url() -> None:
     first, second = entries(VARNISHNCSA, "varnishncsa")
     assert isinstance(first, Entry) and isinstance(second, Entry)

@@ -19,7 +19,7 @@ from cachewright.harness.selection.request import select_rule
 from cachewright.harness.traffic.entry import Entry
 from cachewright.harness.traffic.logs import read
 from cachewright.harness.traffic.predict import Predictor, QueryFilter, key_text
-from cachewright.harness.traffic.report import Prediction, RuleRow
+from cachewright.harness.traffic.report import Measured, Prediction, RuleRow, render
 from cachewright.harness.traffic.synth import url_mix, zipf_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,3 +225,20 @@ def test_a_soft_purge_expires_the_key_into_its_stale_window() -> None:
     api = row(result, "api")
     # 2: stale (expired by the purge at 1), refreshed; 4: fresh (a BAN is only counted)
     assert (result.purges, api.hits, api.stale, api.origin_requests) == (2, 2, 1, 2)
+
+
+def test_measured_figures_go_beside_the_prediction() -> None:
+    result = predict(policy(), [(0, "GET /api/a"), (1, "GET /api/a"), (2, "GET /private/a")])
+    both = result.with_measured({"api": Measured("nginx", 2, 1, 1), "private": Measured("nginx", 1, 0, 1)})
+    both = both.with_measured({"api": Measured("varnish", 2, 0, 2)})
+    assert [m.engine for m in row(both, "api").measured] == ["nginx", "varnish"]
+    assert both.totals.measured == (Measured("nginx", 3, 1, 2), Measured("varnish", 2, 0, 2))
+    table = render(both).splitlines()[3:]
+    assert table[0].endswith("keys  nginx hit ratio  nginx origin  varnish hit ratio  varnish origin")
+    api = next(line for line in table if line.startswith("api"))
+    assert api.split()[-4:] == ["50.0%", "1", "0.0%", "2"]
+    data = both.to_json()
+    assert data["rules"][0]["measured"] == [
+        {"engine": "nginx", "requests": 2, "hits": 1, "hit_ratio": 0.5, "origin_requests": 1},
+        {"engine": "varnish", "requests": 2, "hits": 0, "hit_ratio": 0.0, "origin_requests": 2}]
+    assert data["totals"]["measured"][0]["hit_ratio"] == pytest.approx(1 / 3, abs=1e-4)

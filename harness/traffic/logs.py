@@ -47,11 +47,12 @@ _BAD = r"\x00-\x1f\x7f\udc80-\udcff"
 _TOKEN = rf"[^ {_BAD}]+"
 _QUOTED = rf'"([^"\\{_BAD}]*(?:\\[^{_BAD}][^"\\{_BAD}]*)*)"'
 #: the shared shape of combined and varnishncsa lines (both NCSA "combined"): groups time,
-#: method, target, status, referer, user agent (the last two optional, as in "common")
+#: method, target, status, referer, user agent (the last two optional, as in "common"; fields
+#: a site appends after them, such as "$http_x_forwarded_for" or $request_time, are passed over)
 CLF = re.compile(
     rf"{_TOKEN} {_TOKEN} [^{_BAD}]*? \[([^\]]{{26}})\] "
     rf'"([A-Za-z]+) ([^ "{_BAD}]+)(?: [^ "{_BAD}]*)?" ([0-9]{{3}}) (?:[0-9]+|-)'
-    rf"(?: {_QUOTED} {_QUOTED})?[ \t\r]*\n?\Z")
+    rf"(?: {_QUOTED} {_QUOTED}(?: [^{_BAD}]*)?)?[ \t\r]*\n?\Z")
 ABSOLUTE = re.compile(r"(?i)https?://([^/?#]*)(.*)\Z")
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
                                       "Sep", "Oct", "Nov", "Dec"), start=1)}

@@ -8,8 +8,8 @@ A rule's row has room for what the engines measured on the same log (``measured`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cachewright.generator.model import Policy, Rule
@@ -95,17 +95,28 @@ class Prediction:
     keys_forgotten: int
     assumptions: tuple[str, ...]
 
+    def with_measured(self, measured: Mapping[str, Measured]) -> Prediction:
+        """This prediction with what an engine measured per rule (by rule name) beside it."""
+        rows = tuple(replace(r, measured=(*r.measured, measured[r.rule])) if r.rule in measured else r
+                     for r in self.rules)
+        return replace(self, rules=rows)
+
     @property
     def totals(self) -> RuleRow:
         """Every rule's row added up."""
         def total(field: str) -> int:
             return sum(getattr(r, field) for r in self.rules)
+        engines = sorted({m.engine for r in self.rules for m in r.measured})
+        measured = tuple(Measured(e, *(sum(getattr(m, f) for r in self.rules for m in r.measured
+                                           if m.engine == e)
+                                       for f in ("requests", "hits", "origin_requests")))
+                         for e in engines)
         return RuleRow("total", None, True, total("requests"), total("cacheable"), total("hits"),
-                       total("stale"), total("origin_requests"), total("distinct_keys"))
+                       total("stale"), total("origin_requests"), total("distinct_keys"), measured)
 
     def to_json(self) -> dict[str, Any]:
         totals = self.totals.to_json()
-        for name in ("rule", "index", "cache", "measured"):
+        for name in ("rule", "index", "cache"):
             del totals[name]
         return {
             "schema": SCHEMA, "policy": self.policy, "log": self.log, "format": self.format,
