@@ -64,7 +64,7 @@ def not_yet(policy: Policy, command: str, runtime: str | None = None) -> None:
     raise UsageError(f"{policy.where('fleet')}: fleet: `cachewright {what}` cannot run a fleet "
                      f"yet (prove it on local processes: cachewright test {policy.source} "
                      "--runtime local; or compile it, one directory per node: cachewright "
-                     f"compile {policy.source} -o build/; docs/fleets.md)")
+                     f"compile {policy.source} -o cachewright-out/; docs/fleets.md)")
 
 
 def build(raw: dict[str, Any] | None) -> Fleet | None:

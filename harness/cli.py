@@ -21,6 +21,7 @@ from .commands import (
     common,
     compare,
     compile,
+    diff,
     explain,
     init,
     purge,
@@ -28,10 +29,12 @@ from .commands import (
     schema,
     serve,
     test,
+    validate,
     verify,
 )
 
-COMMANDS = (init, compile, verify, test, compare, serve, explain, replay, purge, capabilities, schema)
+COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, replay, diff, purge,
+            capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,8 +42,8 @@ def parser() -> argparse.ArgumentParser:
         prog="cachewright",
         description="Compile one YAML HTTP-caching policy into verified Nginx and Varnish "
                     "configurations.",
-        epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o build/\n"
-               "  cachewright compile policy.yaml -o build/ --check   # CI drift detection\n"
+        epilog="examples:\n  cachewright compile examples/static-site/policy.yaml -o cachewright-out/\n"
+               "  cachewright compile policy.yaml -o cachewright-out/ --check   # CI drift detection\n"
                "  cachewright capabilities\n"
                "  cachewright -q test policy.yaml  # failures and the summary only",
         formatter_class=argparse.RawDescriptionHelpFormatter,

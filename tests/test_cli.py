@@ -18,9 +18,9 @@ BAD = "version: 1\nname: x\norigin: {url: http://app:8000}\ncache: {default_ttl:
 
 
 def test_compile_writes_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compile", str(SHOP), "-o", str(tmp_path / "build")]) == 0
-    written = sorted(str(p.relative_to(tmp_path / "build")) for p in (tmp_path / "build").rglob("*")
-                     if p.is_file())
+    out = tmp_path / "cachewright-out"
+    assert main(["compile", str(SHOP), "-o", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert written == ["hitch/hitch.conf", "nginx/ffdhe2048.pem", "nginx/nginx.conf", "varnish/default.vcl",
                        "varnish/varnishd.args"]
     assert "warning: purge by tag" in capsys.readouterr().err
@@ -30,11 +30,11 @@ def test_policy_error_exits_2_without_traceback_or_output(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(BAD)
-    assert main(["compile", str(policy), "-o", str(tmp_path / "build")]) == 2
+    assert main(["compile", str(policy), "-o", str(tmp_path / "cachewright-out")]) == 2
     err = capsys.readouterr().err
     assert err == (f'{policy}:4:22: cache.default_ttl: "soon" is not a duration '
                    "(examples: 10s, 5m, 1h30m, 30d)\n1 error in policy\n")
-    assert not (tmp_path / "build").exists()
+    assert not (tmp_path / "cachewright-out").exists()
 
 
 def test_unsupported_feature_is_a_compile_error_for_that_engine(
@@ -50,7 +50,7 @@ def test_unsupported_feature_is_a_compile_error_for_that_engine(
 
 
 def test_check_reports_drift_with_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "build"
+    out = tmp_path / "cachewright-out"
     assert main(["compile", str(SHOP), "-o", str(out)]) == 0
     assert main(["compile", str(SHOP), "-o", str(out), "--check"]) == 0
     vcl = out / "varnish" / "default.vcl"

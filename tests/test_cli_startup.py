@@ -23,7 +23,8 @@ HEAVY = ("cachewright.harness.checks", "cachewright.harness.scenarios", "cachewr
 #: what compiling a policy does not need (verification, the harness's checks and reports)
 NOT_FOR_COMPILE = ("cachewright.harness.checks", "cachewright.harness.report", "requests", "docker",
                    "cryptography", "cachewright.harness.engines.verify", "cachewright.harness.certs")
-COMMANDS = ("init", "compile", "verify", "test", "compare", "serve", "explain", "replay", "purge",
+COMMANDS = ("init", "compile", "validate", "verify", "test", "compare", "serve", "explain", "replay",
+            "diff", "purge",
             "capabilities", "schema")
 
 
@@ -63,6 +64,16 @@ def test_compile_imports_only_the_compiler(tmp_path: Path) -> None:
         compile.add_parser(top.add_subparsers())
         args = top.parse_args(["compile", {str(SHOP)!r}, "-o", {str(tmp_path)!r}])
         assert args.run(args) == 0
+    """)
+    assert "cachewright.generator.pipeline" in modules and "jinja2" in modules
+    assert heavy(modules, NOT_FOR_COMPILE) == []
+
+
+def test_validate_imports_only_the_compiler(tmp_path: Path) -> None:
+    """The pre-commit hook's command: no verification, checks or reports (text format)."""
+    modules = loaded(f"""
+        from cachewright.harness.cli import main
+        assert main(["validate", {str(SHOP)!r}, "-q"]) == 0
     """)
     assert "cachewright.generator.pipeline" in modules and "jinja2" in modules
     assert heavy(modules, NOT_FOR_COMPILE) == []

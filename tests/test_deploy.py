@@ -117,14 +117,14 @@ def docker_client() -> Iterator[DockerClient]:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The page's policy, compiled by the page's compile command; returns the build/ directory."""
+    """The page's policy, compiled by the page's compile command; returns the cachewright-out/ directory."""
     work = tmp_path_factory.mktemp("deploy")
     (work / "policy.yaml").write_text(BLOCKS["policy"], encoding="utf-8")
     argv = shlex.split(BLOCKS["compile"])
     assert argv[0] == "cachewright", BLOCKS["compile"]
     with contextlib.chdir(work):
         assert cachewright(argv[1:]) == 0
-    return work / "build"
+    return work / "cachewright-out"
 
 
 # --------------------------------------------------------------------------- the container
@@ -142,8 +142,8 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
 
 
 def _payload(build: Path) -> dict[str, tuple[bytes, int]]:
-    """build/ into /root (where the page's commands run), the systemctl stand-in, today's origin."""
-    files = {f"root/build/{p.relative_to(build)}": (p.read_bytes(), 0o644)
+    """cachewright-out/ into /root (where the page's commands run), the systemctl stand-in, today's origin."""
+    files = {f"root/cachewright-out/{p.relative_to(build)}": (p.read_bytes(), 0o644)
              for p in sorted(build.rglob("*")) if p.is_file()}
     files["usr/local/sbin/systemctl"] = ((REPO / "tests" / "deploy_systemctl.py").read_bytes(), 0o755)
     files.update({f"opt/cachewright/{name}": (code, 0o644) for name, code in server_files().items()})

@@ -80,7 +80,7 @@ def test_a_control_character_exits_2_without_traceback(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_bytes(BASE.encode() + b"cache: {default_ttl: 1\x07m}\n")
-    assert main(["compile", str(policy), "-o", str(tmp_path / "build")]) == 2
+    assert main(["compile", str(policy), "-o", str(tmp_path / "cachewright-out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{policy}:4:23: invalid YAML: unprintable character #x0007 ")
     assert "\x07" not in err and "Traceback" not in err
@@ -106,7 +106,7 @@ def test_an_unreadable_ca_exits_2_naming_where_it_was_looked_for(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nname: x\norigin: {url: 'https://app', tls: {ca: ca.pem}}\n")
-    assert main(["compile", str(policy), "-o", str(tmp_path / "build")]) == 2
+    assert main(["compile", str(policy), "-o", str(tmp_path / "cachewright-out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{policy}:3:36: origin.tls.ca: cannot read {tmp_path}/ca.pem (No such "
                           "file or directory; a relative path is read beside the policy file)")

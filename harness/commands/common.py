@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cachewright.generator.errors import UsageError
+from cachewright.generator.errors import CachewrightError, UsageError
 from cachewright.generator.pipeline import Options
 from cachewright.generator.targets import ENGINES
 
@@ -18,8 +21,10 @@ if TYPE_CHECKING:
     from cachewright.generator.model import Policy
     from cachewright.generator.pipeline import Compiled
     from cachewright.harness.engines.tools import Verified
+    from cachewright.harness.report.github import Annotation
 
 DEFAULTS = Options()
+FORMATS = ("text", "github")
 
 
 def add_volume(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
@@ -63,19 +68,19 @@ def options(args: argparse.Namespace) -> Options:
                    varnish_proxy_listen=args.varnish_proxy_listen, hitch_user=args.hitch_user)
 
 
-def compiled(args: argparse.Namespace) -> tuple[Policy, Compiled]:
-    """The policy ``args.policy`` names and its files for the command line's targets and options
-    (its warnings printed). The garbage collector rests from the imports on (see
-    ``collection_paused``): the compiler's modules define many records, and a compile makes no
-    cycles worth collecting."""
+def compiled(args: argparse.Namespace, path: Path | None = None) -> tuple[Policy, Compiled]:
+    """The policy at ``path`` (default: ``args.policy``) and its files for the command line's
+    targets and options (its warnings printed). The garbage collector rests from the imports on
+    (see ``collection_paused``): the compiler's modules define many records, and a compile makes
+    no cycles worth collecting."""
     from cachewright.generator.pipeline import collection_paused, compile_policy
 
     with collection_paused():
         from cachewright.generator.load import load
 
-        policy = load(args.policy)
+        policy = load(path or args.policy)
         result = compile_policy(policy, targets(args), options(args))
-    warn(result.warnings)
+    warn(result.warnings, args, policy.source)
     return policy, result
 
 
@@ -89,9 +94,52 @@ def verified(args: argparse.Namespace, policy: Policy, result: Compiled) -> list
     return verify_nodes(result.files, policy.fleet, lambda files: verify(files, folder, hosts))
 
 
-def warn(lines: tuple[str, ...] | list[str]) -> None:
+def warn(lines: tuple[str, ...] | list[str], args: argparse.Namespace | None = None,
+         source: str = "") -> None:
+    """The compiler's warnings on stderr; with ``--format github`` also as warning annotations
+    at the lines of ``source`` (the policy file) they name."""
     for line in lines:
         print(line, file=sys.stderr)
+    if lines and github(args):
+        from ..report.annotate import warning_annotations
+
+        emit(warning_annotations(lines, source))
+
+
+def add_format(p: argparse.ArgumentParser) -> None:
+    """``--format text|github``: with github, problems are also printed on stdout as GitHub
+    Actions annotations (``harness/report/annotate.py``); the text report is unchanged."""
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text (default), or github: also print each problem on stdout as a GitHub "
+                        "Actions annotation at the policy line it is about")
+
+
+def github(args: argparse.Namespace | None) -> bool:
+    """Whether the command line asked for ``--format github``."""
+    return getattr(args, "format", "text") == "github"
+
+
+def emit(annotations: Iterable[Annotation]) -> None:
+    """Workflow commands on stdout, where the runner reads them."""
+    from ..report.github import render
+
+    sys.stdout.write(render(tuple(annotations)))
+    sys.stdout.flush()
+
+
+@contextmanager
+def annotating_errors(args: argparse.Namespace, file: Path | str | None = None) -> Iterator[None]:
+    """With ``--format github``, a CachewrightError leaving the block is also printed as error
+    annotations (on ``file``, default ``args.policy``, where it has no line of its own); it then
+    goes on to the CLI's handler, which prints the message and returns the exit code."""
+    try:
+        yield
+    except CachewrightError as exc:
+        if github(args):
+            from ..report.annotate import error_annotations
+
+            emit(error_annotations(exc, str(file if file is not None else args.policy)))
+        raise
 
 
 def stand_ins(policy: Policy) -> list[str]:

@@ -13,16 +13,19 @@ from . import common
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "compile", help="compile a policy into engine configurations",
-        description="Compile POLICY into build/nginx/nginx.conf, build/varnish/default.vcl "
-                    "(+ varnishd.args) and build/hitch/hitch.conf (with HTTPS).",
-        epilog="examples:\n  cachewright compile examples/shop/policy.yaml -o build/\n"
-               "  cachewright compile policy.yaml -o build/ --target varnish --verify\n"
-               "  cachewright compile policy.yaml -o build/ --check  # exit 1 + diff on drift",
+        description="Compile POLICY into cachewright-out/nginx/nginx.conf, "
+                    "cachewright-out/varnish/default.vcl (+ varnishd.args) and "
+                    "cachewright-out/hitch/hitch.conf (with HTTPS).",
+        epilog="examples:\n  cachewright compile examples/shop/policy.yaml\n"
+               "  cachewright compile policy.yaml -o cachewright-out/ --target varnish --verify\n"
+               "  cachewright compile policy.yaml --check  # exit 1 + diff on drift\n"
+               "  cachewright compile policy.yaml --check --format github  # + annotations",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
-    p.add_argument("-o", "--output", type=Path, default=Path("build"),
-                   help="output directory (default: build/)")
+    p.add_argument("-o", "--output", type=Path, default=Path("cachewright-out"),
+                   help="output directory (default: cachewright-out/)")
     common.add_target(p)
+    common.add_format(p)
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 with a unified diff if the files on disk differ")
     p.add_argument("--verify", action="store_true",
@@ -32,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    with common.annotating_errors(args):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from cachewright.generator.output import diff, write_atomically
 
     policy, compiled = common.compiled(args)
@@ -39,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         changes = diff(args.output, compiled.files)
         if changes:
             sys.stdout.write(changes)
-            print(f"{args.output}: out of date with {args.policy} (run cachewright compile)",
-                  file=sys.stderr)
+            stale = f"{args.output}: out of date with {args.policy} (run cachewright compile)"
+            print(stale, file=sys.stderr)
+            _annotate_drift(args, stale)
             return 1
         ui.info(f"{args.output}: up to date")
         return 0
@@ -51,3 +60,11 @@ def run(args: argparse.Namespace) -> int:
     for f in compiled.files:
         ui.info(str(args.output / f.path))
     return 0
+
+
+def _annotate_drift(args: argparse.Namespace, message: str) -> None:
+    """With ``--format github``, drift as an error on the policy file."""
+    if common.github(args):
+        from ..report.github import Annotation
+
+        common.emit([Annotation("error", message, str(args.policy), title="cachewright: drift")])

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     print(f"wrote {target} ({args.archetype}); next:\n"
-          f"  cachewright compile {target} -o build/ --verify\n"
+          f"  cachewright compile {target} -o cachewright-out/ --verify\n"
           f"  cachewright test {target}\n"
           f"  cachewright explain {target} GET /")
     return 0

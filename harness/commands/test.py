@@ -29,12 +29,13 @@ if TYPE_CHECKING:
     from .. import checks
     from ..client import Identity, Response
     from ..origin import Counts, RecordedRequest, RuleSpec
-    from ..report.results import CheckResult
+    from ..report.results import CheckResult, RunResult
     from ..runtime.api import Runtime, Stack
     from ..runtime.prepare import Configs
     from ..scenarios import EngineClient, OriginControl, Scenario, ScenarioContext, StackContext
 
     Selection = tuple[list[checks.Check], list[checks.Check], tuple[str, ...]]
+    Replay = Callable[[Runtime, Policy, tuple[str, ...]], list[CheckResult]]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog="examples:\n  cachewright test examples/shop/policy.yaml\n"
                "  cachewright test policy.yaml --engine varnish --junit report.xml\n"
                "  cachewright test policy.yaml --checks rule. --checks security\n"
-               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app",
+               "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app\n"
+               "  cachewright test policy.yaml --format github  # + failed checks as annotations\n"
+               "  cachewright test policy.yaml --replay requests.txt  # outcomes vs a baseline run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
@@ -64,6 +67,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "digest of the body)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
+    common.add_format(p)
+    p.add_argument("--replay", type=Path, metavar="FILE",
+                   help="also replay this traffic (a requests file: METHOD URL [Name: value]... per "
+                        "line) and check that no request changes outcome relative to a baseline run")
+    p.add_argument("--replay-baseline", type=Path, metavar="FILE",
+                   help="the baseline --replay compares with, recorded when absent (default: "
+                        "FILE.baseline.json beside the --replay file)")
     p.set_defaults(run=run)
 
 
@@ -157,6 +167,11 @@ def engines(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    with common.annotating_errors(args):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from cachewright.generator.fleet import not_yet
     from cachewright.generator.load import load
 
@@ -165,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     policy = load(args.policy)
     not_yet(policy, "test", args.runtime)
-    common.warn(policy.warnings)
+    common.warn(policy.warnings, args, policy.source)
     selected = engines(args) if policy.fleet is None else fleet_engines(args, policy)
     scenarios = scenarios_of(args)
     derived, asked_out, notes = derived_checks(args, policy)
@@ -175,20 +190,60 @@ def run(args: argparse.Namespace) -> int:
     client.TRACE = Tracer() if args.trace else None
     identity = response_identity(args)
     seen = checks.front_view(policy)  # a fleet's checks run through its first front node
-    with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
-            chosen.start(policy, selected, args.origin) as stack:
-        results = checks.run_checks(derived, stack, seen, selected, progress.done)
-        results += [checks.left_out(c, e) for e in selected for c in asked_out]
-        results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
+    replay = replay_check(args, policy)
+    results: list[CheckResult] = []
+    if derived or asked_out or scenarios or replay is None:  # --replay alone: its own stack only
+        with report.Progress(sys.stderr, total, enabled=None if ui.level else False) as progress, \
+                chosen.start(policy, selected, args.origin) as stack:
+            results = checks.run_checks(derived, stack, seen, selected, progress.done)
+            results += [checks.left_out(c, e) for e in selected for c in asked_out]
+            results += run_scenarios(scenarios, stack, seen, selected, progress.done, identity)
+    results += replay(chosen, policy, selected) if replay else []
     outcome = RunResult(policy.name, str(args.policy), chosen.name, selected, tuple(results), started,
                         time.monotonic() - clock, args.allow_skips, notes)
     color = report.should_color(sys.stdout)
     print(report.failures_only(outcome, color) if ui.level == ui.QUIET else
           report.table(outcome, color, verbose=ui.level == ui.VERBOSE), end="")
     ui.detail(report.notes(outcome))
+    annotate_failures(args, policy, scenarios, outcome)
     write_report(args.json, report.to_json(outcome))
     write_report(args.junit, report.to_junit(outcome))
     return outcome.exit_code
+
+
+def annotate_failures(args: argparse.Namespace, policy: Policy, scenarios: tuple[Scenario, ...],
+                      outcome: RunResult) -> None:
+    """With ``--format github``, each failed check as an error at its rule's (or scenario's)
+    line, else on the policy file."""
+    if common.github(args):
+        from ..report.annotate import check_annotations, check_places
+
+        places = check_places(policy, {s.check_id: s.source for s in scenarios})
+        common.emit(check_annotations(outcome, places))
+def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
+    """``--replay``: the check, run on a stack of its own after the others (None without the
+    option): no check's cache entries or origin rules change its outcomes. The traffic file and
+    the baseline are checked before any engine starts."""
+    from ..traffic import baseline
+    from ..traffic.requests_file import read_requests  # the one reader of the --replay file
+
+    if args.replay is None:
+        if args.replay_baseline is not None:
+            raise UsageError("--replay-baseline needs --replay")
+        return None
+    if policy.fleet is not None or user_app(args):
+        raise UsageError("--replay runs in front of the sample origin, without a fleet: section "
+                         "(its origin counts are the ground truth)")
+    if not args.replay.is_file():
+        raise UsageError(f"--replay {args.replay}: no such file")
+    saved = baseline.baseline_path(args.replay, args.replay_baseline)
+    baseline.load(saved)  # a bad baseline is an error before any engine starts
+
+    def run_replay(chosen: Runtime, run_policy: Policy, engines: tuple[str, ...]) -> list[CheckResult]:
+        with chosen.start(run_policy, engines) as stack:
+            return baseline.check(stack, run_policy, engines, args.replay, saved, read_requests)
+
+    return run_replay
 
 
 def fleet_engines(args: argparse.Namespace, policy: Policy) -> tuple[str, ...]:
