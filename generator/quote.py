@@ -6,6 +6,7 @@ ASCII only); these helpers still refuse what they cannot represent exactly, as a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import CachewrightError
 
@@ -45,6 +46,7 @@ def vcl_str(value: str) -> str:
     raise UnquotableValue(f"cannot be written as a VCL string: {value!r}")
 
 
+@lru_cache(maxsize=4096)  # rule selection (explain, replay) builds the same few per request
 def literal_regex(text: str) -> str:
     """PCRE matching ``text`` literally. ``%XX`` escapes match in either hex case."""
     out = []

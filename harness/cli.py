@@ -25,6 +25,7 @@ from .commands import (
     explain,
     init,
     purge,
+    replay,
     schema,
     serve,
     test,
@@ -32,8 +33,8 @@ from .commands import (
     verify,
 )
 
-COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, diff, purge, capabilities,
-            schema)
+COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, replay, diff, purge,
+            capabilities, schema)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -23,8 +23,8 @@ HEAVY = ("cachewright.harness.checks", "cachewright.harness.scenarios", "cachewr
 #: what compiling a policy does not need (verification, the harness's checks and reports)
 NOT_FOR_COMPILE = ("cachewright.harness.checks", "cachewright.harness.report", "requests", "docker",
                    "cryptography", "cachewright.harness.engines.verify", "cachewright.harness.certs")
-COMMANDS = ("init", "compile", "validate", "verify", "test", "compare", "serve", "explain", "diff",
-            "purge",
+COMMANDS = ("init", "compile", "validate", "verify", "test", "compare", "serve", "explain", "replay",
+            "diff", "purge",
             "capabilities", "schema")
 
 
