@@ -40,7 +40,9 @@ def test_the_table(shop_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert err == ""  # not a terminal: no progress
     lines = out.splitlines()
     assert lines[1].startswith(f"log     {shop_log} (combined, 2,002 lines, ")
-    assert lines[3].split() == ["rule", "requests", "cacheable", "hits", "hit", "ratio", "origin", "keys"]
+    # shop has a stale.while_revalidate window: nginx, without an age limit, is predicted on its own
+    assert lines[3].split() == ["rule", "requests", "cacheable", "hits", "hit", "ratio", "origin", "keys",
+                                "nginx", "predicted"]
     assert any(line.startswith("cart (cache: false)") for line in lines)
     assert next(line for line in lines if line.startswith("total")).split()[1] == "2,000"
     busiest = lines.index("busiest keys")
@@ -55,7 +57,9 @@ def test_json_schema(shop_log: Path, capsys: pytest.CaptureFixture[str]) -> None
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"schema", "policy", "log", "format", "lines", "span_seconds", "rules",
                          "totals", "refused", "purges", "top_keys", "malformed", "key_table",
-                         "assumptions"}
+                         "assumptions", "engines"}
+    assert set(data["engines"]) == {"nginx"}  # shop's stale window: nginx's own prediction
+    assert [r["rule"] for r in data["engines"]["nginx"]["rules"]] == [r["rule"] for r in data["rules"]]
     assert data["schema"] == "cachewright.replay/1" and data["format"] == "combined"
     assert [r["rule"] for r in data["rules"]] == ["static", "cart", "checkout", "account", "products",
                                                   "category", "default"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from cachewright.generator.load import load
 from cachewright.harness.traffic.logs import read
-from cachewright.harness.traffic.predict import Predictor
+from cachewright.harness.traffic.predict import combined, feed_all, predictors
 from cachewright.harness.traffic.report import Measured, Prediction, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,9 +61,9 @@ def predicted(work: Path, requests: int, rate: float) -> tuple[Path, Path, dict[
 
 def with_engines(policy: Path, log: Path, measured: list[dict[str, Any]]) -> Prediction:
     """The prediction (in process, the same code) with each engine's measurement beside it."""
-    predictor = Predictor(load(policy))
-    predictor.feed_all(read(log))
-    result = predictor.result(str(log), "combined", top=0)
+    chosen = predictors(load(policy))
+    feed_all(chosen, read(log))
+    result = combined(chosen, str(log), "combined", top=0)
     for run in measured:
         result = result.with_measured({rule: Measured(run["engine"], r["requests"], r["hits"], r["origin_requests"])
                                        for rule, r in run["rules"].items()})
@@ -71,20 +71,26 @@ def with_engines(policy: Path, log: Path, measured: list[dict[str, Any]]) -> Pre
 
 
 def table(result: Prediction) -> tuple[list[str], float]:
-    """Markdown rows (rule, requests, predicted, each engine and the gap) and the largest gap."""
+    """Markdown rows (rule, requests, and per engine: predicted for it, measured, the gap) and
+    the largest gap. An engine is compared with its own prediction where it differs from the
+    policy as written (nginx's stale responses without an age limit)."""
     engines = sorted({m.engine for r in result.rules for m in r.measured})
-    out = ["| rule | requests | predicted | " + " | ".join(f"{e} | gap" for e in engines) + " |",
-           "|---|---:|---:|" + "---:|---:|" * len(engines)]
+    out = ["| rule | requests | " + " | ".join(f"{e} predicted | {e} measured | gap" for e in engines) + " |",
+           "|---|---:|" + "---:|---:|---:|" * len(engines)]
+    own = {e: {r.rule: r for r in result.predicted_for(e)} for e in engines}
     worst = 0.0
     for row in (*[r for r in result.rules if r.requests], result.totals):
-        predicted_ratio = row.hit_ratio or 0.0
-        cells = [f"**{row.rule}**" if row.rule == "total" else row.rule, str(row.requests),
-                 f"{predicted_ratio * 100:.2f}%"]
+        cells = [f"**{row.rule}**" if row.rule == "total" else row.rule, str(row.requests)]
         for engine in engines:
+            mine = own[engine].get(row.rule)
+            rows = own[engine].values()
+            hits = mine.hits if mine else sum(r.hits for r in rows)
+            predicted_ratio = hits / row.requests if row.requests else 0.0
             m = next(m for m in row.measured if m.engine == engine)
             gap = (predicted_ratio - m.hits / m.requests) * 100 if m.requests else 0.0
             worst = max(worst, abs(gap))
-            cells += [f"{m.hits / m.requests * 100:.2f}%" if m.requests else "-", f"{gap:+.2f}"]
+            cells += [f"{predicted_ratio * 100:.2f}%",
+                      f"{m.hits / m.requests * 100:.2f}%" if m.requests else "-", f"{gap:+.2f}"]
         out.append("| " + " | ".join(cells) + " |")
     return out, worst
 

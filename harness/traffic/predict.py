@@ -92,12 +92,16 @@ class QueryFilter:
 class Predictor:
     """A shared cache simulated over a log (see the module's docstring)."""
 
-    def __init__(self, policy: Policy, *, max_keys: int = MAX_KEYS) -> None:
+    def __init__(self, policy: Policy, *, max_keys: int = MAX_KEYS, engine: str = "") -> None:
         self.policy = policy
         self.rules: tuple[Rule, ...] = (*policy.rules, policy.default_rule)
         self.scheme = default_scheme(policy)
         self.host = request_host(policy)
+        #: the engine whose own behaviour is simulated ("": the policy as written, Varnish's)
+        self.engine = engine
         self.swr = float(policy.cache.stale.while_revalidate)
+        if engine == "nginx" and self.swr:  # proxy_cache_use_stale updating has no age limit
+            self.swr = float("inf")
         self.soft = policy.purge is not None and policy.purge.soft
         self.watched = watched_headers(policy)
         self.ttls = [status_ttls(policy, rule) for rule in self.rules]
@@ -222,6 +226,37 @@ class Predictor:
             malformed=self.malformed_count, malformed_first=tuple(self.malformed),
             span_seconds=span, key_table_limit=self.max_keys, keys_forgotten=self.forgotten,
             assumptions=assumptions(self.policy, self.rules, self.scheme, self.forgotten))
+
+
+def differing_engines(policy: Policy) -> tuple[str, ...]:
+    """The engines whose hit ratio for this policy differs from the policy as written, each
+    predicted on its own: nginx serves a stale response while it is refreshed without an age
+    limit (``stale.while_revalidate`` bounds it on Varnish only; ``explain`` says so too)."""
+    return ("nginx",) if policy.cache.stale.while_revalidate else ()
+
+
+def predictors(policy: Policy, *, max_keys: int = MAX_KEYS) -> list[Predictor]:
+    """The policy's predictor, then one per engine that differs (``differing_engines``)."""
+    return [Predictor(policy, max_keys=max_keys),
+            *(Predictor(policy, max_keys=max_keys, engine=e) for e in differing_engines(policy))]
+
+
+def feed_all(chosen: list[Predictor], items: Iterable[Entry | Malformed]) -> None:
+    """Every item to every predictor, the log read once."""
+    if len(chosen) == 1:
+        chosen[0].feed_all(items)
+        return
+    for item in items:
+        for predictor in chosen:
+            predictor.feed(item)
+
+
+def combined(chosen: list[Predictor], log: str, format: str, top: int) -> Prediction:
+    """The first predictor's result with the others' rows beside it, by engine."""
+    result = chosen[0].result(log, format, top)
+    for other in chosen[1:]:
+        result = result.with_engine(other.engine, other.result(log, format, 0).rules)
+    return result
 
 
 def forget_oldest(memo: dict[Any, Any]) -> None:

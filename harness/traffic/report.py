@@ -94,6 +94,17 @@ class Prediction:
     key_table_limit: int
     keys_forgotten: int
     assumptions: tuple[str, ...]
+    #: an engine's own prediction where it differs from the policy as written (``rules`` above):
+    #: (engine, its rows), e.g. nginx's stale responses without an age limit
+    engines: tuple[tuple[str, tuple[RuleRow, ...]], ...] = ()
+
+    def with_engine(self, engine: str, rows: tuple[RuleRow, ...]) -> Prediction:
+        """This prediction with ``engine``'s own rows beside it."""
+        return replace(self, engines=(*self.engines, (engine, rows)))
+
+    def predicted_for(self, engine: str) -> tuple[RuleRow, ...]:
+        """The rows predicted for ``engine``: its own where it differs, else the policy's."""
+        return dict(self.engines).get(engine, self.rules)
 
     def with_measured(self, measured: Mapping[str, Measured]) -> Prediction:
         """This prediction with what an engine measured per rule (by rule name) beside it."""
@@ -129,7 +140,15 @@ class Prediction:
                           "first": [{"line": m.line, "reason": m.reason} for m in self.malformed_first]},
             "key_table": {"limit": self.key_table_limit, "forgotten": self.keys_forgotten},
             "assumptions": list(self.assumptions),
+            "engines": {engine: {"rules": [r.to_json() for r in rows],
+                                 "totals": _totals_json(rows)} for engine, rows in self.engines},
         }
+
+
+def _totals_json(rows: tuple[RuleRow, ...]) -> dict[str, Any]:
+    requests, hits = sum(r.requests for r in rows), sum(r.hits for r in rows)
+    return {"requests": requests, "hits": hits, "hit_ratio": ratio(hits, requests),
+            "origin_requests": sum(r.origin_requests for r in rows)}
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -158,6 +177,10 @@ def assumptions(policy: Policy, rules: Sequence[Rule], scheme: str, forgotten: i
     if policy.cache.query.sort:
         out.append("cache.query.sort (Varnish only): queries are keyed as logged, in their order, "
                    "as on nginx; on Varnish queries that differ only in order share a key")
+    if policy.cache.stale.while_revalidate:
+        out.append("nginx serves a stale response while it is refreshed without an age limit "
+                   "(stale.while_revalidate bounds it on Varnish): its own prediction is the "
+                   "'nginx predicted' column (JSON: engines.nginx)")
     if policy.fleet is not None:
         out.append("fleet: the fleet is predicted as one cache (every tier applies the same "
                    "rules and key; how tiers and shards split the keys is not simulated)")
@@ -186,17 +209,27 @@ def render(p: Prediction) -> str:
 
 
 def table(p: Prediction) -> list[str]:
+    """Per rule: the prediction, each differing engine's own predicted hit ratio, then what the
+    engines measured."""
     engines = sorted({m.engine for r in p.rules for m in r.measured})
+    own = [(engine, {r.rule: r for r in (*rows, _total(rows))}) for engine, rows in p.engines]
     head = ("rule", "requests", "cacheable", "hits", "hit ratio", "origin", "keys",
+            *(f"{e} predicted" for e, _ in own),
             *(f"{e} {what}" for e in engines for what in ("hit ratio", "origin")))
-    rows = [head] + [_row(r, engines) for r in (*p.rules, p.totals)]
+    rows = [head] + [_row(r, own, engines) for r in (*p.rules, p.totals)]
     return aligned(rows, right=tuple(range(1, len(head))), rule_before=len(rows) - 1)
 
 
-def _row(r: RuleRow, engines: list[str]) -> tuple[str, ...]:
+def _total(rows: tuple[RuleRow, ...]) -> RuleRow:
+    return RuleRow("total", None, True, *(sum(getattr(r, f) for r in rows) for f in (
+        "requests", "cacheable", "hits", "stale", "origin_requests", "distinct_keys")))
+
+
+def _row(r: RuleRow, own: list[tuple[str, dict[str, RuleRow]]], engines: list[str]) -> tuple[str, ...]:
     measured = {m.engine: m for m in r.measured}
     cells = [r.rule + ("" if r.cache else " (cache: false)"), f"{r.requests:,}", f"{r.cacheable:,}",
              f"{r.hits:,}", percent(r.hit_ratio), f"{r.origin_requests:,}", f"{r.distinct_keys:,}"]
+    cells += [percent(rows[r.rule].hit_ratio) if r.rule in rows else "" for _, rows in own]
     for engine in engines:
         m = measured.get(engine)
         cells += [percent(ratio(m.hits, m.requests)), f"{m.origin_requests:,}"] if m else ["", ""]
