@@ -207,3 +207,42 @@ def test_quiet_prints_the_summary_only(ttl_edit: str, capsys: pytest.CaptureFixt
 def test_annotations_for_rev_path_name_the_file(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "HEAD~1:site/policy.yaml", "HEAD:site/policy.yaml", "--format", "github"]) == 0
     assert capsys.readouterr().out.startswith("::notice file=policy.yaml,line=5,")
+
+
+def _combined(target: str, second: int) -> str:
+    return (f'10.0.0.1 - - [07/Dec/2026:10:00:{second:02d} +0000] "GET {target} HTTP/1.1" 200 5 '
+            '"-" "curl/8"\n')
+
+
+def test_an_access_log_adds_its_distinct_requests(tmp_path: Path, ttl_edit: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A gzipped combined log: each distinct request compared once, named by its first line;
+    a malformed line and the requests past --max-log-requests are noted, not fatal."""
+    import gzip
+
+    log = tmp_path / "access.log.gz"
+    lines = [_combined("/products/42?utm_source=x", 1), _combined("/products/42?utm_source=x", 2),
+             "garbage\n", _combined("/cart/1", 3), _combined("/products/43", 4)]
+    log.write_bytes(gzip.compress("".join(lines).encode()))
+    code = main(["diff", SHOP, ttl_edit, "--access-log", str(log), "--max-log-requests", "2", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    shown = {c["shown"]: c["sources"] for c in json.loads(captured.out)["changed"]}
+    assert shown["GET https://shop.example.com/products/42?utm_source=x"] == [f"{log}:1"]
+    assert not any("/cart/1" in s or "/products/43" in s or "User-Agent" in s for s in shown)
+    assert f"note: {log}: 1 malformed lines skipped (lines 3)" in captured.err
+    assert f"note: {log}: 1 requests beyond the first 2 distinct ones not compared" in captured.err
+
+
+def test_an_unreadable_access_log_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    damaged = tmp_path / "access.log.gz"
+    damaged.write_bytes(gzip_header_only())
+    assert main(["diff", SHOP, SHOP, "--access-log", str(damaged)]) == 2
+    assert f"--access-log {damaged}: cannot read it" in capsys.readouterr().err
+    assert main(["diff", SHOP, SHOP, "--access-log", str(tmp_path / "missing.log")]) == 2
+
+
+def gzip_header_only() -> bytes:
+    import gzip
+
+    return gzip.compress(b"x" * 1000)[:20]

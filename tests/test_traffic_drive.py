@@ -97,12 +97,26 @@ def test_a_ttl_expires_where_the_compressed_log_says(tmp_path: Path) -> None:
         assert measured.late == 0 and measured.seconds >= 3.6
 
 
+TRAFFIC = ("/static/a", "/static/a", "/account/x", "/static/../x")
+
+
+def _gzip_combined() -> bytes:
+    import gzip
+
+    return gzip.compress("".join(f'127.0.0.1 - - [07/Dec/2026:10:00:0{i} +0000] "GET {t} HTTP/1.1" 200 5 '
+                                 '"-" "curl/8"\n' for i, t in enumerate(TRAFFIC)).encode())
+
+
+@pytest.mark.parametrize("kind", ["requests file", "gzipped access log"])
 def test_replay_passes_against_its_baseline_and_fails_naming_a_changed_request(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    policy, edited, traffic = tmp_path / "policy.yaml", tmp_path / "edited.yaml", tmp_path / "requests.txt"
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    policy, edited, traffic = tmp_path / "policy.yaml", tmp_path / "edited.yaml", tmp_path / "traffic"
     policy.write_text(POLICY, encoding="utf-8")
     edited.write_text(POLICY.replace("ttl: 10s", "cache: false"), encoding="utf-8")
-    traffic.write_text("GET /static/a\nGET /static/a\nGET /account/x\nGET /static/../x\n", encoding="utf-8")
+    if kind == "requests file":
+        traffic.write_text("".join(f"GET {t}\n" for t in TRAFFIC), encoding="utf-8")
+    else:
+        traffic.write_bytes(_gzip_combined())
     saved = tmp_path / "baseline.json"
     replay = ["--no-derived", "--no-scenarios", "--replay", str(traffic), "--replay-baseline", str(saved)]
     assert main(["test", str(policy), *replay]) == 0  # records

@@ -174,3 +174,19 @@ def test_an_unknown_format_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="unknown log format 'apache'"):
         Reader(io.BytesIO(b""), "apache")
+
+
+def test_auto_reads_a_requests_file() -> None:
+    """A file of ``METHOD URL [Name: value]...`` lines (no log line among the first) is a
+    requests file: ``test --replay`` and ``replay`` read either."""
+    import io
+
+    from cachewright.harness.traffic.entry import Entry as _Entry
+    from cachewright.harness.traffic.logs import Reader
+
+    text = b"# by hand\nGET /a\n\nGET http://shop.test/b?x=1 Cookie: a=1\nnonsense\n"
+    reader = Reader(io.BytesIO(text))
+    got = list(reader)
+    assert reader.format == "requests"
+    assert got[:2] == [_Entry(2, "GET", "/a"), _Entry(4, "GET", "/b?x=1", "shop.test", (("Cookie", "a=1"),))]
+    assert len(got) == 3 and got[2].line == 5 and not isinstance(got[2], _Entry)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cachewright.harness.traffic.entry import Entry, Malformed
     from cachewright.harness.traffic.report import Prediction
 
-FORMATS = ("auto", "combined", "varnishncsa", "json")
+FORMATS = ("auto", "combined", "varnishncsa", "json", "requests")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                "  cachewright test policy.yaml --checks rule. --checks security\n"
                "  cachewright test policy.yaml --origin http://127.0.0.1:8000  # your own app\n"
                "  cachewright test policy.yaml --format github  # + failed checks as annotations\n"
-               "  cachewright test policy.yaml --replay requests.txt  # outcomes vs a baseline run",
+               "  cachewright test policy.yaml --replay access.log  # outcomes vs a baseline run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)
@@ -69,8 +69,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--junit", type=Path, metavar="FILE", help="write the results as JUnit XML")
     common.add_format(p)
     p.add_argument("--replay", type=Path, metavar="FILE",
-                   help="also replay this traffic (a requests file: METHOD URL [Name: value]... per "
-                        "line) and check that no request changes outcome relative to a baseline run")
+                   help="also replay this traffic (an access log as replay reads it: nginx combined, "
+                        "varnishncsa, JSON lines, gzip; or a requests file, METHOD URL [Name: "
+                        "value]... a line) and check that no request changes outcome relative to "
+                        "a baseline run")
     p.add_argument("--replay-baseline", type=Path, metavar="FILE",
                    help="the baseline --replay compares with, recorded when absent (default: "
                         "FILE.baseline.json beside the --replay file)")
@@ -225,7 +227,7 @@ def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
     option): no check's cache entries or origin rules change its outcomes. The traffic file and
     the baseline are checked before any engine starts."""
     from ..traffic import baseline
-    from ..traffic.requests_file import read_requests  # the one reader of the --replay file
+    from ..traffic.logs import read  # access logs of every format, or a requests file
 
     if args.replay is None:
         if args.replay_baseline is not None:
@@ -241,7 +243,7 @@ def replay_check(args: argparse.Namespace, policy: Policy) -> Replay | None:
 
     def run_replay(chosen: Runtime, run_policy: Policy, engines: tuple[str, ...]) -> list[CheckResult]:
         with chosen.start(run_policy, engines) as stack:
-            return baseline.check(stack, run_policy, engines, args.replay, saved, read_requests)
+            return baseline.check(stack, run_policy, engines, args.replay, saved, read)
 
     return run_replay
 

@@ -10,8 +10,9 @@ access log) into the same records. Adding a source is one more function returnin
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cachewright.generator.errors import UsageError
@@ -105,6 +106,46 @@ def from_entries(entries: Iterable[Entry], policy: Policy, name: str) -> Iterato
     host = request_host(policy)
     for entry in entries:
         yield Sourced(entry.request(host), f"{name}:{entry.line}")
+
+
+@dataclass
+class LogRead:
+    """What reading an access log for ``diff`` passed over: malformed lines (the first few line
+    numbers kept) and, past the cap, distinct requests not compared."""
+
+    malformed: int = 0
+    first_malformed: list[int] = field(default_factory=list)
+    beyond_cap: int = 0
+
+
+def from_log(path: Path, policies: tuple[Policy, Policy], cap: int, read: LogRead) -> Iterator[Sourced]:
+    """The distinct requests of an access log (any format ``replay`` reads), each named by the
+    line it first appears on, at most ``cap`` of them; counts what it passes over in ``read``.
+    A request keeps only the headers either policy reads (a logged User-Agent that no rule
+    looks at makes no request of its own). Streams: memory holds the distinct requests."""
+    from ..traffic.logs import read as read_log
+    from ..traffic.predict import watched_headers
+
+    host, seen = request_host(policies[1]), set[Request]()
+    watched = watched_headers(policies[0]) | watched_headers(policies[1])
+    try:
+        for item in read_log(path):
+            if isinstance(item, Malformed):
+                read.malformed += 1
+                if len(read.first_malformed) < 5:
+                    read.first_malformed.append(item.line)
+                continue
+            kept = tuple(h for h in item.headers if h[0].lower() in watched)
+            request = replace(item, headers=kept).request(host)
+            if request in seen:
+                continue
+            if len(seen) >= cap:
+                read.beyond_cap += 1
+                continue
+            seen.add(request)
+            yield Sourced(request, f"{path}:{item.line}")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UsageError(f"--access-log {path}: cannot read it ({exc})") from None
 
 
 def read_requests(path: Path) -> list[Entry]:

@@ -14,6 +14,8 @@ Formats (``FORMATS``):
 * ``json`` — one object a line: ``method``; ``url`` or ``target`` (origin- or absolute-form);
   optional ``host``, ``headers`` (an object, or a list of ``[name, value]`` pairs), ``time``
   (seconds since the epoch, or ISO 8601) and ``status``.
+* ``requests`` — a requests file written by hand (``requests_file``): ``METHOD URL [Name:
+  value]...`` a line, ``#`` comments; no times.
 
 ``auto`` decides per file from its first readable lines. A gzip file (rotated logs usually are)
 is read through ``gzip`` whatever its name, recognised by its magic bytes. Lines longer than
@@ -37,8 +39,9 @@ from typing import IO, Any
 from cachewright.generator.errors import UsageError
 
 from .entry import Entry, Malformed
+from .requests_file import parse_line
 
-FORMATS = ("combined", "varnishncsa", "json")
+FORMATS = ("combined", "varnishncsa", "json", "requests")
 MAX_LINE = 64 * 1024
 DETECT_LINES = 20  # auto: the first readable lines looked at
 OVERLONG = "\x00overlong"  # stands for a line over MAX_LINE (its text is not kept)
@@ -123,7 +126,9 @@ def numbered(stream: IO[str]) -> Iterator[tuple[int, str]]:
 
 def detect(lines: Iterable[str]) -> str:
     """The format of the first readable lines: ``json`` when they are objects, ``varnishncsa``
-    when their requests carry absolute URLs, else ``combined``."""
+    when their requests carry absolute URLs, ``combined`` for origin-form ones, ``requests``
+    when none is a log line but one reads as ``METHOD URL``; else ``combined``."""
+    requests = False
     for line in lines:
         text = line.strip()
         if text.startswith("{"):
@@ -131,7 +136,17 @@ def detect(lines: Iterable[str]) -> str:
         found = CLF.match(line)
         if found:
             return "varnishncsa" if ABSOLUTE.match(found.group(3)) else "combined"
-    return "combined"
+        if text and not text.startswith("#"):
+            requests = requests or isinstance(parse_line(text, 0), Entry)
+    return "requests" if requests else "combined"
+
+
+def parse_requests(lines: Iterable[tuple[int, str]], headers: bool = True) -> Iterator[Entry | Malformed]:
+    """A requests file's lines (blank ones and ``#`` comments skipped)."""
+    for number, line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield parse_line(text, number)
 
 
 def reason(line: str) -> str:
@@ -306,4 +321,5 @@ def _json_time(value: Any) -> float | None:
     raise ValueError(f"'time' {str(value)[:40]!r} is neither seconds since the epoch nor ISO 8601")
 
 
-PARSERS = {"combined": parse_clf, "varnishncsa": parse_clf, "json": parse_json}
+PARSERS = {"combined": parse_clf, "varnishncsa": parse_clf, "json": parse_json,
+           "requests": parse_requests}
