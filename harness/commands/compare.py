@@ -7,7 +7,6 @@ measurements, the renderers and matplotlib are imported when the command runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
 
+    from ..compare.fleetrecords import FleetReport
     from ..compare.records import CompareReport
 
 DESCRIPTION = (
@@ -170,7 +170,7 @@ def _run_fleet(args: argparse.Namespace, policy: Policy) -> int:
                              body_size=args.body_size, rate=args.zipf_rate)
     report = compare_fleet(policy, str(args.policy), settings, progress=_progress)
     print(fleet_text(report), end="")
-    write_report(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+    write_report(args.json, _json(report))
     return 1 if report.failed else 0
 
 
@@ -181,10 +181,16 @@ def _write(args: argparse.Namespace, report: CompareReport) -> int:
     from ..report import should_color
 
     print(text_report(report, color=should_color(sys.stdout)), end="")
-    write_report(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+    write_report(args.json, _json(report))
     if args.html:
         write_report(args.html, html_report(report))
     failed = any(summary.failed for summary in (report.correctness or {}).values() if summary)
     # "inconclusive" (met None) is not a miss: the run could not tell, see harness.compare.targets
     missed = any(target.met is False for target in report.targets)
     return 1 if failed or (args.strict and missed) else 0
+
+
+def _json(report: CompareReport | FleetReport) -> str:
+    import json
+
+    return json.dumps(report.to_json(), indent=2) + "\n"

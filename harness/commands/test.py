@@ -8,12 +8,9 @@ starts (``compare`` and ``serve`` share its options and steps).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +145,8 @@ def runtime(args: argparse.Namespace, configs: Configs | None = None) -> Runtime
 
 def engines(args: argparse.Namespace) -> tuple[str, ...]:
     """The engines to run; a missing one is an error unless --skip-missing (local runtime)."""
+    import shutil
+
     from ..engines import binaries, packages
 
     wanted = ENGINES if args.engine == "all" else (args.engine,)
@@ -186,6 +185,8 @@ def _run(args: argparse.Namespace) -> int:
     selected = engines(args) if policy.fleet is None else fleet_engines(args, policy)
     scenarios = scenarios_of(args)
     derived, asked_out, notes = derived_checks(args, policy)
+    from datetime import UTC, datetime
+
     started, clock = datetime.now(UTC), time.monotonic()
     total = len(selected) * len(derived) + sum(len(set(s.engines) & set(selected)) for s in scenarios)
     chosen = runtime(args) if policy.fleet is None else fleet_runtime(args)
@@ -354,6 +355,8 @@ class Tracer:
     unique id, so a response id not seen before means the origin was hit."""
 
     def __init__(self) -> None:
+        import threading
+
         self.seen: set[str] = set()
         self.lock = threading.Lock()
 
