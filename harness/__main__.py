@@ -1,4 +1,4 @@
 """python -m cachewright.harness"""
-from .cli import entry
+from .launch import entry
 
 entry()
