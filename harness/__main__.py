@@ -1,4 +1,4 @@
 """python -m cachewright.harness"""
-from .launch import entry
+from .cli import entry
 
 entry()

@@ -8,7 +8,6 @@ when they run. ``tests/test_cli.py`` guards what ``import cachewright.harness.cl
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,10 +32,6 @@ from .commands import (
     validate,
     verify,
 )
-
-#: commands that end soon after they start: the garbage collector stays paused for them when the
-#: console script paused it (``launch``); every other command runs with it
-BRIEF = ("init", "compile", "validate", "verify", "explain", "capabilities", "schema")
 
 COMMANDS = (init, compile, validate, verify, test, compare, serve, explain, replay, diff, purge,
             capabilities, schema)
@@ -64,14 +59,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input, 3 tool missing).
-    ``collector_paused``: ``launch`` paused the garbage collector, to be resumed unless the
-    command is ``BRIEF``."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 check failed, 2 bad input, 3 tool missing)."""
     top = parser()
     args = top.parse_args(argv)
-    if collector_paused and args.command not in BRIEF:
-        gc.enable()  # ``launch`` paused it for a brief command's start
     if args.quiet and args.verbose:
         top.error("-q/--quiet and -v/--verbose exclude each other")
     ui.level = ui.QUIET if args.quiet else ui.VERBOSE if args.verbose else ui.NORMAL
@@ -86,12 +77,11 @@ def main(argv: Sequence[str] | None = None, *, collector_paused: bool = False) -
         return 130
 
 
-def entry(*, collector_paused: bool = False) -> None:
-    """Console-script entry point (through ``launch``). Ctrl-C always interrupts, even when the
-    parent started us with SIGINT ignored (as shells do for background jobs): the harness then
-    cleans up."""
+def entry() -> None:
+    """Console-script entry point. Ctrl-C always interrupts, even when the parent started us
+    with SIGINT ignored (as shells do for background jobs): the harness then cleans up."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.exit(main(collector_paused=collector_paused))
+    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
     assert not any(name.startswith("cachewright/__init__") for name in names)  # a namespace package
     with zipfile.ZipFile(wheel) as archive:
         entry_points = archive.read(f"{wheel.name.split('-py3')[0]}.dist-info/entry_points.txt").decode()
-    assert "cachewright = cachewright.harness.launch:entry" in entry_points
+    assert "cachewright = cachewright.harness.cli:entry" in entry_points
     assert "cachewright = cachewright.harness.pytest_plugin" in entry_points
 
 
