@@ -77,3 +77,30 @@ def test_validate_imports_only_the_compiler(tmp_path: Path) -> None:
     """)
     assert "cachewright.generator.pipeline" in modules and "jinja2" in modules
     assert heavy(modules, NOT_FOR_COMPILE) == []
+
+
+def test_the_commands_are_the_help_table() -> None:
+    from cachewright.harness.commands import HELP
+
+    assert tuple(HELP) == COMMANDS
+
+
+@pytest.mark.parametrize("argv", [["-q", "compile", "p.yaml"], ["--version"], ["validate", "a", "b"]])
+def test_a_start_imports_no_other_command(argv: list[str]) -> None:
+    """Only the named command's module is imported (the rest are listed from HELP)."""
+    modules = loaded(f"from cachewright.harness import cli\ncli.parser({argv!r})")
+    named = [a for a in argv if not a.startswith("-")][:1]
+    others = sorted(m for c in COMMANDS if c not in named
+                    if (m := f"cachewright.harness.commands.{c}") in modules)
+    assert others == []
+
+
+def test_every_command_is_listed_with_the_summary_its_own_parser_has(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from cachewright.harness.cli import main, parser
+    from cachewright.harness.commands import HELP
+
+    (sub,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {c.dest: c.help for c in sub._choices_actions} == HELP
+    assert main(["schema"]) == 0 and '"$schema"' in capsys.readouterr().out

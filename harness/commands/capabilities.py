@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import HELP
+
 if TYPE_CHECKING:
     from cachewright.generator.capabilities import Feature, Support
     from cachewright.generator.model import Policy
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "capabilities", help="print what each engine supports (native / module / unsupported)",
+        "capabilities", help=HELP["capabilities"],
         epilog="examples:\n  cachewright capabilities\n"
                "  cachewright capabilities examples/api/policy.yaml  # only features it uses",
         formatter_class=argparse.RawDescriptionHelpFormatter)

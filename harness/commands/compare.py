@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import ui
 from ..compare.settings import FleetSettings, OffloadSettings, Settings
-from . import common
+from . import HELP, common
 from .test import add_run_options, engines, run_scenarios, runtime, scenarios_of, write_report
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ EPILOG = ("examples:\n  cachewright compare examples/shop/policy.yaml\n"
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "compare", help="run nginx and Varnish on one policy: capabilities, correctness, performance",
+        "compare", help=HELP["compare"],
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
     add_run_options(p)

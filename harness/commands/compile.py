@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import ui
-from . import common
+from . import HELP, common
 
 if TYPE_CHECKING:
     from cachewright.generator.render import OutputFile
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "compile", help="compile a policy into engine configurations",
+        "compile", help=HELP["compile"],
         description="Compile POLICY into cachewright-out/nginx/nginx.conf, "
                     "cachewright-out/varnish/default.vcl (+ varnishd.args) and "
                     "cachewright-out/hitch/hitch.conf (with HTTPS).",

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import common
+from . import HELP, common
 
 if TYPE_CHECKING:
     from ..diffing.compare import DiffResult
@@ -24,7 +24,7 @@ FORMATS = ("table", "json", "markdown", "github")
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``diff`` on the ``cachewright`` subparsers."""
     p = sub.add_parser(
-        "diff", help="show which requests behave differently between two versions of a policy",
+        "diff", help=HELP["diff"],
         description="Compare two versions of a policy over a set of requests (each rule's "
                     "matching and boundary requests from both, plus --requests and --access-log) and report every "
                     "request whose outcome changes: the rule, cached or not, TTL, stale windows, "

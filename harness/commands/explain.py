@@ -11,13 +11,13 @@ import argparse
 from pathlib import Path
 
 from .. import ui
-from . import common
+from . import HELP, common
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``explain`` on the ``cachewright`` subparsers."""
     p = sub.add_parser(
-        "explain", help="show which rule a request matches and what each engine does with it",
+        "explain", help=HELP["explain"],
         description="Explain one request: the rule that matches (first match), whether it is "
                     "looked up and stored and for how long (or why not), the cache key, what "
                     "the origin receives, and how nginx and Varnish implement it. Computed from "

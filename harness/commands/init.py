@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import HELP
+
 ARCHETYPES = {
     "static": "a static site: long-lived assets, short HTML, tracking parameters ignored",
     "api": "a JSON API: short TTLs, stale-while-revalidate, per-token caching, no writes cached",
@@ -19,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register ``init`` on the ``cachewright`` subparsers."""
     kinds = "\n".join(f"  {name:7} {what}" for name, what in ARCHETYPES.items())
     p = sub.add_parser(
-        "init", help="write a commented starter policy (static, api, cms or shop)",
+        "init", help=HELP["init"],
         description="Write a commented starter policy to edit, then compile and test.\n\n"
                     f"archetypes:\n{kinds}",
         epilog="examples:\n  cachewright init                       # policy.yaml, static site\n"

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from cachewright.generator.errors import UsageError
 
 from ..purging import Node, Outcome, Purge, fleet_tiers, host_header, purge_tiers
+from . import HELP
 
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
@@ -37,7 +38,7 @@ SCOPE_HEADER = "Cache-Purge-Scope"
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "purge", help="purge a URL, prefix, tag or everything on one or many cache nodes at once",
+        "purge", help=HELP["purge"],
         description="Send one purge to every node in parallel and report each node's answer "
                     "(with --fleet: every node of the policy's fleet, the tier nearest the origin "
                     "first). Exit 0 when every node answered 2xx (or nginx's 404: not cached "

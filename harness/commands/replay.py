@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import HELP
+
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
     from cachewright.harness.traffic.entry import Entry, Malformed
@@ -22,7 +24,7 @@ FORMATS = ("auto", "combined", "varnishncsa", "json", "requests")
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``replay`` on the ``cachewright`` subparsers."""
     p = sub.add_parser(
-        "replay", help="predict what a policy does with a real access log: hit ratio per rule",
+        "replay", help=HELP["replay"],
         description="Read an access log (nginx combined, varnishncsa, or JSON lines; gzip "
                     "too) and predict, per rule of the policy, how many requests hit the cache "
                     "and how many reach the origin: each request takes the rule it selects and "

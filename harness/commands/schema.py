@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import HELP
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "schema", help="print the policy JSON Schema",
+        "schema", help=HELP["schema"],
         epilog="example:\n  cachewright schema > cachewright.schema.json\n"
                "  # then in policy.yaml: # yaml-language-server: $schema=cachewright.schema.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)

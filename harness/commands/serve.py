@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachewright.generator.errors import UsageError
 
-from . import common, test
+from . import HELP, common, test
 
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "serve", help="keep the sample origin and the engine(s) running for curl and friends",
+        "serve", help=HELP["serve"],
         description="Start the sample origin (or use --origin) and the engine(s) with the "
                     "policy's configuration, print their URLs, and keep them up until Ctrl-C. "
                     "The first engine listens on the policy's ports (listen.http.port, "

@@ -18,7 +18,7 @@ from cachewright.generator.errors import CachewrightError, ToolMissing, UsageErr
 from cachewright.generator.targets import ENGINES
 
 from .. import ui
-from . import common
+from . import HELP, common
 
 if TYPE_CHECKING:
     from cachewright.generator.model import Policy
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "test", help="run the engines in front of a sample app and prove the policy",
+        "test", help=HELP["test"],
         description="Compile POLICY, start the sample origin and the real engines, and run the "
                     "checks derived from the policy plus its scenarios. Exit 0 only when every "
                     "selected check passed on every selected engine.",

@@ -10,12 +10,12 @@ from pathlib import Path
 from cachewright.generator.errors import CachewrightError, UsageError
 
 from .. import ui
-from . import common
+from . import HELP, common
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "validate", help="check policies: load and compile each in memory (no engines)",
+        "validate", help=HELP["validate"],
         description="Load each POLICY (every problem reported as file:line:col) and compile it in\n"
                     "memory for every engine it targets (a fleet: every node), so a feature an\n"
                     "engine lacks fails too. Every file is checked and reported; exit 2 if any is\n"

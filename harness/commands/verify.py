@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from .. import ui
-from . import common
+from . import HELP, common
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "verify", help="check a policy's output with nginx -t, varnishd -C and hitch --test",
+        "verify", help=HELP["verify"],
         epilog="example:\n  cachewright verify examples/api/policy.yaml --target varnish",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("policy", type=Path, help="policy YAML file")
