@@ -21,11 +21,12 @@ def missing_engines() -> list[str]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     """The sample seed, in the session header whatever the verbosity, so a failing CI sample can
-    be rerun (tests/test_corpus.py's policies, tests/test_docker_runtime.py's runs)."""
+    be rerun (tests/test_corpus.py's policies, tests/test_docker_runtime.py's runs,
+    tests/test_diff_engines.py's example)."""
     from corpus import SEED_ENV, sample_seed  # tests/ is on sys.path (rootdir conftest)
 
-    return (f"sample seed {sample_seed()}: the policy corpus and the docker runs (rerun with "
-            f"{SEED_ENV}={sample_seed()})")
+    return (f"sample seed {sample_seed()}: the policy corpus, the docker runs and the example diff "
+            f"replays on the engines (rerun with {SEED_ENV}={sample_seed()})")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
