@@ -265,3 +265,26 @@ def test_missing_app_image_is_a_clean_error(images: None, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert code == 3
     assert err.strip() == "origin image 'cachewright-test/none:0' is not present (build or pull it first)"
+
+
+@pytest.mark.docker
+def test_replay_measures_on_the_docker_runtime(images: None, docker_client: object, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``replay --engine both --runtime docker``: 60 requests over 6 URLs (1h TTL) measured in
+    containers as predicted, 54 hits and 6 origin requests on each engine."""
+    import json
+
+    from cachewright.harness.cli import main
+
+    policy, log = tmp_path / "policy.yaml", tmp_path / "access.log"
+    policy.write_text("version: 1\nname: replay-docker\norigin: {url: http://origin.test:8000}\n"
+                      "listen: {hosts: [shop.test], http: {port: 80}}\n"
+                      "rules:\n  - {name: static, match: {path_prefix: /static/}, ttl: 1h}\n")
+    log.write_text("".join(f'127.0.0.1 - - [07/Dec/2026:10:00:{i:02d} +0000] "GET /static/{i % 6}.css '
+                           'HTTP/1.1" 200 5 "-" "curl/8"\n' for i in range(60)))
+    assert main(["replay", str(policy), str(log), "--json", "--engine", "both", "--runtime", "docker",
+                 "--speed", "100"]) == 0
+    (static,) = [r for r in json.loads(capsys.readouterr().out)["rules"] if r["rule"] == "static"]
+    assert (static["requests"], static["hits"], static["origin_requests"]) == (60, 54, 6)
+    assert {(m["engine"], m["requests"], m["hits"], m["origin_requests"]) for m in static["measured"]} \
+        == {("nginx", 60, 54, 6), ("varnish", 60, 54, 6)}
