@@ -19,7 +19,8 @@ from cachewright.generator.targets import ENGINES
 from . import hitch, nginx, varnish
 from .stored import StoredObject
 
-__all__ = ["ENGINES", "PACKAGES", "Engine", "StoredObject", "binaries", "engine", "packages"]
+__all__ = ["ENGINES", "PACKAGES", "Engine", "StoredObject", "binaries", "engine", "packages",
+           "stale_age_limit"]
 
 
 class Engine(Protocol):
@@ -60,6 +61,12 @@ PACKAGES: dict[str, str] = {**nginx.PACKAGES, **varnish.PACKAGES, **hitch.PACKAG
 def engine(name: str) -> Engine:
     """The module of engine ``name`` (KeyError for another name)."""
     return _BY_NAME[name]
+
+
+def stale_age_limit(name: str) -> bool:
+    """Whether engine ``name`` serves a stale response only within the policy's
+    ``stale.while_revalidate`` window (nginx: without an age limit)."""
+    return bool(getattr(engine(name), "STALE_AGE_LIMIT", True))
 
 
 def binaries(name: str, policy: Policy | None = None) -> tuple[str, ...]:

@@ -25,6 +25,9 @@ PACKAGES = {"nginx": "nginx-light libnginx-mod-http-cache-purge libnginx-mod-htt
 #: what an image needs installed for the modules generated configs load
 MODULES_FROM = "the Debian packages " + PACKAGES["nginx"]
 CONF = "nginx.conf"
+#: proxy_cache_use_stale updating serves a stale response while it is refreshed with no age
+#: limit: cache.stale.while_revalidate does not bound it
+STALE_AGE_LIMIT = False
 #: prints ``nginx version: nginx/1.22.1`` (on stderr)
 VERSION_FLAG = "-v"
 #: where Debian's and the official images' packages install dynamic modules

@@ -24,6 +24,8 @@ PACKAGES = {"varnishd": "varnish varnish-modules", "varnishlog": "varnish"}
 #: what an image needs installed for the vmods generated VCL imports (std, cookie... ship with Varnish)
 MODULES_FROM = "varnish-modules"
 VCL = "default.vcl"
+#: a stale object is served only within its grace (cache.stale.while_revalidate bounds it)
+STALE_AGE_LIMIT = True
 #: the users varnishd drops to as root, manager and worker (Debian's package creates them)
 USERS = ("varnish", "vcache")
 ARGS = "varnishd.args"

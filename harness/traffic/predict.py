@@ -31,6 +31,7 @@ from cachewright.generator.model import Policy, Rule
 from cachewright.generator.quote import glob_regex
 from cachewright.generator.status import DEFAULT_STATUSES
 
+from ..engines import ENGINES, stale_age_limit
 from ..runtime.prepare import request_host
 from ..selection.explain import PURGES, bypass_reasons, default_scheme, guard, key_parts
 from ..selection.request import Pair, select_rule
@@ -100,7 +101,7 @@ class Predictor:
         #: the engine whose own behaviour is simulated ("": the policy as written, Varnish's)
         self.engine = engine
         self.swr = float(policy.cache.stale.while_revalidate)
-        if engine == "nginx" and self.swr:  # proxy_cache_use_stale updating has no age limit
+        if engine and self.swr and not stale_age_limit(engine):  # nginx: stale without an age limit
             self.swr = float("inf")
         self.soft = policy.purge is not None and policy.purge.soft
         self.watched = watched_headers(policy)
@@ -232,7 +233,9 @@ def differing_engines(policy: Policy) -> tuple[str, ...]:
     """The engines whose hit ratio for this policy differs from the policy as written, each
     predicted on its own: nginx serves a stale response while it is refreshed without an age
     limit (``stale.while_revalidate`` bounds it on Varnish only; ``explain`` says so too)."""
-    return ("nginx",) if policy.cache.stale.while_revalidate else ()
+    if not policy.cache.stale.while_revalidate:
+        return ()
+    return tuple(e for e in ENGINES if not stale_age_limit(e))
 
 
 def predictors(policy: Policy, *, max_keys: int = MAX_KEYS) -> list[Predictor]:
